@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0
+/* forkscope, tracepoint backend: attributes each launch's kernel time to the
+ * phases of the catalog from landmark tracepoints (see machine.h for the rules)
+ * and aggregates per (cell, phase) in per-CPU maps, so no launch is lost at any
+ * launch rate.  Every program filters on the runner first thing. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "forkscope/shared/catalog.h"
+#include "forkscope/shared/machine.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define FS_CLONE_VFORK 0x00004000ULL
+
+const volatile struct fs_site sites[FS_MAX_SITES] = {};
+const volatile __u32 nsites = 0;
+
+/* Set by user space at run time through the mmapped .bss. */
+__u32 target_tgid = 0;
+__u32 cur_cell = FS_NO_CELL;
+
+struct fs_child {
+	__u32 cell;
+	__u32 ran;
+	__u64 wake_ts;
+	__u64 exit_ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct fs_launch);
+} launches SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fs_launch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct fs_child);
+} children SEC(".maps");
+
+/* Launching thread -> cell of its last launch, for post-launch faults. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} last_cell SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, __u32);
+} cache_lm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FS_MAX_CELLS * FS_NPHASES);
+	__type(key, __u32);
+	__type(value, struct fs_agg);
+} agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FS_MAX_CELLS);
+	__type(key, __u32);
+	__type(value, struct fs_cellstat);
+} cellstats SEC(".maps");
+
+static __always_inline struct fs_launch *my_launch(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((__u32)(id >> 32) != target_tgid)
+		return NULL;
+	__u32 tid = (__u32)id;
+	return bpf_map_lookup_elem(&launches, &tid);
+}
+
+static __always_inline struct fs_cellstat *cellstat(__u32 cell)
+{
+	if (cell >= FS_MAX_CELLS)
+		return NULL;
+	return bpf_map_lookup_elem(&cellstats, &cell);
+}
+
+static __always_inline void agg_add(__u32 cell, __u32 ph, __u64 count, __u64 calls, __u64 total,
+				    __u64 self)
+{
+	if (cell >= FS_MAX_CELLS || ph >= FS_NPHASES)
+		return;
+	__u32 key = cell * FS_NPHASES + ph;
+	struct fs_agg *a = bpf_map_lookup_elem(&agg, &key);
+	if (!a)
+		return;
+	a->count += count;
+	a->calls += calls;
+	a->total_ns += total;
+	a->self_ns += self;
+	__u32 slot = fs_hist_slot(total);
+	if (slot < FS_HIST_SLOTS)
+		a->hist[slot] += 1;
+}
+
+static __always_inline int is_launch_syscall(long id)
+{
+	return id == 56 /* clone */ || id == 57 /* fork */ || id == 58 /* vfork */ ||
+	       id == 435 /* clone3 */;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+
+	if ((__u32)(pid_tgid >> 32) != target_tgid) {
+		/* A child on its way out: exit or exit_group starts its teardown. */
+		if (id == 60 || id == 231) {
+			struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+			if (c && !c->exit_ts)
+				c->exit_ts = bpf_ktime_get_ns();
+		}
+		return 0;
+	}
+	if (id == 60 || id == 231) {
+		/* A thread child (same thread group) exiting. */
+		struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+		if (c && !c->exit_ts)
+			c->exit_ts = bpf_ktime_get_ns();
+		return 0;
+	}
+	if (!is_launch_syscall(id))
+		return 0;
+	bpf_map_delete_elem(&last_cell, &tid);
+	__u32 cell = cur_cell;
+	if (cell >= FS_MAX_CELLS) {
+		bpf_map_delete_elem(&launches, &tid);
+		return 0;
+	}
+	__u32 zero = 0;
+	struct fs_launch *l = bpf_map_lookup_elem(&scratch, &zero);
+	if (!l)
+		return 0;
+	fs_launch_begin(l, cell, bpf_ktime_get_ns());
+	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) {
+		struct fs_cellstat *cs = cellstat(cell);
+		if (cs)
+			cs->lost += 1;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct fs_launch *l = my_launch();
+	if (!l)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 cell = l->cell;
+	struct fs_cellstat *cs = cellstat(cell);
+
+	fs_landmark(l, FS_LM_SYS_EXIT, now);
+	if (ret > 0) {
+		for (int i = 0; i < FS_NPHASES; i++) {
+			if (l->calls[i])
+				agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i]);
+		}
+		if (cs) {
+			cs->launches += 1;
+			cs->pt_pages += l->pt_pages;
+		}
+		bpf_map_update_elem(&last_cell, &tid, &cell, BPF_ANY);
+	} else if (ret != -513 /* ERESTARTNOINTR: restarted, not failed */ && cs) {
+		cs->failed += 1;
+	}
+	bpf_map_delete_elem(&launches, &tid);
+	return 0;
+}
+
+static __always_inline __u32 classify_copy_process_cache(struct fs_launch *l, struct kmem_cache *s)
+{
+	__u64 key = (__u64)s;
+	__u32 *known = bpf_map_lookup_elem(&cache_lm, &key);
+	if (known)
+		return *known;
+
+	char name[16] = {};
+	const char *p = BPF_CORE_READ(s, name);
+	bpf_probe_read_kernel_str(name, sizeof(name), p);
+	__u32 lm = 0;
+	if (name[0] == 't' && name[1] == 'a' && name[2] == 's' && name[3] == 'k')
+		lm = FS_LM_TASK_STRUCT; /* task_struct */
+	else if (name[0] == 's' && name[1] == 'i' && name[2] == 'g' && name[3] == 'h')
+		lm = FS_LM_SIGHAND; /* sighand_cache */
+	else if (name[0] == 's' && name[1] == 'i' && name[2] == 'g' && name[3] == 'n')
+		lm = FS_LM_SIGNAL; /* signal_cache */
+	else if (name[0] == 'm' && name[1] == 'm' && name[2] == '_' && name[3] == 's')
+		lm = FS_LM_MM_STRUCT; /* mm_struct */
+	if (lm) {
+		bpf_map_update_elem(&cache_lm, &key, &lm, BPF_ANY);
+		return lm;
+	}
+	/* Merged slab caches report another cache's name.  task_struct, sighand and
+	 * mm_struct caches cannot merge (usercopy / RCU); signal_cache can. */
+	return fs_find(l, FS_PH_COPY_PROCESS) < 0 ? FS_LM_TASK_STRUCT : FS_LM_SIGNAL;
+}
+
+SEC("tp_btf/kmem_cache_alloc")
+int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s)
+{
+	struct fs_launch *l = my_launch();
+	if (!l)
+		return 0;
+	__u32 n = nsites;
+	for (__u32 i = 0; i < FS_MAX_SITES; i++) {
+		if (i >= n)
+			break;
+		if (call_site >= sites[i].start && call_site < sites[i].end) {
+			__u32 lm = sites[i].lm;
+			if (lm == 0)
+				lm = classify_copy_process_cache(l, s);
+			fs_landmark(l, lm, bpf_ktime_get_ns());
+			break;
+		}
+	}
+	return 0;
+}
+
+SEC("tp_btf/mmap_lock_acquire_returned")
+int BPF_PROG(fs_mmap_lock_acquired, struct mm_struct *mm, bool write, bool success)
+{
+	struct fs_launch *l = my_launch();
+	if (!l || !write || !success)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (mm == task->mm)
+		fs_landmark(l, FS_LM_MMAP_LOCK, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(fs_mmap_lock_released, struct mm_struct *mm, bool write)
+{
+	struct fs_launch *l = my_launch();
+	if (!l || !write)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (mm == task->mm)
+		fs_landmark(l, FS_LM_MMAP_UNLOCK, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tp_btf/rss_stat")
+int BPF_PROG(fs_rss_stat, struct mm_struct *mm, int member)
+{
+	struct fs_launch *l = my_launch();
+	if (!l)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (mm != task->mm)
+		fs_landmark(l, FS_LM_PT_WORK, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tp_btf/mm_page_alloc")
+int BPF_PROG(fs_mm_page_alloc, struct page *page, unsigned int order)
+{
+	struct fs_launch *l = my_launch();
+	if (!l)
+		return 0;
+	if (fs_find(l, FS_PH_DUP_MM) >= 0)
+		l->pt_pages += 1u << (order & 15);
+	return 0;
+}
+
+SEC("tp_btf/task_newtask")
+int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
+{
+	struct fs_launch *l = my_launch();
+	if (!l)
+		return 0;
+	if (clone_flags & FS_CLONE_VFORK)
+		l->flags |= FS_LF_VFORK;
+	fs_landmark(l, FS_LM_NEWTASK, bpf_ktime_get_ns());
+	__u32 pid = task->pid;
+	struct fs_child c = { .cell = l->cell };
+	bpf_map_update_elem(&children, &pid, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(fs_sched_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct fs_launch *l = my_launch();
+	if (l)
+		fs_landmark(l, FS_LM_FORK_DONE, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(fs_sched_wakeup_new, struct task_struct *p)
+{
+	struct fs_launch *l = my_launch();
+	if (!l)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	fs_landmark(l, FS_LM_WAKEUP_NEW, now);
+	__u32 pid = p->pid;
+	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	if (c)
+		c->wake_ts = now;
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 pid = next->pid;
+	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	if (!c || c->ran || !c->wake_ts)
+		return 0;
+	c->ran = 1;
+	__u64 d = bpf_ktime_get_ns() - c->wake_ts;
+	agg_add(c->cell, FS_PH_CHILD_FIRST_RUN, 1, 1, d, d);
+	return 0;
+}
+
+SEC("tp_btf/page_fault_user")
+int BPF_PROG(fs_page_fault_user, unsigned long address, struct pt_regs *regs,
+	     unsigned long error_code)
+{
+	if (!(error_code & 2)) /* write faults only: copy-on-write */
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+	if (c) {
+		struct fs_cellstat *cs = cellstat(c->cell);
+		if (cs)
+			cs->faults_child += 1;
+		return 0;
+	}
+	/* The launcher between cells (preparing the next heap) is not launching. */
+	if ((__u32)(pid_tgid >> 32) != target_tgid || cur_cell == FS_NO_CELL)
+		return 0;
+	__u32 *cell = bpf_map_lookup_elem(&last_cell, &tid);
+	if (cell) {
+		struct fs_cellstat *cs = cellstat(*cell);
+		if (cs)
+			cs->faults_parent += 1;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
+{
+	__u32 pid = p->pid;
+	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	if (!c)
+		return 0;
+	if (c->exit_ts) {
+		__u64 d = bpf_ktime_get_ns() - c->exit_ts;
+		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d);
+	}
+	bpf_map_delete_elem(&children, &pid);
+	return 0;
+}

@@ -1,0 +1,104 @@
+#pragma once
+// The results model: one Run, its Cells, each with user-side latency summaries
+// and the kernel phase tree.  Serialized as the versioned JSON results file
+// (schema "forkscope.results/1"), the one interchange format.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "forkscope/stats.h"
+
+namespace forkscope {
+
+inline constexpr const char* kSchema = "forkscope.results/1";
+
+struct Host {
+  std::string hostname;
+  std::string kernel;  // uname -r
+  std::string arch;
+  int cpus = 0;
+  std::string thp;     // transparent_hugepage/enabled, the bracketed choice
+};
+
+struct PhaseAvailability {
+  std::string name;
+  std::string source;  // "tracepoint", "derived", "fentry", "kprobe" or "" when not measured
+  std::string how;     // what bounds it
+  std::string reason;  // why it is not measured (empty when it is)
+};
+
+struct Phase {
+  std::string name;
+  std::string path;  // "syscall;copy_process;dup_mm"
+  std::string source;
+  uint64_t count = 0;     // launches in which it was seen
+  uint64_t calls = 0;     // spans (VMAs for copy_page_range)
+  uint64_t total_ns = 0;  // inclusive, summed over launches
+  uint64_t self_ns = 0;   // inclusive minus measured children
+  double mean_ns = 0;     // total_ns / count: per launch
+  uint64_t p50_ns = 0;    // of per-launch inclusive time, from the histogram
+  uint64_t p99_ns = 0;
+  std::vector<uint64_t> hist;  // per-launch inclusive ns, slots of stats.h; may be empty
+};
+
+struct Backing {
+  uint64_t heap_bytes_touched = 0;
+  uint64_t anon_huge_bytes = 0;  // AnonHugePages of the whole runner
+  uint64_t vm_pte_bytes = 0;     // VmPTE: page tables fork has to copy
+  uint64_t vm_rss_bytes = 0;
+  uint64_t vmas = 0;             // lines of /proc/self/maps
+};
+
+struct KernelCounts {
+  uint64_t launches = 0;       // successful launches the BPF side saw
+  uint64_t failed = 0;
+  uint64_t pt_pages = 0;       // pages allocated during dup_mm (page tables)
+  uint64_t faults_parent = 0;  // write faults after launches
+  uint64_t faults_child = 0;
+  uint64_t lost = 0;
+};
+
+struct UserSpans {
+  Summary call_to_return;  // launch call -> return in the parent
+  Summary call_to_child;   // launch call -> child running (stamped by the child)
+  Summary call_to_reaped;  // launch call -> child reaped / thread joined
+};
+
+struct Cell {
+  std::string mode;         // fork, vfork, clone, clone-vm, pthread, posix_spawn, clone:<FLAGS>
+  std::string clone_flags;  // what the kernel was asked for, e.g. "VM|FS|FILES|SIGHAND"
+  uint64_t heap_bytes = 0;
+  uint64_t iterations = 0;  // requested
+  uint64_t launches = 0;    // counted (not warm-up)
+  uint64_t failed = 0;
+  std::string failed_errno; // e.g. "EAGAIN" of the first failure
+  bool time_capped = false; // stopped by --cell-seconds before --iterations
+  double seconds = 0;
+  UserSpans user;
+  Backing backing;
+  KernelCounts kernel;
+  std::vector<Phase> phases;  // tree order: parents before children
+
+  const Phase* phase(const std::string& name) const;
+};
+
+struct Run {
+  std::string schema = kSchema;
+  std::string tool_version;
+  std::string started;  // ISO 8601 UTC
+  Host host;
+  std::string backend;  // "tracepoint"
+  bool incomplete = false;
+  std::vector<PhaseAvailability> phases_available;
+  std::vector<Cell> cells;
+};
+
+// JSON round trip.  from_json throws usage_error naming the first bad field.
+std::string to_json(const Run& run, int indent = 2);
+Run run_from_json(const std::string& text);
+Run load_results(const std::string& path);
+// Writes atomically: a temporary file in the same directory, then rename.
+void save_results(const Run& run, const std::string& path);
+
+}  // namespace forkscope

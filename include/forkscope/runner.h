@@ -1,0 +1,89 @@
+#pragma once
+// The runner: prepares a touched heap, issues launches of one kind, times each
+// from user space, and drives a sweep of (heap size x mode) cells while telling
+// the BPF side which cell the launches belong to.
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "forkscope/results.h"
+
+namespace forkscope {
+
+// An anonymous private mapping touched page by page and kept observably alive.
+class Heap {
+ public:
+  Heap(uint64_t bytes, bool allow_thp);
+  ~Heap();
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+  uint64_t bytes() const { return bytes_; }
+  uint64_t checksum() const;  // reads every page: the compiler cannot drop the heap
+
+ private:
+  unsigned char* base_ = nullptr;
+  uint64_t bytes_ = 0;
+};
+
+Backing read_backing(uint64_t heap_bytes);
+uint64_t mem_available_bytes();
+
+// One kind of launch.  mode is fork, vfork, clone, clone-vm, pthread, posix_spawn,
+// or a custom clone flag set built from names (VM,FS,FILES,SIGHAND,THREAD,...).
+struct LaunchSpec {
+  std::string mode;
+  uint64_t clone_flags = 0;  // for clone modes; 0 otherwise
+  std::string flags_label;   // "VM|FS" style, for the report
+};
+
+const std::vector<std::string>& known_modes();
+LaunchSpec parse_mode(const std::string& mode);                // throws usage_error
+LaunchSpec parse_clone_flags(const std::string& names);        // "VM,FS,FILES": throws usage_error
+
+struct LaunchSample {
+  bool ok = false;
+  int err = 0;                 // errno when !ok
+  uint64_t call_to_return = 0;
+  uint64_t call_to_child = 0;  // 0 when the child did not stamp
+  uint64_t call_to_reaped = 0;
+};
+
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  virtual LaunchSample launch() = 0;
+};
+// child_program: path of forkscope-child (used by posix_spawn).
+std::unique_ptr<Launcher> make_launcher(const LaunchSpec& spec, const std::string& child_program);
+
+// Hooks the sweep calls so the kernel side can follow the cells.
+struct CellHooks {
+  std::function<void(uint32_t cell)> begin;  // before the first counted launch
+  std::function<void()> end;                 // after the last one
+  std::function<void(Cell& cell, uint32_t index)> collect;
+};
+
+struct SweepOptions {
+  std::vector<LaunchSpec> modes;
+  std::vector<uint64_t> heaps;
+  uint64_t iterations = 10000;
+  double cell_seconds = 4.0;
+  uint64_t warmup = 20;
+  bool allow_thp = false;
+  int cpu = -1;
+  bool quiet = false;
+  std::string child_program;
+};
+
+// Runs every cell; stops early (returning the cells done) when *stop becomes true.
+std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks,
+                            const std::atomic<bool>* stop);
+
+uint64_t now_ns();  // CLOCK_MONOTONIC, the clock bpf_ktime_get_ns reads
+
+}  // namespace forkscope

@@ -1,0 +1,30 @@
+#pragma once
+// Latency statistics: exact summaries of samples taken in user space, and
+// percentiles estimated from the kernel side's log-linear histograms.
+#include <cstdint>
+#include <vector>
+
+namespace forkscope {
+
+struct Summary {
+  uint64_t n = 0;
+  uint64_t min = 0;
+  double mean = 0;
+  uint64_t p50 = 0;
+  uint64_t p90 = 0;
+  uint64_t p99 = 0;
+  uint64_t max = 0;
+};
+
+// Nearest-rank percentile (q in [0,1]) of sorted samples: the smallest value with
+// at least q*n samples at or below it.  Empty input gives 0.
+uint64_t percentile_sorted(const std::vector<uint64_t>& sorted, double q);
+Summary summarize(std::vector<uint64_t> samples);
+
+// Histogram slots as the BPF side fills them (machine.h fs_hist_slot).
+uint64_t hist_slot_low(uint32_t slot);   // smallest value in the slot
+uint64_t hist_slot_high(uint32_t slot);  // one past the largest value
+// Percentile estimate from slot counts, interpolating linearly inside the slot.
+uint64_t hist_percentile(const std::vector<uint64_t>& hist, double q);
+
+}  // namespace forkscope

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quick start: install what is missing, build, and run `forkscope run` (extra
+# arguments are passed on, e.g. scripts/run.sh --modes fork,pthread).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup.sh"
+exec "${FORKSCOPE_BUILD:-$ROOT/build}/forkscope" run "$@"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Every test lane: install what is missing, build, then the unit lane (no root)
+# and the runtime lane (root, real BPF on this kernel).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${FORKSCOPE_BUILD:-$ROOT/build}"
+"$ROOT/scripts/setup.sh"
+cd "$BUILD"
+ctest --output-on-failure -L "unit|runtime"

@@ -1,0 +1,11 @@
+#pragma once
+// One file per subcommand.  Each registers itself on the app; its callback runs
+// the command and stores the exit code.  Failures are thrown as forkscope::Error.
+#include <CLI/CLI.hpp>
+
+namespace forkscope {
+
+void add_run_command(CLI::App& app, int& exit_code);
+void add_doctor_command(CLI::App& app, int& exit_code);
+
+}  // namespace forkscope

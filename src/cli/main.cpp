@@ -1,0 +1,35 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "forkscope/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "forkscope: where the Linux kernel spends the time of a process or thread launch.\n"
+      "Launches fork/vfork/clone/pthread/posix_spawn over a sweep of heap sizes, times each\n"
+      "launch from user space and attributes the kernel's share to phases of copy_process\n"
+      "with CO-RE BPF programs.  Start with `forkscope doctor`, then `forkscope run`.\n\n"
+      "Exit codes: 0 success, 1 failure or interrupted, 2 bad usage or input,\n"
+      "3 missing privilege or kernel feature.",
+      "forkscope"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "forkscope 0.1.0");
+  int exit_code = forkscope::kExitOk;
+  forkscope::add_run_command(app, exit_code);
+  forkscope::add_doctor_command(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::string sub = app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name() + " ";
+    std::fprintf(stderr, "forkscope: %s; see forkscope %s--help\n", e.what(), sub.c_str());
+    return forkscope::kExitUsage;
+  } catch (const forkscope::Error& e) {
+    std::fprintf(stderr, "forkscope: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkscope: %s\n", e.what());
+    return forkscope::kExitFailure;
+  }
+  return exit_code;
+}

@@ -1,0 +1,215 @@
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "forkscope/catalog.h"
+#include "forkscope/error.h"
+#include "forkscope/probes.h"
+#include "forkscope/report.h"
+#include "forkscope/runner.h"
+#include "forkscope/size.h"
+
+namespace forkscope {
+
+namespace {
+
+constexpr const char* kDefaultHeaps = "2M,64M,512M,2G";
+
+struct RunOptions {
+  std::string modes = "fork,vfork,clone,clone-vm,pthread,posix_spawn";
+  std::vector<std::string> clone_flags;
+  std::string heaps;
+  uint64_t iterations = 10000;
+  double cell_seconds = 4.0;
+  uint64_t warmup = 20;
+  int cpu = -1;
+  bool thp = false;
+  std::string out = "forkscope-out";
+  bool quiet = false;
+  bool no_color = false;
+  bool verbose = false;
+};
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+std::string iso_now() {
+  char buf[32];
+  time_t t = time(nullptr);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string self_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : exe.parent_path().string();
+}
+
+// Everything a user can get wrong is checked here, before anything is loaded or launched.
+SweepOptions validate(const RunOptions& o) {
+  SweepOptions s;
+  std::stringstream ss(o.modes);
+  std::string m;
+  while (std::getline(ss, m, ',')) {
+    if (!m.empty()) s.modes.push_back(parse_mode(m));
+  }
+  for (const auto& f : o.clone_flags) s.modes.push_back(parse_clone_flags(f));
+  if (s.modes.empty()) throw usage_error("--modes is empty; give at least one mode, e.g. --modes fork,pthread");
+
+  const uint64_t avail = mem_available_bytes();
+  const bool defaults = o.heaps.empty();
+  for (uint64_t h : parse_size_list(defaults ? kDefaultHeaps : o.heaps)) {
+    if (defaults && avail && h > avail / 4) {
+      if (!o.quiet)
+        std::fprintf(stderr, "forkscope: skipping the %s heap: more than a quarter of the %s available\n",
+                     format_size(h).c_str(), format_size(avail).c_str());
+      continue;
+    }
+    if (avail && h > avail)
+      throw usage_error("--heap " + format_size(h) + " is more than the " + format_size(avail) +
+                        " of available memory; choose smaller sizes");
+    s.heaps.push_back(h);
+  }
+  if (s.heaps.empty()) throw usage_error("no heap size left to run; pass --heap with sizes that fit in memory");
+  if (s.heaps.size() * s.modes.size() > FS_MAX_CELLS)
+    throw usage_error("too many cells (" + std::to_string(s.heaps.size() * s.modes.size()) + "); at most " +
+                      std::to_string(FS_MAX_CELLS) + " (modes x heap sizes) per run");
+  if (o.iterations == 0) throw usage_error("--iterations must be at least 1");
+  if (!(o.cell_seconds > 0)) throw usage_error("--cell-seconds must be positive");
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (o.cpu >= ncpu) throw usage_error("--cpu " + std::to_string(o.cpu) + ": this machine has CPUs 0.." + std::to_string(ncpu - 1));
+
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec || access(o.out.c_str(), W_OK) != 0)
+    throw usage_error("--out " + o.out + ": cannot create or write the directory" + (ec ? " (" + ec.message() + ")" : "") +
+                      "; choose another --out");
+
+  s.iterations = o.iterations;
+  s.cell_seconds = o.cell_seconds;
+  s.warmup = o.warmup;
+  s.allow_thp = o.thp;
+  s.cpu = o.cpu;
+  s.quiet = o.quiet;
+  s.child_program = self_dir() + "/forkscope-child";
+  return s;
+}
+
+// The cell whose tree explains the most: the largest fork cell, else the largest cell.
+const Cell* featured_cell(const Run& run) {
+  const Cell* best = nullptr;
+  for (const Cell& c : run.cells) {
+    bool better = !best || (c.mode == "fork" && best->mode != "fork") ||
+                  (c.mode == best->mode && c.heap_bytes > best->heap_bytes) ||
+                  (best->mode != "fork" && c.mode != "fork" && c.heap_bytes > best->heap_bytes);
+    if (better) best = &c;
+  }
+  return best;
+}
+
+int run_command(const RunOptions& o) {
+  SweepOptions sweep = validate(o);
+  check_privileges();
+
+  std::unique_ptr<TracepointBackend> backend = TracepointBackend::open(o.verbose);
+  backend->set_target(getpid());
+  const uint32_t mask = measured_mask(FS_SRC_TP);
+
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  Run run;
+  run.tool_version = "0.1.0";
+  run.started = iso_now();
+  run.host = read_host();
+  run.backend = "tracepoint";
+  run.phases_available = backend->availability();
+
+  CellHooks hooks;
+  hooks.begin = [&](uint32_t cell) { backend->set_cell(cell); };
+  hooks.end = [&] { backend->set_cell(FS_NO_CELL); };
+  hooks.collect = [&](Cell& cell, uint32_t index) {
+    cell.kernel = backend->read_counts(index);
+    std::vector<PhaseAgg> aggs = backend->read_phases(index);
+    PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
+    cow.count = cell.kernel.launches;
+    cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
+    cell.phases = build_phases(aggs, mask);
+  };
+  if (!o.quiet) {
+    std::fprintf(stderr, "forkscope: tracepoint backend attached (%s of BPF maps); %zu cells, up to %llu launches or %.0fs each\n",
+                 format_size(backend->map_bytes()).c_str(), sweep.modes.size() * sweep.heaps.size(),
+                 static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
+  }
+  run.cells = run_sweep(sweep, hooks, &g_stop);
+  run.incomplete = g_stop.load();
+  backend.reset();  // detach before writing anything
+
+  const std::string path = o.out + "/results.json";
+  save_results(run, path);
+
+  const bool color = !o.no_color && stdout_is_tty();
+  render_summary(run, std::cout, color);
+  if (const Cell* c = featured_cell(run)) {
+    std::cout << "\n";
+    render_phase_tree(*c, std::cout, color);
+  }
+  std::cout << "\nresults: " << path << "\n";
+  if (run.incomplete) {
+    std::fprintf(stderr, "forkscope: interrupted; %s holds the %zu cells done so far (marked incomplete)\n",
+                 path.c_str(), run.cells.size());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& exit_code) {
+  auto opts = std::make_shared<RunOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "run",
+      "Launch processes and threads over a sweep of heap sizes, trace the kernel, and report\n"
+      "per-phase time.  With no options: every mode at heaps 2M,64M,512M,2G (sizes above a\n"
+      "quarter of MemAvailable are skipped), about two minutes on 2 CPUs.\n"
+      "Example: forkscope run --modes fork,pthread --heap 2M,256M --iterations 300");
+  sub->add_option("--modes", opts->modes,
+                  "Comma-separated launch kinds: fork, vfork, clone (SIGCHLD only), clone-vm (CLONE_VM),\n"
+                  "pthread (pthread_create), posix_spawn")
+      ->capture_default_str();
+  sub->add_option("--clone-flags", opts->clone_flags,
+                  "Add a clone(2) mode with these CLONE_* flags by name, e.g. VM,FS,FILES,SIGHAND\n"
+                  "(known: VM FS FILES SIGHAND THREAD SYSVSEM IO VFORK PARENT); repeatable");
+  sub->add_option("--heap", opts->heaps,
+                  "Comma-separated heap sizes touched before launching, K/M/G suffixes (binary)\n"
+                  "[default: 2M,64M,512M,2G]");
+  sub->add_option("--iterations", opts->iterations, "Counted launches per cell (the classic measurement used 10000)")
+      ->capture_default_str();
+  sub->add_option("--cell-seconds", opts->cell_seconds,
+                  "Stop a cell early after this long; the report says how many launches ran")
+      ->capture_default_str();
+  sub->add_option("--warmup", opts->warmup, "Uncounted launches before each cell")->capture_default_str();
+  sub->add_option("--cpu", opts->cpu, "Pin the runner (and so its children) to this CPU");
+  sub->add_flag("--thp", opts->thp, "Allow transparent huge pages for the heap (off by default: they hide page-table cost)");
+  sub->add_option("--out", opts->out, "Directory for results.json")->capture_default_str();
+  sub->add_flag("-q,--quiet", opts->quiet, "No progress on stderr");
+  sub->add_flag("--no-color", opts->no_color, "No colour even on a terminal");
+  sub->add_flag("-v,--verbose", opts->verbose, "Show libbpf's log (verifier output on load failures)");
+  sub->callback([opts, &exit_code] { exit_code = run_command(*opts); });
+}
+
+}  // namespace forkscope

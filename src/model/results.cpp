@@ -1,0 +1,377 @@
+#include "forkscope/results.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "forkscope/error.h"
+#include "forkscope/shared/catalog.h"
+
+namespace forkscope {
+namespace {
+
+// Insertion order keeps the file readable: identity first, phases last.
+using Json = nlohmann::ordered_json;
+
+// Bounds past which a number in a results file is corrupt rather than measured.
+constexpr uint64_t kMaxCpus = 65536;
+constexpr double kMaxNumber = 18446744073709551616.0;  // 2^64: every value is at most a u64 of ns
+
+Json to_json(const Summary& s) {
+  return {{"n", s.n}, {"min", s.min}, {"mean", s.mean}, {"p50", s.p50},
+          {"p90", s.p90}, {"p99", s.p99}, {"max", s.max}};
+}
+
+Json to_json(const Phase& p) {
+  Json j = {{"name", p.name},         {"path", p.path},       {"source", p.source},
+            {"count", p.count},       {"calls", p.calls},     {"total_ns", p.total_ns},
+            {"self_ns", p.self_ns},   {"mean_ns", p.mean_ns}, {"p50_ns", p.p50_ns},
+            {"p99_ns", p.p99_ns}};
+  if (!p.hist.empty()) j["hist"] = p.hist;
+  return j;
+}
+
+Json to_json(const Cell& c) {
+  Json phases = Json::array();
+  for (const Phase& p : c.phases) phases.push_back(to_json(p));
+  return {{"mode", c.mode},
+          {"clone_flags", c.clone_flags},
+          {"heap_bytes", c.heap_bytes},
+          {"iterations", c.iterations},
+          {"launches", c.launches},
+          {"failed", c.failed},
+          {"failed_errno", c.failed_errno},
+          {"time_capped", c.time_capped},
+          {"seconds", c.seconds},
+          {"user",
+           {{"call_to_return", to_json(c.user.call_to_return)},
+            {"call_to_child", to_json(c.user.call_to_child)},
+            {"call_to_reaped", to_json(c.user.call_to_reaped)}}},
+          {"backing",
+           {{"heap_bytes_touched", c.backing.heap_bytes_touched},
+            {"anon_huge_bytes", c.backing.anon_huge_bytes},
+            {"vm_pte_bytes", c.backing.vm_pte_bytes},
+            {"vm_rss_bytes", c.backing.vm_rss_bytes},
+            {"vmas", c.backing.vmas}}},
+          {"kernel",
+           {{"launches", c.kernel.launches},
+            {"failed", c.kernel.failed},
+            {"pt_pages", c.kernel.pt_pages},
+            {"faults_parent", c.kernel.faults_parent},
+            {"faults_child", c.kernel.faults_child},
+            {"lost", c.kernel.lost}}},
+          {"phases", std::move(phases)}};
+}
+
+// Reads a results document field by field.  Every complaint names the field's path
+// and the source (file name or "results"), so a bad file can be fixed by hand.
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  Run run(const Json& root) const {
+    object(root, "");
+    Run r;
+    r.schema = str(root, "", "schema");
+    if (r.schema != kSchema)
+      fail("schema", fmt::format("is {:?}, expected {:?}; the file was written by another forkscope version",
+                                 r.schema, kSchema));
+    r.tool_version = str(root, "", "tool_version");
+    r.started = str(root, "", "started");
+    r.host = host(member(root, "", "host"), "host");
+    r.backend = str(root, "", "backend");
+    r.incomplete = boolean(root, "", "incomplete");
+    const Json& available = array(root, "", "phases_available");
+    for (size_t i = 0; i < available.size(); ++i)
+      r.phases_available.push_back(availability(available[i], index("phases_available", i)));
+    const Json& cells = array(root, "", "cells");
+    for (size_t i = 0; i < cells.size(); ++i) r.cells.push_back(cell(cells[i], index("cells", i)));
+    return r;
+  }
+
+ private:
+  static std::string join(const std::string& at, const char* key) { return at.empty() ? key : at + "." + key; }
+  static std::string index(const std::string& at, size_t i) { return fmt::format("{}[{}]", at, i); }
+
+  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
+    if (path.empty()) throw usage_error(fmt::format("{}: {}", source_, what));
+    throw usage_error(fmt::format("{}: {}: {}", source_, path, what));
+  }
+
+  const Json& object(const Json& j, const std::string& path) const {
+    if (!j.is_object()) fail(path, "expected an object");
+    return j;
+  }
+
+  const Json& member(const Json& obj, const std::string& at, const char* key) const {
+    const auto it = obj.find(key);
+    if (it == obj.end()) fail(join(at, key), "missing");
+    return *it;
+  }
+
+  const Json& array(const Json& obj, const std::string& at, const char* key) const {
+    const Json& v = member(obj, at, key);
+    if (!v.is_array()) fail(join(at, key), "expected an array");
+    return v;
+  }
+
+  std::string str(const Json& obj, const std::string& at, const char* key) const {
+    const Json& v = member(obj, at, key);
+    if (!v.is_string()) fail(join(at, key), "expected a string");
+    return v.get<std::string>();
+  }
+
+  bool boolean(const Json& obj, const std::string& at, const char* key) const {
+    const Json& v = member(obj, at, key);
+    if (!v.is_boolean()) fail(join(at, key), "expected true or false");
+    return v.get<bool>();
+  }
+
+  // The parser stores non-negative integers as unsigned and everything else
+  // (negative, fractional, beyond 2^64) otherwise.
+  uint64_t u64(const Json& v, const std::string& path) const {
+    if (!v.is_number_unsigned()) fail(path, "expected a non-negative integer");
+    return v.get<uint64_t>();
+  }
+
+  uint64_t u64(const Json& obj, const std::string& at, const char* key) const {
+    return u64(member(obj, at, key), join(at, key));
+  }
+
+  double number(const Json& obj, const std::string& at, const char* key) const {
+    const Json& v = member(obj, at, key);
+    const double d = v.is_number() ? v.get<double>() : -1;
+    if (!(std::isfinite(d) && d >= 0 && d <= kMaxNumber)) fail(join(at, key), "expected a non-negative number");
+    return d;
+  }
+
+  Host host(const Json& j, const std::string& at) const {
+    object(j, at);
+    Host h;
+    h.hostname = str(j, at, "hostname");
+    h.kernel = str(j, at, "kernel");
+    h.arch = str(j, at, "arch");
+    const uint64_t cpus = u64(j, at, "cpus");
+    if (cpus > kMaxCpus) fail(join(at, "cpus"), fmt::format("{} is not a plausible CPU count", cpus));
+    h.cpus = static_cast<int>(cpus);
+    h.thp = str(j, at, "thp");
+    return h;
+  }
+
+  PhaseAvailability availability(const Json& j, const std::string& at) const {
+    object(j, at);
+    PhaseAvailability a;
+    a.name = str(j, at, "name");
+    a.source = str(j, at, "source");
+    a.how = str(j, at, "how");
+    a.reason = str(j, at, "reason");
+    return a;
+  }
+
+  Summary summary(const Json& j, const std::string& at) const {
+    object(j, at);
+    Summary s;
+    s.n = u64(j, at, "n");
+    s.min = u64(j, at, "min");
+    s.mean = number(j, at, "mean");
+    s.p50 = u64(j, at, "p50");
+    s.p90 = u64(j, at, "p90");
+    s.p99 = u64(j, at, "p99");
+    s.max = u64(j, at, "max");
+    return s;
+  }
+
+  Phase phase(const Json& j, const std::string& at) const {
+    object(j, at);
+    Phase p;
+    p.name = str(j, at, "name");
+    p.path = str(j, at, "path");
+    p.source = str(j, at, "source");
+    p.count = u64(j, at, "count");
+    p.calls = u64(j, at, "calls");
+    p.total_ns = u64(j, at, "total_ns");
+    p.self_ns = u64(j, at, "self_ns");
+    p.mean_ns = number(j, at, "mean_ns");
+    p.p50_ns = u64(j, at, "p50_ns");
+    p.p99_ns = u64(j, at, "p99_ns");
+    if (j.contains("hist")) {
+      const Json& hist = array(j, at, "hist");
+      const std::string path = join(at, "hist");
+      if (hist.size() > FS_HIST_SLOTS)
+        fail(path, fmt::format("has {} slots, at most {} exist", hist.size(), FS_HIST_SLOTS));
+      for (size_t i = 0; i < hist.size(); ++i) p.hist.push_back(u64(hist[i], index(path, i)));
+    }
+    return p;
+  }
+
+  Cell cell(const Json& j, const std::string& at) const {
+    object(j, at);
+    Cell c;
+    c.mode = str(j, at, "mode");
+    c.clone_flags = str(j, at, "clone_flags");
+    c.heap_bytes = u64(j, at, "heap_bytes");
+    c.iterations = u64(j, at, "iterations");
+    c.launches = u64(j, at, "launches");
+    c.failed = u64(j, at, "failed");
+    c.failed_errno = str(j, at, "failed_errno");
+    c.time_capped = boolean(j, at, "time_capped");
+    c.seconds = number(j, at, "seconds");
+
+    const std::string user = join(at, "user");
+    const Json& u = object(member(j, at, "user"), user);
+    c.user.call_to_return = summary(member(u, user, "call_to_return"), join(user, "call_to_return"));
+    c.user.call_to_child = summary(member(u, user, "call_to_child"), join(user, "call_to_child"));
+    c.user.call_to_reaped = summary(member(u, user, "call_to_reaped"), join(user, "call_to_reaped"));
+
+    const std::string backing = join(at, "backing");
+    const Json& b = object(member(j, at, "backing"), backing);
+    c.backing.heap_bytes_touched = u64(b, backing, "heap_bytes_touched");
+    c.backing.anon_huge_bytes = u64(b, backing, "anon_huge_bytes");
+    c.backing.vm_pte_bytes = u64(b, backing, "vm_pte_bytes");
+    c.backing.vm_rss_bytes = u64(b, backing, "vm_rss_bytes");
+    c.backing.vmas = u64(b, backing, "vmas");
+
+    const std::string kernel = join(at, "kernel");
+    const Json& k = object(member(j, at, "kernel"), kernel);
+    c.kernel.launches = u64(k, kernel, "launches");
+    c.kernel.failed = u64(k, kernel, "failed");
+    c.kernel.pt_pages = u64(k, kernel, "pt_pages");
+    c.kernel.faults_parent = u64(k, kernel, "faults_parent");
+    c.kernel.faults_child = u64(k, kernel, "faults_child");
+    c.kernel.lost = u64(k, kernel, "lost");
+
+    const Json& phases = array(j, at, "phases");
+    const std::string path = join(at, "phases");
+    for (size_t i = 0; i < phases.size(); ++i) c.phases.push_back(phase(phases[i], index(path, i)));
+    return c;
+  }
+
+  std::string source_;
+};
+
+Run parse_run(const std::string& text, const std::string& source) {
+  Json root;
+  try {
+    root = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw usage_error(fmt::format("{}: not valid JSON (error at byte {}); expected a forkscope results file",
+                                  source, e.byte));
+  }
+  return Reader(source).run(root);
+}
+
+// The temporary file save_results writes: closed and removed unless committed.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& target) : path_(target + ".tmpXXXXXX") { fd_ = mkstemp(path_.data()); }
+  ~TempFile() {
+    if (fd_ >= 0) close(fd_);
+    if (!committed_ && fd_ != -2) unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  // Closes the descriptor; close can report a late write error (e.g. on NFS).
+  bool close_fd() {
+    const int fd = fd_;
+    fd_ = -1;
+    return close(fd) == 0;
+  }
+  void commit() { committed_ = true; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+[[noreturn]] void write_failed(const std::string& path, int err) {
+  throw Error(kExitFailure, fmt::format("cannot write results file {}: {}; check that its directory exists and is "
+                                        "writable",
+                                        path, std::strerror(err)));
+}
+
+}  // namespace
+
+const Phase* Cell::phase(const std::string& name) const {
+  for (const Phase& p : phases) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+std::string to_json(const Run& run, int indent) {
+  Json host = {{"hostname", run.host.hostname},
+               {"kernel", run.host.kernel},
+               {"arch", run.host.arch},
+               {"cpus", run.host.cpus},
+               {"thp", run.host.thp}};
+  Json available = Json::array();
+  for (const PhaseAvailability& a : run.phases_available)
+    available.push_back({{"name", a.name}, {"source", a.source}, {"how", a.how}, {"reason", a.reason}});
+  Json cells = Json::array();
+  for (const Cell& c : run.cells) cells.push_back(to_json(c));
+  const Json j = {{"schema", run.schema},
+                  {"tool_version", run.tool_version},
+                  {"started", run.started},
+                  {"host", std::move(host)},
+                  {"backend", run.backend},
+                  {"incomplete", run.incomplete},
+                  {"phases_available", std::move(available)},
+                  {"cells", std::move(cells)}};
+  // Strings come from the system (hostname, errno names); a stray invalid UTF-8
+  // byte must not lose a whole run's results.
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+Run run_from_json(const std::string& text) { return parse_run(text, "results"); }
+
+Run load_results(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string text;
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) != 0) {
+      if (n > 0) {
+        text.append(buf, static_cast<size_t>(n));
+      } else if (errno != EINTR) {
+        err = errno;
+        break;
+      }
+    }
+    close(fd);
+  }
+  if (err != 0)
+    throw usage_error(fmt::format("cannot read results file {}: {}; check the path", path, std::strerror(err)));
+  return parse_run(text, path);
+}
+
+void save_results(const Run& run, const std::string& path) {
+  const std::string text = to_json(run) + "\n";
+  TempFile tmp(path);
+  if (tmp.fd() < 0) write_failed(path, errno);
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(tmp.fd(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) write_failed(path, errno);
+    done += static_cast<size_t>(n);
+  }
+  // mkstemp creates the file 0600; results are meant to be shared.  fsync before
+  // rename so a crash leaves either the old file or the complete new one.
+  if (fchmod(tmp.fd(), 0644) != 0 || fsync(tmp.fd()) != 0 || !tmp.close_fd()) write_failed(path, errno);
+  if (rename(tmp.path().c_str(), path.c_str()) != 0) write_failed(path, errno);
+  tmp.commit();
+}
+
+}  // namespace forkscope

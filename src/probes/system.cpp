@@ -1,0 +1,166 @@
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "forkscope/error.h"
+#include "forkscope/probes.h"
+
+namespace forkscope {
+
+namespace {
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+uint64_t effective_caps() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapEff:", 0) == 0) return std::strtoull(line.c_str() + 7, nullptr, 16);
+  }
+  return 0;
+}
+
+constexpr int kCapSysAdmin = 21;
+constexpr int kCapPerfmon = 38;
+constexpr int kCapBpf = 39;
+
+bool has_cap(uint64_t caps, int cap) { return (caps >> cap) & 1; }
+
+}  // namespace
+
+Host read_host() {
+  Host h;
+  struct utsname u;
+  if (uname(&u) == 0) {
+    h.hostname = u.nodename;
+    h.kernel = u.release;
+    h.arch = u.machine;
+  }
+  h.cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  std::string thp = read_first_line("/sys/kernel/mm/transparent_hugepage/enabled");
+  auto open = thp.find('['), close = thp.find(']');
+  h.thp = (open != std::string::npos && close != std::string::npos && close > open)
+              ? thp.substr(open + 1, close - open - 1)
+              : "unknown";
+  return h;
+}
+
+void check_privileges() {
+  uint64_t caps = effective_caps();
+  bool ok = has_cap(caps, kCapSysAdmin) || (has_cap(caps, kCapBpf) && has_cap(caps, kCapPerfmon));
+  if (!ok) {
+    throw privilege_error(
+        "forkscope needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load BPF "
+        "programs; run it with sudo");
+  }
+  if (!exists("/sys/kernel/btf/vmlinux")) {
+    throw privilege_error(
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux missing); forkscope's CO-RE "
+        "programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+  }
+}
+
+bool ensure_tracefs(std::string* why) {
+  if (exists("/sys/kernel/tracing/events")) return true;
+  if (::mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0) return true;
+  if (why) {
+    *why = std::string("tracefs is not mounted and mounting it failed (") + std::strerror(errno) +
+           "); run: mount -t tracefs nodev /sys/kernel/tracing";
+  }
+  return false;
+}
+
+bool function_in_btf(const std::string& function) {
+  struct btf* btf = btf__load_vmlinux_btf();
+  if (!btf) return false;
+  bool found = btf__find_by_name_kind(btf, function.c_str(), BTF_KIND_FUNC) > 0;
+  btf__free(btf);
+  return found;
+}
+
+std::string try_fentry(const std::string& function) {
+  struct btf* btf = btf__load_vmlinux_btf();
+  if (!btf) return "no kernel BTF";
+  int id = btf__find_by_name_kind(btf, function.c_str(), BTF_KIND_FUNC);
+  btf__free(btf);
+  if (id <= 0) return "not in kernel BTF (inlined or not a traceable function)";
+
+  // r0 = 0; exit
+  struct bpf_insn insns[2] = {};
+  insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
+  insns[1].code = BPF_JMP | BPF_EXIT;
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+              .attach_btf_id = static_cast<__u32>(id));
+  int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "fs_fentry_try", "GPL", insns, 2, &opts);
+  if (fd < 0) {
+    int err = errno;
+    std::string r = std::string("load refused: ") + std::strerror(err);
+    if (err == EPERM) r += " (ftrace is locked on this kernel)";
+    return r;
+  }
+  int link = bpf_raw_tracepoint_open(nullptr, fd);
+  std::string r;
+  if (link < 0) {
+    r = std::string("attach refused: ") + std::strerror(errno);
+  } else {
+    ::close(link);
+  }
+  ::close(fd);
+  return r;
+}
+
+bool kprobes_available(std::string* why) {
+  if (exists("/sys/bus/event_source/devices/kprobe/type")) return true;
+  if (why) *why = "kprobes are not built into this kernel (no kprobe PMU; CONFIG_KPROBES not set)";
+  return false;
+}
+
+std::vector<FeatureCheck> probe_features() {
+  std::vector<FeatureCheck> out;
+  uint64_t caps = effective_caps();
+  bool priv = has_cap(caps, kCapSysAdmin) || (has_cap(caps, kCapBpf) && has_cap(caps, kCapPerfmon));
+  out.push_back({"privileges", priv,
+                 priv ? "CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN present"
+                      : "missing CAP_BPF/CAP_PERFMON: run as root"});
+  bool btf = exists("/sys/kernel/btf/vmlinux");
+  out.push_back({"kernel BTF", btf,
+                 btf ? "/sys/kernel/btf/vmlinux" : "missing: needs CONFIG_DEBUG_INFO_BTF=y"});
+  std::string why;
+  bool tracefs = ensure_tracefs(&why);
+  out.push_back({"tracefs", tracefs, tracefs ? "/sys/kernel/tracing" : why});
+  Kallsyms ks = Kallsyms::load();
+  out.push_back({"kallsyms addresses", ks.readable(),
+                 ks.readable() ? "readable: allocation call sites resolve to functions"
+                               : "addresses hidden (kptr_restrict): landmarks by call site unavailable"});
+  if (priv && btf) {
+    std::string r = try_fentry("copy_process");
+    out.push_back({"fentry/fexit", r.empty(), r.empty() ? "attached to copy_process" : r});
+  } else {
+    out.push_back({"fentry/fexit", false, "not tried: needs privileges and BTF"});
+  }
+  bool kp = kprobes_available(&why);
+  out.push_back({"kprobe/kretprobe", kp, kp ? "kprobe PMU present" : why});
+  return out;
+}
+
+}  // namespace forkscope

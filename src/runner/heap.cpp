@@ -1,0 +1,70 @@
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "forkscope/error.h"
+#include "forkscope/runner.h"
+#include "forkscope/size.h"
+
+namespace forkscope {
+
+namespace {
+
+// "VmPTE:	     128 kB" -> bytes
+uint64_t status_kb(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) return std::strtoull(line.c_str() + key.size(), nullptr, 10) * 1024;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Heap::Heap(uint64_t bytes, bool allow_thp) : bytes_(bytes) {
+  if (bytes == 0) return;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    throw Error(kExitFailure, "cannot map a " + format_size(bytes) + " heap: " +
+                                  std::strerror(errno) + "; choose smaller --heap sizes");
+  }
+  base_ = static_cast<unsigned char*>(p);
+  // Huge pages would leave few page tables for fork to copy: off unless asked for.
+  madvise(base_, bytes, allow_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  const long page = sysconf(_SC_PAGESIZE);
+  for (uint64_t off = 0; off < bytes; off += page) base_[off] = static_cast<unsigned char>(off >> 12 | 1);
+  // The writes must happen: the compiler may not assume nobody reads them.
+  asm volatile("" : : "r"(base_) : "memory");
+}
+
+Heap::~Heap() {
+  if (base_) munmap(base_, bytes_);
+}
+
+uint64_t Heap::checksum() const {
+  uint64_t sum = 0;
+  const long page = sysconf(_SC_PAGESIZE);
+  for (uint64_t off = 0; off < bytes_; off += page) sum += static_cast<const volatile unsigned char*>(base_)[off];
+  return sum;
+}
+
+Backing read_backing(uint64_t heap_bytes) {
+  Backing b;
+  b.heap_bytes_touched = heap_bytes;
+  b.vm_pte_bytes = status_kb("/proc/self/status", "VmPTE:");
+  b.vm_rss_bytes = status_kb("/proc/self/status", "VmRSS:");
+  b.anon_huge_bytes = status_kb("/proc/self/smaps_rollup", "AnonHugePages:");
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) b.vmas++;
+  return b;
+}
+
+uint64_t mem_available_bytes() { return status_kb("/proc/meminfo", "MemAvailable:"); }
+
+}  // namespace forkscope

@@ -1,0 +1,289 @@
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "forkscope/error.h"
+#include "forkscope/runner.h"
+
+extern char** environ;
+
+namespace forkscope {
+
+uint64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+// One shared page (a memfd, so posix_spawn's exec'd child can map it too) where
+// the child writes the moment it first runs.
+struct StampPage {
+  int fd = -1;
+  volatile uint64_t* stamp = nullptr;
+  StampPage() {
+    fd = memfd_create("forkscope-stamp", 0);  // inherited across exec on purpose
+    if (fd < 0 || ftruncate(fd, 4096) != 0)
+      throw Error(kExitFailure, std::string("memfd_create failed: ") + std::strerror(errno));
+    void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) throw Error(kExitFailure, std::string("mmap stamp page: ") + std::strerror(errno));
+    stamp = static_cast<volatile uint64_t*>(p);
+  }
+};
+
+StampPage& stamp_page() {
+  static StampPage page;
+  return page;
+}
+
+// The child's only work: say when it runs.  Async-signal-safe, no TLS.
+inline void child_stamp() { *stamp_page().stamp = now_ns(); }
+
+LaunchSample finish(uint64_t t0, uint64_t t_return, bool reaped_ok) {
+  LaunchSample s;
+  uint64_t t_reaped = now_ns();
+  s.ok = reaped_ok;
+  s.call_to_return = t_return - t0;
+  uint64_t child = *stamp_page().stamp;
+  s.call_to_child = child > t0 ? child - t0 : 0;
+  s.call_to_reaped = t_reaped - t0;
+  return s;
+}
+
+LaunchSample failed(int err) {
+  LaunchSample s;
+  s.err = err;
+  return s;
+}
+
+class ForkLauncher : public Launcher {
+ public:
+  LaunchSample launch() override {
+    *stamp_page().stamp = 0;
+    uint64_t t0 = now_ns();
+    pid_t pid = fork();
+    if (pid == 0) {
+      child_stamp();
+      _exit(0);
+    }
+    uint64_t t1 = now_ns();
+    if (pid < 0) return failed(errno);
+    return finish(t0, t1, waitpid(pid, nullptr, 0) == pid);
+  }
+};
+
+class VforkLauncher : public Launcher {
+ public:
+  LaunchSample launch() override {
+    *stamp_page().stamp = 0;
+    uint64_t t0 = now_ns();
+    pid_t pid = vfork();
+    if (pid == 0) {
+      child_stamp();
+      _exit(0);
+    }
+    uint64_t t1 = now_ns();
+    if (pid < 0) return failed(errno);
+    return finish(t0, t1, waitpid(pid, nullptr, 0) == pid);
+  }
+};
+
+int clone_child(void*) {
+  child_stamp();
+  return 0;  // glibc's clone() then calls exit(2) for this task only
+}
+
+// clone(2) with an explicit flag set.  Thread-group children cannot be waited
+// for: CLONE_PARENT_SETTID + CLONE_CHILD_CLEARTID and a futex tell when they exit.
+class CloneLauncher : public Launcher {
+ public:
+  explicit CloneLauncher(uint64_t flags) : flags_(flags) {
+    void* p = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED) throw Error(kExitFailure, std::string("cannot map a child stack: ") + std::strerror(errno));
+    stack_ = static_cast<char*>(p);
+  }
+  ~CloneLauncher() override { munmap(stack_, kStack); }
+
+  LaunchSample launch() override {
+    *stamp_page().stamp = 0;
+    const bool thread = flags_ & CLONE_THREAD;
+    int flags = static_cast<int>(flags_);
+    if (thread) flags |= CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+    else flags |= SIGCHLD;
+    tid_ = 0;
+    uint64_t t0 = now_ns();
+    pid_t pid = clone(clone_child, stack_ + kStack, flags, nullptr, &tid_, nullptr, &tid_);
+    uint64_t t1 = now_ns();
+    if (pid < 0) return failed(errno);
+    bool ok;
+    if (thread) {
+      while (true) {
+        pid_t v = __atomic_load_n(&tid_, __ATOMIC_ACQUIRE);
+        if (v == 0) break;
+        syscall(SYS_futex, &tid_, FUTEX_WAIT, v, nullptr, nullptr, 0);
+      }
+      ok = true;
+    } else {
+      ok = waitpid(pid, nullptr, __WALL) == pid;
+    }
+    return finish(t0, t1, ok);
+  }
+
+ private:
+  static constexpr size_t kStack = 256 * 1024;
+  uint64_t flags_;
+  char* stack_ = nullptr;
+  pid_t tid_ = 0;
+};
+
+// Plain clone without CLONE_VM: the raw syscall, so the child runs on its copy
+// of the parent's stack exactly like fork (minus glibc's atfork handlers).
+class RawCloneLauncher : public Launcher {
+ public:
+  LaunchSample launch() override {
+    *stamp_page().stamp = 0;
+    uint64_t t0 = now_ns();
+    long pid = syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    if (pid == 0) {
+      child_stamp();
+      syscall(SYS_exit_group, 0);
+    }
+    uint64_t t1 = now_ns();
+    if (pid < 0) return failed(errno);
+    return finish(t0, t1, waitpid(static_cast<pid_t>(pid), nullptr, 0) == pid);
+  }
+};
+
+void* thread_child(void*) {
+  child_stamp();
+  return nullptr;
+}
+
+class PthreadLauncher : public Launcher {
+ public:
+  LaunchSample launch() override {
+    *stamp_page().stamp = 0;
+    pthread_t t;
+    uint64_t t0 = now_ns();
+    int err = pthread_create(&t, nullptr, thread_child, nullptr);
+    uint64_t t1 = now_ns();
+    if (err != 0) return failed(err);
+    return finish(t0, t1, pthread_join(t, nullptr) == 0);
+  }
+};
+
+class SpawnLauncher : public Launcher {
+ public:
+  explicit SpawnLauncher(std::string program) : program_(std::move(program)) {
+    fd_arg_ = std::to_string(stamp_page().fd);
+    if (access(program_.c_str(), X_OK) != 0)
+      throw Error(kExitFailure, "posix_spawn mode needs " + program_ + " (built with forkscope); rebuild");
+  }
+  LaunchSample launch() override {
+    *stamp_page().stamp = 0;
+    char* argv[] = {program_.data(), fd_arg_.data(), nullptr};
+    pid_t pid;
+    uint64_t t0 = now_ns();
+    int err = posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv, environ);
+    uint64_t t1 = now_ns();
+    if (err != 0) return failed(err);
+    return finish(t0, t1, waitpid(pid, nullptr, 0) == pid);
+  }
+
+ private:
+  std::string program_;
+  std::string fd_arg_;
+};
+
+const std::map<std::string, uint64_t>& flag_names() {
+  static const std::map<std::string, uint64_t> names = {
+      {"VM", CLONE_VM},           {"FS", CLONE_FS},         {"FILES", CLONE_FILES},
+      {"SIGHAND", CLONE_SIGHAND}, {"THREAD", CLONE_THREAD}, {"SYSVSEM", CLONE_SYSVSEM},
+      {"IO", CLONE_IO},           {"VFORK", CLONE_VFORK},   {"PARENT", CLONE_PARENT},
+  };
+  return names;
+}
+
+}  // namespace
+
+const std::vector<std::string>& known_modes() {
+  static const std::vector<std::string> modes = {"fork", "vfork", "clone", "clone-vm", "pthread",
+                                                 "posix_spawn"};
+  return modes;
+}
+
+LaunchSpec parse_clone_flags(const std::string& names) {
+  LaunchSpec spec;
+  std::stringstream ss(names);
+  std::string name;
+  while (std::getline(ss, name, ',')) {
+    for (auto& c : name) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+    if (name.rfind("CLONE_", 0) == 0) name = name.substr(6);
+    auto it = flag_names().find(name);
+    if (it == flag_names().end()) {
+      std::string all;
+      for (const auto& [n, v] : flag_names()) all += (all.empty() ? "" : ",") + n;
+      throw usage_error("unknown clone flag '" + name + "' in --clone-flags; known: " + all);
+    }
+    spec.clone_flags |= it->second;
+  }
+  if ((spec.clone_flags & CLONE_SIGHAND) && !(spec.clone_flags & CLONE_VM))
+    throw usage_error("--clone-flags: SIGHAND needs VM (the kernel refuses it with EINVAL)");
+  if ((spec.clone_flags & CLONE_THREAD) && !(spec.clone_flags & CLONE_SIGHAND))
+    throw usage_error("--clone-flags: THREAD needs SIGHAND and VM (the kernel refuses it with EINVAL)");
+  for (const auto& [n, v] : flag_names()) {
+    if (spec.clone_flags & v) spec.flags_label += (spec.flags_label.empty() ? "" : "|") + n;
+  }
+  if (spec.flags_label.empty()) spec.flags_label = "none";
+  spec.mode = "clone:" + spec.flags_label;
+  return spec;
+}
+
+LaunchSpec parse_mode(const std::string& mode) {
+  LaunchSpec spec;
+  spec.mode = mode;
+  if (mode == "clone") {
+    spec.flags_label = "none";
+  } else if (mode == "clone-vm") {
+    spec.clone_flags = CLONE_VM;
+    spec.flags_label = "VM";
+  } else if (mode == "pthread") {
+    spec.flags_label = "VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID";
+  } else if (mode == "vfork") {
+    spec.flags_label = "VM|VFORK";
+  } else if (mode == "posix_spawn") {
+    spec.flags_label = "VM|VFORK (then exec)";
+  } else if (mode != "fork") {
+    std::string all;
+    for (const auto& m : known_modes()) all += (all.empty() ? "" : ",") + m;
+    throw usage_error("unknown mode '" + mode + "'; choose from " + all +
+                      " (or --clone-flags for a custom CLONE_* set)");
+  }
+  return spec;
+}
+
+std::unique_ptr<Launcher> make_launcher(const LaunchSpec& spec, const std::string& child_program) {
+  stamp_page();
+  if (spec.mode == "fork") return std::make_unique<ForkLauncher>();
+  if (spec.mode == "vfork") return std::make_unique<VforkLauncher>();
+  if (spec.mode == "clone") return std::make_unique<RawCloneLauncher>();
+  if (spec.mode == "pthread") return std::make_unique<PthreadLauncher>();
+  if (spec.mode == "posix_spawn") return std::make_unique<SpawnLauncher>(child_program);
+  return std::make_unique<CloneLauncher>(spec.clone_flags);  // clone-vm and clone:<FLAGS>
+}
+
+}  // namespace forkscope

@@ -1,0 +1,121 @@
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "forkscope/error.h"
+#include "forkscope/runner.h"
+#include "forkscope/size.h"
+
+namespace forkscope {
+
+namespace {
+
+volatile uint64_t g_heap_sink;  // where the heap's checksum goes, so the heap stays alive
+
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    throw usage_error("--cpu " + std::to_string(cpu) + ": cannot pin (" + std::strerror(errno) +
+                      "); choose a CPU between 0 and " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN) - 1));
+  }
+}
+
+// A live line on a terminal, a line per finished cell otherwise, nothing when quiet.
+class Progress {
+ public:
+  Progress(bool quiet, size_t cells) : quiet_(quiet), tty_(isatty(2)), cells_(cells) {}
+  void update(size_t index, const Cell& c, uint64_t done, double elapsed) {
+    if (quiet_ || !tty_) return;
+    uint64_t now = now_ns();
+    if (now - last_ < 100'000'000ull) return;
+    last_ = now;
+    std::fprintf(stderr, "\r\033[K[%zu/%zu] %-12s heap %-6s %6llu/%llu launches  %.1fs", index + 1, cells_,
+                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(c.iterations), elapsed);
+  }
+  void finished(size_t index, const Cell& c) {
+    if (quiet_) return;
+    if (tty_) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stderr, "[%zu/%zu] %-12s heap %-6s %llu launches in %.1fs%s, p50 %s\n", index + 1, cells_,
+                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), static_cast<unsigned long long>(c.launches),
+                 c.seconds, c.time_capped ? " (time cap)" : "", format_ns(static_cast<double>(c.user.call_to_return.p50)).c_str());
+  }
+
+ private:
+  bool quiet_, tty_;
+  size_t cells_;
+  uint64_t last_ = 0;
+};
+
+}  // namespace
+
+std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, const std::atomic<bool>* stop) {
+  if (opt.cpu >= 0) pin_to_cpu(opt.cpu);
+  std::vector<Cell> cells;
+  const size_t ncells = opt.heaps.size() * opt.modes.size();
+  Progress progress(opt.quiet, ncells);
+  std::vector<uint64_t> ret, child, reaped;
+  // Touched before any launch, so recording a sample does not fault a fresh page.
+  ret.assign(opt.iterations, 0);
+  child.assign(opt.iterations, 0);
+  reaped.assign(opt.iterations, 0);
+
+  for (uint64_t heap_bytes : opt.heaps) {
+    if (stop->load()) break;
+    Heap heap(heap_bytes, opt.allow_thp);
+    for (const LaunchSpec& spec : opt.modes) {
+      if (stop->load()) break;
+      const uint32_t index = static_cast<uint32_t>(cells.size());
+      Cell cell;
+      cell.mode = spec.mode;
+      cell.clone_flags = spec.flags_label;
+      cell.heap_bytes = heap_bytes;
+      cell.iterations = opt.iterations;
+      auto launcher = make_launcher(spec, opt.child_program);
+      for (uint64_t i = 0; i < opt.warmup && !stop->load(); i++) launcher->launch();
+
+      size_t nret = 0, nchild = 0;
+      hooks.begin(index);
+      const uint64_t start = now_ns();
+      const uint64_t deadline = start + static_cast<uint64_t>(opt.cell_seconds * 1e9);
+      for (uint64_t i = 0; i < opt.iterations; i++) {
+        if (stop->load()) break;
+        LaunchSample s = launcher->launch();
+        if (s.ok) {
+          ret[nret] = s.call_to_return;
+          reaped[nret] = s.call_to_reaped;
+          nret++;
+          if (s.call_to_child) child[nchild++] = s.call_to_child;
+        } else {
+          if (cell.failed == 0) cell.failed_errno = strerrorname_np(s.err) ? strerrorname_np(s.err) : std::to_string(s.err);
+          cell.failed++;
+        }
+        const uint64_t now = now_ns();
+        progress.update(index, cell, i + 1, static_cast<double>(now - start) / 1e9);
+        if (now >= deadline && i + 1 < opt.iterations) {
+          cell.time_capped = true;
+          break;
+        }
+      }
+      hooks.end();
+      cell.seconds = static_cast<double>(now_ns() - start) / 1e9;
+      cell.launches = nret;
+      cell.user.call_to_return = summarize({ret.begin(), ret.begin() + nret});
+      cell.user.call_to_reaped = summarize({reaped.begin(), reaped.begin() + nret});
+      cell.user.call_to_child = summarize({child.begin(), child.begin() + nchild});
+      cell.backing = read_backing(heap_bytes);
+      hooks.collect(cell, index);
+      progress.finished(index, cell);
+      cells.push_back(std::move(cell));
+    }
+    g_heap_sink = g_heap_sink + heap.checksum();
+  }
+  return cells;
+}
+
+}  // namespace forkscope

@@ -1,0 +1,179 @@
+// Runtime lane: the real binary, real BPF programs, this machine's kernel.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "forkscope/results.h"
+#include "proc.h"
+
+namespace forkscope {
+namespace {
+
+using test::run_forkscope;
+
+constexpr uint64_t kIterations = 300;
+
+// One sweep shared by the assertions below: fork and pthread at 2M and 256M.
+class RunSweep : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = test::make_temp_dir();
+    outcome_ = run_forkscope({"run", "--modes", "fork,pthread", "--heap", "2M,256M", "--iterations",
+                              std::to_string(kIterations), "--cell-seconds", "120", "--out", dir_, "--quiet"});
+    if (outcome_.exit_code == 0) run_ = load_results(dir_ + "/results.json");
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+
+  static const Cell& cell(const std::string& mode, uint64_t heap) {
+    for (const Cell& c : run_.cells)
+      if (c.mode == mode && c.heap_bytes == heap) return c;
+    throw std::runtime_error("no cell " + mode);
+  }
+
+  static inline std::string dir_;
+  static inline test::Outcome outcome_;
+  static inline Run run_;
+};
+
+TEST_F(RunSweep, ExitsCleanlyAndWritesResults) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  EXPECT_EQ(run_.schema, "forkscope.results/1");
+  EXPECT_EQ(run_.backend, "tracepoint");
+  EXPECT_FALSE(run_.incomplete);
+  EXPECT_EQ(run_.cells.size(), 4u);
+  EXPECT_NE(outcome_.out.find("copy_process"), std::string::npos) << "the phase tree is printed";
+  EXPECT_TRUE(outcome_.err.empty()) << "--quiet prints nothing on success: " << outcome_.err;
+}
+
+TEST_F(RunSweep, EveryCellCountsExactlyItsLaunches) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  for (const Cell& c : run_.cells) {
+    EXPECT_EQ(c.launches, kIterations) << c.mode;
+    EXPECT_EQ(c.failed, 0u) << c.mode;
+    EXPECT_EQ(c.kernel.launches, kIterations) << c.mode << ": the BPF side saw a different count";
+    EXPECT_EQ(c.kernel.lost, 0u) << c.mode;
+    EXPECT_EQ(c.user.call_to_return.n, kIterations) << c.mode;
+    EXPECT_GT(c.user.call_to_return.p50, 0u) << c.mode;
+    EXPECT_LE(c.user.call_to_return.p50, c.user.call_to_reaped.p50) << c.mode;
+    const Phase* sys = c.phase("syscall");
+    ASSERT_NE(sys, nullptr) << c.mode;
+    EXPECT_EQ(sys->count, kIterations) << c.mode;
+  }
+}
+
+TEST_F(RunSweep, ForkCellsCountCopyProcessOncePerLaunch) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  for (uint64_t heap : {2ull << 20, 256ull << 20}) {
+    const Cell& c = cell("fork", heap);
+    for (const char* name : {"copy_process", "dup_mm", "dup_mmap", "copy_page_range", "alloc_pid",
+                             "wake_up_new_task", "child_first_run", "teardown"}) {
+      const Phase* p = c.phase(name);
+      ASSERT_NE(p, nullptr) << name;
+      EXPECT_EQ(p->count, c.launches) << name << " at heap " << heap;
+    }
+    EXPECT_EQ(c.phase("copy_process")->path, "syscall;copy_process");
+    EXPECT_EQ(c.phase("dup_mmap")->path, "syscall;copy_process;dup_mm;dup_mmap");
+    EXPECT_GE(c.phase("copy_page_range")->calls, c.launches) << "at least one VMA with pages per fork";
+    EXPECT_LE(c.phase("copy_page_range")->calls, c.launches * c.backing.vmas)
+        << "no more VMAs copied than the parent has";
+  }
+}
+
+TEST_F(RunSweep, SelfTimePlusChildrenAddsUpToTotal) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  for (const Cell& c : run_.cells) {
+    for (const Phase& parent : c.phases) {
+      uint64_t children = 0;
+      for (const Phase& child : c.phases) {
+        if (child.path.size() > parent.path.size() && child.path.rfind(parent.path + ";", 0) == 0 &&
+            child.path.find(';', parent.path.size() + 1) == std::string::npos)
+          children += child.total_ns;
+      }
+      EXPECT_LE(children, parent.total_ns) << c.mode << " " << parent.path;
+      double sum = static_cast<double>(parent.self_ns + children);
+      EXPECT_NEAR(sum, static_cast<double>(parent.total_ns), 0.01 * static_cast<double>(parent.total_ns) + 1)
+          << c.mode << " " << parent.path;
+    }
+  }
+}
+
+TEST_F(RunSweep, DupMmapGrowsWithTheHeapForForkOnly) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  const Phase* small = cell("fork", 2ull << 20).phase("dup_mmap");
+  const Phase* large = cell("fork", 256ull << 20).phase("dup_mmap");
+  ASSERT_TRUE(small && large);
+  EXPECT_GE(large->mean_ns, 10 * small->mean_ns);
+  EXPECT_GT(cell("fork", 256ull << 20).kernel.pt_pages, cell("fork", 2ull << 20).kernel.pt_pages);
+  for (uint64_t heap : {2ull << 20, 256ull << 20}) {
+    const Cell& t = cell("pthread", heap);
+    EXPECT_EQ(t.phase("dup_mm"), nullptr);
+    EXPECT_EQ(t.phase("dup_mmap"), nullptr);
+    EXPECT_EQ(t.phase("copy_page_range"), nullptr);
+    ASSERT_NE(t.phase("copy_process"), nullptr);
+    EXPECT_EQ(t.phase("copy_process")->count, t.launches);
+  }
+}
+
+TEST_F(RunSweep, RecordsTheHeapsRealBacking) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  const Cell& big = cell("fork", 256ull << 20);
+  EXPECT_GE(big.backing.vm_rss_bytes, 256ull << 20);
+  EXPECT_GE(big.backing.vm_pte_bytes, 512ull * 1024) << "256 MiB of 4 KiB pages needs 512 KiB of PTEs";
+  EXPECT_GT(big.backing.vmas, 5u);
+  EXPECT_FALSE(run_.host.kernel.empty());
+  EXPECT_FALSE(run_.host.thp.empty());
+}
+
+TEST(RunErrors, BadInputExitsTwoWithOneLineBeforeAnyLaunch) {
+  const std::string dir = test::make_temp_dir();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"run", "--modes", "fork,teleport"}, {"run", "--heap", "2Q"},
+        {"run", "--heap", "64T"}, {"run", "--iterations", "0"}, {"run", "--clone-flags", "VM,WARP"},
+        {"run", "--clone-flags", "THREAD"}, {"run", "--bogus"}}) {
+    std::vector<std::string> full = args;
+    full.insert(full.end(), {"--out", dir});
+    test::Outcome o = run_forkscope(full);
+    EXPECT_EQ(o.exit_code, 2) << args[1] << " " << (args.size() > 2 ? args[2] : "") << ": " << o.err;
+    EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
+    EXPECT_EQ(o.err.rfind("forkscope: ", 0), 0u) << o.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/results.json"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RunErrors, WithoutPrivilegeExitsThree) {
+  const std::string dir = test::make_temp_dir();
+  std::filesystem::permissions(dir, std::filesystem::perms::all);
+  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "2M", "--iterations", "10", "--out", dir}, 65534);
+  EXPECT_EQ(o.exit_code, 3) << o.err;
+  EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("root"), std::string::npos) << o.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/results.json"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RunCleanup, NoProgramStaysAttachedAfterARun) {
+  const std::string dir = test::make_temp_dir();
+  test::Outcome o = run_forkscope({"run", "--modes", "clone-vm", "--heap", "0", "--iterations", "50", "--out", dir, "--quiet"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  // Our programs are named fs_*; none may remain loaded once the process is gone.
+  FILE* p = popen("bpftool prog show 2>/dev/null | grep -c ' name fs_' || true", "r");
+  char buf[32] = {};
+  ASSERT_NE(fgets(buf, sizeof buf, p), nullptr);
+  pclose(p);
+  EXPECT_EQ(std::atoi(buf), 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Doctor, ReportsBackendsAndEveryPhase) {
+  test::Outcome o = run_forkscope({"doctor"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  for (const char* s : {"tracepoint backend", "fentry", "kprobe", "copy_process", "dup_mmap", "copy_page_range",
+                        "kernel_clone", "teardown"})
+    EXPECT_NE(o.out.find(s), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace forkscope
