@@ -22,6 +22,8 @@ using Json = nlohmann::ordered_json;
 // Bounds past which a number in a results file is corrupt rather than measured.
 constexpr uint64_t kMaxCpus = 65536;
 constexpr double kMaxNumber = 18446744073709551616.0;  // 2^64: every value is at most a u64 of ns
+// Real files are kilobytes to a few megabytes; this stops a mistaken /dev/zero.
+constexpr size_t kMaxFileBytes = size_t{1} << 30;
 
 Json to_json(const Summary& s) {
   return {{"n", s.n}, {"min", s.min}, {"mean", s.mean}, {"p50", s.p50},
@@ -269,17 +271,17 @@ Run parse_run(const std::string& text, const std::string& source) {
 // The temporary file save_results writes: closed and removed unless committed.
 class TempFile {
  public:
-  explicit TempFile(const std::string& target) : path_(target + ".tmpXXXXXX") { fd_ = mkstemp(path_.data()); }
+  explicit TempFile(const std::string& target) : path_(target + ".tmpXXXXXX"), fd_(mkstemp(path_.data())) {}
   ~TempFile() {
     if (fd_ >= 0) close(fd_);
-    if (!committed_ && fd_ != -2) unlink(path_.c_str());
+    if (created_ && !committed_) unlink(path_.c_str());
   }
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
 
   int fd() const { return fd_; }
   const std::string& path() const { return path_; }
-  // Closes the descriptor; close can report a late write error (e.g. on NFS).
+  // close can report a late write error (e.g. on NFS), so it is checked.
   bool close_fd() {
     const int fd = fd_;
     fd_ = -1;
@@ -289,9 +291,14 @@ class TempFile {
 
  private:
   std::string path_;
-  int fd_ = -1;
+  int fd_;
+  bool created_ = fd_ >= 0;
   bool committed_ = false;
 };
+
+[[noreturn]] void read_failed(const std::string& path, const char* why) {
+  throw usage_error(fmt::format("cannot read results file {}: {}; check the path", path, why));
+}
 
 [[noreturn]] void write_failed(const std::string& path, int err) {
   throw Error(kExitFailure, fmt::format("cannot write results file {}: {}; check that its directory exists and is "
@@ -336,23 +343,20 @@ Run run_from_json(const std::string& text) { return parse_run(text, "results"); 
 
 Run load_results(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) read_failed(path, std::strerror(errno));
   std::string text;
-  int err = fd < 0 ? errno : 0;
-  if (fd >= 0) {
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) != 0) {
-      if (n > 0) {
-        text.append(buf, static_cast<size_t>(n));
-      } else if (errno != EINTR) {
-        err = errno;
-        break;
-      }
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || text.size() > kMaxFileBytes) {
+      const char* why = n < 0 ? std::strerror(errno) : "larger than any results file";
+      close(fd);
+      read_failed(path, why);
     }
-    close(fd);
+    text.append(buf, static_cast<size_t>(n));
   }
-  if (err != 0)
-    throw usage_error(fmt::format("cannot read results file {}: {}; check the path", path, std::strerror(err)));
+  close(fd);
   return parse_run(text, path);
 }
 

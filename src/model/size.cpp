@@ -126,16 +126,19 @@ std::vector<uint64_t> parse_size_list(const std::string& text) {
 }
 
 // The shortest exact label over all units, so parse_size(format_size(b)) == b; on a
-// tie the larger unit wins ("1.5K" over "1536").
+// tie the larger unit wins ("1.5K" over "1536").  A quotient with b binary places has
+// b decimal places; past three, the next smaller unit (ten places fewer, at most four
+// more integer digits) is shorter, so parse_size's fraction limit is never reached.
 std::string format_size(uint64_t bytes) {
-  std::string best = std::to_string(bytes);
   static constexpr std::array<std::pair<int, char>, 4> kUnits = {{{40, 'T'}, {30, 'G'}, {20, 'M'}, {10, 'K'}}};
+  std::string best;
   for (const auto& [shift, letter] : kUnits) {
     if (bytes < (uint64_t{1} << shift)) continue;
     const std::string label = exact_quotient(bytes, shift) + letter;
-    if (label.size() <= best.size()) return label;
+    if (best.empty() || label.size() < best.size()) best = label;
   }
-  return best;
+  const std::string plain = std::to_string(bytes);
+  return best.empty() || plain.size() < best.size() ? plain : best;
 }
 
 std::string format_ns(double ns) {

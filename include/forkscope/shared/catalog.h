@@ -70,7 +70,7 @@ enum fs_source { FS_SRC_NONE = 0, FS_SRC_TP = 1, FS_SRC_DERIVED = 2, FS_SRC_FENT
 
 /* Limits shared by both sides. */
 #define FS_MAX_CELLS 64
-#define FS_STACK_DEPTH 8
+#define FS_STACK_DEPTH 8 /* a power of two: indices are masked with FS_STACK_DEPTH - 1 */
 #define FS_HIST_SLOTS 320
 #define FS_MAX_SITES 16
 #define FS_NO_CELL 0xffffffffu

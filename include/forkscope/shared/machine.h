@@ -37,6 +37,16 @@ enum fs_landmark {
 
 #define FS_LF_VFORK 1u
 
+/* Indices are masked as well as checked: the verifier keeps the mask's bound
+ * where the compiler may drop a comparison's.  FS_STACK_DEPTH is a power of 2. */
+#define FS_STACK_MASK (FS_STACK_DEPTH - 1)
+#ifdef __cplusplus
+#define FS_STACK_IDX(x) ((x) & FS_STACK_MASK)
+#else
+/* The empty asm hides the value's known range from clang, so it keeps the mask. */
+#define FS_STACK_IDX(x) ({ __u32 __i = (x); asm volatile("" : "+r"(__i)); __i & FS_STACK_MASK; })
+#endif
+
 struct fs_frame {
 	__u64 start;
 	__u64 child_ns;
@@ -86,7 +96,7 @@ FS_INLINE int fs_top(const struct fs_launch *l)
 	__u32 d = l->depth;
 	if (d == 0 || d > FS_STACK_DEPTH)
 		return FS_PH_NONE;
-	return (int)l->stack[d - 1].phase;
+	return (int)l->stack[FS_STACK_IDX(d - 1)].phase;
 }
 
 FS_INLINE int fs_find(const struct fs_launch *l, int ph)
@@ -107,7 +117,7 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 	__u32 d = l->depth;
 	if (d == 0 || d > FS_STACK_DEPTH)
 		return;
-	struct fs_frame *f = &l->stack[d - 1];
+	struct fs_frame *f = &l->stack[FS_STACK_IDX(d - 1)];
 	__u32 ph = f->phase;
 	__u64 dur = ts > f->start ? ts - f->start : 0;
 	__u64 self = dur > f->child_ns ? dur - f->child_ns : 0;
@@ -118,7 +128,7 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 	}
 	l->depth = d - 1;
 	if (d >= 2)
-		l->stack[d - 2].child_ns += dur;
+		l->stack[FS_STACK_IDX(d - 2)].child_ns += dur;
 }
 
 /* Open ph at ts.  Siblings (and their children) still open are closed first:
@@ -142,9 +152,10 @@ FS_INLINE int fs_open(struct fs_launch *l, int ph, __u64 ts, __u32 mask)
 	__u32 d = l->depth;
 	if (d >= FS_STACK_DEPTH)
 		return 0;
-	l->stack[d].start = ts;
-	l->stack[d].child_ns = 0;
-	l->stack[d].phase = (__u32)ph;
+	struct fs_frame *f = &l->stack[FS_STACK_IDX(d)];
+	f->start = ts;
+	f->child_ns = 0;
+	f->phase = (__u32)ph;
 	l->depth = d + 1;
 	return 1;
 }

@@ -1,0 +1,244 @@
+// The landmark state machine the BPF side runs, fed with recorded event sequences.
+#include <gtest/gtest.h>
+#include <linux/types.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "forkscope/shared/catalog.h"
+#include "forkscope/shared/machine.h"
+
+namespace {
+
+struct Event {
+  int landmark;
+  __u64 us;
+};
+
+constexpr __u64 kNsPerUs = 1000;
+
+// Deepest chain the catalog allows under the tracepoint mask:
+// syscall > copy_process > dup_mm > dup_mmap > vma_setup or copy_page_range.
+constexpr __u32 kDeepestTree = 5;
+
+fs_launch replay(const std::vector<Event>& events, __u32 flags = 0) {
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0);
+  l.flags = flags;
+  for (const Event& e : events) fs_landmark(&l, e.landmark, e.us * kNsPerUs);
+  return l;
+}
+
+// One fork() of a process with a 2 MiB heap, recorded on a real kernel (sys_enter at 0).
+const std::vector<Event> kFork2M = {
+    {FS_LM_TASK_STRUCT, 4}, {FS_LM_CREDS, 11},      {FS_LM_FILES, 18},     {FS_LM_FS, 25},
+    {FS_LM_SIGHAND, 26},    {FS_LM_SIGNAL, 28},     {FS_LM_MM_STRUCT, 30}, {FS_LM_MMAP_LOCK, 67},
+    {FS_LM_VMA_DUP, 73},    {FS_LM_VMA_DUP, 75},    {FS_LM_VMA_DUP, 77},   {FS_LM_VMA_DUP, 78},
+    {FS_LM_ANON_VMA, 79},   {FS_LM_ANON_VMA, 80},   {FS_LM_PT_WORK, 148},  {FS_LM_VMA_DUP, 151},
+    {FS_LM_ANON_VMA, 152},  {FS_LM_PT_WORK, 155},   {FS_LM_MMAP_UNLOCK, 493}, {FS_LM_PID, 496},
+    {FS_LM_NEWTASK, 507},   {FS_LM_FORK_DONE, 513}, {FS_LM_WAKEUP_NEW, 518}, {FS_LM_SYS_EXIT, 519},
+};
+
+void expect_phase(const fs_launch& l, int phase, __u64 total_us, __u64 self_us, __u32 calls) {
+  SCOPED_TRACE(testing::Message() << "phase " << phase);
+  EXPECT_EQ(l.total_ns[phase], total_us * kNsPerUs);
+  EXPECT_EQ(l.self_ns[phase], self_us * kNsPerUs);
+  EXPECT_EQ(l.calls[phase], calls);
+}
+
+// The breakdown adds up: a phase's self time is its total minus the totals of the
+// phases nested directly under it, and the self times of the tree sum to the syscall.
+void expect_self_adds_up(const fs_launch& l) {
+  __u64 all_self = 0;
+  for (int ph = 0; ph < FS_NPHASES; ++ph) {
+    __u64 children = 0;
+    for (int c = 0; c < FS_NPHASES; ++c) {
+      if (c != ph && fs_effective_parent(c, FS_TP_MASK) == ph) children += l.total_ns[c];
+    }
+    EXPECT_EQ(l.self_ns[ph], l.total_ns[ph] - children) << "phase " << ph;
+    all_self += l.self_ns[ph];
+  }
+  EXPECT_EQ(all_self, l.total_ns[FS_PH_SYSCALL]);
+}
+
+bool same_totals(const fs_launch& a, const fs_launch& b) {
+  return std::memcmp(a.total_ns, b.total_ns, sizeof a.total_ns) == 0 &&
+         std::memcmp(a.self_ns, b.self_ns, sizeof a.self_ns) == 0 &&
+         std::memcmp(a.calls, b.calls, sizeof a.calls) == 0;
+}
+
+std::vector<Event> with_inserted(std::vector<Event> events, Event extra) {
+  size_t i = 0;
+  while (i < events.size() && events[i].us <= extra.us) ++i;
+  events.insert(events.begin() + static_cast<std::ptrdiff_t>(i), extra);
+  return events;
+}
+
+TEST(Machine, ForkWithTwoMegabyteHeap) {
+  const fs_launch l = replay(kFork2M);
+  EXPECT_EQ(l.depth, 0u);
+  expect_phase(l, FS_PH_SYSCALL, 519, 11, 1);  // 0..4, 507..513, 518..519
+  expect_phase(l, FS_PH_KERNEL_CLONE, 0, 0, 0);
+  expect_phase(l, FS_PH_COPY_PROCESS, 507 - 4, 0, 1);  // its landmarks cover it all
+  expect_phase(l, FS_PH_DUP_TASK_STRUCT, 11 - 4, 11 - 4, 1);
+  expect_phase(l, FS_PH_COPY_CREDS, 18 - 11, 18 - 11, 1);
+  expect_phase(l, FS_PH_COPY_FILES, 25 - 18, 25 - 18, 1);
+  expect_phase(l, FS_PH_COPY_FS, 26 - 25, 26 - 25, 1);
+  expect_phase(l, FS_PH_COPY_SIGHAND, 28 - 26, 28 - 26, 1);
+  expect_phase(l, FS_PH_COPY_SIGNAL, 30 - 28, 30 - 28, 1);
+  expect_phase(l, FS_PH_DUP_MM, 496 - 30, (67 - 30) + (496 - 493), 1);
+  expect_phase(l, FS_PH_DUP_MMAP, 493 - 67, 73 - 67, 1);
+  // Five VMAs set up: 73..75, 75..77, 77..78, 78..80 (to its last anon_vma) and 151..152.
+  expect_phase(l, FS_PH_VMA_SETUP, 2 + 2 + 1 + 2 + 1, 2 + 2 + 1 + 2 + 1, 5);
+  // Two VMAs copied page tables, each from the end of its set-up to the next VMA or unlock.
+  expect_phase(l, FS_PH_COPY_PAGE_RANGE, (151 - 80) + (493 - 152), (151 - 80) + (493 - 152), 2);
+  expect_phase(l, FS_PH_ALLOC_PID, 507 - 496, 507 - 496, 1);
+  expect_phase(l, FS_PH_WAKE_UP_NEW_TASK, 518 - 513, 518 - 513, 1);
+  expect_phase(l, FS_PH_VFORK_WAIT, 0, 0, 0);
+  expect_phase(l, FS_PH_CHILD_FIRST_RUN, 0, 0, 0);
+  expect_phase(l, FS_PH_POST_LAUNCH_COW, 0, 0, 0);
+  expect_phase(l, FS_PH_TEARDOWN, 0, 0, 0);
+  expect_self_adds_up(l);
+}
+
+TEST(Machine, ThreadLaunchHasNoMemoryPhases) {
+  const fs_launch l = replay({{FS_LM_TASK_STRUCT, 1},
+                              {FS_LM_PID, 3},
+                              {FS_LM_NEWTASK, 4},
+                              {FS_LM_FORK_DONE, 5},
+                              {FS_LM_WAKEUP_NEW, 6},
+                              {FS_LM_SYS_EXIT, 7}});
+  EXPECT_EQ(l.depth, 0u);
+  expect_phase(l, FS_PH_SYSCALL, 7, 7 - 3 - 1, 1);
+  expect_phase(l, FS_PH_COPY_PROCESS, 3, 0, 1);
+  expect_phase(l, FS_PH_DUP_TASK_STRUCT, 2, 2, 1);
+  expect_phase(l, FS_PH_ALLOC_PID, 1, 1, 1);
+  expect_phase(l, FS_PH_WAKE_UP_NEW_TASK, 1, 1, 1);
+  for (int ph : {FS_PH_DUP_MM, FS_PH_DUP_MMAP, FS_PH_VMA_SETUP, FS_PH_COPY_PAGE_RANGE, FS_PH_COPY_FILES}) {
+    EXPECT_EQ(l.calls[ph], 0u) << ph;
+    EXPECT_EQ(l.total_ns[ph], 0u) << ph;
+  }
+  expect_self_adds_up(l);
+}
+
+TEST(Machine, StrayMmapLockIsIgnored) {
+  const fs_launch baseline = replay(kFork2M);
+  // During copy_files (dup_mm not open), inside a VMA's set-up (dup_mm open but not on
+  // top), and while alloc_pid runs: none may open dup_mmap.
+  for (__u64 at : {20, 76, 500}) {
+    SCOPED_TRACE(at);
+    EXPECT_TRUE(same_totals(replay(with_inserted(kFork2M, {FS_LM_MMAP_LOCK, at})), baseline));
+  }
+  // An unlock with no dup_mmap open closes nothing.
+  EXPECT_TRUE(same_totals(replay(with_inserted(kFork2M, {FS_LM_MMAP_UNLOCK, 12})), baseline));
+}
+
+TEST(Machine, PageTableWorkOutsideDupMmapIsIgnored) {
+  const fs_launch baseline = replay(kFork2M);
+  // In copy_creds, in dup_mm before and after dup_mmap, in alloc_pid, in wake_up_new_task.
+  for (__u64 at : {12, 40, 495, 500, 515}) {
+    SCOPED_TRACE(at);
+    EXPECT_TRUE(same_totals(replay(with_inserted(kFork2M, {FS_LM_PT_WORK, at})), baseline));
+  }
+}
+
+TEST(Machine, VforkWaitsFromWakeupToSysExit) {
+  const std::vector<Event> vfork = {{FS_LM_TASK_STRUCT, 2}, {FS_LM_CREDS, 5},        {FS_LM_PID, 20},
+                                    {FS_LM_NEWTASK, 25},    {FS_LM_FORK_DONE, 27},   {FS_LM_WAKEUP_NEW, 30},
+                                    {FS_LM_SYS_EXIT, 830}};
+  const fs_launch l = replay(vfork, FS_LF_VFORK);
+  EXPECT_EQ(l.depth, 0u);
+  expect_phase(l, FS_PH_VFORK_WAIT, 800, 800, 1);
+  expect_phase(l, FS_PH_WAKE_UP_NEW_TASK, 3, 3, 1);
+  expect_phase(l, FS_PH_SYSCALL, 830, 830 - 800 - 3 - 23, 1);
+  expect_self_adds_up(l);
+
+  const fs_launch plain = replay(vfork);
+  expect_phase(plain, FS_PH_VFORK_WAIT, 0, 0, 0);
+  expect_phase(plain, FS_PH_SYSCALL, 830, 830 - 3 - 23, 1);
+}
+
+TEST(Machine, LandmarksAfterSysExitChangeNothing) {
+  fs_launch l = replay(kFork2M);
+  const fs_launch done = l;
+  __u64 ts = 600 * kNsPerUs;
+  for (int round = 0; round < 2; ++round) {
+    for (int lm = FS_LM_TASK_STRUCT; lm < FS_LM_COUNT; ++lm) fs_landmark(&l, lm, ts += kNsPerUs);
+  }
+  EXPECT_EQ(l.depth, 0u);
+  EXPECT_TRUE(same_totals(l, done));
+}
+
+TEST(Machine, FullStackRefusesAnotherPhase) {
+  fs_launch l{};
+  for (__u32 i = 0; i < FS_STACK_DEPTH; ++i) l.stack[i] = {100, 0, FS_PH_SYSCALL, 0};
+  l.stack[FS_STACK_DEPTH - 1].phase = FS_PH_DUP_MMAP;
+  l.depth = FS_STACK_DEPTH;
+  const fs_launch before = l;
+
+  fs_landmark(&l, FS_LM_VMA_DUP, 200);  // vma_setup's parent is on top: nothing to pop, no room
+  EXPECT_EQ(l.depth, static_cast<__u32>(FS_STACK_DEPTH));
+  EXPECT_EQ(l.cpr_candidate, 0u);
+  EXPECT_EQ(std::memcmp(l.stack, before.stack, sizeof l.stack), 0);
+  EXPECT_TRUE(same_totals(l, before));
+}
+
+TEST(Machine, CorruptDepthIsNeverFollowedPastTheStack) {
+  fs_launch l{};
+  for (auto& f : l.stack) f = {100, 0, FS_PH_SYSCALL, 0};
+  l.depth = FS_STACK_DEPTH + 5;
+  const fs_launch before = l;
+  for (int lm = FS_LM_TASK_STRUCT; lm < FS_LM_COUNT; ++lm) fs_landmark(&l, lm, 200);
+  EXPECT_EQ(l.depth, static_cast<__u32>(FS_STACK_DEPTH + 5));
+  EXPECT_EQ(fs_top(&l), FS_PH_NONE);
+  EXPECT_TRUE(same_totals(l, before));
+}
+
+// Arbitrary landmark orders, as a lost or reordered event would give: the stack never
+// grows past the catalog's depth and the breakdown still adds up.
+TEST(Machine, RandomLandmarkSequencesStayConsistent) {
+  std::mt19937 rng(4242);
+  std::uniform_int_distribution<int> landmark(FS_LM_TASK_STRUCT, FS_LM_WAKEUP_NEW);
+  std::uniform_int_distribution<__u64> gap(0, 50000);
+  for (int launch = 0; launch < 2000; ++launch) {
+    fs_launch l{};
+    __u64 ts = gap(rng);
+    fs_launch_begin(&l, 0, ts);
+    if (launch % 3 == 0) l.flags |= FS_LF_VFORK;
+    const int n = 1 + static_cast<int>(rng() % 60);
+    for (int i = 0; i < n; ++i) {
+      fs_landmark(&l, landmark(rng), ts += gap(rng));
+      ASSERT_LE(l.depth, kDeepestTree);
+    }
+    fs_landmark(&l, FS_LM_SYS_EXIT, ts += gap(rng));
+    ASSERT_EQ(l.depth, 0u);
+    for (int ph : {FS_PH_KERNEL_CLONE, FS_PH_CHILD_FIRST_RUN, FS_PH_POST_LAUNCH_COW, FS_PH_TEARDOWN})
+      EXPECT_EQ(l.calls[ph], 0u) << ph;
+    expect_self_adds_up(l);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(Machine, HistSlotIsMonotoneAndClamped) {
+  EXPECT_EQ(fs_hist_slot(0), 0u);
+  EXPECT_EQ(fs_hist_slot(7), 7u);
+  EXPECT_EQ(fs_hist_slot(8), 8u);
+  EXPECT_EQ(fs_hist_slot(~0ULL), static_cast<__u32>(FS_HIST_SLOTS - 1));
+  __u32 previous = 0;
+  for (__u64 v = 0; v < (1ULL << 20); v += 1 + v / 64) {
+    const __u32 slot = fs_hist_slot(v);
+    ASSERT_GE(slot, previous) << v;
+    previous = slot;
+  }
+  for (int b = 0; b < 64; ++b) {
+    const __u64 v = 1ULL << b;
+    EXPECT_EQ(fs_log2(v), static_cast<__u32>(b));
+    if (b > 0) {
+      EXPECT_EQ(fs_log2(v - 1), static_cast<__u32>(b - 1));
+    }
+    EXPECT_GE(fs_hist_slot(v), fs_hist_slot(v - 1)) << v;
+  }
+}
+
+}  // namespace

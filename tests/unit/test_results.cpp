@@ -1,0 +1,310 @@
+#include "forkscope/results.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "forkscope/error.h"
+
+namespace forkscope {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every field holds a distinct value, so a field written or read into the wrong
+// member shows up.
+Summary summary(uint64_t base) {
+  return {base, base + 1, static_cast<double>(base) + 2.25, base + 3, base + 4, base + 5, base + 6};
+}
+
+Phase phase(const std::string& name, const std::string& path, uint64_t base, bool with_hist) {
+  Phase p;
+  p.name = name;
+  p.path = path;
+  p.source = "derived";
+  p.count = base;
+  p.calls = base + 1;
+  p.total_ns = base * 1000 + 2;
+  p.self_ns = base * 500 + 3;
+  p.mean_ns = static_cast<double>(p.total_ns) / 3.0;
+  p.p50_ns = base + 4;
+  p.p99_ns = base + 5;
+  if (with_hist) p.hist = {0, 1, 2, 0, 0, 7, 1ULL << 40};
+  return p;
+}
+
+Run sample_run() {
+  Run r;
+  r.tool_version = "0.1.0";
+  r.started = "2024-05-01T12:00:00Z";
+  r.host = {"lab", "6.1.0-21-amd64", "x86_64", 2, "madvise"};
+  r.backend = "tracepoint";
+  r.incomplete = true;
+  r.phases_available = {{"syscall", "tracepoint", "sys_enter .. sys_exit", ""},
+                        {"kernel_clone", "", "", "no tracepoint at its entry or exit"}};
+  Cell fork;
+  fork.mode = "fork";
+  fork.clone_flags = "";
+  fork.heap_bytes = 2 << 20;
+  fork.iterations = 10000;
+  fork.launches = 9990;
+  fork.failed = 10;
+  fork.failed_errno = "EAGAIN";
+  fork.time_capped = true;
+  fork.seconds = 1.75;
+  fork.user = {summary(100), summary(200), summary(300)};
+  fork.backing = {2 << 20, 0, 45056, 3 << 20, 31};
+  fork.kernel = {9990, 10, 20, 30, 40, 50};
+  fork.phases = {phase("syscall", "syscall", 9990, true),
+                 phase("copy_page_range", "syscall;copy_process;dup_mm;dup_mmap;copy_page_range", 9000, false)};
+  Cell thread;
+  thread.mode = "pthread";
+  thread.clone_flags = "VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID";
+  thread.heap_bytes = 0;
+  thread.iterations = 5;
+  thread.launches = 5;
+  thread.seconds = 0.001;
+  thread.user = {summary(7), summary(8), summary(9)};
+  thread.phases = {phase("syscall", "syscall", 5, false)};
+  r.cells = {fork, thread};
+  return r;
+}
+
+void expect_equal(const Summary& a, const Summary& b) {
+  EXPECT_EQ(a.n, b.n);
+  EXPECT_EQ(a.min, b.min);
+  EXPECT_EQ(a.mean, b.mean);
+  EXPECT_EQ(a.p50, b.p50);
+  EXPECT_EQ(a.p90, b.p90);
+  EXPECT_EQ(a.p99, b.p99);
+  EXPECT_EQ(a.max, b.max);
+}
+
+void expect_equal(const Run& a, const Run& b) {
+  EXPECT_EQ(a.schema, b.schema);
+  EXPECT_EQ(a.tool_version, b.tool_version);
+  EXPECT_EQ(a.started, b.started);
+  EXPECT_EQ(a.host.hostname, b.host.hostname);
+  EXPECT_EQ(a.host.kernel, b.host.kernel);
+  EXPECT_EQ(a.host.arch, b.host.arch);
+  EXPECT_EQ(a.host.cpus, b.host.cpus);
+  EXPECT_EQ(a.host.thp, b.host.thp);
+  EXPECT_EQ(a.backend, b.backend);
+  EXPECT_EQ(a.incomplete, b.incomplete);
+  ASSERT_EQ(a.phases_available.size(), b.phases_available.size());
+  for (size_t i = 0; i < a.phases_available.size(); ++i) {
+    EXPECT_EQ(a.phases_available[i].name, b.phases_available[i].name);
+    EXPECT_EQ(a.phases_available[i].source, b.phases_available[i].source);
+    EXPECT_EQ(a.phases_available[i].how, b.phases_available[i].how);
+    EXPECT_EQ(a.phases_available[i].reason, b.phases_available[i].reason);
+  }
+  ASSERT_EQ(a.cells.size(), b.cells.size());
+  for (size_t i = 0; i < a.cells.size(); ++i) {
+    SCOPED_TRACE(testing::Message() << "cell " << i);
+    const Cell& x = a.cells[i];
+    const Cell& y = b.cells[i];
+    EXPECT_EQ(x.mode, y.mode);
+    EXPECT_EQ(x.clone_flags, y.clone_flags);
+    EXPECT_EQ(x.heap_bytes, y.heap_bytes);
+    EXPECT_EQ(x.iterations, y.iterations);
+    EXPECT_EQ(x.launches, y.launches);
+    EXPECT_EQ(x.failed, y.failed);
+    EXPECT_EQ(x.failed_errno, y.failed_errno);
+    EXPECT_EQ(x.time_capped, y.time_capped);
+    EXPECT_EQ(x.seconds, y.seconds);
+    expect_equal(x.user.call_to_return, y.user.call_to_return);
+    expect_equal(x.user.call_to_child, y.user.call_to_child);
+    expect_equal(x.user.call_to_reaped, y.user.call_to_reaped);
+    EXPECT_EQ(x.backing.heap_bytes_touched, y.backing.heap_bytes_touched);
+    EXPECT_EQ(x.backing.anon_huge_bytes, y.backing.anon_huge_bytes);
+    EXPECT_EQ(x.backing.vm_pte_bytes, y.backing.vm_pte_bytes);
+    EXPECT_EQ(x.backing.vm_rss_bytes, y.backing.vm_rss_bytes);
+    EXPECT_EQ(x.backing.vmas, y.backing.vmas);
+    EXPECT_EQ(x.kernel.launches, y.kernel.launches);
+    EXPECT_EQ(x.kernel.failed, y.kernel.failed);
+    EXPECT_EQ(x.kernel.pt_pages, y.kernel.pt_pages);
+    EXPECT_EQ(x.kernel.faults_parent, y.kernel.faults_parent);
+    EXPECT_EQ(x.kernel.faults_child, y.kernel.faults_child);
+    EXPECT_EQ(x.kernel.lost, y.kernel.lost);
+    ASSERT_EQ(x.phases.size(), y.phases.size());
+    for (size_t k = 0; k < x.phases.size(); ++k) {
+      const Phase& p = x.phases[k];
+      const Phase& q = y.phases[k];
+      EXPECT_EQ(p.name, q.name);
+      EXPECT_EQ(p.path, q.path);
+      EXPECT_EQ(p.source, q.source);
+      EXPECT_EQ(p.count, q.count);
+      EXPECT_EQ(p.calls, q.calls);
+      EXPECT_EQ(p.total_ns, q.total_ns);
+      EXPECT_EQ(p.self_ns, q.self_ns);
+      EXPECT_EQ(p.mean_ns, q.mean_ns);
+      EXPECT_EQ(p.p50_ns, q.p50_ns);
+      EXPECT_EQ(p.p99_ns, q.p99_ns);
+      EXPECT_EQ(p.hist, q.hist);
+    }
+  }
+}
+
+// The message of the usage error text raises; fails the test on anything else.
+std::string usage_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), kExitUsage) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted";
+  return "";
+}
+
+std::string edited(const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json j = nlohmann::json::parse(to_json(sample_run()));
+  edit(j);
+  return j.dump();
+}
+
+class TempDir : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "forkscope-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
+    return names;
+  }
+
+  fs::path dir_;
+};
+
+TEST(Results, RoundTripsFieldForField) {
+  const auto run = sample_run();
+  expect_equal(run_from_json(to_json(run)), run);
+  expect_equal(run_from_json(to_json(run, -1)), run);
+}
+
+TEST(Results, UsesTheDocumentedFieldNames) {
+  const nlohmann::json j = nlohmann::json::parse(to_json(sample_run()));
+  EXPECT_EQ(j["schema"], "forkscope.results/1");
+  EXPECT_EQ(j["host"]["thp"], "madvise");
+  EXPECT_EQ(j["phases_available"][1]["reason"], "no tracepoint at its entry or exit");
+  const auto& cell = j["cells"][0];
+  EXPECT_EQ(cell["heap_bytes"], 2 << 20);
+  EXPECT_EQ(cell["user"]["call_to_child"]["p90"], 204);
+  EXPECT_EQ(cell["kernel"]["lost"], 50);
+  EXPECT_EQ(cell["backing"]["vm_pte_bytes"], 45056);
+  EXPECT_EQ(cell["phases"][1]["path"], "syscall;copy_process;dup_mm;dup_mmap;copy_page_range");
+  EXPECT_EQ(cell["phases"][0]["hist"].size(), 7u);
+  EXPECT_FALSE(cell["phases"][1].contains("hist")) << "an empty histogram is omitted";
+}
+
+TEST(Results, FindsPhasesByName) {
+  const auto run = sample_run();
+  ASSERT_NE(run.cells[0].phase("copy_page_range"), nullptr);
+  EXPECT_EQ(run.cells[0].phase("copy_page_range")->count, 9000u);
+  EXPECT_EQ(run.cells[1].phase("copy_page_range"), nullptr);
+}
+
+TEST(Results, RejectsInvalidJson) {
+  EXPECT_NE(usage_message([] { run_from_json("{not json"); }).find("not valid JSON"), std::string::npos);
+  usage_message([] { run_from_json(""); });
+  usage_message([] { run_from_json("[]"); });
+}
+
+TEST(Results, RejectsAnotherSchema) {
+  const std::string msg =
+      usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["schema"] = "forkscope.results/2"; })); });
+  EXPECT_NE(msg.find("forkscope.results/2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("schema"), std::string::npos) << msg;
+}
+
+TEST(Results, RejectsCellsThatAreNotAnArray) {
+  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"] = nlohmann::json::object(); })); }),
+            "results: cells: expected an array");
+}
+
+TEST(Results, RejectsAStringWhereANumberBelongs) {
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1]["total_ns"] = "12"; }));
+            }),
+            "results: cells[0].phases[1].total_ns: expected a non-negative integer");
+}
+
+TEST(Results, RejectsNegativeAndAbsurdNumbers) {
+  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1]["launches"] = -5; })); }),
+            "results: cells[1].launches: expected a non-negative integer");
+  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["seconds"] = -1.5; })); }),
+            "results: cells[0].seconds: expected a non-negative number");
+  usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["launches"] = 1.5; })); });
+  usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["host"]["cpus"] = 1 << 30; })); });
+  usage_message([] {
+    run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][0]["hist"] = std::vector<int>(1000, 1); }));
+  });
+  usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["user"]["call_to_return"]["mean"] = 1e300; })); });
+}
+
+TEST(Results, RejectsMissingFields) {
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["cells"][1]["kernel"].erase("lost"); }));
+            }),
+            "results: cells[1].kernel.lost: missing");
+  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j.erase("host"); })); }),
+            "results: host: missing");
+  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["incomplete"] = 0; })); }),
+            "results: incomplete: expected true or false");
+}
+
+TEST_F(TempDir, SaveAndLoadLeaveOneReadableFile) {
+  const std::string path = (dir_ / "results.json").string();
+  const auto run = sample_run();
+  save_results(run, path);
+  save_results(run, path);  // replacing an existing file works the same way
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  EXPECT_EQ(entries(), std::vector<std::string>{"results.json"});
+  expect_equal(load_results(path), run);
+}
+
+TEST_F(TempDir, SaveIntoAMissingDirectoryFailsCleanly) {
+  try {
+    save_results(sample_run(), (dir_ / "no-such-dir" / "results.json").string());
+    FAIL() << "saved";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), kExitFailure);
+    EXPECT_NE(std::string(e.what()).find("cannot write results file"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(entries().empty());
+}
+
+TEST_F(TempDir, LoadRejectsTruncatedAndMissingFiles) {
+  const std::string path = (dir_ / "results.json").string();
+  save_results(sample_run(), path);
+  fs::resize_file(path, fs::file_size(path) / 2);
+  const std::string truncated = usage_message([&] { load_results(path); });
+  EXPECT_EQ(truncated.rfind(path + ": not valid JSON", 0), 0u) << truncated;
+
+  const std::string missing = usage_message([&] { load_results((dir_ / "absent.json").string()); });
+  EXPECT_NE(missing.find("cannot read results file"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("No such file or directory"), std::string::npos) << missing;
+}
+
+TEST_F(TempDir, LoadNamesTheFileInFieldErrors) {
+  const std::string path = (dir_ / "results.json").string();
+  std::ofstream(path) << edited([](nlohmann::json& j) { j["cells"][0]["phases"][0]["count"] = "x"; });
+  EXPECT_EQ(usage_message([&] { load_results(path); }),
+            path + ": cells[0].phases[0].count: expected a non-negative integer");
+}
+
+}  // namespace
+}  // namespace forkscope
