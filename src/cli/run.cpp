@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "forkscope/catalog.h"
@@ -28,7 +30,7 @@ struct RunOptions {
   std::vector<std::string> clone_flags;
   std::string heaps;
   uint64_t iterations = 10000;
-  double cell_seconds = 4.0;
+  double cell_seconds = 8.0;
   uint64_t warmup = 20;
   int cpu = -1;
   bool thp = false;
@@ -48,6 +50,12 @@ std::string iso_now() {
   struct tm tm;
   gmtime_r(&t, &tm);
   strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
   return buf;
 }
 
@@ -74,11 +82,11 @@ SweepOptions validate(const RunOptions& o) {
     if (defaults && avail && h > avail / 4) {
       if (!o.quiet)
         std::fprintf(stderr, "forkscope: skipping the %s heap: more than a quarter of the %s available\n",
-                     format_size(h).c_str(), format_size(avail).c_str());
+                     format_size(h).c_str(), gib(avail).c_str());
       continue;
     }
     if (avail && h > avail)
-      throw usage_error("--heap " + format_size(h) + " is more than the " + format_size(avail) +
+      throw usage_error("--heap " + format_size(h) + " is more than the " + gib(avail) +
                         " of available memory; choose smaller sizes");
     s.heaps.push_back(h);
   }
@@ -125,6 +133,9 @@ int run_command(const RunOptions& o) {
 
   std::unique_ptr<TracepointBackend> backend = TracepointBackend::open(o.verbose);
   backend->set_target(getpid());
+  // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
+  // own footprint (copied by every fork) is as small as it can be.
+  malloc_trim(0);
   const uint32_t mask = measured_mask(FS_SRC_TP);
 
   struct sigaction sa = {};
@@ -151,8 +162,8 @@ int run_command(const RunOptions& o) {
     cell.phases = build_phases(aggs, mask);
   };
   if (!o.quiet) {
-    std::fprintf(stderr, "forkscope: tracepoint backend attached (%s of BPF maps); %zu cells, up to %llu launches or %.0fs each\n",
-                 format_size(backend->map_bytes()).c_str(), sweep.modes.size() * sweep.heaps.size(),
+    std::fprintf(stderr, "forkscope: tracepoint backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
+                 static_cast<double>(backend->map_bytes()) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
                  static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
   }
   run.cells = run_sweep(sweep, hooks, &g_stop);
@@ -164,6 +175,9 @@ int run_command(const RunOptions& o) {
 
   const bool color = !o.no_color && stdout_is_tty();
   render_summary(run, std::cout, color);
+  std::ostringstream growth;
+  render_growth(run, growth, color);
+  if (!growth.str().empty()) std::cout << "\n" << growth.str();
   if (const Cell* c = featured_cell(run)) {
     std::cout << "\n";
     render_phase_tree(*c, std::cout, color);

@@ -206,8 +206,10 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color) {
       t.add_row({name, p.source, fmt::format("{:.1f} faults/launch", calls)});
       continue;
     }
-    const Phase* root = cell.phase(p.path.substr(0, p.path.find(';')));
-    const bool has_root = root != nullptr && root->total_ns > 0;
+    // Shares are of the launch syscall; phases around it (child_first_run,
+    // teardown) happen outside it and get none.
+    const Phase* root = cell.phase("syscall");
+    const bool has_root = root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall");
     const double share = has_root ? static_cast<double>(p.total_ns) / static_cast<double>(root->total_ns) : 0;
     t.add_row({name, p.source, p.calls == p.count ? "x1" : fmt::format("x{:.1f}", calls), format_ns(p.mean_ns),
                format_ns(static_cast<double>(p.self_ns) / count), has_root ? percent(share) : ""},
@@ -218,6 +220,59 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color) {
                 "landmark segments (source derived) run to the next landmark",
                 kDim, color)
       << '\n';
+}
+
+void render_growth(const Run& run, std::ostream& out, bool color) {
+  // Modes in first-seen order, each with its smallest and largest heap cell.
+  std::vector<std::pair<const Cell*, const Cell*>> spans;
+  for (const Cell& c : run.cells) {
+    auto it = std::find_if(spans.begin(), spans.end(), [&](const auto& s) { return s.first->mode == c.mode; });
+    if (it == spans.end()) {
+      spans.push_back({&c, &c});
+      continue;
+    }
+    if (c.heap_bytes < it->first->heap_bytes) it->first = &c;
+    if (c.heap_bytes > it->second->heap_bytes) it->second = &c;
+  }
+  Table t({Align::kLeft, Align::kRight, Align::kRight, Align::kLeft});
+  t.add_row({"mode", "heap", "kernel time", "where the difference goes (self time per launch)"});
+  size_t rows = 0;
+  for (const auto& [small, large] : spans) {
+    const Phase* a = small->phase("syscall");
+    const Phase* b = large->phase("syscall");
+    if (small == large || a == nullptr || b == nullptr) continue;
+    const double growth = b->mean_ns - a->mean_ns;
+    struct Delta {
+      std::string name;
+      double ns;
+    };
+    std::vector<Delta> deltas;
+    for (const Phase& p : large->phases) {
+      if (!p.path.starts_with("syscall") || p.count == 0) continue;
+      const Phase* q = small->phase(p.name);
+      const double before = q && q->count ? static_cast<double>(q->self_ns) / static_cast<double>(q->count) : 0;
+      const double after = static_cast<double>(p.self_ns) / static_cast<double>(p.count);
+      deltas.push_back({p.name == "syscall" ? "unattributed (syscall self)" : p.name, after - before});
+    }
+    std::stable_sort(deltas.begin(), deltas.end(), [](const Delta& x, const Delta& y) { return x.ns > y.ns; });
+    std::string where;
+    if (growth <= 0.25 * a->mean_ns) {
+      where = "flat: no phase grows with the heap";
+    } else {
+      for (size_t i = 0; i < std::min<size_t>(3, deltas.size()); ++i) {
+        if (deltas[i].ns <= 0) break;
+        if (i > 0) where += ", ";
+        where += fmt::format("{} +{} ({})", deltas[i].name, format_ns(deltas[i].ns), percent(deltas[i].ns / growth));
+      }
+    }
+    t.add_row({small->mode, format_size(small->heap_bytes) + " -> " + format_size(large->heap_bytes),
+               fmt::format("{} -> {}", format_ns(a->mean_ns), format_ns(b->mean_ns)), where});
+    rows++;
+  }
+  if (rows == 0) return;
+  out << styled("how the launch grows with the heap (kernel time per launch, smallest -> largest heap)", kBold, color)
+      << '\n';
+  t.render(out, color);
 }
 
 bool stdout_is_tty() {

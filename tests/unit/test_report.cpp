@@ -237,3 +237,45 @@ TEST(Color, OffWhenNoColorIsSetOrTheTerminalIsDumb) {
 
 }  // namespace
 }  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+Cell growth_cell(const std::string& mode, uint64_t heap, uint64_t cpr_us, uint64_t other_us) {
+  const uint64_t n = 100, us = 1000 * n;
+  Cell c;
+  c.mode = mode;
+  c.heap_bytes = heap;
+  c.launches = n;
+  c.phases = {phase("syscall", n, n, (cpr_us + other_us + 10) * us, 10 * us, "tracepoint"),
+              phase("syscall;copy_process", n, n, (cpr_us + other_us) * us, other_us * us)};
+  if (cpr_us) c.phases.push_back(phase("syscall;copy_process;copy_page_range", n, n, cpr_us * us, cpr_us * us));
+  return c;
+}
+
+TEST(Growth, NamesThePhaseTheHeapGrowthGoesTo) {
+  forkscope::Run run;
+  run.cells = {growth_cell("fork", 2 << 20, 40, 20), growth_cell("pthread", 2 << 20, 0, 10),
+               growth_cell("fork", 512 << 20, 2840, 20), growth_cell("pthread", 512 << 20, 0, 11)};
+  std::ostringstream out;
+  render_growth(run, out, false);
+  const std::vector<std::string> lines = lines_of(out.str());
+  ASSERT_EQ(lines.size(), 5u) << out.str();  // title, header, rule, fork, pthread
+  EXPECT_EQ(lines[3].rfind("fork", 0), 0u);
+  EXPECT_NE(lines[3].find("2M -> 512M"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[3].find("70.0 µs -> 2.87 ms"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[3].find("copy_page_range +2.80 ms (100%)"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[4].find("flat"), std::string::npos) << lines[4];
+  EXPECT_EQ(out.str().find('\x1b'), std::string::npos);
+}
+
+TEST(Growth, SilentForASingleHeap) {
+  forkscope::Run run;
+  run.cells = {growth_cell("fork", 2 << 20, 40, 20)};
+  std::ostringstream out;
+  render_growth(run, out, false);
+  EXPECT_TRUE(out.str().empty());
+}
+
+}  // namespace
+}  // namespace forkscope
