@@ -212,7 +212,7 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color) {
     const bool has_root = root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall");
     const double share = has_root ? static_cast<double>(p.total_ns) / static_cast<double>(root->total_ns) : 0;
     t.add_row({name, p.source, p.calls == p.count ? "x1" : fmt::format("x{:.1f}", calls), format_ns(p.mean_ns),
-               format_ns(static_cast<double>(p.self_ns) / count), has_root ? percent(share) : ""},
+               format_ns(static_cast<double>(p.self_ns) / count), has_root ? percent(share) : "-"},
               bar(share));
   }
   t.render(out, color);
