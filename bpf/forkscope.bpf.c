@@ -71,6 +71,14 @@ struct {
 	__type(value, struct fs_agg);
 } agg SEC(".maps");
 
+/* Phases of launches that failed (the syscall returned an error), kept apart. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FS_MAX_CELLS * FS_NPHASES);
+	__type(key, __u32);
+	__type(value, struct fs_agg_failed);
+} agg_failed SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FS_MAX_CELLS);
@@ -183,8 +191,21 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 			cs->pt_pages += l->pt_pages;
 		}
 		bpf_map_update_elem(&last_cell, &tid, &cell, BPF_ANY);
-	} else if (ret != -513 /* ERESTARTNOINTR: restarted, not failed */ && cs) {
-		cs->failed += 1;
+	} else if (ret != -513 /* ERESTARTNOINTR: restarted, not failed */ && cell < FS_MAX_CELLS) {
+		for (int i = 0; i < FS_NPHASES; i++) {
+			if (!l->calls[i])
+				continue;
+			__u32 key = cell * FS_NPHASES + i;
+			struct fs_agg_failed *f = bpf_map_lookup_elem(&agg_failed, &key);
+			if (f) {
+				f->count += 1;
+				f->calls += l->calls[i];
+				f->total_ns += l->total_ns[i];
+				f->self_ns += l->self_ns[i];
+			}
+		}
+		if (cs)
+			cs->failed += 1;
 	}
 	bpf_map_delete_elem(&launches, &tid);
 	return 0;

@@ -68,6 +68,8 @@ class TracepointBackend {
   void set_target(pid_t tgid);
   void set_cell(uint32_t cell);  // FS_NO_CELL stops attribution
   std::vector<PhaseAgg> read_phases(uint32_t cell) const;
+  // Phases of the launches whose syscall failed (no histograms).
+  std::vector<PhaseAgg> read_failed_phases(uint32_t cell) const;
   KernelCounts read_counts(uint32_t cell) const;
   const std::vector<PhaseAvailability>& availability() const { return availability_; }
   uint64_t map_bytes() const;  // memory of the BPF maps, for the report

@@ -42,6 +42,25 @@ struct Phase {
   std::vector<uint64_t> hist;  // per-launch inclusive ns, slots of stats.h; may be empty
 };
 
+// One span of a sampled launch, for timelines.  Times are relative to the
+// launch's sys_enter; spans in the child (child_first_run, teardown) too.
+struct SampleSpan {
+  std::string name;
+  std::string path;
+  int64_t start_ns = 0;
+  uint64_t dur_ns = 0;
+  std::string task;  // "parent" or "child"
+};
+
+// A launch recorded span by span (a few per cell, spread over the cell).
+struct Sample {
+  uint64_t seq = 0;        // launch number within the cell, from 1
+  int parent_tid = 0;
+  int child_pid = 0;
+  uint64_t start_ns = 0;   // CLOCK_MONOTONIC of the sys_enter
+  std::vector<SampleSpan> spans;
+};
+
 struct Backing {
   uint64_t heap_bytes_touched = 0;
   uint64_t anon_huge_bytes = 0;  // AnonHugePages of the whole runner
@@ -79,6 +98,7 @@ struct Cell {
   Backing backing;
   KernelCounts kernel;
   std::vector<Phase> phases;  // tree order: parents before children
+  std::vector<Sample> samples;  // may be empty
 
   const Phase* phase(const std::string& name) const;
 };

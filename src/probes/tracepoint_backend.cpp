@@ -162,6 +162,23 @@ std::vector<PhaseAgg> TracepointBackend::read_phases(uint32_t cell) const {
   return out;
 }
 
+std::vector<PhaseAgg> TracepointBackend::read_failed_phases(uint32_t cell) const {
+  std::vector<PhaseAgg> out(FS_NPHASES);
+  std::vector<fs_agg_failed> percpu(impl_->ncpus);
+  int fd = bpf_map__fd(impl_->skel->maps.agg_failed);
+  for (int ph = 0; ph < FS_NPHASES; ph++) {
+    __u32 key = cell * FS_NPHASES + ph;
+    if (bpf_map_lookup_elem(fd, &key, percpu.data()) != 0) continue;
+    for (const fs_agg_failed& v : percpu) {
+      out[ph].count += v.count;
+      out[ph].calls += v.calls;
+      out[ph].total_ns += v.total_ns;
+      out[ph].self_ns += v.self_ns;
+    }
+  }
+  return out;
+}
+
 KernelCounts TracepointBackend::read_counts(uint32_t cell) const {
   KernelCounts k;
   std::vector<fs_cellstat> percpu(impl_->ncpus);

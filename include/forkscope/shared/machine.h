@@ -303,6 +303,14 @@ struct fs_agg {
 	__u32 hist[FS_HIST_SLOTS]; /* per-launch inclusive ns */
 };
 
+/* The same without histogram, for launches whose syscall failed. */
+struct fs_agg_failed {
+	__u64 count;
+	__u64 calls;
+	__u64 total_ns;
+	__u64 self_ns;
+};
+
 /* Per-cell counters, in a per-CPU array. */
 struct fs_cellstat {
 	__u64 launches;      /* syscalls that returned a child id */
