@@ -16,17 +16,32 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct fs_site sites[FS_MAX_SITES] = {};
 const volatile __u32 nsites = 0;
+/* What this run measures and how (machine.h), and the phase of each function slot.
+ * Set before load.  Not rodata: the machine reads it through plain pointers, and
+ * clang folds reads of a zero-initialised const object through those to zero. */
+struct fs_config cfg = {};
+__u32 slot_phase[FS_MAX_FN_SLOTS] = {};
+#define CFG (&cfg)
 
 /* Set by user space at run time through the mmapped .bss. */
 __u32 target_tgid = 0;
 __u32 cur_cell = FS_NO_CELL;
+__u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
 
 struct fs_child {
 	__u32 cell;
 	__u32 ran;
 	__u64 wake_ts;
 	__u64 exit_ts;
+	__u32 seq; /* of a sampled launch, else 0 */
+	__u32 pad;
 };
+
+/* Sampled launches and their children's spans, drained after each cell. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} samples SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -120,6 +135,22 @@ static __always_inline void agg_add(__u32 cell, __u32 ph, __u64 count, __u64 cal
 		a->hist[slot] += 1;
 }
 
+/* A child-side span of a sampled launch goes to the ring buffer as it ends. */
+static __always_inline void emit_child_span(struct fs_child *c, __u32 pid, __u32 phase, __u64 start, __u64 dur)
+{
+	if (!c->seq)
+		return;
+	struct fs_child_span r = {
+		.rec_type = FS_REC_CHILD_SPAN, .seq = c->seq, .cell = c->cell, .phase = phase,
+		.pid = pid, .start = start, .dur = dur,
+	};
+	if (bpf_ringbuf_output(&samples, &r, sizeof(r), 0)) {
+		struct fs_cellstat *cs = cellstat(c->cell);
+		if (cs)
+			cs->samples_lost += 1;
+	}
+}
+
 static __always_inline int is_launch_syscall(long id)
 {
 	return id == 56 /* clone */ || id == 57 /* fork */ || id == 58 /* vfork */ ||
@@ -160,7 +191,8 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	struct fs_launch *l = bpf_map_lookup_elem(&scratch, &zero);
 	if (!l)
 		return 0;
-	fs_launch_begin(l, cell, bpf_ktime_get_ns());
+	fs_launch_begin(l, cell, sample_seq, bpf_ktime_get_ns());
+	l->tid = tid;
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) {
 		struct fs_cellstat *cs = cellstat(cell);
 		if (cs)
@@ -180,7 +212,7 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 	__u32 cell = l->cell;
 	struct fs_cellstat *cs = cellstat(cell);
 
-	fs_landmark(l, FS_LM_SYS_EXIT, now);
+	fs_landmark(l, FS_LM_SYS_EXIT, now, CFG);
 	if (ret > 0) {
 		for (int i = 0; i < FS_NPHASES; i++) {
 			if (l->calls[i])
@@ -189,6 +221,11 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 		if (cs) {
 			cs->launches += 1;
 			cs->pt_pages += l->pt_pages;
+		}
+		if (l->seq) {
+			l->child = (__s32)ret;
+			if (bpf_ringbuf_output(&samples, l, sizeof(*l), 0) && cs)
+				cs->samples_lost += 1;
 		}
 		bpf_map_update_elem(&last_cell, &tid, &cell, BPF_ANY);
 	} else if (ret != -513 /* ERESTARTNOINTR: restarted, not failed */ && cell < FS_MAX_CELLS) {
@@ -253,7 +290,7 @@ int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, stru
 			__u32 lm = sites[i].lm;
 			if (lm == 0)
 				lm = classify_copy_process_cache(l, s);
-			fs_landmark(l, lm, bpf_ktime_get_ns());
+			fs_landmark(l, lm, bpf_ktime_get_ns(), CFG);
 			break;
 		}
 	}
@@ -268,7 +305,7 @@ int BPF_PROG(fs_mmap_lock_acquired, struct mm_struct *mm, bool write, bool succe
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (mm == task->mm)
-		fs_landmark(l, FS_LM_MMAP_LOCK, bpf_ktime_get_ns());
+		fs_landmark(l, FS_LM_MMAP_LOCK, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 
@@ -280,7 +317,7 @@ int BPF_PROG(fs_mmap_lock_released, struct mm_struct *mm, bool write)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (mm == task->mm)
-		fs_landmark(l, FS_LM_MMAP_UNLOCK, bpf_ktime_get_ns());
+		fs_landmark(l, FS_LM_MMAP_UNLOCK, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 
@@ -292,7 +329,7 @@ int BPF_PROG(fs_rss_stat, struct mm_struct *mm, int member)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (mm != task->mm)
-		fs_landmark(l, FS_LM_PT_WORK, bpf_ktime_get_ns());
+		fs_landmark(l, FS_LM_PT_WORK, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 
@@ -315,9 +352,9 @@ int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
 		return 0;
 	if (clone_flags & FS_CLONE_VFORK)
 		l->flags |= FS_LF_VFORK;
-	fs_landmark(l, FS_LM_NEWTASK, bpf_ktime_get_ns());
+	fs_landmark(l, FS_LM_NEWTASK, bpf_ktime_get_ns(), CFG);
 	__u32 pid = task->pid;
-	struct fs_child c = { .cell = l->cell };
+	struct fs_child c = { .cell = l->cell, .seq = l->seq };
 	bpf_map_update_elem(&children, &pid, &c, BPF_ANY);
 	return 0;
 }
@@ -327,7 +364,7 @@ int BPF_PROG(fs_sched_process_fork, struct task_struct *parent, struct task_stru
 {
 	struct fs_launch *l = my_launch();
 	if (l)
-		fs_landmark(l, FS_LM_FORK_DONE, bpf_ktime_get_ns());
+		fs_landmark(l, FS_LM_FORK_DONE, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 
@@ -338,7 +375,7 @@ int BPF_PROG(fs_sched_wakeup_new, struct task_struct *p)
 	if (!l)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
-	fs_landmark(l, FS_LM_WAKEUP_NEW, now);
+	fs_landmark(l, FS_LM_WAKEUP_NEW, now, CFG);
 	__u32 pid = p->pid;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
 	if (c)
@@ -356,6 +393,7 @@ int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	c->ran = 1;
 	__u64 d = bpf_ktime_get_ns() - c->wake_ts;
 	agg_add(c->cell, FS_PH_CHILD_FIRST_RUN, 1, 1, d, d);
+	emit_child_span(c, pid, FS_PH_CHILD_FIRST_RUN, c->wake_ts, d);
 	return 0;
 }
 
@@ -396,7 +434,39 @@ int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
 	if (c->exit_ts) {
 		__u64 d = bpf_ktime_get_ns() - c->exit_ts;
 		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d);
+		emit_child_span(c, pid, FS_PH_TEARDOWN, c->exit_ts, d);
 	}
 	bpf_map_delete_elem(&children, &pid);
 	return 0;
 }
+
+/* Function probes: FS_MAX_FN_SLOTS generic slots, each an entry and an exit program
+ * for fentry/fexit and for kprobe/kretprobe.  User space points the slots it uses
+ * at kernel functions (fentry targets before load, kprobes at attach) and turns
+ * the others' autoload off.  The programs read no arguments, so one body fits
+ * every function. */
+static __always_inline int fn_enter(__u32 slot)
+{
+	struct fs_launch *l = my_launch();
+	if (l && slot < FS_MAX_FN_SLOTS)
+		fs_function_entry(l, slot_phase[slot], bpf_ktime_get_ns(), CFG);
+	return 0;
+}
+
+static __always_inline int fn_exit(__u32 slot)
+{
+	struct fs_launch *l = my_launch();
+	if (l && slot < FS_MAX_FN_SLOTS)
+		fs_function_exit(l, slot_phase[slot], bpf_ktime_get_ns(), CFG);
+	return 0;
+}
+
+#define FN_SLOT(i)                                                                   \
+	SEC("fentry") int fs_fentry_##i(void *ctx) { return fn_enter(i); }           \
+	SEC("fexit") int fs_fexit_##i(void *ctx) { return fn_exit(i); }              \
+	SEC("kprobe") int fs_kprobe_##i(void *ctx) { return fn_enter(i); }           \
+	SEC("kretprobe") int fs_kretprobe_##i(void *ctx) { return fn_exit(i); }
+
+FN_SLOT(0) FN_SLOT(1) FN_SLOT(2) FN_SLOT(3) FN_SLOT(4) FN_SLOT(5) FN_SLOT(6) FN_SLOT(7)
+FN_SLOT(8) FN_SLOT(9) FN_SLOT(10) FN_SLOT(11) FN_SLOT(12) FN_SLOT(13) FN_SLOT(14) FN_SLOT(15)
+FN_SLOT(16) FN_SLOT(17) FN_SLOT(18) FN_SLOT(19) FN_SLOT(20) FN_SLOT(21) FN_SLOT(22) FN_SLOT(23)

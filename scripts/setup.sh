@@ -6,7 +6,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${FORKSCOPE_BUILD:-$ROOT/build}"
 
 PACKAGES=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
-          libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev)
+          libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev
+          qemu-system-x86 busybox-static cpio kmod)  # the last four: the kernel lane (scripts/qemu-lab.sh)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,8 +20,9 @@ if ((${#missing[@]})); then
   fi
   echo "forkscope: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # DPkg::Lock::Timeout: wait for another apt run instead of failing on its lock.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${FORKSCOPE_CMAKE_ARGS:-} >/dev/null

@@ -1,6 +1,7 @@
 #pragma once
-// C++ view of the shared phase catalog (include/forkscope/shared/catalog.h) and
-// the tree built from per-phase aggregates.
+// C++ view of the shared phase catalog (include/forkscope/shared/catalog.h), the
+// plan of one run (which source measures each phase), and the tree built from
+// per-phase aggregates.
 #include <linux/types.h>
 
 #include <cstdint>
@@ -16,25 +17,42 @@ namespace forkscope {
 struct CatalogEntry {
   int id;
   const char* name;
-  int parent;  // FS_PH_NONE for roots
+  int parent;     // FS_PH_NONE for roots
   int tp_source;  // enum fs_source for the tracepoint backend
-  const char* how;
+  std::vector<std::string> functions;  // kernel functions that are the phase, preferred first
+  const char* how;                     // how the tracepoint backend bounds it
 };
 
 const std::vector<CatalogEntry>& catalog();
 const char* source_name(int source);  // "tracepoint", "derived", "fentry", "kprobe", ""
-// Bitmask of phases a backend measures.
-uint32_t measured_mask(int backend_source);
+bool is_user_slot(int id);            // USER0..USER3
+
+// What one run measures: the configuration the BPF side gets, plus what user
+// space needs to name and explain each phase.
+struct RunPlan {
+  fs_config cfg{};
+  std::vector<int> source;            // per phase: FS_SRC_*
+  std::vector<std::string> name;      // the catalog's; a --phase slot gets its function's name
+  std::vector<std::string> function;  // the function probed, when fentry/kprobe measure it
+  std::vector<std::string> reason;    // why a phase is not measured
+
+  bool measured(int id) const { return cfg.measured & (1u << id); }
+};
+
+// Landmarks only: what the tracepoint backend measures by itself.
+RunPlan tracepoint_plan();
 // "syscall;copy_process;dup_mm": names of the measured ancestors and the phase.
-std::string phase_path(int id, uint32_t mask);
+std::string phase_path(const RunPlan& plan, int id);
+// phases_available of the results file: every catalog phase but unused --phase slots.
+std::vector<PhaseAvailability> availability(const RunPlan& plan);
 
 // Per-phase aggregate as read from the kernel, summed over CPUs.
 struct PhaseAgg {
   uint64_t count = 0, calls = 0, total_ns = 0, self_ns = 0;
-  std::vector<uint64_t> hist;  // FS_HIST_SLOTS entries
+  std::vector<uint64_t> hist;  // FS_HIST_SLOTS entries, or empty
 };
 
 // Phases with count > 0, in catalog (tree) order, with paths, means and percentiles.
-std::vector<Phase> build_phases(const std::vector<PhaseAgg>& by_id, uint32_t mask);
+std::vector<Phase> build_phases(const std::vector<PhaseAgg>& by_id, const RunPlan& plan);
 
 }  // namespace forkscope

@@ -50,35 +50,68 @@ struct FeatureCheck {
 };
 std::vector<FeatureCheck> probe_features();
 
-// fentry on a kernel function, tried for real (load + attach a minimal program).
-// Returns "" when it works, otherwise the reason.
-std::string try_fentry(const std::string& function);
 bool kprobes_available(std::string* why);
-bool function_in_btf(const std::string& function);
 
-// Tracepoint backend: landmark tracepoints, per-task phase stack, per-CPU aggregates.
-class TracepointBackend {
+// Tries function probes for real: loads a minimal program and attaches it.
+// Each try returns "" when it works, otherwise the reason.
+class FunctionProber {
  public:
-  // Loads and attaches every program; throws Error(3) when the kernel refuses.
-  static std::unique_ptr<TracepointBackend> open(bool verbose);
-  ~TracepointBackend();
-  TracepointBackend(const TracepointBackend&) = delete;
-  TracepointBackend& operator=(const TracepointBackend&) = delete;
+  FunctionProber();
+  ~FunctionProber();
+  FunctionProber(const FunctionProber&) = delete;
+  FunctionProber& operator=(const FunctionProber&) = delete;
+  bool in_btf(const std::string& function) const;
+  std::string try_fentry(const std::string& function) const;
+  std::string try_kprobe(const std::string& function) const;
+
+ private:
+  struct btf* btf_ = nullptr;
+};
+
+enum class BackendChoice { kAuto, kFentry, kKprobe, kTracepoint };
+BackendChoice parse_backend(const std::string& name);  // throws usage_error
+
+// --phase FUNC[:PARENT]
+struct UserPhase {
+  std::string function;
+  std::string parent;  // a catalog phase name; default copy_process
+};
+UserPhase parse_user_phase(const std::string& spec);  // throws usage_error
+
+// Which source measures each phase on this kernel: function probes where the
+// chosen backend can attach them (tried for real), landmarks for the rest.
+// Throws privilege_error when a forced backend cannot work at all.
+RunPlan plan_run(BackendChoice choice, const std::vector<UserPhase>& user_phases);
+// "fentry", "kprobe" or "tracepoint": the function-probe kind used, if any.
+std::string backend_name(const RunPlan& plan);
+
+// The kernel side of a run: loads the BPF skeleton as the plan says, attaches
+// every program, aggregates per (cell, phase); destroying it detaches everything.
+class Tracer {
+ public:
+  static std::unique_ptr<Tracer> open(const RunPlan& plan, bool verbose);
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
 
   void set_target(pid_t tgid);
   void set_cell(uint32_t cell);  // FS_NO_CELL stops attribution
+  void sample_next(uint32_t seq);  // record the next launch span by span as number seq; 0: don't
+  // The sampled launches of a cell, with their children's spans (drains the ring buffer).
+  std::vector<Sample> drain_samples(uint32_t cell);
   std::vector<PhaseAgg> read_phases(uint32_t cell) const;
   // Phases of the launches whose syscall failed (no histograms).
   std::vector<PhaseAgg> read_failed_phases(uint32_t cell) const;
   KernelCounts read_counts(uint32_t cell) const;
-  const std::vector<PhaseAvailability>& availability() const { return availability_; }
+  const RunPlan& plan() const { return plan_; }
   uint64_t map_bytes() const;  // memory of the BPF maps, for the report
 
  private:
-  TracepointBackend() = default;
+  Tracer() = default;
+  static int on_record(void* ctx, void* data, size_t size);
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::vector<PhaseAvailability> availability_;
+  RunPlan plan_;
 };
 
 void set_libbpf_verbose(bool verbose);

@@ -1,17 +1,84 @@
 #pragma once
 // Terminal rendering of results: the one-row-per-cell summary table and one
 // cell's kernel phase tree.  Colour is the caller's choice (see stdout_is_tty).
+// Also what every report format shares: choosing cells, grouping them by mode,
+// and how a mode's launch grows with the heap.
+#include <optional>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "forkscope/results.h"
 
 namespace forkscope {
+
+// The cell whose tree explains the most: the largest fork cell, else the largest cell.
+const Cell* featured_cell(const Run& run);
+// "fork:64M" (MODE:HEAP, split at the last colon): the first such cell.  Throws
+// usage_error listing the cells there are.
+const Cell& find_cell(const Run& run, const std::string& spec);
+// "fork 64M", and " on HOST" for cells of merged results.
+std::string cell_label(const Cell& cell);
+// The same cell of two runs: mode, heap size and host agree.
+bool same_cell(const Cell& a, const Cell& b);
+// "fork", or "fork on HOST" when the host is set.
+std::string mode_label(const std::string& mode, const std::string& host);
+
+// The cells of one mode (on one host, for merged results) by increasing heap.
+struct Series {
+  std::string mode;
+  std::string host;
+  std::vector<const Cell*> cells;
+  std::string label() const;  // "fork", or "fork on HOST"
+};
+// In the order the modes first appear.
+std::vector<Series> series_by_mode(const Run& run);
+
+// How a mode's kernel time per launch changes from its smallest to its largest heap,
+// and which phases' self time per launch takes the difference.
+struct HeapGrowth {
+  const Series* series = nullptr;
+  const Cell* small = nullptr;
+  const Cell* large = nullptr;
+  double before_ns = 0;  // syscall mean per launch
+  double after_ns = 0;
+  bool flat = false;  // grew by at most a quarter
+  struct Phase {
+    std::string name;  // "unattributed (syscall self)" for the syscall's own time
+    double ns = 0;
+  };
+  std::vector<Phase> phases;  // the phases that grew, most first
+};
+// One entry per series with at least two heaps and a syscall phase at both ends.
+// The entries point into `series`.
+std::vector<HeapGrowth> heap_growth(const std::vector<Series>& series);
+// "flat: ...", or the three phases that grew most: "copy_page_range +1.21 ms (100%), ...".
+std::string growth_summary(const HeapGrowth& growth);
+
+// "812 (time-capped), 3 failed (EAGAIN)"
+std::string launches_label(const Cell& cell);
+// The two phases inside the syscall with the most self time, as shares of the
+// syscall: where a launch's kernel time actually goes.  "" without a syscall phase.
+std::string top_phases(const Cell& cell);
+
+// One row of a cell's phase tree, as the terminal and HTML reports show it.
+struct TreeRow {
+  const Phase* phase = nullptr;
+  size_t depth = 0;              // of the phase path: 0 for roots
+  double calls_per_launch = 0;   // per launch in which the phase ran, as mean_ns is
+  double self_ns = 0;            // per launch in which the phase ran
+  bool counted_only = false;     // post_launch_cow: faults counted, not timed
+  std::optional<double> share;   // of the launch syscall; none for phases outside it
+};
+std::vector<TreeRow> phase_tree_rows(const Cell& cell);
 
 void render_summary(const Run& run, std::ostream& out, bool color);
 void render_phase_tree(const Cell& cell, std::ostream& out, bool color);
 // Per mode, smallest vs largest heap: how much the kernel time grew and which
 // phases' self time the growth went to.  Prints nothing for single-heap runs.
 void render_growth(const Run& run, std::ostream& out, bool color);
+// What `forkscope run` prints: summary, growth, and the phase tree of `tree_cell`.
+void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out, bool color);
 // Whether stdout deserves colour: a terminal, TERM is not "dumb", NO_COLOR unset.
 bool stdout_is_tty();
 

@@ -76,6 +76,7 @@ struct KernelCounts {
   uint64_t faults_parent = 0;  // write faults after launches
   uint64_t faults_child = 0;
   uint64_t lost = 0;
+  uint64_t samples_lost = 0;  // sampled-launch records the ring buffer had no room for
 };
 
 struct UserSpans {
@@ -98,7 +99,11 @@ struct Cell {
   Backing backing;
   KernelCounts kernel;
   std::vector<Phase> phases;  // tree order: parents before children
+  // The same for the attempts whose syscall failed (no histograms): kept apart
+  // so failures neither vanish nor dilute the phases of real launches.
+  std::vector<Phase> failed_phases;
   std::vector<Sample> samples;  // may be empty
+  std::string host;  // "hostname kernel" when merged from several hosts; empty otherwise
 
   const Phase* phase(const std::string& name) const;
 };
@@ -110,6 +115,7 @@ struct Run {
   Host host;
   std::string backend;  // "tracepoint"
   bool incomplete = false;
+  uint64_t bpf_map_bytes = 0;  // kernel memory the BPF maps took (0: not known)
   std::vector<PhaseAvailability> phases_available;
   std::vector<Cell> cells;
 };
@@ -118,7 +124,19 @@ struct Run {
 std::string to_json(const Run& run, int indent = 2);
 Run run_from_json(const std::string& text);
 Run load_results(const std::string& path);
-// Writes atomically: a temporary file in the same directory, then rename.
+// Under sudo (root with SUDO_UID and SUDO_GID set) the user who ran sudo: files
+// forkscope writes are given to them.  Throws usage_error when the variables are
+// set but are not ids.
+struct FileOwner {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+std::optional<FileOwner> invoking_user();
+
+// Writes atomically: a temporary file in the same directory, then rename; the
+// file is 0644 and belongs to invoking_user() when there is one.
 void save_results(const Run& run, const std::string& path);
+// The same for any output (reports); `what` names it in the error ("report").
+void write_atomically(const std::string& path, const std::string& text, const std::string& what);
 
 }  // namespace forkscope

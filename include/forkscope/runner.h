@@ -66,6 +66,7 @@ struct CellHooks {
   std::function<void(uint32_t cell)> begin;  // before the first counted launch
   std::function<void()> end;                 // after the last one
   std::function<void(Cell& cell, uint32_t index)> collect;
+  std::function<void(uint32_t seq)> sample;  // before each counted launch: its number, or 0 when not sampled
 };
 
 struct SweepOptions {

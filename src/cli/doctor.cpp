@@ -11,78 +11,54 @@ namespace forkscope {
 
 namespace {
 
-// Function probes the fentry/kprobe backends would use, per catalog phase.
-const char* probe_function(int id) {
-  switch (id) {
-    case FS_PH_KERNEL_CLONE: return "kernel_clone";
-    case FS_PH_COPY_PROCESS: return "copy_process";
-    case FS_PH_DUP_TASK_STRUCT: return "dup_task_struct";
-    case FS_PH_COPY_CREDS: return "copy_creds";
-    case FS_PH_COPY_FILES: return "copy_files";
-    case FS_PH_COPY_FS: return "copy_fs";
-    case FS_PH_COPY_SIGHAND: return "copy_sighand";
-    case FS_PH_COPY_SIGNAL: return "copy_signal";
-    case FS_PH_DUP_MM: return "dup_mm";
-    case FS_PH_DUP_MMAP: return "dup_mmap";
-    case FS_PH_COPY_PAGE_RANGE: return "copy_page_range";
-    case FS_PH_ALLOC_PID: return "alloc_pid";
-    case FS_PH_WAKE_UP_NEW_TASK: return "wake_up_new_task";
-    default: return nullptr;
-  }
-}
-
 int doctor_command() {
   Host h = read_host();
   std::printf("kernel %s (%s), %d CPUs, THP %s\n\nfeatures\n", h.kernel.c_str(), h.arch.c_str(), h.cpus, h.thp.c_str());
-  std::vector<FeatureCheck> checks = probe_features();
-  bool priv = false, fentry = false;
-  for (const auto& c : checks) {
+  bool priv = false;
+  for (const auto& c : probe_features()) {
     std::printf("  %-20s %-4s %s\n", c.name.c_str(), c.ok ? "yes" : "no", c.detail.c_str());
     if (c.name == "privileges") priv = c.ok;
-    if (c.name == "fentry/fexit") fentry = c.ok;
   }
   if (!priv) throw privilege_error("doctor needs root to try loading BPF programs; run it with sudo");
 
-  std::unique_ptr<TracepointBackend> tp;
-  std::string tp_error;
+  // The plan `forkscope run --backend auto` would use, loaded for real.
+  const RunPlan auto_plan = plan_run(BackendChoice::kAuto, {});
+  std::unique_ptr<Tracer> tracer;
+  std::string load_error;
   try {
-    tp = TracepointBackend::open(false);
+    tracer = Tracer::open(auto_plan, false);
   } catch (const Error& e) {
-    tp_error = e.what();
+    load_error = e.what();
   }
-  std::printf("  %-20s %-4s %s\n", "tracepoint backend", tp ? "yes" : "no",
-              tp ? "tp_btf programs loaded and attached" : tp_error.c_str());
-  std::string kp_why;
-  bool kprobe = kprobes_available(&kp_why);
+  std::printf("  %-20s %-4s %s\n", "BPF programs", tracer ? "yes" : "no",
+              tracer ? ("loaded and attached as --backend auto would: " + backend_name(tracer->plan())).c_str()
+                     : load_error.c_str());
 
-  std::printf("\nbackends\n  fentry      %s\n  kprobe      %s\n  tracepoint  %s\n", fentry ? "usable" : "unusable",
-              kprobe ? "usable" : "unusable", tp ? "usable (forkscope run uses it)" : "unusable");
-
-  std::printf("\nphases: tracepoint source, then function probe for fentry/kprobe\n");
-  for (size_t i = 0; i < catalog().size(); i++) {
-    const CatalogEntry& e = catalog()[i];
-    std::string tp_col = "-";
-    if (tp) {
-      const PhaseAvailability& a = tp->availability()[i];
-      tp_col = a.source.empty() ? "no: " + a.reason : a.source + ": " + a.how;
-    }
-    std::printf("  %-17s %s\n", e.name, tp_col.c_str());
-    if (const char* fn = probe_function(e.id)) {
-      std::string why;
-      if (!function_in_btf(fn)) why = std::string("fn ") + fn + ": not in kernel BTF (inlined)";
-      else if (!fentry) why = std::string("fn ") + fn + ": in BTF, but fentry unusable here";
-      else why = std::string("fn ") + fn + ": probeable";
-      std::printf("  %-17s %s\n", "", why.c_str());
+  std::printf("\nphases (as --backend auto measures them here; every function tried for real)\n");
+  FunctionProber prober;
+  const RunPlan& plan = tracer ? tracer->plan() : auto_plan;
+  for (const PhaseAvailability& a : availability(plan)) {
+    std::printf("  %-17s %s\n", a.name.c_str(),
+                (a.source.empty() ? "not measured: " + a.reason : a.source + ": " + a.how).c_str());
+  }
+  std::printf("\nfunction probes, per catalog function\n");
+  for (const CatalogEntry& e : catalog()) {
+    for (const std::string& fn : e.functions) {
+      std::string f = prober.try_fentry(fn), k = prober.try_kprobe(fn);
+      std::printf("  %-17s %-17s fentry: %s; kprobe: %s\n", e.name, fn.c_str(), f.empty() ? "yes" : f.c_str(),
+                  k.empty() ? "yes" : k.c_str());
     }
   }
-  return tp ? kExitOk : kExitPrivilege;
+  return tracer ? kExitOk : kExitPrivilege;
 }
 
 }  // namespace
 
 void add_doctor_command(CLI::App& app, int& exit_code) {
   CLI::App* sub = app.add_subcommand(
-      "doctor", "Show which backends (fentry, kprobe, tracepoint) and which phases this kernel allows, and why the others are missing");
+      "doctor",
+      "Show which backends (fentry, kprobe, tracepoint) and which phases this kernel allows, and why the others are "
+      "missing; every probe is tried for real");
   sub->callback([&exit_code] { exit_code = doctor_command(); });
 }
 

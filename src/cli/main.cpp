@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   int exit_code = forkscope::kExitOk;
   forkscope::add_run_command(app, exit_code);
   forkscope::add_doctor_command(app, exit_code);
+  forkscope::add_report_command(app, exit_code);
+  forkscope::add_diff_command(app, exit_code);
+  forkscope::add_merge_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -18,6 +18,7 @@
 #include "forkscope/report.h"
 #include "forkscope/runner.h"
 #include "forkscope/size.h"
+#include "forkscope/visual.h"
 
 namespace forkscope {
 
@@ -38,6 +39,9 @@ struct RunOptions {
   bool quiet = false;
   bool no_color = false;
   bool verbose = false;
+  std::string backend = "auto";
+  std::vector<std::string> phases;
+  std::vector<UserPhase> user_phases;  // parsed from phases
 };
 
 std::atomic<bool> g_stop{false};
@@ -66,8 +70,10 @@ std::string self_dir() {
 }
 
 // Everything a user can get wrong is checked here, before anything is loaded or launched.
-SweepOptions validate(const RunOptions& o) {
+SweepOptions validate(RunOptions& o) {
   SweepOptions s;
+  parse_backend(o.backend);
+  for (const std::string& spec : o.phases) o.user_phases.push_back(parse_user_phase(spec));
   std::stringstream ss(o.modes);
   std::string m;
   while (std::getline(ss, m, ',')) {
@@ -115,28 +121,16 @@ SweepOptions validate(const RunOptions& o) {
   return s;
 }
 
-// The cell whose tree explains the most: the largest fork cell, else the largest cell.
-const Cell* featured_cell(const Run& run) {
-  const Cell* best = nullptr;
-  for (const Cell& c : run.cells) {
-    bool better = !best || (c.mode == "fork" && best->mode != "fork") ||
-                  (c.mode == best->mode && c.heap_bytes > best->heap_bytes) ||
-                  (best->mode != "fork" && c.mode != "fork" && c.heap_bytes > best->heap_bytes);
-    if (better) best = &c;
-  }
-  return best;
-}
-
-int run_command(const RunOptions& o) {
+int run_command(RunOptions& o) {
   SweepOptions sweep = validate(o);
   check_privileges();
 
-  std::unique_ptr<TracepointBackend> backend = TracepointBackend::open(o.verbose);
+  RunPlan plan = plan_run(parse_backend(o.backend), o.user_phases);
+  std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose);
   backend->set_target(getpid());
   // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
   // own footprint (copied by every fork) is as small as it can be.
   malloc_trim(0);
-  const uint32_t mask = measured_mask(FS_SRC_TP);
 
   struct sigaction sa = {};
   sa.sa_handler = on_signal;
@@ -147,23 +141,25 @@ int run_command(const RunOptions& o) {
   run.tool_version = "0.1.0";
   run.started = iso_now();
   run.host = read_host();
-  run.backend = "tracepoint";
-  run.phases_available = backend->availability();
+  run.backend = backend_name(backend->plan());
+  run.phases_available = availability(backend->plan());
 
   CellHooks hooks;
   hooks.begin = [&](uint32_t cell) { backend->set_cell(cell); };
   hooks.end = [&] { backend->set_cell(FS_NO_CELL); };
+  hooks.sample = [&](uint32_t seq) { backend->sample_next(seq); };
   hooks.collect = [&](Cell& cell, uint32_t index) {
     cell.kernel = backend->read_counts(index);
     std::vector<PhaseAgg> aggs = backend->read_phases(index);
     PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
     cow.count = cell.kernel.launches;
     cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
-    cell.phases = build_phases(aggs, mask);
+    cell.phases = build_phases(aggs, backend->plan());
+    cell.samples = backend->drain_samples(index);
   };
   if (!o.quiet) {
-    std::fprintf(stderr, "forkscope: tracepoint backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
-                 static_cast<double>(backend->map_bytes()) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
+    std::fprintf(stderr, "forkscope: %s backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
+                 run.backend.c_str(), static_cast<double>(backend->map_bytes()) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
                  static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
   }
   run.cells = run_sweep(sweep, hooks, &g_stop);
@@ -172,17 +168,11 @@ int run_command(const RunOptions& o) {
 
   const std::string path = o.out + "/results.json";
   save_results(run, path);
+  const std::string report = o.out + "/report.html";
+  write_atomically(report, html_report(run, featured_cell(run)), "report");
 
-  const bool color = !o.no_color && stdout_is_tty();
-  render_summary(run, std::cout, color);
-  std::ostringstream growth;
-  render_growth(run, growth, color);
-  if (!growth.str().empty()) std::cout << "\n" << growth.str();
-  if (const Cell* c = featured_cell(run)) {
-    std::cout << "\n";
-    render_phase_tree(*c, std::cout, color);
-  }
-  std::cout << "\nresults: " << path << "\n";
+  render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
+  std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
   if (run.incomplete) {
     std::fprintf(stderr, "forkscope: interrupted; %s holds the %zu cells done so far (marked incomplete)\n",
                  path.c_str(), run.cells.size());
@@ -220,6 +210,14 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_option("--cpu", opts->cpu, "Pin the runner (and so its children) to this CPU");
   sub->add_flag("--thp", opts->thp, "Allow transparent huge pages for the heap (off by default: they hide page-table cost)");
   sub->add_option("--out", opts->out, "Directory for results.json")->capture_default_str();
+  sub->add_option("--backend", opts->backend,
+                  "How the kernel is traced: auto picks, per phase, fentry/fexit, else kprobe/kretprobe\n"
+                  "(both tried for real at start-up), else tracepoint landmarks; fentry, kprobe or\n"
+                  "tracepoint force one (landmarks still fill phases with no probeable function)")
+      ->capture_default_str();
+  sub->add_option("--phase", opts->phases,
+                  "FUNC[:PARENT]: also time this kernel function (fentry or kprobe) and place it under\n"
+                  "PARENT in the tree (default copy_process), e.g. anon_vma_fork:dup_mmap; up to 4");
   sub->add_flag("-q,--quiet", opts->quiet, "No progress on stderr");
   sub->add_flag("--no-color", opts->no_color, "No colour even on a terminal");
   sub->add_flag("-v,--verbose", opts->verbose, "Show libbpf's log (verifier output on load failures)");

@@ -1,12 +1,26 @@
 #include "forkscope/catalog.h"
 
+#include <sstream>
+
 #include "forkscope/stats.h"
 
 namespace forkscope {
 
+namespace {
+
+std::vector<std::string> words(const char* text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+}  // namespace
+
 const std::vector<CatalogEntry>& catalog() {
   static const std::vector<CatalogEntry> entries = {
-#define FS_X_ENTRY(id, name, parent, src, how) {FS_PH_##id, #name, FS_PH_##parent, FS_SRC_##src, how},
+#define FS_X_ENTRY(id, name, parent, src, fns, how) \
+  {FS_PH_##id, #name, FS_PH_##parent, FS_SRC_##src, words(fns), how},
       FS_PHASES(FS_X_ENTRY)
 #undef FS_X_ENTRY
   };
@@ -23,32 +37,57 @@ const char* source_name(int source) {
   }
 }
 
-uint32_t measured_mask(int backend_source) {
-  uint32_t mask = 0;
-  for (const auto& e : catalog()) {
-    if (backend_source == FS_SRC_TP && e.tp_source != FS_SRC_NONE) mask |= 1u << e.id;
+bool is_user_slot(int id) { return id >= FS_PH_USER0 && id < FS_PH_USER0 + FS_USER_PHASES; }
+
+RunPlan tracepoint_plan() {
+  RunPlan plan;
+  fs_config_tracepoint(&plan.cfg);
+  for (const CatalogEntry& e : catalog()) {
+    plan.source.push_back(e.tp_source);
+    plan.name.push_back(e.name);
+    plan.function.emplace_back();
+    plan.reason.emplace_back(e.tp_source == FS_SRC_NONE ? "no tracepoint marks it" : "");
   }
-  return mask;
+  return plan;
 }
 
-std::string phase_path(int id, uint32_t mask) {
-  std::string path = catalog().at(id).name;
-  for (int p = catalog().at(id).parent; p != FS_PH_NONE; p = catalog().at(p).parent) {
-    if (mask & (1u << p)) path = std::string(catalog().at(p).name) + ";" + path;
+std::string phase_path(const RunPlan& plan, int id) {
+  std::string path = plan.name.at(id);
+  int p = plan.cfg.parent[id];
+  for (int depth = 0; p != FS_PH_NONE && depth < FS_NPHASES; depth++, p = plan.cfg.parent[p]) {
+    if (plan.measured(p)) path = plan.name.at(p) + ";" + path;
   }
   return path;
 }
 
-std::vector<Phase> build_phases(const std::vector<PhaseAgg>& by_id, uint32_t mask) {
+std::vector<PhaseAvailability> availability(const RunPlan& plan) {
+  std::vector<PhaseAvailability> out;
+  for (const CatalogEntry& e : catalog()) {
+    if (is_user_slot(e.id) && !plan.measured(e.id)) continue;
+    PhaseAvailability a;
+    a.name = plan.name[e.id];
+    if (plan.measured(e.id)) {
+      a.source = source_name(plan.source[e.id]);
+      a.how = plan.function[e.id].empty() ? e.how : "entry .. exit of " + plan.function[e.id];
+    } else {
+      a.how = e.how;
+      a.reason = plan.reason[e.id];
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::vector<Phase> build_phases(const std::vector<PhaseAgg>& by_id, const RunPlan& plan) {
   std::vector<Phase> out;
-  for (const auto& e : catalog()) {
+  for (const CatalogEntry& e : catalog()) {
     if (e.id >= static_cast<int>(by_id.size())) break;
     const PhaseAgg& a = by_id[e.id];
     if (a.count == 0) continue;
     Phase p;
-    p.name = e.name;
-    p.path = phase_path(e.id, mask);
-    p.source = source_name(e.tp_source);
+    p.name = plan.name[e.id];
+    p.path = phase_path(plan, e.id);
+    p.source = source_name(plan.source[e.id]);
     p.count = a.count;
     p.calls = a.calls;
     p.total_ns = a.total_ns;

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -39,36 +42,61 @@ Json to_json(const Phase& p) {
   return j;
 }
 
+Json to_json(const Sample& s) {
+  Json spans = Json::array();
+  for (const SampleSpan& p : s.spans)
+    spans.push_back(
+        {{"name", p.name}, {"path", p.path}, {"start_ns", p.start_ns}, {"dur_ns", p.dur_ns}, {"task", p.task}});
+  return {{"seq", s.seq},
+          {"parent_tid", s.parent_tid},
+          {"child_pid", s.child_pid},
+          {"start_ns", s.start_ns},
+          {"spans", std::move(spans)}};
+}
+
+Json to_json(const std::vector<Phase>& phases) {
+  Json j = Json::array();
+  for (const Phase& p : phases) j.push_back(to_json(p));
+  return j;
+}
+
 Json to_json(const Cell& c) {
-  Json phases = Json::array();
-  for (const Phase& p : c.phases) phases.push_back(to_json(p));
-  return {{"mode", c.mode},
-          {"clone_flags", c.clone_flags},
-          {"heap_bytes", c.heap_bytes},
-          {"iterations", c.iterations},
-          {"launches", c.launches},
-          {"failed", c.failed},
-          {"failed_errno", c.failed_errno},
-          {"time_capped", c.time_capped},
-          {"seconds", c.seconds},
-          {"user",
-           {{"call_to_return", to_json(c.user.call_to_return)},
-            {"call_to_child", to_json(c.user.call_to_child)},
-            {"call_to_reaped", to_json(c.user.call_to_reaped)}}},
-          {"backing",
-           {{"heap_bytes_touched", c.backing.heap_bytes_touched},
-            {"anon_huge_bytes", c.backing.anon_huge_bytes},
-            {"vm_pte_bytes", c.backing.vm_pte_bytes},
-            {"vm_rss_bytes", c.backing.vm_rss_bytes},
-            {"vmas", c.backing.vmas}}},
-          {"kernel",
-           {{"launches", c.kernel.launches},
-            {"failed", c.kernel.failed},
-            {"pt_pages", c.kernel.pt_pages},
-            {"faults_parent", c.kernel.faults_parent},
-            {"faults_child", c.kernel.faults_child},
-            {"lost", c.kernel.lost}}},
-          {"phases", std::move(phases)}};
+  Json j = {{"mode", c.mode},
+            {"clone_flags", c.clone_flags},
+            {"heap_bytes", c.heap_bytes},
+            {"iterations", c.iterations},
+            {"launches", c.launches},
+            {"failed", c.failed},
+            {"failed_errno", c.failed_errno},
+            {"time_capped", c.time_capped},
+            {"seconds", c.seconds},
+            {"user",
+             {{"call_to_return", to_json(c.user.call_to_return)},
+              {"call_to_child", to_json(c.user.call_to_child)},
+              {"call_to_reaped", to_json(c.user.call_to_reaped)}}},
+            {"backing",
+             {{"heap_bytes_touched", c.backing.heap_bytes_touched},
+              {"anon_huge_bytes", c.backing.anon_huge_bytes},
+              {"vm_pte_bytes", c.backing.vm_pte_bytes},
+              {"vm_rss_bytes", c.backing.vm_rss_bytes},
+              {"vmas", c.backing.vmas}}},
+            {"kernel",
+             {{"launches", c.kernel.launches},
+              {"failed", c.kernel.failed},
+              {"pt_pages", c.kernel.pt_pages},
+              {"faults_parent", c.kernel.faults_parent},
+              {"faults_child", c.kernel.faults_child},
+              {"lost", c.kernel.lost},
+              {"samples_lost", c.kernel.samples_lost}}},
+            {"phases", to_json(c.phases)}};
+  if (!c.failed_phases.empty()) j["failed_phases"] = to_json(c.failed_phases);
+  if (!c.samples.empty()) {
+    Json samples = Json::array();
+    for (const Sample& sample : c.samples) samples.push_back(to_json(sample));
+    j["samples"] = std::move(samples);
+  }
+  if (!c.host.empty()) j["host"] = c.host;
+  return j;
 }
 
 // Reads a results document field by field.  Every complaint names the field's path
@@ -89,6 +117,8 @@ class Reader {
     r.host = host(member(root, "", "host"), "host");
     r.backend = str(root, "", "backend");
     r.incomplete = boolean(root, "", "incomplete");
+    // Optional: files from before it was recorded lack it.
+    if (root.contains("bpf_map_bytes")) r.bpf_map_bytes = u64(root, "", "bpf_map_bytes");
     const Json& available = array(root, "", "phases_available");
     for (size_t i = 0; i < available.size(); ++i)
       r.phases_available.push_back(availability(available[i], index("phases_available", i)));
@@ -126,7 +156,21 @@ class Reader {
   std::string str(const Json& obj, const std::string& at, const char* key) const {
     const Json& v = member(obj, at, key);
     if (!v.is_string()) fail(join(at, key), "expected a string");
-    return v.get<std::string>();
+    std::string s = v.get<std::string>();
+    if (has_control_characters(s))
+      fail(join(at, key), "contains control characters; reports print it to terminals, where they would act");
+    return s;
+  }
+
+  // C0 controls, DEL, and C1 controls (U+0080..U+009F, UTF-8 C2 80..C2 9F):
+  // escape sequences a crafted file could send to the terminal of whoever reads it.
+  static bool has_control_characters(const std::string& s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c < 0x20 || c == 0x7f) return true;
+      if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9f) return true;
+    }
+    return false;
   }
 
   bool boolean(const Json& obj, const std::string& at, const char* key) const {
@@ -144,6 +188,22 @@ class Reader {
 
   uint64_t u64(const Json& obj, const std::string& at, const char* key) const {
     return u64(member(obj, at, key), join(at, key));
+  }
+
+  // Thread and process ids: within pid_t (0 when not known).
+  int tid(const Json& obj, const std::string& at, const char* key) const {
+    const uint64_t v = u64(obj, at, key);
+    if (v > static_cast<uint64_t>(std::numeric_limits<int>::max()))
+      fail(join(at, key), fmt::format("{} is not a task id", v));
+    return static_cast<int>(v);
+  }
+
+  // Relative times may be negative (a span before the launch's sys_enter).
+  int64_t i64(const Json& obj, const std::string& at, const char* key) const {
+    const Json& v = member(obj, at, key);
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}))
+      fail(join(at, key), "expected an integer");
+    return v.get<int64_t>();
   }
 
   double number(const Json& obj, const std::string& at, const char* key) const {
@@ -199,6 +259,8 @@ class Reader {
     p.calls = u64(j, at, "calls");
     p.total_ns = u64(j, at, "total_ns");
     p.self_ns = u64(j, at, "self_ns");
+    if (p.self_ns > p.total_ns)
+      fail(join(at, "self_ns"), fmt::format("{} is more than total_ns {}", p.self_ns, p.total_ns));
     p.mean_ns = number(j, at, "mean_ns");
     p.p50_ns = u64(j, at, "p50_ns");
     p.p99_ns = u64(j, at, "p99_ns");
@@ -210,6 +272,40 @@ class Reader {
       for (size_t i = 0; i < hist.size(); ++i) p.hist.push_back(u64(hist[i], index(path, i)));
     }
     return p;
+  }
+
+  std::vector<Phase> phase_list(const Json& obj, const std::string& at, const char* key) const {
+    const Json& phases = array(obj, at, key);
+    const std::string path = join(at, key);
+    std::vector<Phase> out;
+    for (size_t i = 0; i < phases.size(); ++i) out.push_back(phase(phases[i], index(path, i)));
+    return out;
+  }
+
+  SampleSpan span(const Json& j, const std::string& at) const {
+    object(j, at);
+    SampleSpan s;
+    s.name = str(j, at, "name");
+    s.path = str(j, at, "path");
+    s.start_ns = i64(j, at, "start_ns");
+    s.dur_ns = u64(j, at, "dur_ns");
+    s.task = str(j, at, "task");
+    if (s.task != "parent" && s.task != "child")
+      fail(join(at, "task"), fmt::format("is {:?}, expected \"parent\" or \"child\"", s.task));
+    return s;
+  }
+
+  Sample sample(const Json& j, const std::string& at) const {
+    object(j, at);
+    Sample s;
+    s.seq = u64(j, at, "seq");
+    s.parent_tid = tid(j, at, "parent_tid");
+    s.child_pid = tid(j, at, "child_pid");
+    s.start_ns = u64(j, at, "start_ns");
+    const Json& spans = array(j, at, "spans");
+    const std::string path = join(at, "spans");
+    for (size_t i = 0; i < spans.size(); ++i) s.spans.push_back(span(spans[i], index(path, i)));
+    return s;
   }
 
   Cell cell(const Json& j, const std::string& at) const {
@@ -247,10 +343,19 @@ class Reader {
     c.kernel.faults_parent = u64(k, kernel, "faults_parent");
     c.kernel.faults_child = u64(k, kernel, "faults_child");
     c.kernel.lost = u64(k, kernel, "lost");
+    if (k.contains("samples_lost")) c.kernel.samples_lost = u64(k, kernel, "samples_lost");
 
-    const Json& phases = array(j, at, "phases");
-    const std::string path = join(at, "phases");
-    for (size_t i = 0; i < phases.size(); ++i) c.phases.push_back(phase(phases[i], index(path, i)));
+    c.phases = phase_list(j, at, "phases");
+    // Optional: omitted when no launch failed.
+    if (j.contains("failed_phases")) c.failed_phases = phase_list(j, at, "failed_phases");
+
+    // Optional: files from before timelines and merge have neither.
+    if (j.contains("samples")) {
+      const Json& samples = array(j, at, "samples");
+      const std::string spath = join(at, "samples");
+      for (size_t i = 0; i < samples.size(); ++i) c.samples.push_back(sample(samples[i], index(spath, i)));
+    }
+    if (j.contains("host")) c.host = str(j, at, "host");
     return c;
   }
 
@@ -268,7 +373,7 @@ Run parse_run(const std::string& text, const std::string& source) {
   return Reader(source).run(root);
 }
 
-// The temporary file save_results writes: closed and removed unless committed.
+// The temporary file write_atomically writes: closed and removed unless committed.
 class TempFile {
  public:
   explicit TempFile(const std::string& target) : path_(target + ".tmpXXXXXX"), fd_(mkstemp(path_.data())) {}
@@ -300,10 +405,9 @@ class TempFile {
   throw usage_error(fmt::format("cannot read results file {}: {}; check the path", path, why));
 }
 
-[[noreturn]] void write_failed(const std::string& path, int err) {
-  throw Error(kExitFailure, fmt::format("cannot write results file {}: {}; check that its directory exists and is "
-                                        "writable",
-                                        path, std::strerror(err)));
+[[noreturn]] void write_failed(const std::string& what, const std::string& path, int err) {
+  throw Error(kExitFailure, fmt::format("cannot write {} {}: {}; check that its directory exists and is writable",
+                                        what, path, std::strerror(err)));
 }
 
 }  // namespace
@@ -332,6 +436,7 @@ std::string to_json(const Run& run, int indent) {
                   {"host", std::move(host)},
                   {"backend", run.backend},
                   {"incomplete", run.incomplete},
+                  {"bpf_map_bytes", run.bpf_map_bytes},
                   {"phases_available", std::move(available)},
                   {"cells", std::move(cells)}};
   // Strings come from the system (hostname, errno names); a stray invalid UTF-8
@@ -360,21 +465,45 @@ Run load_results(const std::string& path) {
   return parse_run(text, path);
 }
 
+std::optional<FileOwner> invoking_user() {
+  const char* uid = std::getenv("SUDO_UID");
+  const char* gid = std::getenv("SUDO_GID");
+  if (geteuid() != 0 || uid == nullptr || gid == nullptr) return std::nullopt;
+  auto id = [](const char* name, const char* text) {
+    uint32_t v = 0;
+    const char* end = text + std::strlen(text);
+    const auto [stop, ec] = std::from_chars(text, end, v);
+    // (uid_t)-1 means "leave unchanged" to chown: not an id either.
+    if (ec != std::errc() || stop != end || stop == text || v == UINT32_MAX)
+      throw usage_error(fmt::format("{}={:?} is not a numeric id; unset it, or run forkscope through sudo", name, text));
+    return v;
+  };
+  return FileOwner{id("SUDO_UID", uid), id("SUDO_GID", gid)};
+}
+
 void save_results(const Run& run, const std::string& path) {
-  const std::string text = to_json(run) + "\n";
+  write_atomically(path, to_json(run) + "\n", "results file");
+}
+
+void write_atomically(const std::string& path, const std::string& text, const std::string& what) {
   TempFile tmp(path);
-  if (tmp.fd() < 0) write_failed(path, errno);
+  if (tmp.fd() < 0) write_failed(what, path, errno);
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = write(tmp.fd(), text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) write_failed(path, errno);
+    if (n < 0) write_failed(what, path, errno);
     done += static_cast<size_t>(n);
   }
   // mkstemp creates the file 0600; results are meant to be shared.  fsync before
   // rename so a crash leaves either the old file or the complete new one.
-  if (fchmod(tmp.fd(), 0644) != 0 || fsync(tmp.fd()) != 0 || !tmp.close_fd()) write_failed(path, errno);
-  if (rename(tmp.path().c_str(), path.c_str()) != 0) write_failed(path, errno);
+  if (fchmod(tmp.fd(), 0644) != 0) write_failed(what, path, errno);
+  // Under sudo the file is the invoking user's, as if they had written it: fchown
+  // on the open file, never on a path a planted link could redirect.
+  const std::optional<FileOwner> owner = invoking_user();
+  if (owner && fchown(tmp.fd(), owner->uid, owner->gid) != 0) write_failed(what, path, errno);
+  if (fsync(tmp.fd()) != 0 || !tmp.close_fd()) write_failed(what, path, errno);
+  if (rename(tmp.path().c_str(), path.c_str()) != 0) write_failed(what, path, errno);
   tmp.commit();
 }
 

@@ -2,7 +2,10 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -90,42 +93,75 @@ bool ensure_tracefs(std::string* why) {
   return false;
 }
 
-bool function_in_btf(const std::string& function) {
-  struct btf* btf = btf__load_vmlinux_btf();
-  if (!btf) return false;
-  bool found = btf__find_by_name_kind(btf, function.c_str(), BTF_KIND_FUNC) > 0;
-  btf__free(btf);
-  return found;
+FunctionProber::FunctionProber() : btf_(btf__load_vmlinux_btf()) {}
+
+FunctionProber::~FunctionProber() {
+  if (btf_) btf__free(btf_);
 }
 
-std::string try_fentry(const std::string& function) {
-  struct btf* btf = btf__load_vmlinux_btf();
-  if (!btf) return "no kernel BTF";
-  int id = btf__find_by_name_kind(btf, function.c_str(), BTF_KIND_FUNC);
-  btf__free(btf);
-  if (id <= 0) return "not in kernel BTF (inlined or not a traceable function)";
+bool FunctionProber::in_btf(const std::string& function) const {
+  return btf_ && btf__find_by_name_kind(btf_, function.c_str(), BTF_KIND_FUNC) > 0;
+}
 
-  // r0 = 0; exit
+namespace {
+
+// r0 = 0; exit: the smallest program the verifier accepts.
+int load_minimal(bpf_prog_type type, const bpf_prog_load_opts* opts) {
   struct bpf_insn insns[2] = {};
   insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
   insns[1].code = BPF_JMP | BPF_EXIT;
+  return bpf_prog_load(type, "fs_try", "GPL", insns, 2, opts);
+}
+
+int read_int_file(const char* path) {
+  std::ifstream in(path);
+  int v = -1;
+  in >> v;
+  return v;
+}
+
+}  // namespace
+
+std::string FunctionProber::try_fentry(const std::string& function) const {
+  if (!btf_) return "no kernel BTF";
+  int id = btf__find_by_name_kind(btf_, function.c_str(), BTF_KIND_FUNC);
+  if (id <= 0) return "not in kernel BTF (inlined or not a traceable function)";
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
               .attach_btf_id = static_cast<__u32>(id));
-  int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "fs_fentry_try", "GPL", insns, 2, &opts);
+  int fd = load_minimal(BPF_PROG_TYPE_TRACING, &opts);
   if (fd < 0) {
     int err = errno;
-    std::string r = std::string("load refused: ") + std::strerror(err);
+    std::string r = std::string("fentry load refused: ") + std::strerror(err);
     if (err == EPERM) r += " (ftrace is locked on this kernel)";
     return r;
   }
   int link = bpf_raw_tracepoint_open(nullptr, fd);
   std::string r;
-  if (link < 0) {
-    r = std::string("attach refused: ") + std::strerror(errno);
-  } else {
-    ::close(link);
-  }
+  if (link < 0) r = std::string("fentry attach refused: ") + std::strerror(errno);
+  else ::close(link);
   ::close(fd);
+  return r;
+}
+
+std::string FunctionProber::try_kprobe(const std::string& function) const {
+  const int type = read_int_file("/sys/bus/event_source/devices/kprobe/type");
+  if (type < 0) return "kprobes are not built into this kernel (no kprobe PMU; CONFIG_KPROBES not set)";
+  int prog = load_minimal(BPF_PROG_TYPE_KPROBE, nullptr);
+  if (prog < 0) return std::string("kprobe program refused: ") + std::strerror(errno);
+  struct perf_event_attr attr = {};
+  attr.size = sizeof(attr);
+  attr.type = static_cast<__u32>(type);
+  attr.config1 = reinterpret_cast<uint64_t>(function.c_str());  // kprobe_func
+  int pfd = static_cast<int>(syscall(__NR_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC));
+  std::string r;
+  if (pfd < 0) {
+    r = std::string("kprobe on ") + function + " refused: " + std::strerror(errno);
+    if (errno == ENOENT || errno == EINVAL) r += " (no such probeable function: inlined or blacklisted)";
+  } else {
+    if (ioctl(pfd, PERF_EVENT_IOC_SET_BPF, prog) != 0) r = std::string("kprobe attach refused: ") + std::strerror(errno);
+    ::close(pfd);
+  }
+  ::close(prog);
   return r;
 }
 
@@ -153,7 +189,7 @@ std::vector<FeatureCheck> probe_features() {
                  ks.readable() ? "readable: allocation call sites resolve to functions"
                                : "addresses hidden (kptr_restrict): landmarks by call site unavailable"});
   if (priv && btf) {
-    std::string r = try_fentry("copy_process");
+    std::string r = FunctionProber().try_fentry("copy_process");
     out.push_back({"fentry/fexit", r.empty(), r.empty() ? "attached to copy_process" : r});
   } else {
     out.push_back({"fentry/fexit", false, "not tried: needs privileges and BTF"});

@@ -1,11 +1,13 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "forkscope/error.h"
+#include "forkscope/shared/catalog.h"
 #include "forkscope/runner.h"
 #include "forkscope/size.h"
 
@@ -83,8 +85,12 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       hooks.begin(index);
       const uint64_t start = now_ns();
       const uint64_t deadline = start + static_cast<uint64_t>(opt.cell_seconds * 1e9);
+      // A few launches spread over the cell are recorded span by span for timelines.
+      const uint64_t stride = std::max<uint64_t>(1, opt.iterations / FS_MAX_SAMPLES);
       for (uint64_t i = 0; i < opt.iterations; i++) {
         if (stop->load()) break;
+        const bool sampled = i % stride == 0 && i / stride < FS_MAX_SAMPLES;
+        hooks.sample(sampled ? static_cast<uint32_t>(i + 1) : 0);
         LaunchSample s = launcher->launch();
         if (s.ok) {
           ret[nret] = s.call_to_return;
@@ -102,6 +108,7 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
           break;
         }
       }
+      hooks.sample(0);
       hooks.end();
       cell.seconds = static_cast<double>(now_ns() - start) / 1e9;
       cell.launches = nret;

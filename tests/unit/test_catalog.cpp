@@ -25,25 +25,44 @@ TEST(Catalog, ParentsPrecedeChildren) {
   for (const auto& e : catalog()) {
     if (e.parent == FS_PH_NONE) continue;
     EXPECT_LT(e.parent, e.id) << e.name;
-    EXPECT_EQ(fs_phase_parent(e.id), e.parent) << e.name;
+    EXPECT_EQ(fs_catalog_parent(e.id), e.parent) << e.name;
   }
 }
 
-TEST(Catalog, TracepointMaskSkipsKernelClone) {
-  const uint32_t mask = measured_mask(FS_SRC_TP);
-  EXPECT_EQ(mask, static_cast<uint32_t>(FS_TP_MASK));
-  EXPECT_FALSE(mask & (1u << FS_PH_KERNEL_CLONE));
-  EXPECT_TRUE(mask & (1u << FS_PH_SYSCALL));
-  EXPECT_EQ(measured_mask(FS_SRC_FENTRY), 0u);
+TEST(Catalog, TracepointPlanMeasuresWhatLandmarksCanSee) {
+  const RunPlan plan = tracepoint_plan();
+  for (const CatalogEntry& e : catalog()) {
+    EXPECT_EQ(plan.measured(e.id), e.tp_source != FS_SRC_NONE) << e.name;
+    EXPECT_EQ(plan.cfg.parent[e.id], e.parent) << e.name;
+    EXPECT_EQ(plan.reason[e.id].empty(), plan.measured(e.id)) << e.name;
+  }
+  EXPECT_FALSE(plan.measured(FS_PH_KERNEL_CLONE));
+  EXPECT_FALSE(plan.measured(FS_PH_SCHED_FORK));
+  EXPECT_FALSE(plan.measured(FS_PH_USER0));
+  EXPECT_EQ(plan.cfg.landmarks, plan.cfg.measured);
+  // Unused --phase slots are not listed; every other catalog phase is.
+  EXPECT_EQ(availability(plan).size(), static_cast<size_t>(FS_NPHASES - FS_USER_PHASES));
+}
+
+TEST(Catalog, FunctionCandidatesArePreferredFirst) {
+  EXPECT_EQ(catalog()[FS_PH_COPY_FILES].functions, (std::vector<std::string>{"copy_files", "dup_fd"}));
+  EXPECT_TRUE(catalog()[FS_PH_VMA_SETUP].functions.empty());
+  EXPECT_TRUE(catalog()[FS_PH_SYSCALL].functions.empty());
 }
 
 TEST(Catalog, PhasePathNamesMeasuredAncestors) {
-  const uint32_t mask = measured_mask(FS_SRC_TP);
-  EXPECT_EQ(phase_path(FS_PH_COPY_PAGE_RANGE, mask), "syscall;copy_process;dup_mm;dup_mmap;copy_page_range");
-  EXPECT_EQ(phase_path(FS_PH_SYSCALL, mask), "syscall");
-  EXPECT_EQ(phase_path(FS_PH_WAKE_UP_NEW_TASK, mask), "syscall;wake_up_new_task");
-  EXPECT_EQ(phase_path(FS_PH_TEARDOWN, mask), "teardown");
-  EXPECT_EQ(phase_path(FS_PH_COPY_PROCESS, ~0u), "syscall;kernel_clone;copy_process");
+  RunPlan plan = tracepoint_plan();
+  EXPECT_EQ(phase_path(plan, FS_PH_COPY_PAGE_RANGE), "syscall;copy_process;dup_mm;dup_mmap;copy_page_range");
+  EXPECT_EQ(phase_path(plan, FS_PH_SYSCALL), "syscall");
+  EXPECT_EQ(phase_path(plan, FS_PH_WAKE_UP_NEW_TASK), "syscall;wake_up_new_task");
+  EXPECT_EQ(phase_path(plan, FS_PH_TEARDOWN), "teardown");
+  plan.cfg.measured |= 1u << FS_PH_KERNEL_CLONE;
+  EXPECT_EQ(phase_path(plan, FS_PH_COPY_PROCESS), "syscall;kernel_clone;copy_process");
+  // A --phase slot placed under dup_mmap takes its function's name.
+  plan.cfg.measured |= 1u << FS_PH_USER0;
+  plan.cfg.parent[FS_PH_USER0] = FS_PH_DUP_MMAP;
+  plan.name[FS_PH_USER0] = "anon_vma_fork";
+  EXPECT_EQ(phase_path(plan, FS_PH_USER0), "syscall;kernel_clone;copy_process;dup_mm;dup_mmap;anon_vma_fork");
 }
 
 TEST(Catalog, SourceNames) {
@@ -71,7 +90,7 @@ TEST(BuildPhases, ComputesMeansAndPercentilesAndDropsUnseenPhases) {
   cpr.hist[fs_hist_slot(1000)] = 1;
   cpr.hist[fs_hist_slot(2000)] = 1;
 
-  const std::vector<Phase> phases = build_phases(by_id, measured_mask(FS_SRC_TP));
+  const std::vector<Phase> phases = build_phases(by_id, tracepoint_plan());
   ASSERT_EQ(phases.size(), 2u);
   EXPECT_EQ(phases[0].name, "syscall");
   EXPECT_EQ(phases[0].path, "syscall");

@@ -18,15 +18,23 @@ struct Event {
 
 constexpr __u64 kNsPerUs = 1000;
 
+fs_config tracepoint_config() {
+  fs_config c{};
+  fs_config_tracepoint(&c);
+  return c;
+}
+
+const fs_config kTp = tracepoint_config();
+
 // Deepest chain the catalog allows under the tracepoint mask:
 // syscall > copy_process > dup_mm > dup_mmap > vma_setup or copy_page_range.
 constexpr __u32 kDeepestTree = 5;
 
 fs_launch replay(const std::vector<Event>& events, __u32 flags = 0) {
   fs_launch l{};
-  fs_launch_begin(&l, 0, 0);
+  fs_launch_begin(&l, 0, 0, 0);
   l.flags = flags;
-  for (const Event& e : events) fs_landmark(&l, e.landmark, e.us * kNsPerUs);
+  for (const Event& e : events) fs_landmark(&l, e.landmark, e.us * kNsPerUs, &kTp);
   return l;
 }
 
@@ -54,7 +62,7 @@ void expect_self_adds_up(const fs_launch& l) {
   for (int ph = 0; ph < FS_NPHASES; ++ph) {
     __u64 children = 0;
     for (int c = 0; c < FS_NPHASES; ++c) {
-      if (c != ph && fs_effective_parent(c, FS_TP_MASK) == ph) children += l.total_ns[c];
+      if (c != ph && fs_effective_parent(&kTp, c) == ph) children += l.total_ns[c];
     }
     EXPECT_EQ(l.self_ns[ph], l.total_ns[ph] - children) << "phase " << ph;
     all_self += l.self_ns[ph];
@@ -164,7 +172,7 @@ TEST(Machine, LandmarksAfterSysExitChangeNothing) {
   const fs_launch done = l;
   __u64 ts = 600 * kNsPerUs;
   for (int round = 0; round < 2; ++round) {
-    for (int lm = FS_LM_TASK_STRUCT; lm < FS_LM_COUNT; ++lm) fs_landmark(&l, lm, ts += kNsPerUs);
+    for (int lm = FS_LM_TASK_STRUCT; lm < FS_LM_COUNT; ++lm) fs_landmark(&l, lm, ts += kNsPerUs, &kTp);
   }
   EXPECT_EQ(l.depth, 0u);
   EXPECT_TRUE(same_totals(l, done));
@@ -177,7 +185,7 @@ TEST(Machine, FullStackRefusesAnotherPhase) {
   l.depth = FS_STACK_DEPTH;
   const fs_launch before = l;
 
-  fs_landmark(&l, FS_LM_VMA_DUP, 200);  // vma_setup's parent is on top: nothing to pop, no room
+  fs_landmark(&l, FS_LM_VMA_DUP, 200, &kTp);  // vma_setup's parent is on top: nothing to pop, no room
   EXPECT_EQ(l.depth, static_cast<__u32>(FS_STACK_DEPTH));
   EXPECT_EQ(l.cpr_candidate, 0u);
   EXPECT_EQ(std::memcmp(l.stack, before.stack, sizeof l.stack), 0);
@@ -189,7 +197,7 @@ TEST(Machine, CorruptDepthIsNeverFollowedPastTheStack) {
   for (auto& f : l.stack) f = {100, 0, FS_PH_SYSCALL, 0};
   l.depth = FS_STACK_DEPTH + 5;
   const fs_launch before = l;
-  for (int lm = FS_LM_TASK_STRUCT; lm < FS_LM_COUNT; ++lm) fs_landmark(&l, lm, 200);
+  for (int lm = FS_LM_TASK_STRUCT; lm < FS_LM_COUNT; ++lm) fs_landmark(&l, lm, 200, &kTp);
   EXPECT_EQ(l.depth, static_cast<__u32>(FS_STACK_DEPTH + 5));
   EXPECT_EQ(fs_top(&l), FS_PH_NONE);
   EXPECT_TRUE(same_totals(l, before));
@@ -204,20 +212,111 @@ TEST(Machine, RandomLandmarkSequencesStayConsistent) {
   for (int launch = 0; launch < 2000; ++launch) {
     fs_launch l{};
     __u64 ts = gap(rng);
-    fs_launch_begin(&l, 0, ts);
+    fs_launch_begin(&l, 0, 0, ts);
     if (launch % 3 == 0) l.flags |= FS_LF_VFORK;
     const int n = 1 + static_cast<int>(rng() % 60);
     for (int i = 0; i < n; ++i) {
-      fs_landmark(&l, landmark(rng), ts += gap(rng));
+      fs_landmark(&l, landmark(rng), ts += gap(rng), &kTp);
       ASSERT_LE(l.depth, kDeepestTree);
     }
-    fs_landmark(&l, FS_LM_SYS_EXIT, ts += gap(rng));
+    fs_landmark(&l, FS_LM_SYS_EXIT, ts += gap(rng), &kTp);
     ASSERT_EQ(l.depth, 0u);
     for (int ph : {FS_PH_KERNEL_CLONE, FS_PH_CHILD_FIRST_RUN, FS_PH_POST_LAUNCH_COW, FS_PH_TEARDOWN})
       EXPECT_EQ(l.calls[ph], 0u) << ph;
     expect_self_adds_up(l);
     if (HasFailure()) return;
   }
+}
+
+// fentry/kprobe backends: functions bound copy_process, dup_mmap and copy_page_range
+// exactly; the inlined dup_mm and dup_task_struct still come from landmarks in the
+// same stack, and landmarks of function-probed phases are ignored.
+TEST(Machine, HybridFunctionProbesAndLandmarksNest) {
+  fs_config c = tracepoint_config();
+  for (int ph : {FS_PH_KERNEL_CLONE, FS_PH_COPY_PROCESS, FS_PH_DUP_MMAP, FS_PH_COPY_PAGE_RANGE,
+                 FS_PH_WAKE_UP_NEW_TASK}) {
+    c.measured |= 1u << ph;
+    c.landmarks &= ~(1u << ph);
+  }
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0, 0);
+  l.flags |= FS_LF_VFORK;
+  auto us = [](__u64 v) { return v * kNsPerUs; };
+  fs_function_entry(&l, FS_PH_KERNEL_CLONE, us(1), &c);
+  fs_function_entry(&l, FS_PH_COPY_PROCESS, us(2), &c);
+  fs_landmark(&l, FS_LM_TASK_STRUCT, us(4), &c);  // dup_task_struct by landmark
+  fs_landmark(&l, FS_LM_MM_STRUCT, us(10), &c);   // dup_mm by landmark: closes dup_task_struct
+  fs_landmark(&l, FS_LM_MMAP_LOCK, us(11), &c);   // ignored: dup_mmap is probed as a function
+  fs_function_entry(&l, FS_PH_DUP_MMAP, us(12), &c);
+  fs_landmark(&l, FS_LM_VMA_DUP, us(13), &c);
+  fs_function_entry(&l, FS_PH_COPY_PAGE_RANGE, us(15), &c);  // closes that VMA's set-up
+  fs_landmark(&l, FS_LM_PT_WORK, us(16), &c);                // ignored
+  fs_function_exit(&l, FS_PH_COPY_PAGE_RANGE, us(40), &c);
+  fs_landmark(&l, FS_LM_VMA_DUP, us(41), &c);
+  fs_function_entry(&l, FS_PH_COPY_PAGE_RANGE, us(42), &c);
+  fs_function_exit(&l, FS_PH_COPY_PAGE_RANGE, us(60), &c);
+  fs_landmark(&l, FS_LM_MMAP_UNLOCK, us(61), &c);  // ignored
+  fs_function_exit(&l, FS_PH_DUP_MMAP, us(62), &c);
+  fs_landmark(&l, FS_LM_PID, us(64), &c);         // alloc_pid by landmark: closes dup_mm
+  fs_landmark(&l, FS_LM_NEWTASK, us(70), &c);     // ignored: copy_process ends at its exit
+  fs_function_exit(&l, FS_PH_COPY_PROCESS, us(72), &c);
+  fs_landmark(&l, FS_LM_FORK_DONE, us(73), &c);   // ignored
+  fs_function_entry(&l, FS_PH_WAKE_UP_NEW_TASK, us(74), &c);
+  fs_landmark(&l, FS_LM_WAKEUP_NEW, us(76), &c);  // ignored: vfork_wait opens at the exit
+  fs_function_exit(&l, FS_PH_WAKE_UP_NEW_TASK, us(78), &c);
+  fs_function_exit(&l, FS_PH_KERNEL_CLONE, us(90), &c);
+  fs_landmark(&l, FS_LM_SYS_EXIT, us(91), &c);
+
+  expect_phase(l, FS_PH_SYSCALL, 91, 2, 1);
+  expect_phase(l, FS_PH_KERNEL_CLONE, 89, 89 - 70 - 4 - 12, 1);
+  expect_phase(l, FS_PH_COPY_PROCESS, 70, 70 - 6 - 54 - 8, 1);
+  expect_phase(l, FS_PH_DUP_TASK_STRUCT, 6, 6, 1);
+  expect_phase(l, FS_PH_DUP_MM, 54, 54 - 50, 1);
+  expect_phase(l, FS_PH_DUP_MMAP, 50, 50 - 2 - 1 - 25 - 18, 1);
+  expect_phase(l, FS_PH_VMA_SETUP, 3, 3, 2);
+  expect_phase(l, FS_PH_COPY_PAGE_RANGE, 43, 43, 2);
+  expect_phase(l, FS_PH_ALLOC_PID, 8, 8, 1);
+  expect_phase(l, FS_PH_WAKE_UP_NEW_TASK, 4, 4, 1);
+  expect_phase(l, FS_PH_VFORK_WAIT, 12, 12, 1);
+  EXPECT_EQ(l.depth, 0u);
+}
+
+// A sampled launch keeps every closed span, in closing order, for its timeline.
+TEST(Machine, SampledLaunchRecordsEverySpan) {
+  fs_launch l{};
+  fs_launch_begin(&l, 3, 7, 0);
+  for (const Event& e : kFork2M) fs_landmark(&l, e.landmark, e.us * kNsPerUs, &kTp);
+  EXPECT_EQ(l.rec_type, static_cast<__u32>(FS_REC_LAUNCH));
+  EXPECT_EQ(l.seq, 7u);
+  __u32 calls = 0;
+  for (int ph = 0; ph < FS_NPHASES; ++ph) calls += l.calls[ph];
+  ASSERT_EQ(l.nspans, calls);
+  EXPECT_EQ(l.spans_dropped, 0u);
+  __u64 per_phase[FS_NPHASES] = {};
+  for (__u32 i = 0; i < l.nspans; ++i) per_phase[l.spans[i].phase] += l.spans[i].dur;
+  for (int ph = 0; ph < FS_NPHASES; ++ph) EXPECT_EQ(per_phase[ph], l.total_ns[ph]) << ph;
+  const fs_span& last = l.spans[l.nspans - 1];
+  EXPECT_EQ(last.phase, static_cast<__u32>(FS_PH_SYSCALL));
+  EXPECT_EQ(last.start, 0u);
+  EXPECT_EQ(last.dur, 519 * kNsPerUs);
+  EXPECT_EQ(l.spans[0].phase, static_cast<__u32>(FS_PH_DUP_TASK_STRUCT));
+}
+
+TEST(Machine, UnsampledLaunchRecordsNoSpansAndFullOnesCountDrops) {
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0, 0);
+  for (const Event& e : kFork2M) fs_landmark(&l, e.landmark, e.us * kNsPerUs, &kTp);
+  EXPECT_EQ(l.nspans, 0u);
+  fs_launch m{};
+  fs_launch_begin(&m, 0, 1, 0);
+  __u64 ts = 0;
+  fs_landmark(&m, FS_LM_TASK_STRUCT, ts += 10, &kTp);
+  fs_landmark(&m, FS_LM_MM_STRUCT, ts += 10, &kTp);
+  fs_landmark(&m, FS_LM_MMAP_LOCK, ts += 10, &kTp);
+  for (int i = 0; i < FS_MAX_SPANS + 10; ++i) fs_landmark(&m, FS_LM_VMA_DUP, ts += 10, &kTp);
+  fs_landmark(&m, FS_LM_SYS_EXIT, ts += 10, &kTp);
+  EXPECT_EQ(m.nspans, static_cast<__u32>(FS_MAX_SPANS));
+  EXPECT_EQ(m.nspans + m.spans_dropped, m.calls[FS_PH_VMA_SETUP] + 5);
 }
 
 TEST(Machine, HistSlotIsMonotoneAndClamped) {

@@ -1,6 +1,10 @@
 /* The phase catalog: one table, shared by the BPF programs and by user space.
  *
- * X(ID, name, PARENT, tracepoint_source, how the tracepoint backend measures it)
+ * X(ID, name, PARENT, tracepoint_source, functions, how the tracepoint backend measures it)
+ *
+ * functions: kernel functions that are the phase, in order of preference, for the
+ * fentry/fexit and kprobe backends ("" when no function is the phase).  USER0..3
+ * are slots for --phase FUNC[:PARENT]: name and parent are set at run time.
  *
  * tracepoint_source is TP (bounded by tracepoints that mark the phase itself),
  * DERIVED (bounded by landmarks of neighbouring work, e.g. an inlined function's
@@ -12,55 +16,65 @@
 #define FORKSCOPE_SHARED_CATALOG_H
 
 #define FS_PHASES(X)                                                                              \
-	X(SYSCALL, syscall, NONE, TP,                                                             \
+	X(SYSCALL, syscall, NONE, TP, "",                                                         \
 	  "sys_enter .. sys_exit of clone/clone3/fork/vfork in the launching thread")            \
-	X(KERNEL_CLONE, kernel_clone, SYSCALL, NONE,                                              \
+	X(KERNEL_CLONE, kernel_clone, SYSCALL, NONE, "kernel_clone _do_fork",                     \
 	  "no tracepoint at its entry or exit: its time is the syscall's self time")              \
-	X(COPY_PROCESS, copy_process, KERNEL_CLONE, DERIVED,                                      \
+	X(COPY_PROCESS, copy_process, KERNEL_CLONE, DERIVED, "copy_process",                      \
 	  "task_struct allocation (first work of copy_process) .. task_newtask")                  \
-	X(DUP_TASK_STRUCT, dup_task_struct, COPY_PROCESS, DERIVED,                                \
+	X(DUP_TASK_STRUCT, dup_task_struct, COPY_PROCESS, DERIVED, "dup_task_struct",             \
 	  "task_struct allocation .. next landmark (inlined into copy_process)")                  \
-	X(COPY_CREDS, copy_creds, COPY_PROCESS, DERIVED,                                          \
+	X(COPY_CREDS, copy_creds, COPY_PROCESS, DERIVED, "copy_creds",                            \
 	  "prepare_creds allocation .. next landmark; also covers sched_fork, "                   \
 	  "perf_event_init_task, audit_alloc, security_task_alloc, copy_semundo")                 \
-	X(COPY_FILES, copy_files, COPY_PROCESS, DERIVED,                                          \
+	X(SCHED_FORK, sched_fork, COPY_PROCESS, NONE, "sched_fork",                               \
+	  "no allocation marks it: inside copy_creds' landmark segment")                          \
+	X(COPY_FILES, copy_files, COPY_PROCESS, DERIVED, "copy_files dup_fd",                     \
 	  "dup_fd allocation .. next landmark (absent with CLONE_FILES)")                         \
-	X(COPY_FS, copy_fs, COPY_PROCESS, DERIVED,                                                \
+	X(COPY_FS, copy_fs, COPY_PROCESS, DERIVED, "copy_fs copy_fs_struct",                      \
 	  "copy_fs_struct allocation .. next landmark (absent with CLONE_FS)")                    \
-	X(COPY_SIGHAND, copy_sighand, COPY_PROCESS, DERIVED,                                      \
+	X(COPY_SIGHAND, copy_sighand, COPY_PROCESS, DERIVED, "copy_sighand",                      \
 	  "sighand_cache allocation .. next landmark (inlined; absent with CLONE_SIGHAND)")       \
-	X(COPY_SIGNAL, copy_signal, COPY_PROCESS, DERIVED,                                        \
+	X(COPY_SIGNAL, copy_signal, COPY_PROCESS, DERIVED, "copy_signal",                         \
 	  "signal_cache allocation .. next landmark (inlined; absent with CLONE_THREAD)")         \
-	X(DUP_MM, dup_mm, COPY_PROCESS, DERIVED,                                                  \
+	X(DUP_MM, dup_mm, COPY_PROCESS, DERIVED, "dup_mm copy_mm",                                \
 	  "mm_struct allocation .. next landmark (dup_mm is inlined; absent with CLONE_VM); "     \
 	  "also covers copy_namespaces, copy_io, copy_thread")                                    \
-	X(DUP_MMAP, dup_mmap, DUP_MM, TP,                                                         \
+	X(DUP_MMAP, dup_mmap, DUP_MM, TP, "dup_mmap",                                             \
 	  "mmap_lock_acquire_returned .. mmap_lock_released on the parent's mm (write)")          \
-	X(VMA_SETUP, vma_setup, DUP_MMAP, DERIVED,                                                \
+	X(VMA_SETUP, vma_setup, DUP_MMAP, DERIVED, "",                                            \
 	  "per VMA: vm_area_dup allocation .. last anon_vma_fork allocation "                     \
 	  "(vm_area_dup, anon_vma_fork)")                                                         \
-	X(COPY_PAGE_RANGE, copy_page_range, DUP_MMAP, DERIVED,                                    \
+	X(COPY_PAGE_RANGE, copy_page_range, DUP_MMAP, DERIVED, "copy_page_range",                 \
 	  "per VMA that copied page tables (rss_stat on the child mm): end of its VMA set-up "   \
 	  ".. next VMA or end of dup_mmap; also covers the VMA's rmap/maple-tree insert")         \
-	X(ALLOC_PID, alloc_pid, COPY_PROCESS, DERIVED,                                            \
+	X(COPY_NAMESPACES, copy_namespaces, COPY_PROCESS, NONE, "copy_namespaces",                \
+	  "no allocation marks it without new namespaces: inside dup_mm's segment")               \
+	X(COPY_THREAD, copy_thread, COPY_PROCESS, NONE, "copy_thread",                            \
+	  "no allocation marks it: inside the segment before alloc_pid")                          \
+	X(ALLOC_PID, alloc_pid, COPY_PROCESS, DERIVED, "alloc_pid",                               \
 	  "pid allocation .. task_newtask; also covers cgroup_can_fork, sched_cgroup_fork, "     \
 	  "tasklist insertion")                                                                   \
-	X(WAKE_UP_NEW_TASK, wake_up_new_task, KERNEL_CLONE, TP,                                   \
+	X(WAKE_UP_NEW_TASK, wake_up_new_task, KERNEL_CLONE, TP, "wake_up_new_task",               \
 	  "sched_process_fork .. sched_wakeup_new")                                               \
-	X(VFORK_WAIT, vfork_wait, KERNEL_CLONE, DERIVED,                                          \
+	X(VFORK_WAIT, vfork_wait, KERNEL_CLONE, DERIVED, "",                                      \
 	  "CLONE_VFORK only: sched_wakeup_new .. sys_exit (the parent waits for exec or exit)")  \
-	X(CHILD_FIRST_RUN, child_first_run, NONE, TP,                                             \
+	X(CHILD_FIRST_RUN, child_first_run, NONE, TP, "",                                         \
 	  "sched_wakeup_new of the child .. sched_switch into the child")                         \
-	X(POST_LAUNCH_COW, post_launch_cow, NONE, TP,                                             \
+	X(POST_LAUNCH_COW, post_launch_cow, NONE, TP, "",                                         \
 	  "write page faults (page_fault_user) in the parent until its next launch and in the "  \
 	  "child: counted, not timed (no fault-exit tracepoint)")                                 \
-	X(TEARDOWN, teardown, NONE, TP,                                                           \
-	  "child's sys_enter exit/exit_group .. sched_process_exit (exit_mm, files, signals)")
+	X(TEARDOWN, teardown, NONE, TP, "",                                                       \
+	  "child's sys_enter exit/exit_group .. sched_process_exit (exit_mm, files, signals)")   \
+	X(USER0, user0, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
+	X(USER1, user1, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
+	X(USER2, user2, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
+	X(USER3, user3, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice")
 
 #define FS_PH_NONE (-1)
 
 enum fs_phase {
-#define FS_X_ENUM(id, name, parent, src, how) FS_PH_##id,
+#define FS_X_ENUM(id, name, parent, src, fns, how) FS_PH_##id,
 	FS_PHASES(FS_X_ENUM)
 #undef FS_X_ENUM
 	FS_NPHASES
@@ -73,6 +87,10 @@ enum fs_source { FS_SRC_NONE = 0, FS_SRC_TP = 1, FS_SRC_DERIVED = 2, FS_SRC_FENT
 #define FS_STACK_DEPTH 8 /* a power of two: indices are masked with FS_STACK_DEPTH - 1 */
 #define FS_HIST_SLOTS 320
 #define FS_MAX_SITES 16
+#define FS_MAX_FN_SLOTS 24
+#define FS_MAX_SPANS 128 /* per sampled launch */
+#define FS_MAX_SAMPLES 16 /* sampled launches per cell */
+#define FS_USER_PHASES 4
 #define FS_NO_CELL 0xffffffffu
 
 #endif

@@ -42,9 +42,13 @@ enum fs_landmark {
 #define FS_STACK_MASK (FS_STACK_DEPTH - 1)
 #ifdef __cplusplus
 #define FS_STACK_IDX(x) ((x) & FS_STACK_MASK)
+#define FS_SPAN_IDX(x) ((x) & (FS_MAX_SPANS - 1))
+#define FS_BARRIER(x) ((void)0)
 #else
 /* The empty asm hides the value's known range from clang, so it keeps the mask. */
 #define FS_STACK_IDX(x) ({ __u32 __i = (x); asm volatile("" : "+r"(__i)); __i & FS_STACK_MASK; })
+#define FS_SPAN_IDX(x) ({ __u32 __i = (x); asm volatile("" : "+r"(__i)); __i & (FS_MAX_SPANS - 1); })
+#define FS_BARRIER(x) asm volatile("" : "+r"(x))
 #endif
 
 struct fs_frame {
@@ -54,8 +58,27 @@ struct fs_frame {
 	__u32 pad;
 };
 
+/* A closed span of a sampled launch. */
+struct fs_span {
+	__u64 start;
+	__u64 dur;
+	__u32 phase;
+	__u32 pad;
+};
+
+/* Ring-buffer records start with their type (the launch record is fs_launch itself). */
+enum fs_rec_type { FS_REC_LAUNCH = 1, FS_REC_CHILD_SPAN = 2 };
+
 /* One launch in flight, per launching thread. */
 struct fs_launch {
+	__u32 rec_type; /* FS_REC_LAUNCH */
+	__u32 seq;      /* != 0: sampled, span by span, as launch number seq of its cell */
+	__u64 start_ns; /* sys_enter */
+	__u32 tid;
+	__s32 child;    /* the syscall's return */
+	__u32 nspans;
+	__u32 spans_dropped;
+	struct fs_span spans[FS_MAX_SPANS];
 	struct fs_frame stack[FS_STACK_DEPTH];
 	__u32 depth;
 	__u32 cell;
@@ -67,11 +90,12 @@ struct fs_launch {
 	__u32 calls[FS_NPHASES];
 };
 
-FS_INLINE int fs_phase_parent(int ph)
+/* Catalog parent of a phase (user slots have none until configured). */
+FS_INLINE int fs_catalog_parent(int ph)
 {
 	switch (ph) {
-#define FS_X_PARENT(id, name, parent, src, how) \
-	case FS_PH_##id:                        \
+#define FS_X_PARENT(id, name, parent, src, fns, how) \
+	case FS_PH_##id:                             \
 		return FS_PH_##parent;
 		FS_PHASES(FS_X_PARENT)
 #undef FS_X_PARENT
@@ -79,14 +103,44 @@ FS_INLINE int fs_phase_parent(int ph)
 	return FS_PH_NONE;
 }
 
-/* Nearest ancestor that the active backend measures (bit set in mask). */
-FS_INLINE int fs_effective_parent(int ph, __u32 mask)
+/* What one run measures, fixed before the BPF programs load. */
+struct fs_config {
+	__s32 parent[FS_NPHASES]; /* the catalog's, plus the parents of --phase slots */
+	__u32 measured;           /* phases measured at all, by any source */
+	__u32 landmarks;          /* phases opened and closed by tracepoint landmarks */
+};
+
+/* Phases the tracepoint backend measures by itself. */
+#define FS_TP_MASK                                                                            \
+	((1u << FS_PH_USER0) - 1u - (1u << FS_PH_KERNEL_CLONE) - (1u << FS_PH_SCHED_FORK) -    \
+	 (1u << FS_PH_COPY_NAMESPACES) - (1u << FS_PH_COPY_THREAD))
+
+/* The tracepoint-only configuration; other backends start from it. */
+FS_INLINE void fs_config_tracepoint(struct fs_config *c)
 {
-	int p = fs_phase_parent(ph);
+	for (int i = 0; i < FS_NPHASES; i++)
+		c->parent[i] = fs_catalog_parent(i);
+	c->measured = FS_TP_MASK;
+	c->landmarks = FS_TP_MASK;
+}
+
+FS_INLINE int fs_parent(const struct fs_config *c, int ph)
+{
+	__u32 i = (__u32)ph;
+	FS_BARRIER(i); /* the check below must bound the very register used to index */
+	if (i >= FS_NPHASES)
+		return FS_PH_NONE;
+	return c->parent[i];
+}
+
+/* Nearest ancestor that this run measures. */
+FS_INLINE int fs_effective_parent(const struct fs_config *c, int ph)
+{
+	int p = fs_parent(c, ph);
 	for (int i = 0; i < FS_STACK_DEPTH && p != FS_PH_NONE; i++) {
-		if (mask & (1u << p))
+		if (c->measured & (1u << (p & 31)))
 			return p;
-		p = fs_phase_parent(p);
+		p = fs_parent(c, p);
 	}
 	return p;
 }
@@ -126,6 +180,18 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 		l->self_ns[ph] += self;
 		l->calls[ph] += 1;
 	}
+	if (l->seq) {
+		__u32 n = l->nspans;
+		if (n < FS_MAX_SPANS) {
+			struct fs_span *sp = &l->spans[FS_SPAN_IDX(n)];
+			sp->start = f->start;
+			sp->dur = dur;
+			sp->phase = ph;
+			l->nspans = n + 1;
+		} else {
+			l->spans_dropped += 1;
+		}
+	}
 	l->depth = d - 1;
 	if (d >= 2)
 		l->stack[FS_STACK_IDX(d - 2)].child_ns += dur;
@@ -134,9 +200,9 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 /* Open ph at ts.  Siblings (and their children) still open are closed first:
  * a landmark ends the segment of the one before it.  Ignored when the phase's
  * parent is not open, so a stray event cannot invent a phase. */
-FS_INLINE int fs_open(struct fs_launch *l, int ph, __u64 ts, __u32 mask)
+FS_INLINE int fs_open(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
 {
-	int parent = fs_effective_parent(ph, mask);
+	int parent = fs_effective_parent(c, ph);
 	int keep = 0;
 	if (parent != FS_PH_NONE) {
 		int idx = fs_find(l, parent);
@@ -173,8 +239,14 @@ FS_INLINE void fs_close(struct fs_launch *l, int ph, __u64 ts)
 	}
 }
 
-FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u64 ts)
+FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64 ts)
 {
+	l->rec_type = FS_REC_LAUNCH;
+	l->seq = seq;
+	l->start_ns = ts;
+	l->child = 0;
+	l->nspans = 0;
+	l->spans_dropped = 0;
 	l->depth = 0;
 	l->cell = cell;
 	l->flags = 0;
@@ -185,49 +257,64 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u64 ts)
 		l->self_ns[i] = 0;
 		l->calls[i] = 0;
 	}
-	fs_open(l, FS_PH_SYSCALL, ts, 1u << FS_PH_SYSCALL);
+	/* The syscall is the root of every launch, whatever else is measured. */
+	l->stack[0].start = ts;
+	l->stack[0].child_ns = 0;
+	l->stack[0].phase = FS_PH_SYSCALL;
+	l->depth = 1;
 }
 
-/* Phases the tracepoint backend opens. */
-#define FS_TP_MASK ((1u << FS_NPHASES) - 1u - (1u << FS_PH_KERNEL_CLONE))
-
-/* Apply one landmark of the launching thread. */
-FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts)
+/* Open ph at a landmark when landmarks drive it in this run. */
+FS_INLINE int fs_lm_open(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
 {
-	const __u32 mask = FS_TP_MASK;
+	if (!(c->landmarks & (1u << ph)))
+		return 0;
+	return fs_open(l, ph, ts, c);
+}
+
+FS_INLINE void fs_lm_close(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
+{
+	if (c->landmarks & (1u << ph))
+		fs_close(l, ph, ts);
+}
+
+/* Apply one landmark of the launching thread.  Phases that function probes
+ * measure in this run ignore their landmarks. */
+FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct fs_config *c)
+{
 	switch (lm) {
 	case FS_LM_TASK_STRUCT:
 		if (fs_find(l, FS_PH_COPY_PROCESS) < 0)
-			fs_open(l, FS_PH_COPY_PROCESS, ts, mask);
-		fs_open(l, FS_PH_DUP_TASK_STRUCT, ts, mask);
+			fs_lm_open(l, FS_PH_COPY_PROCESS, ts, c);
+		fs_lm_open(l, FS_PH_DUP_TASK_STRUCT, ts, c);
 		break;
 	case FS_LM_CREDS:
-		fs_open(l, FS_PH_COPY_CREDS, ts, mask);
+		fs_lm_open(l, FS_PH_COPY_CREDS, ts, c);
 		break;
 	case FS_LM_FILES:
-		fs_open(l, FS_PH_COPY_FILES, ts, mask);
+		fs_lm_open(l, FS_PH_COPY_FILES, ts, c);
 		break;
 	case FS_LM_FS:
-		fs_open(l, FS_PH_COPY_FS, ts, mask);
+		fs_lm_open(l, FS_PH_COPY_FS, ts, c);
 		break;
 	case FS_LM_SIGHAND:
-		fs_open(l, FS_PH_COPY_SIGHAND, ts, mask);
+		fs_lm_open(l, FS_PH_COPY_SIGHAND, ts, c);
 		break;
 	case FS_LM_SIGNAL:
-		fs_open(l, FS_PH_COPY_SIGNAL, ts, mask);
+		fs_lm_open(l, FS_PH_COPY_SIGNAL, ts, c);
 		break;
 	case FS_LM_MM_STRUCT:
-		fs_open(l, FS_PH_DUP_MM, ts, mask);
+		fs_lm_open(l, FS_PH_DUP_MM, ts, c);
 		break;
 	case FS_LM_MMAP_LOCK:
 		if (fs_top(l) == FS_PH_DUP_MM)
-			fs_open(l, FS_PH_DUP_MMAP, ts, mask);
+			fs_lm_open(l, FS_PH_DUP_MMAP, ts, c);
 		break;
 	case FS_LM_MMAP_UNLOCK:
-		fs_close(l, FS_PH_DUP_MMAP, ts);
+		fs_lm_close(l, FS_PH_DUP_MMAP, ts, c);
 		break;
 	case FS_LM_VMA_DUP:
-		if (fs_open(l, FS_PH_VMA_SETUP, ts, mask))
+		if (fs_lm_open(l, FS_PH_VMA_SETUP, ts, c))
 			l->cpr_candidate = ts;
 		break;
 	case FS_LM_ANON_VMA:
@@ -237,30 +324,46 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts)
 	case FS_LM_PT_WORK:
 		/* The VMA copies page tables: its copy_page_range began where its
 		 * set-up ended, at the last set-up landmark. */
-		if (fs_top(l) == FS_PH_VMA_SETUP) {
+		if (fs_top(l) == FS_PH_VMA_SETUP && (c->landmarks & (1u << FS_PH_COPY_PAGE_RANGE))) {
 			__u64 at = l->cpr_candidate ? l->cpr_candidate : ts;
 			fs_pop(l, at);
-			fs_open(l, FS_PH_COPY_PAGE_RANGE, at, mask);
+			fs_open(l, FS_PH_COPY_PAGE_RANGE, at, c);
 		}
 		break;
 	case FS_LM_PID:
-		fs_open(l, FS_PH_ALLOC_PID, ts, mask);
+		fs_lm_open(l, FS_PH_ALLOC_PID, ts, c);
 		break;
 	case FS_LM_NEWTASK:
-		fs_close(l, FS_PH_COPY_PROCESS, ts);
+		fs_lm_close(l, FS_PH_COPY_PROCESS, ts, c);
 		break;
 	case FS_LM_FORK_DONE:
-		fs_open(l, FS_PH_WAKE_UP_NEW_TASK, ts, mask);
+		fs_lm_open(l, FS_PH_WAKE_UP_NEW_TASK, ts, c);
 		break;
 	case FS_LM_WAKEUP_NEW:
-		fs_close(l, FS_PH_WAKE_UP_NEW_TASK, ts);
-		if (l->flags & FS_LF_VFORK)
-			fs_open(l, FS_PH_VFORK_WAIT, ts, mask);
+		/* With wake_up_new_task probed as a function, vfork_wait opens at its exit. */
+		if (c->landmarks & (1u << FS_PH_WAKE_UP_NEW_TASK)) {
+			fs_close(l, FS_PH_WAKE_UP_NEW_TASK, ts);
+			if (l->flags & FS_LF_VFORK)
+				fs_lm_open(l, FS_PH_VFORK_WAIT, ts, c);
+		}
 		break;
 	case FS_LM_SYS_EXIT:
 		fs_close(l, FS_PH_SYSCALL, ts);
 		break;
 	}
+}
+
+/* A function probe: the phase starts at the function's entry, ends at its exit. */
+FS_INLINE void fs_function_entry(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
+{
+	fs_open(l, ph, ts, c);
+}
+
+FS_INLINE void fs_function_exit(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
+{
+	fs_close(l, ph, ts);
+	if (ph == FS_PH_WAKE_UP_NEW_TASK && (l->flags & FS_LF_VFORK))
+		fs_lm_open(l, FS_PH_VFORK_WAIT, ts, c);
 }
 
 /* Histogram: log-linear, 8 slots per power of two (values < 8 ns exact). */
@@ -311,6 +414,18 @@ struct fs_agg_failed {
 	__u64 self_ns;
 };
 
+/* A span that happens in the child of a sampled launch. */
+struct fs_child_span {
+	__u32 rec_type; /* FS_REC_CHILD_SPAN */
+	__u32 seq;
+	__u32 cell;
+	__u32 phase;
+	__u32 pid;
+	__u32 pad;
+	__u64 start;
+	__u64 dur;
+};
+
 /* Per-cell counters, in a per-CPU array. */
 struct fs_cellstat {
 	__u64 launches;      /* syscalls that returned a child id */
@@ -319,6 +434,7 @@ struct fs_cellstat {
 	__u64 faults_parent; /* write faults of the launcher after its launches */
 	__u64 faults_child;  /* write faults of the children */
 	__u64 lost;          /* launches not tracked: per-task state map full */
+	__u64 samples_lost;  /* sampled-launch records the ring buffer had no room for */
 };
 
 #endif

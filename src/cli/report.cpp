@@ -1,0 +1,95 @@
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "forkscope/error.h"
+#include "forkscope/report.h"
+#include "forkscope/visual.h"
+
+namespace forkscope {
+namespace {
+
+struct ReportOptions {
+  std::string input;
+  std::string format = "table";
+  std::string out;
+  std::string cell;
+  bool no_color = false;
+};
+
+const Cell& chosen_cell(const Run& run, const ReportOptions& o) {
+  if (!o.cell.empty()) return find_cell(run, o.cell);
+  const Cell* c = featured_cell(run);
+  if (c == nullptr) throw usage_error(o.input + " has no cells; report a results file of a run that finished a cell");
+  return *c;
+}
+
+bool has_samples(const Run& run) {
+  for (const Cell& c : run.cells) {
+    if (!c.samples.empty()) return true;
+  }
+  return false;
+}
+
+std::string render(const Run& run, const ReportOptions& o) {
+  const std::string& f = o.format;
+  if (f == "table") {
+    std::ostringstream text;
+    const Cell* tree = o.cell.empty() ? featured_cell(run) : &find_cell(run, o.cell);
+    // Colour only for a terminal, never into a file.
+    render_text_report(run, tree, text, !o.no_color && o.out.empty() && stdout_is_tty());
+    return text.str();
+  }
+  if (f == "folded") return folded_stacks(chosen_cell(run, o));
+  if (f == "flame") return flame_svg(run, chosen_cell(run, o));
+  if (f == "trace") {
+    if (!has_samples(run))
+      throw usage_error(o.input + " has no sampled launches (cells[].samples) to draw a timeline from; use a run "
+                                  "whose backend records samples");
+    return trace_events(run);
+  }
+  if (f == "html") return html_report(run, &chosen_cell(run, o));
+  if (f == "csv") return phases_csv(run);
+  return to_json(run) + "\n";
+}
+
+int report_command(const ReportOptions& o) {
+  const Run run = load_results(o.input);
+  const std::string text = render(run, o);
+  if (o.out.empty()) {
+    std::cout << text << std::flush;
+  } else {
+    write_atomically(o.out, text, "report");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app, int& exit_code) {
+  auto opts = std::make_shared<ReportOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "report",
+      "Render a results file.  Formats:\n"
+      "  table   what `forkscope run` prints: summary, growth with the heap, one cell's phase tree\n"
+      "  folded  one cell's phases as folded stacks (a;b;c <self ns summed over launches>) for\n"
+      "          flamegraph.pl or speedscope\n"
+      "  flame   one cell's flame graph as a self-contained SVG (click to zoom, search)\n"
+      "  trace   the sampled launches as Chrome trace-event JSON (Perfetto UI, speedscope)\n"
+      "  html    the self-contained HTML report `run` writes as report.html\n"
+      "  csv     one row per cell and phase\n"
+      "  json    the results file itself, re-validated\n"
+      "Example: forkscope report forkscope-out/results.json --format flame --cell fork:64M -o fork.svg");
+  sub->add_option("results", opts->input, "results.json written by forkscope run (or merge)")->required();
+  sub->add_option("--format", opts->format, "table, folded, flame, trace, html, csv or json")
+      ->check(CLI::IsMember({"table", "folded", "flame", "trace", "html", "csv", "json"}))
+      ->capture_default_str();
+  sub->add_option("-o,--output", opts->out, "Write to this file (atomically) instead of stdout");
+  sub->add_option("--cell", opts->cell,
+                  "MODE:HEAP, e.g. fork:64M: the cell for table (tree), folded, flame and html (flame graph)\n"
+                  "[default: the largest fork cell, as run chooses]");
+  sub->add_flag("--no-color", opts->no_color, "No colour even on a terminal");
+  sub->callback([opts, &exit_code] { exit_code = report_command(*opts); });
+}
+
+}  // namespace forkscope

@@ -1,0 +1,388 @@
+#include <linux/types.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <algorithm>
+#include <map>
+
+#include "forkscope/error.h"
+#include "forkscope/probes.h"
+#include "forkscope.skel.h"
+
+namespace forkscope {
+
+namespace {
+
+bool g_verbose = false;
+
+int libbpf_print(enum libbpf_print_level, const char* fmt, va_list args) {
+  if (!g_verbose) return 0;
+  return std::vfprintf(stderr, fmt, args);
+}
+
+// Kernel functions whose allocations are landmarks, and the phases that need them.
+struct SiteSpec {
+  const char* function;
+  __u32 landmark;  // 0: copy_process, classified by the slab cache
+  std::vector<int> phases;
+};
+
+const std::vector<SiteSpec>& site_specs() {
+  static const std::vector<SiteSpec> specs = {
+      {"copy_process", 0,
+       {FS_PH_COPY_PROCESS, FS_PH_DUP_TASK_STRUCT, FS_PH_COPY_SIGHAND, FS_PH_COPY_SIGNAL, FS_PH_DUP_MM}},
+      {"prepare_creds", FS_LM_CREDS, {FS_PH_COPY_CREDS}},
+      {"dup_fd", FS_LM_FILES, {FS_PH_COPY_FILES}},
+      {"copy_fs_struct", FS_LM_FS, {FS_PH_COPY_FS}},
+      {"vm_area_dup", FS_LM_VMA_DUP, {FS_PH_VMA_SETUP, FS_PH_COPY_PAGE_RANGE}},
+      {"anon_vma_clone", FS_LM_ANON_VMA, {}},
+      {"anon_vma_fork", FS_LM_ANON_VMA, {}},
+      {"alloc_pid", FS_LM_PID, {FS_PH_ALLOC_PID}},
+  };
+  return specs;
+}
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+int phase_by_name(const std::string& name) {
+  for (const CatalogEntry& e : catalog())
+    if (!is_user_slot(e.id) && name == e.name) return e.id;
+  return FS_PH_NONE;
+}
+
+void measure_by_function(RunPlan& plan, int id, int source, const std::string& function) {
+  plan.cfg.measured |= 1u << id;
+  plan.cfg.landmarks &= ~(1u << id);
+  plan.source[id] = source;
+  plan.function[id] = function;
+  plan.reason[id].clear();
+}
+
+}  // namespace
+
+void set_libbpf_verbose(bool verbose) {
+  g_verbose = verbose;
+  libbpf_set_print(libbpf_print);
+}
+
+BackendChoice parse_backend(const std::string& name) {
+  if (name == "auto") return BackendChoice::kAuto;
+  if (name == "fentry") return BackendChoice::kFentry;
+  if (name == "kprobe") return BackendChoice::kKprobe;
+  if (name == "tracepoint") return BackendChoice::kTracepoint;
+  throw usage_error("unknown --backend '" + name + "'; choose auto, fentry, kprobe or tracepoint");
+}
+
+UserPhase parse_user_phase(const std::string& spec) {
+  UserPhase u;
+  auto colon = spec.find(':');
+  u.function = spec.substr(0, colon);
+  u.parent = colon == std::string::npos ? "copy_process" : spec.substr(colon + 1);
+  auto valid = [](const std::string& s) {
+    return !s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+                             std::string::npos;
+  };
+  if (!valid(u.function))
+    throw usage_error("--phase '" + spec + "': expected FUNC[:PARENT], a kernel function name, e.g. anon_vma_fork:dup_mmap");
+  if (phase_by_name(u.parent) == FS_PH_NONE)
+    throw usage_error("--phase '" + spec + "': unknown parent phase '" + u.parent + "'; use a phase `forkscope doctor` lists");
+  return u;
+}
+
+RunPlan plan_run(BackendChoice choice, const std::vector<UserPhase>& user_phases) {
+  RunPlan plan = tracepoint_plan();
+  if (user_phases.size() > FS_USER_PHASES)
+    throw usage_error("at most " + std::to_string(FS_USER_PHASES) + " --phase options per run");
+  if (choice == BackendChoice::kTracepoint) {
+    if (!user_phases.empty())
+      throw usage_error("--phase needs function probes; it cannot work with --backend tracepoint");
+    return plan;
+  }
+
+  FunctionProber prober;
+  // One real attempt on copy_process tells whether the kind works at all here.
+  std::string fentry_why = choice == BackendChoice::kKprobe ? "not chosen (--backend kprobe)" : prober.try_fentry("copy_process");
+  std::string kprobe_why = choice == BackendChoice::kFentry ? "not chosen (--backend fentry)" : prober.try_kprobe("copy_process");
+  const bool fentry = fentry_why.empty(), kprobe = kprobe_why.empty();
+  if (choice == BackendChoice::kFentry && !fentry)
+    throw privilege_error("--backend fentry cannot work on this kernel: " + fentry_why + "; try --backend auto");
+  if (choice == BackendChoice::kKprobe && !kprobe)
+    throw privilege_error("--backend kprobe cannot work on this kernel: " + kprobe_why + "; try --backend auto");
+
+  auto probe = [&](int id, const std::vector<std::string>& functions) {
+    std::string why;
+    for (const std::string& fn : functions) {
+      std::string f = fentry ? prober.try_fentry(fn) : fentry_why;
+      if (f.empty()) return measure_by_function(plan, id, FS_SRC_FENTRY, fn), std::string();
+      std::string k = kprobe ? prober.try_kprobe(fn) : kprobe_why;
+      if (k.empty()) return measure_by_function(plan, id, FS_SRC_KPROBE, fn), std::string();
+      why += (why.empty() ? "" : "; ") + fn + ": " + f + (kprobe ? "; kprobe: " + k : "");
+    }
+    return why;
+  };
+  for (const CatalogEntry& e : catalog()) {
+    if (is_user_slot(e.id) || e.functions.empty()) continue;
+    std::string why = probe(e.id, e.functions);
+    if (!plan.measured(e.id)) {
+      plan.reason[e.id] = why + (fentry || kprobe ? "" : "; no function probes on this kernel");
+    }
+  }
+  for (size_t i = 0; i < user_phases.size(); i++) {
+    const int id = FS_PH_USER0 + static_cast<int>(i);
+    plan.name[id] = user_phases[i].function;
+    plan.cfg.parent[id] = phase_by_name(user_phases[i].parent);
+    std::string why = probe(id, {user_phases[i].function});
+    if (!plan.measured(id))
+      throw privilege_error("--phase " + user_phases[i].function + ": cannot probe it here (" + why + ")");
+  }
+  return plan;
+}
+
+std::string backend_name(const RunPlan& plan) {
+  bool kprobe = false;
+  for (int s : plan.source) {
+    if (s == FS_SRC_FENTRY) return "fentry";
+    kprobe |= s == FS_SRC_KPROBE;
+  }
+  return kprobe ? "kprobe" : "tracepoint";
+}
+
+struct Tracer::Impl {
+  forkscope_bpf* skel = nullptr;
+  std::vector<bpf_link*> links;  // kprobe slots, attached by hand
+  ring_buffer* ring = nullptr;
+  int ncpus = 0;
+  // Records drained from the ring buffer, until the cell they belong to is collected.
+  std::vector<fs_launch> launches;
+  std::vector<fs_child_span> child_spans;
+  ~Impl() {
+    if (ring) ring_buffer__free(ring);
+    for (bpf_link* l : links) bpf_link__destroy(l);
+    if (skel) forkscope_bpf__destroy(skel);  // detaches every other link, closes every map
+  }
+};
+
+std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
+  set_libbpf_verbose(verbose);
+  std::unique_ptr<Tracer> t(new Tracer());
+  t->plan_ = plan;
+  t->impl_ = std::make_unique<Impl>();
+  t->impl_->ncpus = libbpf_num_possible_cpus();
+  if (t->impl_->ncpus <= 0) throw Error(kExitFailure, "cannot count possible CPUs");
+
+  std::string tracefs_why;
+  ensure_tracefs(&tracefs_why);  // tp_btf does not need it; doctor reports it
+
+  Kallsyms ks = Kallsyms::load();
+  if (!ks.readable()) {
+    throw privilege_error(
+        "/proc/kallsyms hides kernel addresses, so allocation call sites cannot be "
+        "resolved; run as root with kernel.kptr_restrict <= 1");
+  }
+
+  forkscope_bpf* skel = forkscope_bpf__open();
+  if (!skel) throw Error(kExitFailure, "cannot open the BPF object: " + errno_text(errno));
+  t->impl_->skel = skel;
+
+  RunPlan& p = t->plan_;
+  __u32 n = 0;
+  for (const auto& spec : site_specs()) {
+    auto r = ks.find(spec.function);
+    if (!r) {
+      for (int ph : spec.phases) {
+        if (!(p.cfg.landmarks & (1u << ph))) continue;
+        p.cfg.measured &= ~(1u << ph);
+        p.cfg.landmarks &= ~(1u << ph);
+        p.reason[ph] = std::string("landmark function ") + spec.function + " not in /proc/kallsyms (inlined?)";
+      }
+      continue;
+    }
+    if (n >= FS_MAX_SITES) break;
+    skel->rodata->sites[n].start = r->start;
+    skel->rodata->sites[n].end = r->end;
+    skel->rodata->sites[n].lm = spec.landmark;
+    n++;
+  }
+  skel->rodata->nsites = n;
+  skel->bss->cfg = p.cfg;
+
+  // Function slots: the phases function probes measure, in catalog order.
+  std::vector<std::pair<int, int>> kprobe_slots;  // slot, phase
+  int slot = 0;
+  for (int id = 0; id < FS_NPHASES; id++) {
+    const bool fentry = p.source[id] == FS_SRC_FENTRY, kprobe = p.source[id] == FS_SRC_KPROBE;
+    if (!p.measured(id) || !(fentry || kprobe)) continue;
+    if (slot >= FS_MAX_FN_SLOTS) throw Error(kExitFailure, "too many function probes for the BPF slots");
+    skel->bss->slot_phase[slot] = static_cast<__u32>(id);
+    const std::string s = std::to_string(slot);
+    for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"}) {
+      bpf_program* prog = bpf_object__find_program_by_name(skel->obj, (kind + s).c_str());
+      const bool is_fentry = kind[3] == 'f';
+      const bool use = is_fentry ? fentry : kprobe;
+      bpf_program__set_autoload(prog, use);
+      if (use && is_fentry) bpf_program__set_attach_target(prog, 0, p.function[id].c_str());
+    }
+    if (kprobe) kprobe_slots.push_back({slot, id});
+    slot++;
+  }
+  for (; slot < FS_MAX_FN_SLOTS; slot++) {
+    const std::string s = std::to_string(slot);
+    for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"})
+      bpf_program__set_autoload(bpf_object__find_program_by_name(skel->obj, (kind + s).c_str()), false);
+  }
+
+  if (int err = forkscope_bpf__load(skel)) {
+    int code = (err == -EPERM || err == -EACCES) ? kExitPrivilege : kExitFailure;
+    throw Error(code, "the kernel refused forkscope's BPF programs (" + errno_text(err) +
+                          "); run with --verbose for the verifier log");
+  }
+  if (int err = forkscope_bpf__attach(skel)) {
+    throw Error(kExitPrivilege, "attaching BPF programs failed (" + errno_text(err) +
+                                    "); this kernel needs BTF-enabled tracepoints (tp_btf)");
+  }
+  for (auto [s, id] : kprobe_slots) {
+    for (bool ret : {false, true}) {
+      const std::string name = (ret ? "fs_kretprobe_" : "fs_kprobe_") + std::to_string(s);
+      bpf_link* link = bpf_program__attach_kprobe(bpf_object__find_program_by_name(skel->obj, name.c_str()), ret,
+                                                  p.function[id].c_str());
+      if (!link) {
+        throw Error(kExitPrivilege, "attaching a kprobe to " + p.function[id] + " failed (" + errno_text(errno) +
+                                        "); try --backend tracepoint");
+      }
+      t->impl_->links.push_back(link);
+    }
+  }
+  t->impl_->ring = ring_buffer__new(bpf_map__fd(skel->maps.samples), on_record, t->impl_.get(), nullptr);
+  if (!t->impl_->ring) throw Error(kExitFailure, "cannot open the samples ring buffer: " + errno_text(errno));
+  return t;
+}
+
+int Tracer::on_record(void* ctx, void* data, size_t size) {
+  auto* impl = static_cast<Impl*>(ctx);
+  __u32 type;
+  if (size < sizeof type) return 0;
+  std::memcpy(&type, data, sizeof type);
+  if (type == FS_REC_LAUNCH && size >= sizeof(fs_launch)) {
+    impl->launches.emplace_back();
+    std::memcpy(&impl->launches.back(), data, sizeof(fs_launch));
+  } else if (type == FS_REC_CHILD_SPAN && size >= sizeof(fs_child_span)) {
+    impl->child_spans.emplace_back();
+    std::memcpy(&impl->child_spans.back(), data, sizeof(fs_child_span));
+  }
+  return 0;
+}
+
+void Tracer::sample_next(uint32_t seq) { __atomic_store_n(&impl_->skel->bss->sample_seq, seq, __ATOMIC_SEQ_CST); }
+
+std::vector<Sample> Tracer::drain_samples(uint32_t cell) {
+  ring_buffer__consume(impl_->ring);
+  std::vector<Sample> out;
+  for (const fs_launch& l : impl_->launches) {
+    if (l.cell != cell) continue;
+    Sample s;
+    s.seq = l.seq;
+    s.parent_tid = static_cast<int>(l.tid);
+    s.child_pid = l.child;
+    s.start_ns = l.start_ns;
+    for (__u32 i = 0; i < std::min<__u32>(l.nspans, FS_MAX_SPANS); i++) {
+      const fs_span& sp = l.spans[i];
+      if (sp.phase >= FS_NPHASES) continue;
+      s.spans.push_back({plan_.name[sp.phase], phase_path(plan_, sp.phase),
+                         static_cast<int64_t>(sp.start - l.start_ns), sp.dur, "parent"});
+    }
+    for (const fs_child_span& c : impl_->child_spans) {
+      if (c.cell != cell || c.seq != l.seq || c.phase >= FS_NPHASES) continue;
+      s.spans.push_back({plan_.name[c.phase], phase_path(plan_, c.phase),
+                         static_cast<int64_t>(c.start) - static_cast<int64_t>(l.start_ns), c.dur, "child"});
+    }
+    // Timeline order: by start, an enclosing span before the spans it contains.
+    std::sort(s.spans.begin(), s.spans.end(), [](const SampleSpan& a, const SampleSpan& b) {
+      return a.start_ns != b.start_ns ? a.start_ns < b.start_ns : a.dur_ns > b.dur_ns;
+    });
+    out.push_back(std::move(s));
+  }
+  std::erase_if(impl_->launches, [&](const fs_launch& l) { return l.cell == cell; });
+  std::erase_if(impl_->child_spans, [&](const fs_child_span& c) { return c.cell == cell; });
+  std::sort(out.begin(), out.end(), [](const Sample& a, const Sample& b) { return a.seq < b.seq; });
+  return out;
+}
+
+Tracer::~Tracer() = default;
+
+void Tracer::set_target(pid_t tgid) {
+  __atomic_store_n(&impl_->skel->bss->target_tgid, static_cast<__u32>(tgid), __ATOMIC_SEQ_CST);
+}
+
+void Tracer::set_cell(uint32_t cell) { __atomic_store_n(&impl_->skel->data->cur_cell, cell, __ATOMIC_SEQ_CST); }
+
+std::vector<PhaseAgg> Tracer::read_phases(uint32_t cell) const {
+  std::vector<PhaseAgg> out(FS_NPHASES);
+  std::vector<fs_agg> percpu(impl_->ncpus);
+  int fd = bpf_map__fd(impl_->skel->maps.agg);
+  for (int ph = 0; ph < FS_NPHASES; ph++) {
+    __u32 key = cell * FS_NPHASES + ph;
+    if (bpf_map_lookup_elem(fd, &key, percpu.data()) != 0) continue;
+    PhaseAgg& a = out[ph];
+    a.hist.assign(FS_HIST_SLOTS, 0);
+    for (const fs_agg& v : percpu) {
+      a.count += v.count;
+      a.calls += v.calls;
+      a.total_ns += v.total_ns;
+      a.self_ns += v.self_ns;
+      for (int s = 0; s < FS_HIST_SLOTS; s++) a.hist[s] += v.hist[s];
+    }
+  }
+  return out;
+}
+
+std::vector<PhaseAgg> Tracer::read_failed_phases(uint32_t cell) const {
+  std::vector<PhaseAgg> out(FS_NPHASES);
+  std::vector<fs_agg_failed> percpu(impl_->ncpus);
+  int fd = bpf_map__fd(impl_->skel->maps.agg_failed);
+  for (int ph = 0; ph < FS_NPHASES; ph++) {
+    __u32 key = cell * FS_NPHASES + ph;
+    if (bpf_map_lookup_elem(fd, &key, percpu.data()) != 0) continue;
+    for (const fs_agg_failed& v : percpu) {
+      out[ph].count += v.count;
+      out[ph].calls += v.calls;
+      out[ph].total_ns += v.total_ns;
+      out[ph].self_ns += v.self_ns;
+    }
+  }
+  return out;
+}
+
+KernelCounts Tracer::read_counts(uint32_t cell) const {
+  KernelCounts k;
+  std::vector<fs_cellstat> percpu(impl_->ncpus);
+  __u32 key = cell;
+  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, percpu.data()) != 0) return k;
+  for (const fs_cellstat& v : percpu) {
+    k.launches += v.launches;
+    k.failed += v.failed;
+    k.pt_pages += v.pt_pages;
+    k.faults_parent += v.faults_parent;
+    k.faults_child += v.faults_child;
+    k.lost += v.lost;
+    k.samples_lost += v.samples_lost;
+  }
+  return k;
+}
+
+uint64_t Tracer::map_bytes() const {
+  uint64_t total = 0;
+  struct bpf_map* m;
+  bpf_object__for_each_map(m, impl_->skel->obj) {
+    uint64_t value = bpf_map__value_size(m);
+    uint64_t entries = bpf_map__max_entries(m);
+    bool percpu = bpf_map__type(m) == BPF_MAP_TYPE_PERCPU_ARRAY;
+    total += entries * (bpf_map__key_size(m) + value) * (percpu ? impl_->ncpus : 1);
+  }
+  return total;
+}
+
+}  // namespace forkscope

@@ -1,0 +1,274 @@
+// SVG line charts against heap size, log-log: launch times span microseconds to
+// tens of milliseconds and heaps megabytes to gigabytes.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <optional>
+
+#include "forkscope/size.h"
+#include "forkscope/visual.h"
+#include "report/markup.h"
+
+namespace forkscope {
+namespace {
+
+using markup::escape;
+using markup::num;
+
+constexpr double kWidth = 760, kHeight = 420;
+constexpr double kLeft = 78, kRight = 200, kTop = 56, kBottom = 58;  // margins around the plot
+constexpr double kPlotRight = kWidth - kRight, kPlotBottom = kHeight - kBottom;
+constexpr size_t kMaxPhaseLines = 6;
+
+struct Point {
+  double x = 0;  // heap bytes
+  double y = 0;  // ns
+  std::optional<double> whisker;  // ns, drawn from y up to it
+  std::string tip;
+};
+
+struct Line {
+  std::string label;
+  std::vector<std::optional<Point>> points;  // one per heap of the chart; a gap breaks the line
+};
+
+struct LineChart {
+  std::string title;
+  std::string subtitle;
+  std::string y_title;
+  std::vector<uint64_t> heaps;  // ascending
+  std::vector<Line> lines;
+  std::string legend_note;  // what a marker and a whisker mean
+};
+
+// Maps [lo, hi] to pixels [p0, p1] by log10.
+class LogScale {
+ public:
+  LogScale(double lo, double hi, double p0, double p1)
+      : l0_(std::log10(lo)), l1_(std::log10(hi)), p0_(p0), p1_(p1) {}
+  double operator()(double v) const { return p0_ + (std::log10(v) - l0_) / (l1_ - l0_) * (p1_ - p0_); }
+
+ private:
+  double l0_, l1_, p0_, p1_;
+};
+
+// "1 µs", "20 ms": tick labels are round numbers, so no padding digits.
+std::string tick_label(double ns) {
+  static constexpr std::array<std::pair<double, const char*>, 4> kUnits = {
+      {{1, "ns"}, {1e3, "µs"}, {1e6, "ms"}, {1e9, "s"}}};
+  size_t unit = 0;
+  while (unit + 1 < kUnits.size() && ns >= kUnits[unit + 1].first * 0.999) ++unit;
+  return fmt::format("{:g} {}", std::round(ns / kUnits[unit].first * 1000) / 1000, kUnits[unit].second);
+}
+
+void axes(const LineChart& c, const LogScale& xs, const LogScale& ys, double y_lo, double y_hi, std::string& out) {
+  out += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" stroke="#999"/>)"
+                     "\n",
+                     num(kLeft), num(kTop), num(kPlotRight - kLeft), num(kPlotBottom - kTop));
+  // Decades carry labels; 2x and 5x get a grid line, and a label too when the
+  // range is short enough for them to fit.
+  const bool label_minor = std::log10(y_hi / y_lo) <= 2.01;
+  for (double decade = y_lo; decade <= y_hi * 1.001; decade *= 10) {
+    for (double m : {1.0, 2.0, 5.0}) {
+      const double v = decade * m;
+      if (v > y_hi * 1.001) break;
+      const double y = ys(v);
+      const bool major = m == 1.0;
+      out += fmt::format(R"(<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}"/>)", num(kLeft), num(kPlotRight), num(y),
+                         num(y), major ? "#ccc" : "#eee");
+      if (major || label_minor)
+        out += fmt::format(R"(<text x="{}" y="{}" text-anchor="end" fill="{}">{}</text>)", num(kLeft - 6), num(y + 4),
+                           major ? "#333" : "#777", tick_label(v));
+      out += '\n';
+    }
+  }
+  for (uint64_t h : c.heaps) {
+    const double x = xs(static_cast<double>(h));
+    out += fmt::format(R"(<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" stroke="#eee"/>)"
+                       R"(<text x="{0}" y="{3}" text-anchor="middle">{4}</text>)"
+                       "\n",
+                       num(x), num(kTop), num(kPlotBottom), num(kPlotBottom + 18), format_size(h));
+  }
+  out += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">heap size (log scale)</text>)"
+                     "\n",
+                     num((kLeft + kPlotRight) / 2), num(kHeight - 14));
+  out += fmt::format(R"~(<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>)~"
+                     "\n",
+                     num((kTop + kPlotBottom) / 2), escape(c.y_title));
+}
+
+void legend(const LineChart& c, std::string& out) {
+  double y = kTop + 8;
+  for (size_t i = 0; i < c.lines.size(); ++i, y += 20) {
+    out += fmt::format(R"(<line x1="{0}" x2="{1}" y1="{2}" y2="{2}" stroke="{3}" stroke-width="2.5"/>)"
+                       R"(<circle cx="{4}" cy="{2}" r="3.5" fill="{3}"/>)"
+                       R"(<text x="{5}" y="{6}">{7}</text>)"
+                       "\n",
+                       num(kPlotRight + 14), num(kPlotRight + 38), num(y), markup::palette(i),
+                       num(kPlotRight + 26), num(kPlotRight + 44), num(y + 4), escape(c.lines[i].label));
+  }
+  if (!c.legend_note.empty())
+    out += fmt::format(R"(<text x="{}" y="{}" fill="#555" font-size="11">{}</text>)"
+                       "\n",
+                       num(kPlotRight + 14), num(y + 8), escape(c.legend_note));
+}
+
+std::string render(const LineChart& c) {
+  std::string out = fmt::format(
+      R"(<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{0}" height="{1}" viewBox="0 0 {0} {1}" )"
+      R"(font-family="sans-serif" font-size="12">)"
+      "\n"
+      R"(<rect width="100%" height="100%" fill="#fafafa"/>)"
+      "\n"
+      R"(<text x="{2}" y="22" font-size="15" font-weight="bold">{3}</text>)"
+      "\n"
+      R"(<text x="{2}" y="40" fill="#555">{4}</text>)"
+      "\n",
+      num(kWidth), num(kHeight), num(kLeft), escape(c.title), escape(c.subtitle));
+
+  double lo = 0, hi = 0;
+  for (const Line& l : c.lines) {
+    for (const auto& p : l.points) {
+      if (!p) continue;
+      lo = lo == 0 ? p->y : std::min(lo, p->y);
+      hi = std::max({hi, p->y, p->whisker.value_or(0)});
+    }
+  }
+  if (lo <= 0 || c.heaps.empty()) {
+    out += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">no measurements to plot</text>)"
+                       "\n</svg>\n",
+                       num(kWidth / 2), num(kHeight / 2));
+    return out;
+  }
+  const double y_lo = std::pow(10, std::floor(std::log10(lo)));
+  double y_hi = std::pow(10, std::ceil(std::log10(hi)));
+  if (y_hi <= y_lo) y_hi = y_lo * 10;
+  // A single heap still needs a span: half to double it.
+  const double x_lo = static_cast<double>(c.heaps.front()) / (c.heaps.size() == 1 ? 2 : 1.25);
+  const double x_hi = static_cast<double>(c.heaps.back()) * (c.heaps.size() == 1 ? 2 : 1.25);
+  const LogScale xs(x_lo, x_hi, kLeft, kPlotRight);
+  const LogScale ys(y_lo, y_hi, kPlotBottom, kTop);
+  axes(c, xs, ys, y_lo, y_hi, out);
+
+  for (size_t i = 0; i < c.lines.size(); ++i) {
+    const Line& l = c.lines[i];
+    const char* color = markup::palette(i);
+    // Whiskers of different lines at one heap sit side by side.
+    const double shift = (static_cast<double>(i) - static_cast<double>(c.lines.size() - 1) / 2) * 5;
+    std::string points;
+    auto flush = [&] {
+      if (points.find(' ') != std::string::npos)
+        out += fmt::format(R"(<polyline fill="none" stroke="{}" stroke-width="2.5" points="{}"/>)"
+                           "\n",
+                           color, points);
+      points.clear();
+    };
+    for (const auto& p : l.points) {
+      if (!p) {
+        flush();
+        continue;
+      }
+      if (!points.empty()) points += ' ';
+      points += num(xs(p->x) + shift) + "," + num(ys(p->y));
+    }
+    flush();
+    for (const auto& p : l.points) {
+      if (!p) continue;
+      const double x = xs(p->x) + shift, y = ys(p->y);
+      out += "<g>";
+      if (p->whisker && *p->whisker > p->y) {
+        const double yw = ys(*p->whisker);
+        out += fmt::format(R"(<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" stroke="{3}" stroke-width="1.5"/>)"
+                           R"(<line x1="{4}" x2="{5}" y1="{2}" y2="{2}" stroke="{3}" stroke-width="1.5"/>)",
+                           num(x), num(y), num(yw), color, num(x - 4), num(x + 4));
+      }
+      out += fmt::format(R"(<circle cx="{}" cy="{}" r="3.5" fill="{}"><title>{}</title></circle></g>)"
+                         "\n",
+                         num(x), num(y), color, escape(p->tip));
+    }
+  }
+  legend(c, out);
+  out += "</svg>\n";
+  return out;
+}
+
+std::vector<uint64_t> heaps_of(const std::vector<const Cell*>& cells) {
+  std::vector<uint64_t> heaps;
+  for (const Cell* c : cells) heaps.push_back(c->heap_bytes);
+  std::sort(heaps.begin(), heaps.end());
+  heaps.erase(std::unique(heaps.begin(), heaps.end()), heaps.end());
+  return heaps;
+}
+
+size_t heap_index(const std::vector<uint64_t>& heaps, uint64_t heap) {
+  return static_cast<size_t>(std::lower_bound(heaps.begin(), heaps.end(), heap) - heaps.begin());
+}
+
+double self_per_launch(const Phase& p) {
+  return static_cast<double>(p.self_ns) / static_cast<double>(std::max<uint64_t>(p.count, 1));
+}
+
+}  // namespace
+
+std::string latency_chart_svg(const Run& run) {
+  LineChart c;
+  c.title = "Launch time against heap size";
+  c.subtitle = "user side, launch call to return in the parent: p50 per launch, whisker up to p99";
+  c.y_title = "time per launch (log scale)";
+  c.legend_note = "dot p50, whisker to p99";
+  std::vector<const Cell*> all;
+  for (const Cell& cell : run.cells) all.push_back(&cell);
+  c.heaps = heaps_of(all);
+  for (const Series& s : series_by_mode(run)) {
+    Line line{s.label(), std::vector<std::optional<Point>>(c.heaps.size())};
+    for (const Cell* cell : s.cells) {
+      const Summary& u = cell->user.call_to_return;
+      if (u.n == 0 || u.p50 == 0) continue;
+      const auto p50 = static_cast<double>(u.p50), p99 = static_cast<double>(u.p99);
+      line.points[heap_index(c.heaps, cell->heap_bytes)] =
+          Point{static_cast<double>(cell->heap_bytes), p50, p99,
+                fmt::format("{}: p50 {}, p99 {} ({} launches)", cell_label(*cell), format_ns(p50), format_ns(p99),
+                            u.n)};
+    }
+    c.lines.push_back(std::move(line));
+  }
+  return render(c);
+}
+
+std::string phase_chart_svg(const Series& series) {
+  const bool fork_like = std::any_of(series.cells.begin(), series.cells.end(),
+                                     [](const Cell* c) { return c->phase("dup_mm") != nullptr; });
+  if (!fork_like) return "";
+  LineChart c;
+  c.title = "Where " + series.label() + " spends the kernel time, by heap size";
+  c.subtitle = "self time per launch of each phase inside the launch syscall";
+  c.y_title = "self time per launch (log scale)";
+  c.heaps = heaps_of(series.cells);
+  // The phases with the most self time at the largest heap, most first: the
+  // legend reads as the answer to "which phase grows".
+  const Cell* largest = series.cells.back();
+  std::vector<const Phase*> ranked;
+  for (const Phase& p : largest->phases) {
+    if (p.path.starts_with("syscall") && p.self_ns > 0) ranked.push_back(&p);
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const Phase* a, const Phase* b) { return self_per_launch(*a) > self_per_launch(*b); });
+  if (ranked.size() > kMaxPhaseLines) ranked.resize(kMaxPhaseLines);
+  for (const Phase* r : ranked) {
+    Line line{r->name == "syscall" ? "syscall (self)" : r->name, std::vector<std::optional<Point>>(c.heaps.size())};
+    for (const Cell* cell : series.cells) {
+      const Phase* p = cell->phase(r->name);
+      if (p == nullptr || p->self_ns == 0) continue;
+      line.points[heap_index(c.heaps, cell->heap_bytes)] =
+          Point{static_cast<double>(cell->heap_bytes), self_per_launch(*p), std::nullopt,
+                fmt::format("{} {}: self {} per launch", r->name, format_size(cell->heap_bytes),
+                            format_ns(self_per_launch(*p)))};
+    }
+    c.lines.push_back(std::move(line));
+  }
+  return render(c);
+}
+
+}  // namespace forkscope

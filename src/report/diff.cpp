@@ -1,0 +1,170 @@
+// `forkscope diff`: two runs side by side, with a noise judgement per phase.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "forkscope/compare.h"
+#include "forkscope/error.h"
+#include "forkscope/report.h"
+#include "forkscope/size.h"
+#include "forkscope/stats.h"
+#include "report/text.h"
+
+namespace forkscope {
+namespace {
+
+using text::Align;
+using text::Table;
+
+// The histogram slot holding the rank-th smallest value (1-based, rank <= total).
+uint32_t slot_of_rank(const std::vector<uint64_t>& hist, uint64_t rank) {
+  uint64_t seen = 0;
+  for (size_t s = 0; s < hist.size(); ++s) {
+    seen += hist[s];
+    if (seen >= rank) return static_cast<uint32_t>(s);
+  }
+  return static_cast<uint32_t>(hist.size() - 1);
+}
+
+Verdict judge(const Phase& a, const Phase& b) {
+  const auto x = median_interval(a.hist);
+  const auto y = median_interval(b.hist);
+  if (!x || !y) return Verdict::kUnknown;
+  if (x->high <= y->low) return Verdict::kSlower;
+  if (y->high <= x->low) return Verdict::kFaster;
+  return Verdict::kNoise;
+}
+
+std::vector<PhaseDiff> diff_phases(const Cell& a, const Cell& b) {
+  std::vector<PhaseDiff> out;
+  for (const Phase& p : a.phases) {
+    auto q = std::find_if(b.phases.begin(), b.phases.end(), [&](const Phase& x) { return x.path == p.path; });
+    PhaseDiff d{p.path, &p, q == b.phases.end() ? nullptr : &*q};
+    if (d.b != nullptr) d.verdict = judge(p, *d.b);
+    out.push_back(d);
+  }
+  for (const Phase& q : b.phases) {
+    if (std::none_of(a.phases.begin(), a.phases.end(), [&](const Phase& x) { return x.path == q.path; }))
+      out.push_back({q.path, nullptr, &q});
+  }
+  return out;
+}
+
+std::string verdict_text(const PhaseDiff& d) {
+  if (d.a == nullptr) return "only in B";
+  if (d.b == nullptr) return "only in A";
+  switch (d.verdict) {
+    case Verdict::kSlower: return "slower";
+    case Verdict::kFaster: return "faster";
+    case Verdict::kNoise: return "within noise";
+    case Verdict::kUnknown: break;
+  }
+  return "no histogram";
+}
+
+const char* verdict_style(const PhaseDiff& d) {
+  if (d.a == nullptr || d.b == nullptr) return text::kDim;
+  if (d.verdict == Verdict::kSlower) return text::kRed;
+  if (d.verdict == Verdict::kFaster) return text::kGreen;
+  return nullptr;
+}
+
+std::string mean(const Phase* p) { return p == nullptr ? "-" : format_ns(p->mean_ns); }
+
+std::string signed_ns(double ns) { return (ns > 0 ? "+" : ns < 0 ? "-" : "") + format_ns(std::fabs(ns)); }
+
+void render_cell(const CellDiff& c, std::ostream& out, bool color) {
+  const Summary& ua = c.a->user.call_to_return;
+  const Summary& ub = c.b->user.call_to_return;
+  out << text::styled(fmt::format("{}: {} launches in A, {} in B; return p50 {} -> {}", cell_label(*c.a),
+                                  c.a->launches, c.b->launches, format_ns(static_cast<double>(ua.p50)),
+                                  format_ns(static_cast<double>(ub.p50))),
+                      text::kBold, color)
+      << '\n';
+  if (c.phases.empty()) {
+    out << "no kernel phases on either side\n";
+    return;
+  }
+  Table t({Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
+  t.add_row({"phase", "A mean", "B mean", "delta", "ratio", "B vs A"});
+  for (const PhaseDiff& d : c.phases) {
+    const Phase* any = d.a != nullptr ? d.a : d.b;
+    const auto depth = static_cast<size_t>(std::count(d.path.begin(), d.path.end(), ';'));
+    const std::string name = std::string(2 * depth, ' ') + any->name;
+    std::string delta = "-", ratio = "-";
+    if (d.a != nullptr && d.b != nullptr) {
+      delta = signed_ns(d.b->mean_ns - d.a->mean_ns);
+      if (d.a->mean_ns > 0) ratio = fmt::format("x{:.2f}", d.b->mean_ns / d.a->mean_ns);
+    }
+    t.add_row({name, mean(d.a), mean(d.b), delta, ratio, verdict_text(d)}, {}, verdict_style(d));
+  }
+  t.render(out, color);
+}
+
+}  // namespace
+
+std::optional<MedianInterval> median_interval(const std::vector<uint64_t>& hist) {
+  const uint64_t n = std::accumulate(hist.begin(), hist.end(), uint64_t{0});
+  if (n < kMinLaunchesForVerdict) return std::nullopt;
+  const double half = 0.98 * std::sqrt(static_cast<double>(n));
+  const double mid = static_cast<double>(n) / 2;
+  const auto lo = static_cast<uint64_t>(std::max(1.0, std::floor(mid - half)));
+  const auto hi = static_cast<uint64_t>(std::min(static_cast<double>(n), std::ceil(mid + half) + 1));
+  return MedianInterval{n, hist_percentile(hist, 0.5), hist_slot_low(slot_of_rank(hist, lo)),
+                        hist_slot_high(slot_of_rank(hist, hi))};
+}
+
+std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a_name, const std::string& b_name) {
+  std::vector<CellDiff> out;
+  size_t matched = 0;
+  for (const Cell& x : a.cells) {
+    auto y = std::find_if(b.cells.begin(), b.cells.end(), [&](const Cell& c) { return same_cell(x, c); });
+    if (y == b.cells.end()) {
+      out.push_back({&x, nullptr, {}});
+      continue;
+    }
+    out.push_back({&x, &*y, diff_phases(x, *y)});
+    ++matched;
+  }
+  for (const Cell& y : b.cells) {
+    if (std::none_of(a.cells.begin(), a.cells.end(), [&](const Cell& c) { return same_cell(c, y); }))
+      out.push_back({nullptr, &y, {}});
+  }
+  if (matched == 0)
+    throw usage_error(fmt::format("{} and {} have no cell in common (cells match by mode and heap size); diff "
+                                  "results of the same modes and heap sizes",
+                                  a_name, b_name));
+  return out;
+}
+
+void render_diff(const std::vector<CellDiff>& diff, const std::string& a_name, const std::string& b_name,
+                 std::ostream& out, bool color) {
+  out << fmt::format("A: {}\nB: {}\n", a_name, b_name);
+  out << text::styled("per phase: mean time per launch; \"slower\"/\"faster\" only where the medians' noise "
+                      "intervals (from the histograms) do not overlap",
+                      text::kDim, color)
+      << '\n';
+  std::vector<std::string> only_a, only_b;
+  for (const CellDiff& c : diff) {
+    if (c.a == nullptr) {
+      only_b.push_back(cell_label(*c.b));
+    } else if (c.b == nullptr) {
+      only_a.push_back(cell_label(*c.a));
+    } else {
+      out << '\n';
+      render_cell(c, out, color);
+    }
+  }
+  auto list = [&](const char* side, const std::vector<std::string>& cells) {
+    if (cells.empty()) return;
+    std::string joined;
+    for (const std::string& c : cells) joined += (joined.empty() ? "" : ", ") + c;
+    out << '\n' << fmt::format("cells only in {}: {}", side, joined) << '\n';
+  };
+  list("A", only_a);
+  list("B", only_b);
+}
+
+}  // namespace forkscope

@@ -1,0 +1,208 @@
+// The self-contained HTML report: inline style, inline SVG, no external resources,
+// so it opens from disk on a machine without network access.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "forkscope/size.h"
+#include "forkscope/visual.h"
+#include "report/markup.h"
+#include "report/text.h"
+
+namespace forkscope {
+namespace {
+
+using markup::escape;
+
+constexpr const char* kStyle = R"CSS(
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d1d1f; background: #f4f4f6; }
+main { max-width: 1240px; margin: 0 auto; padding: 12px 24px 40px; }
+header { background: #20242c; color: #f4f4f6; padding: 18px 24px; }
+header h1 { margin: 0; font-size: 22px; }
+header p { margin: 4px 0 0; color: #c8ccd4; }
+h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d0d0d8; padding-bottom: 4px; }
+section { background: #fff; padding: 4px 16px 14px; margin-top: 16px; border-radius: 6px; box-shadow: 0 1px 2px #0002; }
+table { border-collapse: collapse; margin: 6px 0; }
+th, td { padding: 3px 10px; text-align: left; vertical-align: top; }
+th { border-bottom: 2px solid #c0c0c8; font-weight: 600; }
+tr:nth-child(even) td { background: #f7f7fa; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.dim, .note { color: #666; }
+td.phase { white-space: pre; font-family: ui-monospace, monospace; }
+.bar { display: inline-block; height: 10px; background: #e8743b; border-radius: 2px; }
+.kv th { border: 0; text-align: right; color: #555; font-weight: normal; }
+.badge { background: #b3261e; color: #fff; border-radius: 3px; padding: 1px 6px; font-size: 12px; }
+.missing td { color: #8a4b00; }
+details { margin: 6px 0; }
+summary { cursor: pointer; font-weight: 600; }
+svg { max-width: 100%; height: auto; display: block; margin: 8px 0; }
+)CSS";
+
+std::string td(const std::string& text, const char* cls = nullptr) {
+  return cls ? fmt::format(R"(<td class="{}">{}</td>)", cls, escape(text)) : "<td>" + escape(text) + "</td>";
+}
+
+std::string header_row(std::initializer_list<const char*> names) {
+  std::string out = "<tr>";
+  for (const char* n : names) out += fmt::format("<th>{}</th>", escape(n));
+  return out + "</tr>\n";
+}
+
+std::string latency(const Summary& s, uint64_t ns) { return s.n == 0 ? "-" : format_ns(static_cast<double>(ns)); }
+
+std::string host_section(const Run& run) {
+  const Host& h = run.host;
+  std::string out = "<section id=\"host\"><h2>Host</h2>\n<table class=\"kv\">\n";
+  auto row = [&](const char* key, const std::string& value) {
+    out += fmt::format("<tr><th>{}</th><td>{}</td></tr>\n", key, escape(text::or_dash(value)));
+  };
+  row("host", h.hostname);
+  row("kernel", h.kernel);
+  row("arch", h.arch);
+  row("CPUs", std::to_string(h.cpus));
+  row("transparent huge pages", h.thp);
+  row("backend", run.backend);
+  row("started", run.started);
+  row("forkscope", run.tool_version);
+  out += "</table>\n";
+  std::vector<std::string> hosts;
+  for (const Cell& c : run.cells) {
+    if (!c.host.empty() && std::find(hosts.begin(), hosts.end(), c.host) == hosts.end()) hosts.push_back(c.host);
+  }
+  if (!hosts.empty()) {
+    out += fmt::format(
+        "<p class=\"note\">Merged results from {} hosts; each cell names its own. The host, backend and phase "
+        "availability above are the first input's.</p>\n",
+        hosts.size());
+  }
+  if (run.incomplete) out += "<p><span class=\"badge\">incomplete</span> the run was interrupted; these are the cells done by then.</p>\n";
+  return out + "</section>\n";
+}
+
+std::string summary_section(const Run& run) {
+  std::string out =
+      "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">User-side latency per launch: call to return "
+      "in the parent, call until the child runs, call until it is reaped or joined. Kernel time is the launch "
+      "syscall's mean.</p>\n<table>\n";
+  out += header_row({"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
+                     "kernel time", "top kernel phases (self)"});
+  for (const Cell& c : run.cells) {
+    const UserSpans& u = c.user;
+    const Phase* sys = c.phase("syscall");
+    out += "<tr>" + td(mode_label(c.mode, c.host)) + td(format_size(c.heap_bytes), "n") + td(launches_label(c)) +
+           td(latency(u.call_to_return, u.call_to_return.p50), "n") +
+           td(latency(u.call_to_return, u.call_to_return.p99), "n") +
+           td(latency(u.call_to_child, u.call_to_child.p50), "n") +
+           td(latency(u.call_to_reaped, u.call_to_reaped.p50), "n") +
+           td(sys ? format_ns(sys->mean_ns) : "-", "n") + td(top_phases(c)) + "</tr>\n";
+  }
+  return out + "</table>\n</section>\n";
+}
+
+std::string growth_section(const std::vector<Series>& series) {
+  const std::vector<HeapGrowth> growth = heap_growth(series);
+  std::string out = "<section id=\"growth\"><h2>How the launch grows with the heap</h2>\n";
+  if (growth.empty()) return out + "<p class=\"note\">One heap size per mode: nothing to compare.</p>\n</section>\n";
+  out += "<p class=\"note\">Kernel time per launch from the smallest to the largest heap, and the phases whose self "
+         "time per launch takes the difference.</p>\n<table>\n";
+  out += header_row({"mode", "heap", "kernel time", "where the difference goes (self time per launch)"});
+  for (const HeapGrowth& g : growth) {
+    out += "<tr>" + td(g.series->label()) +
+           td(format_size(g.small->heap_bytes) + " → " + format_size(g.large->heap_bytes), "n") +
+           td(format_ns(g.before_ns) + " → " + format_ns(g.after_ns), "n") + td(growth_summary(g)) + "</tr>\n";
+  }
+  return out + "</table>\n</section>\n";
+}
+
+std::string charts_section(const Run& run, const std::vector<Series>& series) {
+  std::string out = "<section id=\"charts\"><h2>Charts</h2>\n" + latency_chart_svg(run);
+  for (const Series& s : series) out += phase_chart_svg(s);
+  return out + "</section>\n";
+}
+
+std::string flame_section(const Run& run, const Cell* cell) {
+  if (cell == nullptr) return "";
+  return fmt::format(
+      "<section id=\"flame\"><h2>Flame graph: {}</h2>\n<p class=\"note\">Width is time; the launch syscall's "
+      "phases are warm, the child's first run and teardown (other tasks) cool. Click a phase to zoom, Reset zoom "
+      "to go back, Search to highlight phases by name. <code>forkscope report --format flame --cell MODE:HEAP</code> "
+      "draws another cell.</p>\n{}</section>\n",
+      escape(cell_label(*cell)), flame_svg(run, *cell));
+}
+
+std::string tree_table(const Cell& cell) {
+  if (cell.phases.empty()) return "<p class=\"note\">No kernel phases were measured for this cell.</p>\n";
+  std::string out = "<table class=\"tree\">\n";
+  out += header_row({"phase", "source", "calls", "mean", "self", "share of the syscall"});
+  for (const TreeRow& r : phase_tree_rows(cell)) {
+    const Phase& p = *r.phase;
+    out += "<tr>" + td(std::string(2 * r.depth, ' ') + p.name, "phase") + td(p.source, "dim");
+    if (r.counted_only) {
+      out += td(fmt::format("{:.1f} faults/launch", r.calls_per_launch), "n") + "<td></td><td></td><td></td></tr>\n";
+      continue;
+    }
+    out += td(p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch), "n") +
+           td(format_ns(p.mean_ns), "n") + td(format_ns(r.self_ns), "n");
+    if (r.share) {
+      out += fmt::format(R"(<td class="n">{} <span class="bar" style="width:{:.0f}px"></span></td>)",
+                         escape(text::percent(*r.share)), std::min(*r.share, 1.0) * 240);
+    } else {
+      out += td("-", "n");
+    }
+    out += "</tr>\n";
+  }
+  return out + "</table>\n";
+}
+
+std::string breakdown_section(const Run& run, const Cell* featured) {
+  std::string out =
+      "<section id=\"breakdown\"><h2>Phase breakdown per cell</h2>\n<p class=\"note\">Per launch in which the "
+      "phase ran. Self time is the time not covered by the phases listed under it; landmark segments (source "
+      "derived) run to the next landmark, so they are upper bounds.</p>\n";
+  for (const Cell& c : run.cells) {
+    out += fmt::format("<details{}><summary>{} ({} launches)</summary>\n{}</details>\n",
+                       &c == featured ? " open" : "", escape(cell_label(c)), c.launches, tree_table(c));
+  }
+  return out + "</section>\n";
+}
+
+std::string availability_section(const Run& run) {
+  std::string out =
+      "<section id=\"phases-available\"><h2>Phases available</h2>\n<p class=\"note\">What this kernel let "
+      "forkscope see, how each phase is bounded, and why the others are missing.</p>\n<table>\n";
+  out += header_row({"phase", "source", "bounded by", "why not measured"});
+  for (const PhaseAvailability& a : run.phases_available) {
+    out += fmt::format("<tr{}>", a.source.empty() ? " class=\"missing\"" : "") + td(a.name) +
+           td(a.source.empty() ? "not measured" : a.source) + td(a.how) + td(a.reason) + "</tr>\n";
+  }
+  return out + "</table>\n</section>\n";
+}
+
+}  // namespace
+
+std::string html_report(const Run& run, const Cell* flame_cell) {
+  const std::vector<Series> series = series_by_mode(run);
+  std::string out = fmt::format(
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+      "<title>forkscope: {} {}</title>\n<style>{}</style>\n</head>\n<body>\n"
+      "<header><h1>forkscope: where the kernel spends the time of a launch</h1>\n"
+      "<p>{} · kernel {} · {} CPUs · THP {} · backend {} · {} cells</p></header>\n<main>\n",
+      escape(run.host.hostname), escape(run.host.kernel), kStyle, escape(text::or_dash(run.host.hostname)),
+      escape(text::or_dash(run.host.kernel)), run.host.cpus, escape(text::or_dash(run.host.thp)),
+      escape(text::or_dash(run.backend)), run.cells.size());
+  out += host_section(run);
+  out += summary_section(run);
+  out += growth_section(series);
+  out += charts_section(run, series);
+  out += flame_section(run, flame_cell);
+  out += breakdown_section(run, flame_cell);
+  out += availability_section(run);
+  out += fmt::format(
+      "<footer><p class=\"note\">Written by forkscope {} from results file schema {}. Self-contained: opens "
+      "without network access.</p></footer>\n</main>\n</body>\n</html>\n",
+      escape(run.tool_version), escape(run.schema));
+  return out;
+}
+
+}  // namespace forkscope

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Kernel lane, guest side: runs inside scripts/qemu-lab.sh's guest (Debian's
+# stock kernel, with fentry and kprobes) on the host's freshly built binaries,
+# writes every run to /out, and lets kernel_checks judge the results.
+#
+#   guest-checks.sh FORKSCOPE KERNEL_CHECKS
+#
+# Exit 0 only when every check that can run passed.  Checks for features the
+# binary does not have yet (forkscope run --backend) print SKIPPED lines.
+set -euo pipefail
+
+FORKSCOPE=${1:?usage: guest-checks.sh FORKSCOPE KERNEL_CHECKS}
+CHECKS=${2:?usage: guest-checks.sh FORKSCOPE KERNEL_CHECKS}
+OUT=/out
+ITERATIONS=100
+HEAPS=2M,64M
+HEAP_BYTES=$((2 << 20)),$((64 << 20))   # the same, for kernel_checks
+
+[[ ${QEMU_LAB:-} == 1 ]] || { echo "guest-checks.sh: run me through scripts/qemu-lab.sh" >&2; exit 2; }
+
+failures=()
+fail() { echo "FAILED: $*"; failures+=("$*"); }
+step() { printf '\n--- %s (guest uptime %s s)\n' "$*" "$(cut -d' ' -f1 /proc/uptime)"; }
+
+step "kernel $(uname -r), $(nproc) CPUs, THP $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
+
+step "forkscope doctor"
+doctor_rc=0
+doctor=$("$FORKSCOPE" doctor 2>&1) || doctor_rc=$?
+echo "$doctor"
+# Debian's kernel has both: the lane exists to prove the backends there.
+grep -Eq '^\s*fentry/fexit\s+yes' <<<"$doctor" || fail "doctor does not report fentry/fexit usable"
+grep -Eq '^\s*kprobe/kretprobe\s+yes' <<<"$doctor" || fail "doctor does not report kprobe/kretprobe usable"
+((doctor_rc == 0)) || fail "doctor exited $doctor_rc"
+
+# One sweep per backend: fork and pthread, a small and a large heap.  The cell
+# time cap is lifted so every cell runs exactly ITERATIONS launches despite
+# the emulation being ~10x slower than the host.
+sweep() {  # NAME [forkscope run options...]
+  local name=$1; shift
+  rm -rf "${OUT:?}/$name"
+  local rc=0
+  "$FORKSCOPE" run --modes fork,pthread --heap "$HEAPS" --iterations "$ITERATIONS" --cell-seconds 300 \
+    --out "$OUT/$name" --no-color "$@" || rc=$?
+  if ((rc != 0)); then fail "forkscope run $* exited $rc"; return 1; fi
+  [[ -f $OUT/$name/results.json ]] || { fail "forkscope run $* wrote no results.json"; return 1; }
+}
+
+export FORKSCOPE_KERNEL_ITERATIONS=$ITERATIONS FORKSCOPE_KERNEL_HEAPS=$HEAP_BYTES
+if "$FORKSCOPE" run --help 2>&1 | grep -q -- '--backend'; then
+  step "forkscope run --backend tracepoint"
+  sweep tp --backend tracepoint && export FORKSCOPE_KERNEL_TRACEPOINT=$OUT/tp
+  step "forkscope run --backend fentry"
+  sweep fentry --backend fentry && export FORKSCOPE_KERNEL_FENTRY=$OUT/fentry
+  step "forkscope run --backend kprobe"
+  sweep kprobe --backend kprobe && export FORKSCOPE_KERNEL_KPROBE=$OUT/kprobe
+else
+  step "forkscope run (its only backend: tracepoint)"
+  sweep tp && export FORKSCOPE_KERNEL_TRACEPOINT=$OUT/tp
+  echo "SKIPPED: forkscope run --backend fentry (forkscope run has no --backend yet)"
+  echo "SKIPPED: forkscope run --backend kprobe (forkscope run has no --backend yet)"
+  echo "SKIPPED: fentry/kprobe cross-check (forkscope run has no --backend yet)"
+fi
+
+step "kernel_checks"
+# Runs without results are skipped by kernel_checks; those that ran must pass.
+"$CHECKS" --gtest_color=no || fail "kernel_checks failed"
+
+step "done"
+if ((${#failures[@]})); then
+  printf 'kernel lane: %d failure(s):\n' "${#failures[@]}"
+  printf '  %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "kernel lane: all checks passed"

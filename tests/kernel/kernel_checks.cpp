@@ -1,0 +1,230 @@
+// Kernel lane checker: runs inside the QEMU guest (Debian's stock kernel, which
+// has fentry and kprobes) on the results.json files guest-checks.sh produced.
+//
+// Which runs to check comes from the environment, one directory per backend:
+//   FORKSCOPE_KERNEL_TRACEPOINT  forkscope run --backend tracepoint (or the default run)
+//   FORKSCOPE_KERNEL_FENTRY      forkscope run --backend fentry
+//   FORKSCOPE_KERNEL_KPROBE      forkscope run --backend kprobe
+//   FORKSCOPE_KERNEL_ITERATIONS  --iterations of every run (default 100)
+//   FORKSCOPE_KERNEL_HEAPS       the two --heap sizes in bytes, "small,large" (default 2M,64M)
+// A run whose variable is unset is skipped (and says so); one that is set must pass.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "forkscope/results.h"
+
+namespace forkscope {
+namespace {
+
+std::optional<std::string> env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  return std::string(v);
+}
+
+uint64_t iterations() { return std::stoull(env("FORKSCOPE_KERNEL_ITERATIONS").value_or("100")); }
+
+std::pair<uint64_t, uint64_t> heaps() {
+  std::string v = env("FORKSCOPE_KERNEL_HEAPS").value_or("2097152,67108864");
+  size_t comma = v.find(',');
+  return {std::stoull(v.substr(0, comma)), std::stoull(v.substr(comma + 1))};
+}
+
+const char* env_var_of(const std::string& backend) {
+  if (backend == "fentry") return "FORKSCOPE_KERNEL_FENTRY";
+  if (backend == "kprobe") return "FORKSCOPE_KERNEL_KPROBE";
+  return "FORKSCOPE_KERNEL_TRACEPOINT";
+}
+
+// Runs are loaded once per process and shared by the tests.
+const Run* load(const std::string& backend) {
+  static std::map<std::string, std::optional<Run>> cache;
+  auto it = cache.find(backend);
+  if (it == cache.end()) {
+    std::optional<Run> run;
+    if (auto dir = env(env_var_of(backend))) run = load_results(*dir + "/results.json");
+    it = cache.emplace(backend, std::move(run)).first;
+  }
+  return it->second ? &*it->second : nullptr;
+}
+
+const Cell* find_cell(const Run& run, const std::string& mode, uint64_t heap) {
+  for (const Cell& c : run.cells)
+    if (c.mode == mode && c.heap_bytes == heap) return &c;
+  return nullptr;
+}
+
+// "a;b;c" has "a;b" as an ancestor.
+bool nested_under(const std::string& path, const std::string& ancestor_name) {
+  std::string p = ";" + path;
+  return p.find(";" + ancestor_name + ";") != std::string::npos;
+}
+
+class Backend : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    run_ = load(GetParam());
+    if (!run_) GTEST_SKIP() << env_var_of(GetParam()) << " not set: no " << GetParam() << " run to check";
+  }
+  const Cell& cell(const std::string& mode, uint64_t heap) {
+    const Cell* c = find_cell(*run_, mode, heap);
+    if (!c) throw std::runtime_error("no cell " + mode + " at heap " + std::to_string(heap));
+    return *c;
+  }
+  bool function_probed() const { return GetParam() == "fentry" || GetParam() == "kprobe"; }
+
+  const Run* run_ = nullptr;
+};
+
+TEST_P(Backend, RunIsCompleteAndUsesTheBackend) {
+  EXPECT_EQ(run_->schema, "forkscope.results/1");
+  EXPECT_FALSE(run_->incomplete);
+  EXPECT_EQ(run_->backend, GetParam());
+  auto [small, large] = heaps();
+  for (const char* mode : {"fork", "pthread"})
+    for (uint64_t heap : {small, large}) EXPECT_NE(find_cell(*run_, mode, heap), nullptr) << mode << " " << heap;
+}
+
+TEST_P(Backend, EveryCellCountsExactlyItsLaunches) {
+  const uint64_t n = iterations();
+  for (const Cell& c : run_->cells) {
+    SCOPED_TRACE(c.mode + " heap " + std::to_string(c.heap_bytes));
+    EXPECT_EQ(c.launches, n);
+    EXPECT_EQ(c.failed, 0u);
+    EXPECT_FALSE(c.time_capped);
+    EXPECT_EQ(c.kernel.launches, n) << "the BPF side saw a different count";
+    EXPECT_EQ(c.kernel.lost, 0u);
+    EXPECT_EQ(c.user.call_to_return.n, n);
+    const Phase* sys = c.phase("syscall");
+    ASSERT_NE(sys, nullptr);
+    EXPECT_EQ(sys->count, n);
+    const Phase* cp = c.phase("copy_process");
+    ASSERT_NE(cp, nullptr);
+    EXPECT_EQ(cp->count, n) << "one copy_process per launch";
+  }
+}
+
+TEST_P(Backend, FunctionPhasesComeFromFunctionProbes) {
+  if (!function_probed()) GTEST_SKIP() << "tracepoint run: landmarks, not function probes";
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell& f = cell("fork", heap);
+    for (const char* name : {"copy_process", "dup_mmap", "copy_page_range"}) {
+      const Phase* p = f.phase(name);
+      ASSERT_NE(p, nullptr) << name << " missing at heap " << heap;
+      EXPECT_EQ(p->source, GetParam()) << name << " at heap " << heap;
+    }
+    const Phase* cp = cell("pthread", heap).phase("copy_process");
+    ASSERT_NE(cp, nullptr);
+    EXPECT_EQ(cp->source, GetParam()) << "pthread copy_process";
+  }
+  for (const PhaseAvailability& a : run_->phases_available) {
+    if (a.name == "copy_process" || a.name == "dup_mmap" || a.name == "copy_page_range")
+      EXPECT_EQ(a.source, GetParam()) << "phases_available " << a.name;
+  }
+}
+
+TEST_P(Backend, DupMmapNestsUnderCopyProcess) {
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell& f = cell("fork", heap);
+    const Phase* dm = f.phase("dup_mmap");
+    const Phase* cpr = f.phase("copy_page_range");
+    ASSERT_TRUE(dm && cpr) << "heap " << heap;
+    EXPECT_TRUE(nested_under(dm->path, "copy_process")) << dm->path;
+    EXPECT_TRUE(nested_under(cpr->path, "dup_mmap")) << cpr->path;
+    EXPECT_EQ(dm->count, f.launches);
+    EXPECT_EQ(cpr->count, f.launches);
+  }
+}
+
+TEST_P(Backend, CopyPageRangeCallsPerForkWithinTheVmaCount) {
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell& f = cell("fork", heap);
+    const Phase* cpr = f.phase("copy_page_range");
+    ASSERT_NE(cpr, nullptr);
+    ASSERT_GT(f.backing.vmas, 0u) << "backing.vmas not recorded";
+    EXPECT_GE(cpr->calls, f.launches) << "at least one VMA copied per fork";
+    EXPECT_LE(cpr->calls, f.launches * f.backing.vmas)
+        << "more copy_page_range calls per fork than the parent has VMAs (" << f.backing.vmas << ")";
+  }
+}
+
+TEST_P(Backend, SelfPlusChildrenAddsUpToTotal) {
+  for (const Cell& c : run_->cells) {
+    for (const Phase& parent : c.phases) {
+      uint64_t children = 0;
+      for (const Phase& child : c.phases) {
+        if (child.path.size() > parent.path.size() && child.path.rfind(parent.path + ";", 0) == 0 &&
+            child.path.find(';', parent.path.size() + 1) == std::string::npos)
+          children += child.total_ns;
+      }
+      double total = static_cast<double>(parent.total_ns);
+      EXPECT_NEAR(static_cast<double>(parent.self_ns + children), total, 0.01 * total + 1)
+          << c.mode << " heap " << c.heap_bytes << " " << parent.path;
+    }
+  }
+}
+
+TEST_P(Backend, ForkDupMmapGrowsWithTheHeapPthreadHasNone) {
+  auto [small, large] = heaps();
+  const Phase* s = cell("fork", small).phase("dup_mmap");
+  const Phase* l = cell("fork", large).phase("dup_mmap");
+  ASSERT_TRUE(s && l);
+  // 32x the heap gives 32x the page tables to copy; the rest of dup_mmap
+  // (the runner's other VMAs) is fixed, so ask for a clear but safe factor.
+  EXPECT_GE(l->mean_ns, 2 * s->mean_ns) << "dup_mmap mean " << s->mean_ns << " ns at " << small << " vs " << l->mean_ns
+                                        << " ns at " << large;
+  EXPECT_GT(cell("fork", large).kernel.pt_pages, cell("fork", small).kernel.pt_pages);
+  for (uint64_t heap : {small, large}) {
+    const Cell& t = cell("pthread", heap);
+    for (const char* name : {"dup_mm", "dup_mmap", "copy_page_range"})
+      EXPECT_EQ(t.phase(name), nullptr) << "pthread has " << name << " at heap " << heap;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Guest, Backend, ::testing::Values("tracepoint", "fentry", "kprobe"),
+                         [](const auto& info) { return info.param; });
+
+// Issue 3 point 7: the two function-probe backends see the same launches.
+TEST(CrossCheck, FentryAndKprobeAgreeOnPhaseCounts) {
+  const Run* fe = load("fentry");
+  const Run* kp = load("kprobe");
+  if (!fe || !kp) GTEST_SKIP() << "needs both FORKSCOPE_KERNEL_FENTRY and FORKSCOPE_KERNEL_KPROBE";
+  ASSERT_EQ(fe->cells.size(), kp->cells.size());
+  for (const Cell& a : fe->cells) {
+    const Cell* b = find_cell(*kp, a.mode, a.heap_bytes);
+    ASSERT_NE(b, nullptr) << a.mode << " " << a.heap_bytes;
+    SCOPED_TRACE(a.mode + " heap " + std::to_string(a.heap_bytes));
+    EXPECT_EQ(a.kernel.launches, b->kernel.launches);
+    std::set<std::string> names;
+    for (const Phase& p : a.phases) names.insert(p.name);
+    for (const Phase& p : b->phases) names.insert(p.name);
+    for (const std::string& name : names) {
+      const Phase* pa = a.phase(name);
+      const Phase* pb = b->phase(name);
+      if (!pa || !pb) {
+        // A phase only one backend could measure (e.g. a function kprobes may
+        // not touch): counts cannot be compared, but the core ones must be in both.
+        EXPECT_TRUE(name != "copy_process" && name != "dup_mmap" && name != "copy_page_range" && name != "syscall")
+            << name << " measured by only one backend";
+        continue;
+      }
+      EXPECT_EQ(pa->count, pb->count) << name << ": fentry " << pa->count << " vs kprobe " << pb->count;
+      // Means differ by the probes' own cost; record them for the log, do not judge.
+      if (pa->mean_ns > 0)
+        std::printf("  %-8s %9llu %-17s fentry %10.0f ns  kprobe %10.0f ns  (x%.2f)\n", a.mode.c_str(),
+                    static_cast<unsigned long long>(a.heap_bytes), name.c_str(), pa->mean_ns, pb->mean_ns,
+                    pb->mean_ns / pa->mean_ns);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace forkscope
