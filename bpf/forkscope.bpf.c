@@ -131,6 +131,7 @@ static __always_inline void agg_add(__u32 cell, __u32 ph, __u64 count, __u64 cal
 	a->total_ns += total;
 	a->self_ns += self;
 	__u32 slot = fs_hist_slot(total);
+	FS_BARRIER(slot); /* older verifiers (6.1) need the bound on the indexing register */
 	if (slot < FS_HIST_SLOTS)
 		a->hist[slot] += 1;
 }
