@@ -183,3 +183,90 @@ TEST(Doctor, ReportsBackendsAndEveryPhase) {
 
 }  // namespace
 }  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+// This host's kernel has neither fentry (ftrace locked) nor kprobes: forcing either
+// must fail up front with the reason, before anything is launched.
+TEST(Backends, ForcedFunctionBackendsThatCannotWorkExitThree) {
+  const std::string dir = test::make_temp_dir();
+  for (const char* backend : {"fentry", "kprobe"}) {
+    test::Outcome o = run_forkscope({"run", "--backend", backend, "--modes", "fork", "--heap", "0", "--iterations", "5",
+                                     "--out", dir, "--quiet"});
+    if (o.exit_code == 0) {
+      GTEST_SKIP() << "this kernel allows " << backend << ": the kernel lane covers it";
+    }
+    EXPECT_EQ(o.exit_code, 3) << backend << ": " << o.err;
+    EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
+    EXPECT_NE(o.err.find(std::string("--backend ") + backend + " cannot work"), std::string::npos) << o.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/results.json"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Backends, AutoFallsBackToTracepointsAndSaysWhy) {
+  const std::string dir = test::make_temp_dir();
+  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--iterations", "20", "--out", dir, "--quiet"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  forkscope::Run run = load_results(dir + "/results.json");
+  bool kernel_clone_listed = false;
+  for (const PhaseAvailability& a : run.phases_available) {
+    if (a.name != "kernel_clone") continue;
+    kernel_clone_listed = true;
+    if (run.backend == "tracepoint") {
+      EXPECT_EQ(a.source, "");
+      EXPECT_NE(a.reason.find("kernel_clone"), std::string::npos) << a.reason;
+    }
+  }
+  EXPECT_TRUE(kernel_clone_listed);
+  // Every measured phase in a cell names its source.
+  for (const Phase& p : run.cells.at(0).phases) EXPECT_FALSE(p.source.empty()) << p.name;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Backends, BadBackendAndPhaseOptionsExitTwo) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"run", "--backend", "ebpf"}, {"run", "--phase", "bad name!"},
+        {"run", "--phase", "anon_vma_fork:nowhere"}, {"run", "--backend", "tracepoint", "--phase", "anon_vma_fork"}}) {
+    test::Outcome o = run_forkscope(args);
+    EXPECT_EQ(o.exit_code, 2) << args[1] << " " << args[2] << ": " << o.err;
+    EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
+  }
+}
+
+// A sampled launch carries its spans for timelines, nested like the aggregate tree.
+TEST(Samples, SampledLaunchesCarryTheirSpans) {
+  const std::string dir = test::make_temp_dir();
+  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "2M", "--iterations", "64", "--out", dir, "--quiet"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  forkscope::Run run = load_results(dir + "/results.json");
+  const Cell& c = run.cells.at(0);
+  EXPECT_EQ(c.samples.size(), 16u);
+  EXPECT_EQ(c.kernel.samples_lost, 0u);
+  for (const Sample& s : c.samples) {
+    EXPECT_GE(s.seq, 1u);
+    EXPECT_LE(s.seq, 64u);
+    EXPECT_GT(s.child_pid, 0);
+    const SampleSpan* sys = nullptr;
+    bool cpr = false, child_run = false;
+    for (const SampleSpan& sp : s.spans) {
+      if (sp.path == "syscall") sys = &sp;
+      cpr |= sp.name == "copy_page_range";
+      child_run |= sp.name == "child_first_run" && sp.task == "child";
+    }
+    ASSERT_NE(sys, nullptr);
+    EXPECT_EQ(sys->start_ns, 0);
+    for (const SampleSpan& sp : s.spans) {
+      if (sp.task != "parent") continue;
+      EXPECT_GE(sp.start_ns, 0) << sp.name;
+      EXPECT_LE(sp.start_ns + static_cast<int64_t>(sp.dur_ns), static_cast<int64_t>(sys->dur_ns)) << sp.name;
+    }
+    EXPECT_TRUE(cpr);
+    EXPECT_TRUE(child_run);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace forkscope
