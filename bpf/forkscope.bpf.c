@@ -101,13 +101,21 @@ struct {
 	__type(value, struct fs_cellstat);
 } cellstats SEC(".maps");
 
-static __always_inline struct fs_launch *my_launch(void)
+static __always_inline struct fs_launch *launch_of_current(int function_probe)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if ((__u32)(id >> 32) != target_tgid)
 		return NULL;
 	__u32 tid = (__u32)id;
-	return bpf_map_lookup_elem(&launches, &tid);
+	struct fs_launch *l = bpf_map_lookup_elem(&launches, &tid);
+	if (l)
+		fs_count_event(l, function_probe);
+	return l;
+}
+
+static __always_inline struct fs_launch *my_launch(void)
+{
+	return launch_of_current(0);
 }
 
 static __always_inline struct fs_cellstat *cellstat(__u32 cell)
@@ -118,7 +126,7 @@ static __always_inline struct fs_cellstat *cellstat(__u32 cell)
 }
 
 static __always_inline void agg_add(__u32 cell, __u32 ph, __u64 count, __u64 calls, __u64 total,
-				    __u64 self)
+				    __u64 self, __u64 events, __u64 fn_events)
 {
 	if (cell >= FS_MAX_CELLS || ph >= FS_NPHASES)
 		return;
@@ -126,6 +134,8 @@ static __always_inline void agg_add(__u32 cell, __u32 ph, __u64 count, __u64 cal
 	struct fs_agg *a = bpf_map_lookup_elem(&agg, &key);
 	if (!a)
 		return;
+	a->events += events;
+	a->fn_events += fn_events;
 	a->count += count;
 	a->calls += calls;
 	a->total_ns += total;
@@ -193,6 +203,7 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	if (!l)
 		return 0;
 	fs_launch_begin(l, cell, sample_seq, bpf_ktime_get_ns());
+	l->events[FS_PH_SYSCALL] = 1; /* this program */
 	l->tid = tid;
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) {
 		struct fs_cellstat *cs = cellstat(cell);
@@ -217,7 +228,7 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 	if (ret > 0) {
 		for (int i = 0; i < FS_NPHASES; i++) {
 			if (l->calls[i])
-				agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i]);
+				agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i], l->events[i], l->fn_events[i]);
 		}
 		if (cs) {
 			cs->launches += 1;
@@ -393,7 +404,7 @@ int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		return 0;
 	c->ran = 1;
 	__u64 d = bpf_ktime_get_ns() - c->wake_ts;
-	agg_add(c->cell, FS_PH_CHILD_FIRST_RUN, 1, 1, d, d);
+	agg_add(c->cell, FS_PH_CHILD_FIRST_RUN, 1, 1, d, d, 1, 0);
 	emit_child_span(c, pid, FS_PH_CHILD_FIRST_RUN, c->wake_ts, d);
 	return 0;
 }
@@ -434,7 +445,7 @@ int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
 		return 0;
 	if (c->exit_ts) {
 		__u64 d = bpf_ktime_get_ns() - c->exit_ts;
-		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d);
+		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d, 2, 0);
 		emit_child_span(c, pid, FS_PH_TEARDOWN, c->exit_ts, d);
 	}
 	bpf_map_delete_elem(&children, &pid);
@@ -448,7 +459,7 @@ int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
  * every function. */
 static __always_inline int fn_enter(__u32 slot)
 {
-	struct fs_launch *l = my_launch();
+	struct fs_launch *l = launch_of_current(1);
 	if (l && slot < FS_MAX_FN_SLOTS)
 		fs_function_entry(l, slot_phase[slot], bpf_ktime_get_ns(), CFG);
 	return 0;
@@ -456,7 +467,7 @@ static __always_inline int fn_enter(__u32 slot)
 
 static __always_inline int fn_exit(__u32 slot)
 {
-	struct fs_launch *l = my_launch();
+	struct fs_launch *l = launch_of_current(1);
 	if (l && slot < FS_MAX_FN_SLOTS)
 		fs_function_exit(l, slot_phase[slot], bpf_ktime_get_ns(), CFG);
 	return 0;

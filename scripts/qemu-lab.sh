@@ -8,9 +8,10 @@
 # The guest sees the host's / read-only (over virtio-9p), so COMMAND can be a
 # binary just built on the host, e.g. /work/main/build/forkscope doctor.  Inside
 # the guest: proc, sys, devtmpfs, tracefs, debugfs, bpffs, cgroup2 are mounted,
-# /tmp and /run are fresh tmpfs (the host's /tmp is not visible), and DIR is
-# shared writable at /out.  COMMAND starts in the host's current directory when
-# the guest can see it (read-only), otherwise in /out.
+# /tmp is the host's /tmp under a writable tmpfs layer (writes vanish with the
+# guest), /run is a fresh tmpfs, and DIR is shared writable at /out.  COMMAND
+# runs as root in the host's current directory (read-only), with stdout and
+# stderr merged into the console, and its output is shown live.
 #
 # DIR (default: a new /tmp/forkscope-qemu-lab.XXXXXX) receives console.log (the
 # whole serial console), dmesg.txt (the guest kernel log) and exit-code.
@@ -37,7 +38,8 @@ FAIL_MARK="qemu-lab-guest-failure:"
 say() { echo "qemu-lab: $*" >&2; }
 die() { local code=$1; shift; say "$*"; exit "$code"; }
 usage() {
-  sed -n '5,6p' "${BASH_SOURCE[0]}" | sed 's/^#  *//' >&2
+  echo "usage: scripts/qemu-lab.sh [--timeout S] [--out DIR] [--env NAME[=VALUE]]... -- COMMAND [ARGS...]" >&2
+  echo "  runs COMMAND in a QEMU guest with Debian's stock kernel; see the top of this script" >&2
   exit 2
 }
 
@@ -110,9 +112,10 @@ extract_pvh_vmlinux() {
   local bz=$1 out=$2 magic tool off
   for magic in xz zstd gzip; do
     case $magic in
-      xz) tool=(xz -dc --single-stream); off=$(grep -abo -m1 $'\xfd7zXZ' "$bz" | head -n1 | cut -d: -f1) ;;
-      zstd) tool=(zstd -qdc); off=$(grep -abo -m1 $'\x28\xb5\x2f\xfd' "$bz" | head -n1 | cut -d: -f1) ;;
-      gzip) tool=(gzip -dc); off=$(grep -abo -m1 $'\x1f\x8b\x08' "$bz" | head -n1 | cut -d: -f1) ;;
+      # LC_ALL=C: the magic bytes are not valid UTF-8.
+      xz) tool=(xz -dc --single-stream); off=$(LC_ALL=C grep -abo -m1 $'\xfd7zXZ' "$bz" | head -n1 | cut -d: -f1) ;;
+      zstd) tool=(zstd -qdc); off=$(LC_ALL=C grep -abo -m1 $'\x28\xb5\x2f\xfd' "$bz" | head -n1 | cut -d: -f1) ;;
+      gzip) tool=(gzip -dc); off=$(LC_ALL=C grep -abo -m1 $'\x1f\x8b\x08' "$bz" | head -n1 | cut -d: -f1) ;;
     esac
     [[ -n $off ]] || continue
     # Trailing data after the stream makes the tools complain: the ELF check decides.
@@ -194,8 +197,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$CACHE" 2>/dev/null && [[ -w $CACHE ]] \
-  || die 3 "cannot write the kernel cache $CACHE; set FORKSCOPE_CACHE to a writable directory"
+if ! mkdir -p "$CACHE" 2>/dev/null || [[ ! -w $CACHE ]]; then
+  die 3 "cannot write the kernel cache $CACHE; set FORKSCOPE_CACHE to a writable directory"
+fi
 t_prepare=$(now_us)
 # One preparation at a time (parallel runs share the cache).
 exec 9>"$CACHE/.lock"
@@ -267,7 +271,11 @@ cp "$KDIR/modules.order" "$WORK/initrd/modules.order"
     fi
   done
   printf 'cd -- %q 2>/dev/null || cd /out\n' "$PWD"
-  printf 'exec'; printf ' %q' "$@"; printf '\n'
+  # Through a pipe: the console is a tty, and tools would draw live progress
+  # lines into the log; with a pipe they print plain lines, as under CI.
+  printf '%q ' "$@"; printf '2>&1 | cat\n'
+  # shellcheck disable=SC2016  # expanded in the guest
+  echo 'exit "${PIPESTATUS[0]}"'
 } >"$WORK/initrd/command.sh"
 
 cat >"$WORK/initrd/init" <<EOF
@@ -300,7 +308,7 @@ done
 
 # The new root is a tmpfs holding the host's top-level entries (bind mounts
 # and symlinks), so that mount points which do not exist on the read-only
-# host (/out) can be made, and /tmp, /run can be fresh and writable.
+# host (/out) can be made, and /tmp, /run can be writable.
 mount -t tmpfs -o mode=0755 rootfs /newroot || fail "cannot mount the root tmpfs"
 for e in /host/* /host/.[!.]*; do
   [ -e "$e" ] || [ -L "$e" ] || continue
@@ -374,7 +382,7 @@ QPID=$!
 # when the command started: the boot time.
 booted=""
 tail -n +1 -F --pid="$QPID" "$LOG" 2>/dev/null | tr -d '\r' \
-  | sed -u -n "/$START_MARK/,/$END_MARK/{/$START_MARK/d;/$END_MARK/d;p}" &
+  | sed -u -n "/$START_MARK/,/$END_MARK/{/$START_MARK/d;/$END_MARK/{s/$END_MARK.*//;/./p;d};p}" &
 TAILPID=$!
 while kill -0 "$QPID" 2>/dev/null; do
   if [[ -z $booted ]] && grep -q "$START_MARK" "$LOG" 2>/dev/null; then
@@ -392,7 +400,7 @@ elapsed=$(since "$t_boot")
 tail_log() { say "last lines of $LOG:"; tail -n 40 "$LOG" | tr -d '\r' | sed 's/^/  | /' >&2; }
 if ((qrc == 124 || qrc == 137)); then
   tail_log
-  die 124 "guest timed out after $TIMEOUT s (--timeout) ${booted:+; it had booted in $booted s}"
+  die 124 "guest timed out after $TIMEOUT s (--timeout)${booted:+; it had booted in $booted s}"
 fi
 if [[ -f $OUT/exit-code ]]; then
   rc=$(tr -dc '0-9' <"$OUT/exit-code")

@@ -48,7 +48,7 @@ std::vector<PhaseAvailability> availability(const RunPlan& plan);
 
 // Per-phase aggregate as read from the kernel, summed over CPUs.
 struct PhaseAgg {
-  uint64_t count = 0, calls = 0, total_ns = 0, self_ns = 0;
+  uint64_t count = 0, calls = 0, total_ns = 0, self_ns = 0, events = 0, fn_events = 0;
   std::vector<uint64_t> hist;  // FS_HIST_SLOTS entries, or empty
 };
 

@@ -15,7 +15,7 @@ namespace forkscope {
 // per-launch time: the distribution-free 95% confidence interval of the median
 // (the order statistics at ranks n/2 -+ 0.98 sqrt(n)), widened to the edges of the
 // histogram slots those ranks fall in.  Two medians differ beyond noise when their
-// intervals do not overlap.
+// intervals neither overlap nor touch (neighbouring slots are the resolution).
 struct MedianInterval {
   uint64_t n = 0;
   uint64_t p50 = 0;

@@ -96,6 +96,9 @@ class Tracer {
 
   void set_target(pid_t tgid);
   void set_cell(uint32_t cell);  // FS_NO_CELL stops attribution
+  void reset_cell(uint32_t cell);  // zero a cell's aggregates
+  // Detach every program (untraced launches) or attach them again.
+  void set_attached(bool attached);
   void sample_next(uint32_t seq);  // record the next launch span by span as number seq; 0: don't
   // The sampled launches of a cell, with their children's spans (drains the ring buffer).
   std::vector<Sample> drain_samples(uint32_t cell);
@@ -112,6 +115,7 @@ class Tracer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   RunPlan plan_;
+  bool attached_ = true;
 };
 
 void set_libbpf_verbose(bool verbose);

@@ -61,6 +61,9 @@ std::string launches_label(const Cell& cell);
 // syscall: where a launch's kernel time actually goes.  "" without a syscall phase.
 std::string top_phases(const Cell& cell);
 
+// post_launch_cow: the catalog counts its faults (calls) without timing them.
+bool counted_only(const Phase& phase);
+
 // One row of a cell's phase tree, as the terminal and HTML reports show it.
 struct TreeRow {
   const Phase* phase = nullptr;
@@ -81,5 +84,9 @@ void render_growth(const Run& run, std::ostream& out, bool color);
 void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out, bool color);
 // Whether stdout deserves colour: a terminal, TERM is not "dumb", NO_COLOR unset.
 bool stdout_is_tty();
+
+// The observer effect: the calibrated cost per program run, and per cell the
+// traced/untraced ratio (--overhead), or a line saying it was not measured.
+void render_overhead(const Run& run, std::ostream& out);
 
 }  // namespace forkscope

@@ -40,6 +40,10 @@ struct Phase {
   uint64_t p50_ns = 0;    // of per-launch inclusive time, from the histogram
   uint64_t p99_ns = 0;
   std::vector<uint64_t> hist;  // per-launch inclusive ns, slots of stats.h; may be empty
+  // Our own BPF programs that ran while this phase was innermost, over all launches:
+  // times the calibrated cost per program, the observer effect inside its self time.
+  uint64_t events = 0;     // tracepoint programs
+  uint64_t fn_events = 0;  // fentry/kprobe programs
 };
 
 // One span of a sampled launch, for timelines.  Times are relative to the
@@ -85,6 +89,28 @@ struct UserSpans {
   Summary call_to_reaped;  // launch call -> child reaped / thread joined
 };
 
+// --overhead: blocks of untraced launches (every program detached) interleaved
+// with the traced ones in the same cell.
+struct Overhead {
+  Summary untraced;      // call_to_return of the untraced launches
+  double ratio = 0;      // traced p50 / untraced p50
+  double ratio_low = 0;  // 95% bootstrap interval
+  double ratio_high = 0;
+  // Median kernel time per launch with our programs' calibrated cost taken out,
+  // and how far that is from the untraced launch time (medians, ns).
+  double corrected_kernel_ns = 0;
+  double corrected_error = 0;  // corrected_kernel_ns / untraced p50 - 1
+};
+
+// The cost of our programs, measured at start-up from vfork and fork launches
+// traced and untraced in turn: per program run, plus a fixed part per launch.
+struct Calibration {
+  double ns_per_event = 0;
+  double ns_per_launch = 0;
+  double events_per_launch = 0;  // of the fork launches
+  uint64_t launches = 0;         // traced calibration launches
+};
+
 struct Cell {
   std::string mode;         // fork, vfork, clone, clone-vm, pthread, posix_spawn, clone:<FLAGS>
   std::string clone_flags;  // what the kernel was asked for, e.g. "VM|FS|FILES|SIGHAND"
@@ -103,6 +129,7 @@ struct Cell {
   // so failures neither vanish nor dilute the phases of real launches.
   std::vector<Phase> failed_phases;
   std::vector<Sample> samples;  // may be empty
+  std::optional<Overhead> overhead;  // with --overhead
   std::string host;  // "hostname kernel" when merged from several hosts; empty otherwise
 
   const Phase* phase(const std::string& name) const;
@@ -117,6 +144,7 @@ struct Run {
   bool incomplete = false;
   uint64_t bpf_map_bytes = 0;  // kernel memory the BPF maps took (0: not known)
   std::vector<PhaseAvailability> phases_available;
+  std::optional<Calibration> calibration;
   std::vector<Cell> cells;
 };
 

@@ -67,6 +67,7 @@ struct CellHooks {
   std::function<void()> end;                 // after the last one
   std::function<void(Cell& cell, uint32_t index)> collect;
   std::function<void(uint32_t seq)> sample;  // before each counted launch: its number, or 0 when not sampled
+  std::function<void(bool traced)> trace;    // --overhead: detach every program, or attach them again
 };
 
 struct SweepOptions {
@@ -78,6 +79,7 @@ struct SweepOptions {
   bool allow_thp = false;
   int cpu = -1;
   bool quiet = false;
+  bool overhead = false;  // interleave blocks of untraced launches (not counted) with the traced ones
   std::string child_program;
 };
 

@@ -27,4 +27,15 @@ uint64_t hist_slot_high(uint32_t slot);  // one past the largest value
 // Percentile estimate from slot counts, interpolating linearly inside the slot.
 uint64_t hist_percentile(const std::vector<uint64_t>& hist, double q);
 
+// Ratio of two samples' medians (a / b) with a bootstrap confidence interval:
+// both samples resampled with replacement `resamples` times (fixed seed, so a
+// result file is reproducible), the interval is the central `level` of the ratios.
+struct RatioEstimate {
+  double ratio = 0;
+  double low = 0;
+  double high = 0;
+};
+RatioEstimate median_ratio(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b, int resamples = 400,
+                           double level = 0.95);
+
 }  // namespace forkscope

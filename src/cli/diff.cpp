@@ -32,8 +32,8 @@ void add_diff_command(CLI::App& app, int& exit_code) {
       "from A beyond run-to-run noise.  The noise rule: from each phase's histogram of per-launch\n"
       "time, the median's distribution-free 95% confidence interval (the values at ranks\n"
       "n/2 -+ 0.98*sqrt(n)), widened to the edges of the histogram slots they fall in (slots are\n"
-      "1/8 of a power of two wide); \"slower\" or \"faster\" only when A's and B's intervals do not\n"
-      "overlap, \"within noise\" otherwise, no verdict under 5 launches or without a histogram.\n"
+      "1/8 of a power of two wide); \"slower\" or \"faster\" only when A's and B's intervals neither\n"
+      "overlap nor touch, \"within noise\" otherwise, no verdict under 5 launches or without a histogram.\n"
       "Cells and phases found on one side only are listed as such.\n"
       "Example: forkscope diff before/results.json after/results.json");
   sub->add_option("a", opts->a, "results.json of the baseline (A)")->required();

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/preflight.h"
 #include "forkscope/catalog.h"
 #include "forkscope/error.h"
 #include "forkscope/probes.h"
@@ -25,6 +27,11 @@ namespace forkscope {
 namespace {
 
 constexpr const char* kDefaultHeaps = "2M,64M,512M,2G";
+// Per-launch samples live in the runner's memory, which every fork copies: more
+// than this would measure the tool.  A day per cell is past any real use.
+constexpr uint64_t kMaxIterations = 1'000'000;
+constexpr uint64_t kMaxWarmup = 1'000'000;
+constexpr double kMaxCellSeconds = 86400;
 
 struct RunOptions {
   std::string modes = "fork,vfork,clone,clone-vm,pthread,posix_spawn";
@@ -40,6 +47,7 @@ struct RunOptions {
   bool no_color = false;
   bool verbose = false;
   std::string backend = "auto";
+  bool overhead = false;
   std::vector<std::string> phases;
   std::vector<UserPhase> user_phases;  // parsed from phases
 };
@@ -81,6 +89,11 @@ SweepOptions validate(RunOptions& o) {
   }
   for (const auto& f : o.clone_flags) s.modes.push_back(parse_clone_flags(f));
   if (s.modes.empty()) throw usage_error("--modes is empty; give at least one mode, e.g. --modes fork,pthread");
+  // Results, diff and merge tell cells apart by mode and heap: each once.
+  for (size_t i = 0; i < s.modes.size(); i++) {
+    for (size_t j = 0; j < i; j++)
+      if (s.modes[i].mode == s.modes[j].mode) throw usage_error("mode " + s.modes[i].mode + " is given twice; give each mode once");
+  }
 
   const uint64_t avail = mem_available_bytes();
   const bool defaults = o.heaps.empty();
@@ -94,22 +107,25 @@ SweepOptions validate(RunOptions& o) {
     if (avail && h > avail)
       throw usage_error("--heap " + format_size(h) + " is more than the " + gib(avail) +
                         " of available memory; choose smaller sizes");
+    if (std::find(s.heaps.begin(), s.heaps.end(), h) != s.heaps.end())
+      throw usage_error("--heap " + format_size(h) + " is given twice; give each size once");
     s.heaps.push_back(h);
   }
   if (s.heaps.empty()) throw usage_error("no heap size left to run; pass --heap with sizes that fit in memory");
-  if (s.heaps.size() * s.modes.size() > FS_MAX_CELLS)
+  if (s.heaps.size() * s.modes.size() > FS_MAX_CELLS - 1)  // the last cell is the calibration's
     throw usage_error("too many cells (" + std::to_string(s.heaps.size() * s.modes.size()) + "); at most " +
-                      std::to_string(FS_MAX_CELLS) + " (modes x heap sizes) per run");
-  if (o.iterations == 0) throw usage_error("--iterations must be at least 1");
-  if (!(o.cell_seconds > 0)) throw usage_error("--cell-seconds must be positive");
+                      std::to_string(FS_MAX_CELLS - 1) + " (modes x heap sizes) per run");
+  if (o.iterations == 0 || o.iterations > kMaxIterations)
+    throw usage_error("--iterations must be between 1 and " + std::to_string(kMaxIterations));
+  if (o.warmup > kMaxWarmup) throw usage_error("--warmup must be at most " + std::to_string(kMaxWarmup));
+  // The negated form also refuses NaN.
+  if (!(o.cell_seconds > 0 && o.cell_seconds <= kMaxCellSeconds))
+    throw usage_error("--cell-seconds must be more than 0 and at most " + std::to_string(static_cast<int>(kMaxCellSeconds)) +
+                      " (a day)");
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (o.cpu >= ncpu) throw usage_error("--cpu " + std::to_string(o.cpu) + ": this machine has CPUs 0.." + std::to_string(ncpu - 1));
 
-  std::error_code ec;
-  std::filesystem::create_directories(o.out, ec);
-  if (ec || access(o.out.c_str(), W_OK) != 0)
-    throw usage_error("--out " + o.out + ": cannot create or write the directory" + (ec ? " (" + ec.message() + ")" : "") +
-                      "; choose another --out");
+  prepare_out_dir(o.out);
 
   s.iterations = o.iterations;
   s.cell_seconds = o.cell_seconds;
@@ -117,13 +133,68 @@ SweepOptions validate(RunOptions& o) {
   s.allow_thp = o.thp;
   s.cpu = o.cpu;
   s.quiet = o.quiet;
+  s.overhead = o.overhead;
   s.child_program = self_dir() + "/forkscope-child";
   return s;
 }
 
+// Our programs' cost, measured at start-up: vfork and fork launches (few and many
+// program runs per launch) traced and untraced in turn.  The median differences
+// against the runs counted per launch give a cost per run and a fixed cost per
+// launch (programs that ran for the launcher outside launches: waits, faults).
+Calibration calibrate(Tracer& tracer, const std::string& child_program) {
+  constexpr uint32_t kCell = FS_MAX_CELLS - 1;  // reserved, see validate()
+  constexpr int kRounds = 4, kBlock = 25;
+  struct Point {
+    double events = 0, delta = 0;
+  };
+  auto measure = [&](const char* mode) {
+    auto launcher = make_launcher(parse_mode(mode), child_program);
+    for (int i = 0; i < kBlock; i++) launcher->launch();
+    std::vector<uint64_t> traced, untraced;
+    tracer.reset_cell(kCell);
+    tracer.set_cell(kCell);
+    for (int r = 0; r < kRounds; r++) {
+      tracer.set_attached(false);
+      for (int i = 0; i < kBlock; i++) {
+        if (LaunchSample s = launcher->launch(); s.ok) untraced.push_back(s.call_to_return);
+      }
+      tracer.set_attached(true);
+      for (int i = 0; i < kBlock; i++) {
+        if (LaunchSample s = launcher->launch(); s.ok) traced.push_back(s.call_to_return);
+      }
+    }
+    tracer.set_cell(FS_NO_CELL);
+    uint64_t events = 0;
+    for (const PhaseAgg& a : tracer.read_phases(kCell)) events += a.events + a.fn_events;
+    const uint64_t launches = std::max<uint64_t>(1, tracer.read_counts(kCell).launches);
+    return Point{static_cast<double>(events) / static_cast<double>(launches),
+                 static_cast<double>(summarize(traced).p50) - static_cast<double>(summarize(untraced).p50)};
+  };
+  const Point few = measure("vfork"), many = measure("fork");
+  Calibration c;
+  c.launches = 2 * kRounds * kBlock;
+  c.events_per_launch = many.events;
+  if (many.events - few.events < 1) return c;
+  c.ns_per_event = std::max(0.0, (many.delta - few.delta) / (many.events - few.events));
+  c.ns_per_launch = std::max(0.0, few.delta - c.ns_per_event * few.events);
+  return c;
+}
+
+// Median kernel time per launch with the calibrated cost of our programs taken out.
+double corrected_kernel_ns(const Cell& cell, const Calibration& cal) {
+  const Phase* sys = cell.phase("syscall");
+  if (!sys || sys->count == 0) return 0;
+  uint64_t events = 0;
+  for (const Phase& p : cell.phases)
+    if (p.path.starts_with("syscall")) events += p.events + p.fn_events;
+  return static_cast<double>(sys->p50_ns) - cal.ns_per_launch -
+         static_cast<double>(events) / static_cast<double>(sys->count) * cal.ns_per_event;
+}
+
 int run_command(RunOptions& o) {
   SweepOptions sweep = validate(o);
-  check_privileges();
+  check_kernel_access();
 
   RunPlan plan = plan_run(parse_backend(o.backend), o.user_phases);
   std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose);
@@ -132,8 +203,11 @@ int run_command(RunOptions& o) {
   // own footprint (copied by every fork) is as small as it can be.
   malloc_trim(0);
 
+  // The first SIGINT/SIGTERM ends the sweep cleanly; a second one, e.g. during a
+  // slow heap set-up, takes effect at once (the kernel still detaches everything).
   struct sigaction sa = {};
   sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
@@ -143,11 +217,14 @@ int run_command(RunOptions& o) {
   run.host = read_host();
   run.backend = backend_name(backend->plan());
   run.phases_available = availability(backend->plan());
+  run.bpf_map_bytes = backend->map_bytes();
+  run.calibration = calibrate(*backend, sweep.child_program);
 
   CellHooks hooks;
   hooks.begin = [&](uint32_t cell) { backend->set_cell(cell); };
   hooks.end = [&] { backend->set_cell(FS_NO_CELL); };
   hooks.sample = [&](uint32_t seq) { backend->sample_next(seq); };
+  hooks.trace = [&](bool traced) { backend->set_attached(traced); };
   hooks.collect = [&](Cell& cell, uint32_t index) {
     cell.kernel = backend->read_counts(index);
     std::vector<PhaseAgg> aggs = backend->read_phases(index);
@@ -155,11 +232,17 @@ int run_command(RunOptions& o) {
     cow.count = cell.kernel.launches;
     cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
     cell.phases = build_phases(aggs, backend->plan());
+    cell.failed_phases = build_phases(backend->read_failed_phases(index), backend->plan());
     cell.samples = backend->drain_samples(index);
+    if (cell.overhead && cell.overhead->untraced.p50 > 0) {
+      cell.overhead->corrected_kernel_ns = corrected_kernel_ns(cell, *run.calibration);
+      cell.overhead->corrected_error =
+          cell.overhead->corrected_kernel_ns / static_cast<double>(cell.overhead->untraced.p50) - 1;
+    }
   };
   if (!o.quiet) {
     std::fprintf(stderr, "forkscope: %s backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
-                 run.backend.c_str(), static_cast<double>(backend->map_bytes()) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
+                 run.backend.c_str(), static_cast<double>(run.bpf_map_bytes) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
                  static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
   }
   run.cells = run_sweep(sweep, hooks, &g_stop);
@@ -172,6 +255,8 @@ int run_command(RunOptions& o) {
   write_atomically(report, html_report(run, featured_cell(run)), "report");
 
   render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
+  std::cout << "\n";
+  render_overhead(run, std::cout);
   std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
   if (run.incomplete) {
     std::fprintf(stderr, "forkscope: interrupted; %s holds the %zu cells done so far (marked incomplete)\n",
@@ -179,6 +264,12 @@ int run_command(RunOptions& o) {
     return kExitFailure;
   }
   return kExitOk;
+}
+
+// Digits only: CLI11 reads "-1" into an unsigned count as a huge number.
+std::string whole_number(std::string& value) {
+  if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) return "";
+  return "'" + value + "' is not a whole number (0, 1, 2, ...)";
 }
 
 }  // namespace
@@ -201,13 +292,15 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_option("--heap", opts->heaps,
                   "Comma-separated heap sizes touched before launching, K/M/G suffixes (binary)\n"
                   "[default: 2M,64M,512M,2G]");
+  const CLI::Validator count(whole_number, "N");
   sub->add_option("--iterations", opts->iterations, "Counted launches per cell (the classic measurement used 10000)")
+      ->check(count)
       ->capture_default_str();
   sub->add_option("--cell-seconds", opts->cell_seconds,
                   "Stop a cell early after this long; the report says how many launches ran")
       ->capture_default_str();
-  sub->add_option("--warmup", opts->warmup, "Uncounted launches before each cell")->capture_default_str();
-  sub->add_option("--cpu", opts->cpu, "Pin the runner (and so its children) to this CPU");
+  sub->add_option("--warmup", opts->warmup, "Uncounted launches before each cell")->check(count)->capture_default_str();
+  sub->add_option("--cpu", opts->cpu, "Pin the runner (and so its children) to this CPU")->check(count);
   sub->add_flag("--thp", opts->thp, "Allow transparent huge pages for the heap (off by default: they hide page-table cost)");
   sub->add_option("--out", opts->out, "Directory for results.json")->capture_default_str();
   sub->add_option("--backend", opts->backend,
@@ -215,6 +308,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
                   "(both tried for real at start-up), else tracepoint landmarks; fentry, kprobe or\n"
                   "tracepoint force one (landmarks still fill phases with no probeable function)")
       ->capture_default_str();
+  sub->add_flag("--overhead", opts->overhead,
+                "Measure the observer effect: before every block of traced launches run as many with\n"
+                "every program detached; report traced/untraced p50 with a 95% interval per cell");
   sub->add_option("--phase", opts->phases,
                   "FUNC[:PARENT]: also time this kernel function (fentry or kprobe) and place it under\n"
                   "PARENT in the tree (default copy_process), e.g. anon_vma_fork:dup_mmap; up to 4");

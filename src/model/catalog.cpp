@@ -92,6 +92,8 @@ std::vector<Phase> build_phases(const std::vector<PhaseAgg>& by_id, const RunPla
     p.calls = a.calls;
     p.total_ns = a.total_ns;
     p.self_ns = a.self_ns;
+    p.events = a.events;
+    p.fn_events = a.fn_events;
     p.mean_ns = static_cast<double>(a.total_ns) / static_cast<double>(a.count);
     p.p50_ns = hist_percentile(a.hist, 0.50);
     p.p99_ns = hist_percentile(a.hist, 0.99);

@@ -37,7 +37,7 @@ Json to_json(const Phase& p) {
   Json j = {{"name", p.name},         {"path", p.path},       {"source", p.source},
             {"count", p.count},       {"calls", p.calls},     {"total_ns", p.total_ns},
             {"self_ns", p.self_ns},   {"mean_ns", p.mean_ns}, {"p50_ns", p.p50_ns},
-            {"p99_ns", p.p99_ns}};
+            {"p99_ns", p.p99_ns},     {"events", p.events},   {"fn_events", p.fn_events}};
   if (!p.hist.empty()) j["hist"] = p.hist;
   return j;
 }
@@ -96,6 +96,15 @@ Json to_json(const Cell& c) {
     j["samples"] = std::move(samples);
   }
   if (!c.host.empty()) j["host"] = c.host;
+  if (c.overhead) {
+    const Overhead& o = *c.overhead;
+    j["overhead"] = {{"untraced", to_json(o.untraced)},
+                     {"ratio", o.ratio},
+                     {"ratio_low", o.ratio_low},
+                     {"ratio_high", o.ratio_high},
+                     {"corrected_kernel_ns", o.corrected_kernel_ns},
+                     {"corrected_error", o.corrected_error}};
+  }
   return j;
 }
 
@@ -119,6 +128,15 @@ class Reader {
     r.incomplete = boolean(root, "", "incomplete");
     // Optional: files from before it was recorded lack it.
     if (root.contains("bpf_map_bytes")) r.bpf_map_bytes = u64(root, "", "bpf_map_bytes");
+    if (root.contains("calibration")) {
+      const Json& c = object(member(root, "", "calibration"), "calibration");
+      Calibration cal;
+      cal.ns_per_event = signed_number(c, "calibration", "ns_per_event");
+      cal.ns_per_launch = signed_number(c, "calibration", "ns_per_launch");
+      cal.events_per_launch = number(c, "calibration", "events_per_launch");
+      cal.launches = u64(c, "calibration", "launches");
+      r.calibration = cal;
+    }
     const Json& available = array(root, "", "phases_available");
     for (size_t i = 0; i < available.size(); ++i)
       r.phases_available.push_back(availability(available[i], index("phases_available", i)));
@@ -213,6 +231,14 @@ class Reader {
     return d;
   }
 
+  // Differences and errors may be negative.
+  double signed_number(const Json& obj, const std::string& at, const char* key) const {
+    const Json& v = member(obj, at, key);
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || std::fabs(v.get<double>()) > kMaxNumber)
+      fail(join(at, key), "expected a finite number");
+    return v.get<double>();
+  }
+
   Host host(const Json& j, const std::string& at) const {
     object(j, at);
     Host h;
@@ -264,6 +290,9 @@ class Reader {
     p.mean_ns = number(j, at, "mean_ns");
     p.p50_ns = u64(j, at, "p50_ns");
     p.p99_ns = u64(j, at, "p99_ns");
+    // Optional: files from before the observer-cost counts have neither.
+    if (j.contains("events")) p.events = u64(j, at, "events");
+    if (j.contains("fn_events")) p.fn_events = u64(j, at, "fn_events");
     if (j.contains("hist")) {
       const Json& hist = array(j, at, "hist");
       const std::string path = join(at, "hist");
@@ -356,6 +385,18 @@ class Reader {
       for (size_t i = 0; i < samples.size(); ++i) c.samples.push_back(sample(samples[i], index(spath, i)));
     }
     if (j.contains("host")) c.host = str(j, at, "host");
+    if (j.contains("overhead")) {
+      const std::string opath = join(at, "overhead");
+      const Json& o = object(member(j, at, "overhead"), opath);
+      Overhead v;
+      v.untraced = summary(member(o, opath, "untraced"), join(opath, "untraced"));
+      v.ratio = number(o, opath, "ratio");
+      v.ratio_low = number(o, opath, "ratio_low");
+      v.ratio_high = number(o, opath, "ratio_high");
+      v.corrected_kernel_ns = number(o, opath, "corrected_kernel_ns");
+      v.corrected_error = signed_number(o, opath, "corrected_error");
+      c.overhead = v;
+    }
     return c;
   }
 
@@ -430,7 +471,7 @@ std::string to_json(const Run& run, int indent) {
     available.push_back({{"name", a.name}, {"source", a.source}, {"how", a.how}, {"reason", a.reason}});
   Json cells = Json::array();
   for (const Cell& c : run.cells) cells.push_back(to_json(c));
-  const Json j = {{"schema", run.schema},
+  Json j = {{"schema", run.schema},
                   {"tool_version", run.tool_version},
                   {"started", run.started},
                   {"host", std::move(host)},
@@ -439,6 +480,12 @@ std::string to_json(const Run& run, int indent) {
                   {"bpf_map_bytes", run.bpf_map_bytes},
                   {"phases_available", std::move(available)},
                   {"cells", std::move(cells)}};
+  if (run.calibration) {
+    j["calibration"] = {{"ns_per_event", run.calibration->ns_per_event},
+                        {"ns_per_launch", run.calibration->ns_per_launch},
+                        {"events_per_launch", run.calibration->events_per_launch},
+                        {"launches", run.calibration->launches}};
+  }
   // Strings come from the system (hostname, errno names); a stray invalid UTF-8
   // byte must not lose a whole run's results.
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 
 #include "forkscope/shared/catalog.h"
 
@@ -77,6 +78,41 @@ uint64_t hist_percentile(const std::vector<uint64_t>& hist, double q) {
   const double pos = (static_cast<double>(target - before) - 0.5) / static_cast<double>(hist[slot]);
   const uint64_t offset = static_cast<uint64_t>(static_cast<double>(high - low) * pos);
   return std::min(low + offset, high - 1);
+}
+
+namespace {
+
+uint64_t median_of(std::vector<uint64_t>& v) {
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
+}  // namespace
+
+RatioEstimate median_ratio(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b, int resamples,
+                           double level) {
+  RatioEstimate r;
+  if (a.empty() || b.empty()) return r;
+  std::vector<uint64_t> x = a, y = b;
+  const uint64_t mb = median_of(y);
+  if (mb == 0) return r;
+  r.ratio = static_cast<double>(median_of(x)) / static_cast<double>(mb);
+  std::mt19937_64 rng(0x5eed);
+  std::vector<double> ratios;
+  ratios.reserve(static_cast<size_t>(resamples));
+  for (int i = 0; i < resamples; i++) {
+    for (auto& v : x) v = a[rng() % a.size()];
+    for (auto& v : y) v = b[rng() % b.size()];
+    const uint64_t d = median_of(y);
+    if (d) ratios.push_back(static_cast<double>(median_of(x)) / static_cast<double>(d));
+  }
+  if (ratios.empty()) return r;
+  std::sort(ratios.begin(), ratios.end());
+  const double tail = (1 - level) / 2;
+  r.low = ratios[static_cast<size_t>(tail * static_cast<double>(ratios.size() - 1))];
+  r.high = ratios[static_cast<size_t>((1 - tail) * static_cast<double>(ratios.size() - 1))];
+  return r;
 }
 
 }  // namespace forkscope

@@ -159,6 +159,24 @@ struct Tracer::Impl {
   // Records drained from the ring buffer, until the cell they belong to is collected.
   std::vector<fs_launch> launches;
   std::vector<fs_child_span> child_spans;
+  std::vector<std::pair<int, int>> kprobe_slots;  // slot, phase
+
+  // kprobe slots are attached by name at run time (the skeleton cannot).
+  void attach_kprobes(const RunPlan& p) {
+    for (auto [s, id] : kprobe_slots) {
+      for (bool ret : {false, true}) {
+        const std::string name = (ret ? "fs_kretprobe_" : "fs_kprobe_") + std::to_string(s);
+        bpf_link* link = bpf_program__attach_kprobe(bpf_object__find_program_by_name(skel->obj, name.c_str()), ret,
+                                                    p.function[id].c_str());
+        if (!link) {
+          throw Error(kExitPrivilege, "attaching a kprobe to " + p.function[id] + " failed (" + errno_text(errno) +
+                                          "); try --backend tracepoint");
+        }
+        links.push_back(link);
+      }
+    }
+  }
+
   ~Impl() {
     if (ring) ring_buffer__free(ring);
     for (bpf_link* l : links) bpf_link__destroy(l);
@@ -244,18 +262,8 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
     throw Error(kExitPrivilege, "attaching BPF programs failed (" + errno_text(err) +
                                     "); this kernel needs BTF-enabled tracepoints (tp_btf)");
   }
-  for (auto [s, id] : kprobe_slots) {
-    for (bool ret : {false, true}) {
-      const std::string name = (ret ? "fs_kretprobe_" : "fs_kprobe_") + std::to_string(s);
-      bpf_link* link = bpf_program__attach_kprobe(bpf_object__find_program_by_name(skel->obj, name.c_str()), ret,
-                                                  p.function[id].c_str());
-      if (!link) {
-        throw Error(kExitPrivilege, "attaching a kprobe to " + p.function[id] + " failed (" + errno_text(errno) +
-                                        "); try --backend tracepoint");
-      }
-      t->impl_->links.push_back(link);
-    }
-  }
+  t->impl_->kprobe_slots = std::move(kprobe_slots);
+  t->impl_->attach_kprobes(p);
   t->impl_->ring = ring_buffer__new(bpf_map__fd(skel->maps.samples), on_record, t->impl_.get(), nullptr);
   if (!t->impl_->ring) throw Error(kExitFailure, "cannot open the samples ring buffer: " + errno_text(errno));
   return t;
@@ -274,6 +282,31 @@ int Tracer::on_record(void* ctx, void* data, size_t size) {
     std::memcpy(&impl->child_spans.back(), data, sizeof(fs_child_span));
   }
   return 0;
+}
+
+void Tracer::reset_cell(uint32_t cell) {
+  std::vector<fs_agg> agg(impl_->ncpus);
+  std::vector<fs_cellstat> stat(impl_->ncpus);
+  for (int ph = 0; ph < FS_NPHASES; ph++) {
+    __u32 key = cell * FS_NPHASES + ph;
+    bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.agg), &key, agg.data(), BPF_ANY);
+  }
+  __u32 key = cell;
+  bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, stat.data(), BPF_ANY);
+}
+
+void Tracer::set_attached(bool attached) {
+  if (attached == attached_) return;
+  if (attached) {
+    if (int err = forkscope_bpf__attach(impl_->skel))
+      throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
+    impl_->attach_kprobes(plan_);
+  } else {
+    for (bpf_link* l : impl_->links) bpf_link__destroy(l);
+    impl_->links.clear();
+    forkscope_bpf__detach(impl_->skel);
+  }
+  attached_ = attached;
 }
 
 void Tracer::sample_next(uint32_t seq) { __atomic_store_n(&impl_->skel->bss->sample_seq, seq, __ATOMIC_SEQ_CST); }
@@ -333,6 +366,8 @@ std::vector<PhaseAgg> Tracer::read_phases(uint32_t cell) const {
       a.calls += v.calls;
       a.total_ns += v.total_ns;
       a.self_ns += v.self_ns;
+      a.events += v.events;
+      a.fn_events += v.fn_events;
       for (int s = 0; s < FS_HIST_SLOTS; s++) a.hist[s] += v.hist[s];
     }
   }

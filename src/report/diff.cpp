@@ -32,8 +32,9 @@ Verdict judge(const Phase& a, const Phase& b) {
   const auto x = median_interval(a.hist);
   const auto y = median_interval(b.hist);
   if (!x || !y) return Verdict::kUnknown;
-  if (x->high <= y->low) return Verdict::kSlower;
-  if (y->high <= x->low) return Verdict::kFaster;
+  // Intervals in neighbouring slots touch: that is the histogram's resolution, not a difference.
+  if (x->high < y->low) return Verdict::kSlower;
+  if (y->high < x->low) return Verdict::kFaster;
   return Verdict::kNoise;
 }
 
@@ -55,6 +56,7 @@ std::vector<PhaseDiff> diff_phases(const Cell& a, const Cell& b) {
 std::string verdict_text(const PhaseDiff& d) {
   if (d.a == nullptr) return "only in B";
   if (d.b == nullptr) return "only in A";
+  if (counted_only(*d.a)) return "counted, not timed";
   switch (d.verdict) {
     case Verdict::kSlower: return "slower";
     case Verdict::kFaster: return "faster";
@@ -71,9 +73,21 @@ const char* verdict_style(const PhaseDiff& d) {
   return nullptr;
 }
 
-std::string mean(const Phase* p) { return p == nullptr ? "-" : format_ns(p->mean_ns); }
+// Per launch in which the phase ran: time, or faults for a counted-only phase.
+double per_launch(const Phase& p) {
+  return counted_only(p) ? static_cast<double>(p.calls) / static_cast<double>(std::max<uint64_t>(p.count, 1))
+                         : p.mean_ns;
+}
 
-std::string signed_ns(double ns) { return (ns > 0 ? "+" : ns < 0 ? "-" : "") + format_ns(std::fabs(ns)); }
+std::string amount(const Phase& p, double v) { return counted_only(p) ? fmt::format("{:.1f} faults", v) : format_ns(v); }
+
+std::string mean(const Phase* p) { return p == nullptr ? "-" : amount(*p, per_launch(*p)); }
+
+std::string median(const Phase* p) {
+  const auto m = p == nullptr ? std::nullopt : median_interval(p->hist);
+  return m ? format_ns(static_cast<double>(m->p50)) : "-";
+}
+
 
 void render_cell(const CellDiff& c, std::ostream& out, bool color) {
   const Summary& ua = c.a->user.call_to_return;
@@ -87,18 +101,23 @@ void render_cell(const CellDiff& c, std::ostream& out, bool color) {
     out << "no kernel phases on either side\n";
     return;
   }
-  Table t({Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
-  t.add_row({"phase", "A mean", "B mean", "delta", "ratio", "B vs A"});
+  Table t({Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
+           Align::kLeft});
+  t.add_row({"phase", "A mean", "B mean", "delta", "ratio", "A p50", "B p50", "B vs A (p50 beyond noise?)"});
   for (const PhaseDiff& d : c.phases) {
     const Phase* any = d.a != nullptr ? d.a : d.b;
     const auto depth = static_cast<size_t>(std::count(d.path.begin(), d.path.end(), ';'));
     const std::string name = std::string(2 * depth, ' ') + any->name;
     std::string delta = "-", ratio = "-";
     if (d.a != nullptr && d.b != nullptr) {
-      delta = signed_ns(d.b->mean_ns - d.a->mean_ns);
-      if (d.a->mean_ns > 0) ratio = fmt::format("x{:.2f}", d.b->mean_ns / d.a->mean_ns);
+      const double a = per_launch(*d.a), b = per_launch(*d.b);
+      // Fault counts show one decimal: a difference below it has no sign.
+      const double diff = counted_only(*d.a) ? std::round((b - a) * 10) / 10 : b - a;
+      delta = (diff > 0 ? "+" : diff < 0 ? "-" : "") + amount(*d.a, std::fabs(diff));
+      if (a > 0) ratio = fmt::format("x{:.2f}", b / a);
     }
-    t.add_row({name, mean(d.a), mean(d.b), delta, ratio, verdict_text(d)}, {}, verdict_style(d));
+    t.add_row({name, mean(d.a), mean(d.b), delta, ratio, median(d.a), median(d.b), verdict_text(d)}, {},
+              verdict_style(d));
   }
   t.render(out, color);
 }
@@ -142,8 +161,8 @@ std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a
 void render_diff(const std::vector<CellDiff>& diff, const std::string& a_name, const std::string& b_name,
                  std::ostream& out, bool color) {
   out << fmt::format("A: {}\nB: {}\n", a_name, b_name);
-  out << text::styled("per phase: mean time per launch; \"slower\"/\"faster\" only where the medians' noise "
-                      "intervals (from the histograms) do not overlap",
+  out << text::styled("per launch: mean and (from the histograms) p50 of each phase; \"slower\"/\"faster\" only "
+                      "where the p50s' 95% intervals, widened to whole histogram slots, neither overlap nor touch",
                       text::kDim, color)
       << '\n';
   std::vector<std::string> only_a, only_b;

@@ -29,7 +29,7 @@ tr:nth-child(even) td { background: #f7f7fa; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.dim, .note { color: #666; }
 td.phase { white-space: pre; font-family: ui-monospace, monospace; }
-.bar { display: inline-block; height: 10px; background: #e8743b; border-radius: 2px; }
+.bar { display: inline-block; height: 10px; min-width: 1px; background: #e8743b; border-radius: 2px; }
 .kv th { border: 0; text-align: right; color: #555; font-weight: normal; }
 .badge { background: #b3261e; color: #fff; border-radius: 3px; padding: 1px 6px; font-size: 12px; }
 .missing td { color: #8a4b00; }
@@ -133,21 +133,22 @@ std::string flame_section(const Run& run, const Cell* cell) {
 std::string tree_table(const Cell& cell) {
   if (cell.phases.empty()) return "<p class=\"note\">No kernel phases were measured for this cell.</p>\n";
   std::string out = "<table class=\"tree\">\n";
-  out += header_row({"phase", "source", "calls", "mean", "self", "share of the syscall"});
+  out += "<tr><th>phase</th><th>source</th><th>calls</th><th>mean</th><th>self</th>"
+         "<th colspan=\"2\">share of the syscall</th></tr>\n";
   for (const TreeRow& r : phase_tree_rows(cell)) {
     const Phase& p = *r.phase;
     out += "<tr>" + td(std::string(2 * r.depth, ' ') + p.name, "phase") + td(p.source, "dim");
     if (r.counted_only) {
-      out += td(fmt::format("{:.1f} faults/launch", r.calls_per_launch), "n") + "<td></td><td></td><td></td></tr>\n";
+      out += td(fmt::format("{:.1f} faults/launch", r.calls_per_launch), "n") + "<td colspan=\"4\"></td></tr>\n";
       continue;
     }
     out += td(p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch), "n") +
            td(format_ns(p.mean_ns), "n") + td(format_ns(r.self_ns), "n");
     if (r.share) {
-      out += fmt::format(R"(<td class="n">{} <span class="bar" style="width:{:.0f}px"></span></td>)",
-                         escape(text::percent(*r.share)), std::min(*r.share, 1.0) * 240);
+      out += td(text::percent(*r.share), "n") +
+             fmt::format(R"(<td><span class="bar" style="width:{:.0f}px"></span></td>)", std::min(*r.share, 1.0) * 240);
     } else {
-      out += td("-", "n");
+      out += td("-", "n") + "<td></td>";
     }
     out += "</tr>\n";
   }

@@ -34,6 +34,25 @@ std::string bar(double share) {
   return repeat("█", static_cast<size_t>(std::lround(blocks)));
 }
 
+// One line under the summary when launches failed: where, how many, why, and
+// where the failed attempts' kernel time went (it is not in the table).
+std::string failures_note(const Run& run) {
+  constexpr size_t kNamed = 3;  // cells named before "and N more": the note stays one line
+  std::string named;
+  size_t cells = 0;
+  for (const Cell& c : run.cells) {
+    if (c.failed == 0 || ++cells > kNamed) continue;
+    named += fmt::format("{}{} {}: {} of {} failed", named.empty() ? "" : "; ", c.mode, format_size(c.heap_bytes),
+                         c.failed, c.launches + c.failed);
+    if (!c.failed_errno.empty()) named += " (" + c.failed_errno + ")";
+  }
+  if (cells == 0) return "";
+  if (cells > kNamed) named += fmt::format("; and {} more", cells - kNamed);
+  return fmt::format("note: launches failed in {} cell{} ({}); the table counts successful launches only, the "
+                     "failed attempts' kernel phases are in failed_phases of the results",
+                     cells, cells == 1 ? "" : "s", named);
+}
+
 }  // namespace
 
 std::string launches_label(const Cell& c) {
@@ -64,6 +83,8 @@ std::string top_phases(const Cell& c) {
   return out;
 }
 
+bool counted_only(const Phase& phase) { return phase.name == "post_launch_cow"; }
+
 std::vector<TreeRow> phase_tree_rows(const Cell& cell) {
   std::vector<TreeRow> rows;
   const Phase* root = cell.phase("syscall");
@@ -72,8 +93,7 @@ std::vector<TreeRow> phase_tree_rows(const Cell& cell) {
     const double count = static_cast<double>(std::max<uint64_t>(p.count, 1));
     r.calls_per_launch = static_cast<double>(p.calls) / count;
     r.self_ns = static_cast<double>(p.self_ns) / count;
-    // The catalog counts copy-on-write faults without timing them.
-    r.counted_only = p.name == "post_launch_cow";
+    r.counted_only = counted_only(p);
     // Shares are of the launch syscall; phases around it (child_first_run,
     // teardown) happen outside it and get none.
     if (root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall") && !r.counted_only)
@@ -100,6 +120,7 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
                latency(u.call_to_reaped, u.call_to_reaped.p50), top_phases(c)});
   }
   t.render(out, color);
+  if (const std::string note = failures_note(run); !note.empty()) out << styled(note, kBold, color) << '\n';
 }
 
 void render_phase_tree(const Cell& cell, std::ostream& out, bool color) {

@@ -53,8 +53,19 @@ StampPage& stamp_page() {
 // The child's only work: say when it runs.  Async-signal-safe, no TLS.
 inline void child_stamp() { *stamp_page().stamp = now_ns(); }
 
+// A signal (the user's Ctrl-C) interrupts waitpid; retrying lets the launch in
+// flight finish with its child reaped instead of leaving a zombie behind.
+bool reap(pid_t pid, int options = 0) {
+  pid_t r;
+  do {
+    r = waitpid(pid, nullptr, options);
+  } while (r < 0 && errno == EINTR);
+  return r == pid;
+}
+
 LaunchSample finish(uint64_t t0, uint64_t t_return, bool reaped_ok) {
   LaunchSample s;
+  if (!reaped_ok) s.err = errno;
   uint64_t t_reaped = now_ns();
   s.ok = reaped_ok;
   s.call_to_return = t_return - t0;
@@ -82,7 +93,7 @@ class ForkLauncher : public Launcher {
     }
     uint64_t t1 = now_ns();
     if (pid < 0) return failed(errno);
-    return finish(t0, t1, waitpid(pid, nullptr, 0) == pid);
+    return finish(t0, t1, reap(pid));
   }
 };
 
@@ -98,7 +109,7 @@ class VforkLauncher : public Launcher {
     }
     uint64_t t1 = now_ns();
     if (pid < 0) return failed(errno);
-    return finish(t0, t1, waitpid(pid, nullptr, 0) == pid);
+    return finish(t0, t1, reap(pid));
   }
 };
 
@@ -138,7 +149,7 @@ class CloneLauncher : public Launcher {
       }
       ok = true;
     } else {
-      ok = waitpid(pid, nullptr, __WALL) == pid;
+      ok = reap(pid, __WALL);
     }
     return finish(t0, t1, ok);
   }
@@ -164,7 +175,7 @@ class RawCloneLauncher : public Launcher {
     }
     uint64_t t1 = now_ns();
     if (pid < 0) return failed(errno);
-    return finish(t0, t1, waitpid(static_cast<pid_t>(pid), nullptr, 0) == pid);
+    return finish(t0, t1, reap(static_cast<pid_t>(pid)));
   }
 };
 
@@ -201,7 +212,7 @@ class SpawnLauncher : public Launcher {
     int err = posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv, environ);
     uint64_t t1 = now_ns();
     if (err != 0) return failed(err);
-    return finish(t0, t1, waitpid(pid, nullptr, 0) == pid);
+    return finish(t0, t1, reap(pid));
   }
 
  private:

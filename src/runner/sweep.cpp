@@ -43,9 +43,14 @@ class Progress {
   void finished(size_t index, const Cell& c) {
     if (quiet_) return;
     if (tty_) std::fprintf(stderr, "\r\033[K");
-    std::fprintf(stderr, "[%zu/%zu] %-12s heap %-6s %llu launches in %.1fs%s, p50 %s\n", index + 1, cells_,
+    // A cell whose every launch failed has no latency to show: it says why instead.
+    std::string result = c.launches == 0 && c.failed > 0
+                             ? "every launch failed (" + c.failed_errno + ")"
+                             : "p50 " + format_ns(static_cast<double>(c.user.call_to_return.p50));
+    if (c.launches > 0 && c.failed > 0) result += ", " + std::to_string(c.failed) + " failed (" + c.failed_errno + ")";
+    std::fprintf(stderr, "[%zu/%zu] %-12s heap %-6s %llu launches in %.1fs%s, %s\n", index + 1, cells_,
                  c.mode.c_str(), format_size(c.heap_bytes).c_str(), static_cast<unsigned long long>(c.launches),
-                 c.seconds, c.time_capped ? " (time cap)" : "", format_ns(static_cast<double>(c.user.call_to_return.p50)).c_str());
+                 c.seconds, c.time_capped ? " (time cap)" : "", result.c_str());
   }
 
  private:
@@ -79,9 +84,14 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       cell.heap_bytes = heap_bytes;
       cell.iterations = opt.iterations;
       auto launcher = make_launcher(spec, opt.child_program);
-      for (uint64_t i = 0; i < opt.warmup && !stop->load(); i++) launcher->launch();
+      // Warm-up shares the cell's time budget, so no --warmup can stall a sweep.
+      const uint64_t warm_deadline = now_ns() + static_cast<uint64_t>(opt.cell_seconds * 1e9);
+      for (uint64_t i = 0; i < opt.warmup && !stop->load() && now_ns() < warm_deadline; i++) launcher->launch();
 
       size_t nret = 0, nchild = 0;
+      std::vector<uint64_t> untraced;
+      // --overhead: before every block of traced launches, as many untraced ones.
+      const uint64_t block = std::clamp<uint64_t>(opt.iterations / 20, 5, 50);
       hooks.begin(index);
       const uint64_t start = now_ns();
       const uint64_t deadline = start + static_cast<uint64_t>(opt.cell_seconds * 1e9);
@@ -89,6 +99,14 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       const uint64_t stride = std::max<uint64_t>(1, opt.iterations / FS_MAX_SAMPLES);
       for (uint64_t i = 0; i < opt.iterations; i++) {
         if (stop->load()) break;
+        if (opt.overhead && i % block == 0) {
+          hooks.trace(false);
+          for (uint64_t j = 0; j < block && !stop->load(); j++) {
+            LaunchSample u = launcher->launch();
+            if (u.ok) untraced.push_back(u.call_to_return);
+          }
+          hooks.trace(true);
+        }
         const bool sampled = i % stride == 0 && i / stride < FS_MAX_SAMPLES;
         hooks.sample(sampled ? static_cast<uint32_t>(i + 1) : 0);
         LaunchSample s = launcher->launch();
@@ -116,6 +134,15 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       cell.user.call_to_reaped = summarize({reaped.begin(), reaped.begin() + nret});
       cell.user.call_to_child = summarize({child.begin(), child.begin() + nchild});
       cell.backing = read_backing(heap_bytes);
+      if (opt.overhead && !untraced.empty() && nret > 0) {
+        Overhead o;
+        o.untraced = summarize(untraced);
+        const RatioEstimate r = median_ratio({ret.begin(), ret.begin() + nret}, untraced);
+        o.ratio = r.ratio;
+        o.ratio_low = r.low;
+        o.ratio_high = r.high;
+        cell.overhead = o;
+      }
       hooks.collect(cell, index);
       progress.finished(index, cell);
       cells.push_back(std::move(cell));

@@ -4,7 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -24,8 +26,21 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// uid >= 0: drop to that user (and group) before exec, to test missing privileges.
-inline Outcome run_forkscope(const std::vector<std::string>& args, int uid = -1) {
+// What the child changes about itself before it execs forkscope.  The test
+// process is single-threaded, so running arbitrary code after fork is safe.
+struct ChildSetup {
+  int uid = -1;                          // >= 0: drop to this user (and group)
+  std::vector<std::string> env;          // NAME=VALUE added to the environment
+  std::function<bool()> before_exec;     // e.g. join a cgroup, drop capabilities; false: give up
+};
+
+// A forkscope started and not yet waited for; its output goes to files.
+struct Started {
+  pid_t pid = -1;
+  std::string out_path, err_path;
+};
+
+inline Started start_forkscope(const std::vector<std::string>& args, const ChildSetup& setup = {}) {
   char out_path[] = "/tmp/fs-test-out-XXXXXX";
   char err_path[] = "/tmp/fs-test-err-XXXXXX";
   int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
@@ -33,24 +48,43 @@ inline Outcome run_forkscope(const std::vector<std::string>& args, int uid = -1)
   if (pid == 0) {
     dup2(out_fd, 1);
     dup2(err_fd, 2);
-    if (uid >= 0 && (setgid(uid) != 0 || setuid(uid) != 0)) _exit(99);
+    if (setup.uid >= 0 && (setgid(setup.uid) != 0 || setuid(setup.uid) != 0)) _exit(99);
+    for (const auto& e : setup.env) putenv(const_cast<char*>(e.c_str()));
+    if (setup.before_exec && !setup.before_exec()) _exit(97);
     std::vector<char*> argv{const_cast<char*>(FORKSCOPE_BIN)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(FORKSCOPE_BIN, argv.data());
     _exit(98);
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  Outcome o;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   close(out_fd);
   close(err_fd);
-  o.out = slurp(out_path);
-  o.err = slurp(err_path);
-  unlink(out_path);
-  unlink(err_path);
+  return {pid, out_path, err_path};
+}
+
+// Waits for it to exit; the exit code is 128 + signal when a signal ended it.
+inline Outcome finish_forkscope(const Started& s) {
+  int status = 0;
+  while (waitpid(s.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  Outcome o;
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.out = slurp(s.out_path);
+  o.err = slurp(s.err_path);
+  unlink(s.out_path.c_str());
+  unlink(s.err_path.c_str());
   return o;
+}
+
+inline Outcome run_forkscope(const std::vector<std::string>& args, const ChildSetup& setup) {
+  return finish_forkscope(start_forkscope(args, setup));
+}
+
+// uid >= 0: drop to that user (and group) before exec, to test missing privileges.
+inline Outcome run_forkscope(const std::vector<std::string>& args, int uid = -1) {
+  ChildSetup setup;
+  setup.uid = uid;
+  return run_forkscope(args, setup);
 }
 
 inline std::string make_temp_dir() {

@@ -159,3 +159,35 @@ TEST(HistPercentile, LiesInTheSlotOfTheExactPercentile) {
 
 }  // namespace
 }  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+TEST(MedianRatio, FindsTheRatioAndBracketsIt) {
+  std::mt19937 rng(7);
+  std::normal_distribution<double> noise(0, 50);
+  std::vector<uint64_t> base, slow;
+  for (int i = 0; i < 2000; ++i) {
+    base.push_back(static_cast<uint64_t>(1000 + noise(rng)));
+    slow.push_back(static_cast<uint64_t>(1230 + noise(rng)));
+  }
+  const RatioEstimate r = median_ratio(slow, base);
+  EXPECT_NEAR(r.ratio, 1.23, 0.01);
+  EXPECT_LT(r.low, r.ratio);
+  EXPECT_GT(r.high, r.ratio);
+  EXPECT_GT(r.low, 1.2);
+  EXPECT_LT(r.high, 1.26);
+  // Same distribution: the interval contains 1.
+  const RatioEstimate same = median_ratio(base, base);
+  EXPECT_DOUBLE_EQ(same.ratio, 1.0);
+  EXPECT_LE(same.low, 1.0);
+  EXPECT_GE(same.high, 1.0);
+}
+
+TEST(MedianRatio, EmptyOrZeroGivesZero) {
+  EXPECT_EQ(median_ratio({}, {1, 2}).ratio, 0);
+  EXPECT_EQ(median_ratio({1, 2}, {0, 0, 0}).ratio, 0);
+}
+
+}  // namespace
+}  // namespace forkscope

@@ -88,6 +88,8 @@ struct fs_launch {
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
 	__u32 calls[FS_NPHASES];
+	__u32 events[FS_NPHASES];    /* tracepoint programs that ran while the phase was innermost */
+	__u32 fn_events[FS_NPHASES]; /* function-probe programs likewise */
 };
 
 /* Catalog parent of a phase (user slots have none until configured). */
@@ -256,12 +258,28 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 		l->total_ns[i] = 0;
 		l->self_ns[i] = 0;
 		l->calls[i] = 0;
+		l->events[i] = 0;
+		l->fn_events[i] = 0;
 	}
 	/* The syscall is the root of every launch, whatever else is measured. */
 	l->stack[0].start = ts;
 	l->stack[0].child_ns = 0;
 	l->stack[0].phase = FS_PH_SYSCALL;
 	l->depth = 1;
+}
+
+/* One of our programs ran for this launch: its cost lands in the innermost phase. */
+FS_INLINE void fs_count_event(struct fs_launch *l, int function_probe)
+{
+	int top = fs_top(l);
+	__u32 i = (__u32)top;
+	FS_BARRIER(i);
+	if (i >= FS_NPHASES)
+		return;
+	if (function_probe)
+		l->fn_events[i] += 1;
+	else
+		l->events[i] += 1;
 }
 
 /* Open ph at a landmark when landmarks drive it in this run. */
@@ -399,6 +417,8 @@ struct fs_site {
 
 /* Aggregates, one per (cell, phase), in a per-CPU array. */
 struct fs_agg {
+	__u64 events;    /* our tracepoint programs that ran while the phase was innermost */
+	__u64 fn_events; /* our function-probe programs likewise: with events, the observer cost */
 	__u64 count;    /* launches in which the phase was seen */
 	__u64 calls;    /* spans (e.g. VMAs whose page tables were copied) */
 	__u64 total_ns; /* inclusive */

@@ -1,0 +1,31 @@
+#include <fmt/format.h>
+
+#include "forkscope/report.h"
+#include "forkscope/size.h"
+
+namespace forkscope {
+
+void render_overhead(const Run& run, std::ostream& out) {
+  if (run.calibration && run.calibration->events_per_launch > 0) {
+    out << fmt::format("observer cost (calibrated at start-up): {} per run of one of our BPF programs, {} per launch "
+                       "besides ({:.0f} runs per fork here)\n",
+                       format_ns(run.calibration->ns_per_event), format_ns(run.calibration->ns_per_launch),
+                       run.calibration->events_per_launch);
+  }
+  bool any = false;
+  for (const Cell& c : run.cells) {
+    if (!c.overhead) continue;
+    any = true;
+    const Overhead& o = *c.overhead;
+    out << fmt::format("overhead {} {}: traced/untraced p50 x{:.2f} [{:.2f}, {:.2f}]", c.mode, format_size(c.heap_bytes),
+                       o.ratio, o.ratio_low, o.ratio_high);
+    if (o.corrected_kernel_ns > 0) {
+      out << fmt::format("; corrected kernel p50 {} vs untraced launch p50 {} ({:+.1f}%)", format_ns(o.corrected_kernel_ns),
+                         format_ns(static_cast<double>(o.untraced.p50)), 100 * o.corrected_error);
+    }
+    out << '\n';
+  }
+  if (!any) out << "overhead not measured: run with --overhead to measure traced/untraced launch time\n";
+}
+
+}  // namespace forkscope

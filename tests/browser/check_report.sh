@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Renders report.html in headless Chromium, offline: the page must show its tables
+# and SVG charts, its script must run (the flame graph marks itself ready), the
+# console must stay free of errors, and nothing may be fetched from the network.
+# Usage: check_report.sh FORKSCOPE RESULTS.json OUTDIR  (the screenshot stays in OUTDIR)
+set -euo pipefail
+FORKSCOPE=$1 RESULTS=$2 OUT=$3
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+if [[ -z $CHROMIUM ]]; then
+  echo "chromium is not installed; scripts/setup.sh installs Debian's chromium package" >&2
+  exit 1
+fi
+rm -rf "$OUT"
+mkdir -p "$OUT"
+REPORT=$OUT/report.html
+"$FORKSCOPE" report "$RESULTS" --format html -o "$REPORT"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# No URL but the SVG namespace: nothing to fetch.
+if grep -o 'https\?://[^"<> ]*' "$REPORT" | grep -v '^http://www.w3.org/2000/svg$' | sort -u | grep .; then
+  fail "the report names external URLs"
+fi
+
+chrome() {
+  # A fresh profile per call; no network services, no first-run work.
+  local profile
+  profile=$(mktemp -d "$OUT/profile.XXXXXX")
+  timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
+    --enable-logging=stderr --v=0 "$@" "file://$REPORT"
+  rm -rf "$profile"
+}
+
+chrome --dump-dom >"$OUT/dom.html" 2>"$OUT/console.log"
+for needle in 'id="summary"' 'id="breakdown"' 'id="phases-available"' 'class="chart"' 'class="flame"' \
+              'copy_page_range' 'data-ready="1"'; do
+  grep -q -- "$needle" "$OUT/dom.html" || fail "the rendered page lacks $needle (see $OUT/dom.html)"
+done
+[[ $(grep -c '<svg' "$OUT/dom.html") -ge 3 ]] || fail "expected the charts and the flame graph as inline SVG"
+# Console messages and script errors are logged as CONSOLE lines; any failed load
+# as a net:: error.
+if grep -E 'Uncaught|CONSOLE.*(Error|error)|ERR_|net::' "$OUT/console.log"; then
+  fail "console errors while rendering (see $OUT/console.log)"
+fi
+
+chrome --screenshot="$OUT/report.png" --window-size=1400,2400 >/dev/null 2>>"$OUT/console.log"
+[[ -s $OUT/report.png ]] || fail "no screenshot"
+echo "report: $REPORT"
+echo "screenshot: $OUT/report.png"

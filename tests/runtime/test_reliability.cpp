@@ -1,0 +1,588 @@
+// Runtime lane: forkscope leaves the machine as it found it and never misleads,
+// whether it is interrupted or killed, its launches fail, other processes fork
+// beside it, a directory is hostile or the kernel lacks something.
+#include <gtest/gtest.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "forkscope/results.h"
+#include "forkscope/size.h"
+#include "proc.h"
+
+namespace forkscope {
+namespace {
+
+namespace fs = std::filesystem;
+using test::ChildSetup;
+using test::finish_forkscope;
+using test::Outcome;
+using test::run_forkscope;
+using test::slurp;
+using test::start_forkscope;
+using test::Started;
+
+using Clock = std::chrono::steady_clock;
+
+// Polls until done() or the time is up; returns done().
+bool wait_for(const std::function<bool()>& done, double seconds) {
+  const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+  while (!done()) {
+    if (Clock::now() > until) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+class TempDir {
+ public:
+  TempDir() : path_(test::make_temp_dir()) {}
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& str() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// The BPF objects a process holds, by kernel id, read from its fd table.
+struct BpfIds {
+  std::set<uint32_t> progs, maps, links;
+  bool empty() const { return progs.empty() && maps.empty() && links.empty(); }
+};
+
+uint32_t fdinfo_field(const std::string& fdinfo, const std::string& key) {
+  const size_t at = fdinfo.find(key + ":");
+  return at == std::string::npos ? 0 : static_cast<uint32_t>(std::strtoul(fdinfo.c_str() + at + key.size() + 1, nullptr, 10));
+}
+
+BpfIds bpf_ids_of(pid_t pid) {
+  BpfIds ids;
+  std::error_code ec;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  for (const auto& fd : fs::directory_iterator(proc + "/fd", ec)) {
+    const std::string target = fs::read_symlink(fd.path(), ec).string();
+    const std::string info = slurp(proc + "/fdinfo/" + fd.path().filename().string());
+    if (target == "anon_inode:bpf-prog") ids.progs.insert(fdinfo_field(info, "prog_id"));
+    if (target == "anon_inode:bpf-map") ids.maps.insert(fdinfo_field(info, "map_id"));
+    if (target == "anon_inode:bpf_link") ids.links.insert(fdinfo_field(info, "link_id"));
+  }
+  return ids;
+}
+
+// What the kernel still has loaded, as bpftool lists it.
+std::set<uint32_t> loaded(const char* kind) {
+  FILE* p = popen((std::string("bpftool -j ") + kind + " show 2>/dev/null").c_str(), "r");
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+  pclose(p);
+  std::set<uint32_t> ids;
+  for (const auto& obj : nlohmann::json::parse(text.empty() ? "[]" : text)) ids.insert(obj.at("id").get<uint32_t>());
+  return ids;
+}
+
+// Which of the ids are still loaded.  Several forkscope runs may share the machine
+// (other suites run concurrently), so ours are told apart by id, not by name.
+BpfIds still_loaded(const BpfIds& ours) {
+  BpfIds left;
+  for (const auto& [kind, mine, out] : {std::tuple{"prog", &ours.progs, &left.progs},
+                                        std::tuple{"map", &ours.maps, &left.maps},
+                                        std::tuple{"link", &ours.links, &left.links}}) {
+    const std::set<uint32_t> now = loaded(kind);
+    for (uint32_t id : *mine)
+      if (now.count(id)) out->insert(id);
+  }
+  return left;
+}
+
+// The kernel frees programs, maps and links asynchronously once their last
+// reference goes: a few seconds of grace.
+BpfIds left_after_grace(const BpfIds& ours) {
+  BpfIds left;
+  wait_for([&] { return (left = still_loaded(ours)).empty(); }, 10);
+  return left;
+}
+
+std::string describe(const BpfIds& ids) {
+  return std::to_string(ids.progs.size()) + " programs, " + std::to_string(ids.maps.size()) + " maps, " +
+         std::to_string(ids.links.size()) + " links";
+}
+
+std::set<std::string> pinned() {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator("/sys/fs/bpf", ec)) names.insert(e.path().string());
+  return names;
+}
+
+// While alive, orphans of the forkscope this test started become its children
+// instead of init's, so a child forkscope failed to reap can be seen.
+class Subreaper {
+ public:
+  Subreaper() { prctl(PR_SET_CHILD_SUBREAPER, 1); }
+  ~Subreaper() {
+    kill_all(children());
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+  }
+
+  // Children of this process, zombies included.
+  static std::vector<pid_t> children() {
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator("/proc/self/task", ec)) {
+      std::istringstream in(slurp(task.path().string() + "/children"));
+      for (pid_t pid; in >> pid;) out.push_back(pid);
+    }
+    return out;
+  }
+
+  static void kill_all(const std::vector<pid_t>& pids) {
+    for (pid_t pid : pids) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+// A sweep long enough to interrupt: cells of a second, progress one line per cell.
+std::vector<std::string> long_sweep(const std::string& out) {
+  return {"run", "--modes", "fork", "--heap", "2M,4M,8M,16M,32M,64M", "--iterations", "1000000",
+          "--cell-seconds", "1", "--warmup", "0", "--out", out};
+}
+
+// Started, and into its second cell: launching, with a finished cell to save.
+bool launching(const Started& s) {
+  return wait_for([&] { return slurp(s.err_path).find("[1/") != std::string::npos; }, 60);
+}
+
+class Interrupted : public ::testing::TestWithParam<int> {};
+
+TEST_P(Interrupted, ReapsEveryChildDetachesAndSavesTheCellsDone) {
+  const int sig = GetParam();
+  TempDir dir;
+  Subreaper reaper;
+  const Started s = start_forkscope(long_sweep(dir.str()));
+  ASSERT_TRUE(launching(s)) << slurp(s.err_path);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const BpfIds ours = bpf_ids_of(s.pid);
+  ASSERT_FALSE(ours.progs.empty() || ours.links.empty()) << "forkscope holds its programs while it runs";
+  ASSERT_EQ(kill(s.pid, sig), 0);
+  const Outcome o = finish_forkscope(s);
+
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_NE(o.err.find("interrupted"), std::string::npos) << o.err;
+  const std::vector<pid_t> orphans = Subreaper::children();
+  EXPECT_TRUE(orphans.empty()) << orphans.size() << " children of forkscope were left behind, not reaped";
+  const forkscope::Run run = load_results(dir / "results.json");
+  EXPECT_TRUE(run.incomplete);
+  ASSERT_GE(run.cells.size(), 2u) << "the finished cell and the one interrupted";
+  EXPECT_LT(run.cells.size(), 6u);
+  for (const Cell& c : run.cells) {
+    SCOPED_TRACE(format_size(c.heap_bytes));
+    EXPECT_GT(c.launches, 0u);
+    EXPECT_EQ(c.failed, 0u) << c.failed_errno << ": the signal must not turn the launch in flight into a failure";
+    EXPECT_EQ(c.kernel.launches, c.launches) << "the launch in flight completed on both sides";
+  }
+  const BpfIds left = left_after_grace(ours);
+  EXPECT_TRUE(left.empty()) << describe(left) << " of forkscope's still loaded";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, Interrupted, ::testing::Values(SIGINT, SIGTERM),
+                         [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+
+TEST(Killed, LeavesNothingOfOursBehind) {
+  TempDir dir;
+  Subreaper reaper;
+  const std::set<std::string> pinned_before = pinned();
+  const Started s = start_forkscope(long_sweep(dir.str()));
+  ASSERT_TRUE(launching(s)) << slurp(s.err_path);
+  const BpfIds ours = bpf_ids_of(s.pid);
+  ASSERT_FALSE(ours.progs.empty() || ours.links.empty());
+  ASSERT_EQ(kill(s.pid, SIGKILL), 0);
+  EXPECT_EQ(finish_forkscope(s).exit_code, 128 + SIGKILL);
+
+  // A child in flight outlives its parent for a moment, then exits by itself.
+  EXPECT_TRUE(wait_for(
+      [] {
+        while (waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+        return Subreaper::children().empty();
+      },
+      5))
+      << "a child of the killed forkscope is still running";
+  const BpfIds left = left_after_grace(ours);
+  EXPECT_TRUE(left.empty()) << describe(left) << " of the killed forkscope still loaded";
+  EXPECT_EQ(pinned(), pinned_before) << "forkscope pins nothing";
+  EXPECT_TRUE(fs::is_empty(dir.str())) << "no results, and no temporary file, from a killed run";
+}
+
+// A child never has more than one launch alive: it reaps each before the next.
+TEST(Resources, AtMostOneChildAliveAtATime) {
+  TempDir dir;
+  Subreaper reaper;
+  const Started s = start_forkscope({"run", "--modes", "fork,vfork,clone,clone-vm,pthread,posix_spawn",
+                                     "--clone-flags", "VM,FS,FILES,SIGHAND,THREAD", "--heap", "0", "--iterations",
+                                     "400", "--warmup", "0", "--out", dir.str(), "--quiet"});
+  const std::string proc = "/proc/" + std::to_string(s.pid);
+  size_t most_children = 0, most_threads = 0, polls = 0;
+  while (waitpid(s.pid, nullptr, WNOHANG | WNOWAIT) == 0) {
+    std::istringstream children(slurp(proc + "/task/" + std::to_string(s.pid) + "/children"));
+    size_t n = 0;
+    for (pid_t pid; children >> pid;) n++;
+    const std::string status = slurp(proc + "/status");
+    const size_t at = status.find("Threads:");
+    const size_t threads = at == std::string::npos ? 0 : std::strtoul(status.c_str() + at + 8, nullptr, 10);
+    most_children = std::max(most_children, n);
+    most_threads = std::max(most_threads, threads);
+    polls++;
+  }
+  const Outcome o = finish_forkscope(s);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_GT(polls, 100u);
+  EXPECT_LE(most_children, 1u) << "child processes alive at once";
+  EXPECT_LE(most_threads, 2u) << "threads at once: the runner and the one it launched";
+  EXPECT_TRUE(Subreaper::children().empty());
+  const forkscope::Run run = load_results(dir / "results.json");
+  ASSERT_EQ(run.cells.size(), 7u);
+  EXPECT_GT(run.bpf_map_bytes, 0u) << "the BPF maps' size is recorded";
+}
+
+// A pids cgroup of the test's own (cgroup v2, or the v1 pids hierarchy), with a
+// limit the test moves; removed at the end.
+class PidsCgroup {
+ public:
+  PidsCgroup() {
+    for (const std::string root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+      if (slurp(root + "/cgroup.controllers").find("pids") == std::string::npos) continue;
+      if (slurp(root + "/cgroup.subtree_control").find("pids") == std::string::npos) write(root + "/cgroup.subtree_control", "+pids");
+      make(root);
+      return;
+    }
+    if (fs::exists("/sys/fs/cgroup/pids/cgroup.procs")) make("/sys/fs/cgroup/pids");
+  }
+  ~PidsCgroup() {
+    if (!dir_.empty()) rmdir(dir_.c_str());
+  }
+  bool ok() const { return !dir_.empty(); }
+  bool set_max(const std::string& max) const { return write(dir_ + "/pids.max", max); }
+  // Run in the child before exec: the process and what it launches count against the limit.
+  bool join() const { return write(dir_ + "/cgroup.procs", "0"); }
+  // Task creations refused by the limit so far.
+  uint64_t refusals() const {
+    const std::string events = slurp(dir_ + "/pids.events");
+    const size_t at = events.find("max ");
+    return at == std::string::npos ? 0 : std::strtoull(events.c_str() + at + 4, nullptr, 10);
+  }
+
+ private:
+  static bool write(const std::string& path, const std::string& value) {
+    std::ofstream out(path);
+    out << value << std::flush;
+    return static_cast<bool>(out);
+  }
+  void make(const std::string& root) {
+    const std::string dir = root + "/forkscope-test-" + std::to_string(getpid());
+    if (mkdir(dir.c_str(), 0755) == 0) dir_ = dir;
+  }
+  std::string dir_;
+};
+
+void expect_failures_accounted(const Cell& c) {
+  SCOPED_TRACE(c.mode);
+  EXPECT_EQ(c.failed_errno, "EAGAIN");
+  EXPECT_EQ(c.kernel.failed, c.failed) << "the kernel saw the same failed syscalls";
+  EXPECT_EQ(c.kernel.launches, c.launches);
+  const auto failed_syscall = std::find_if(c.failed_phases.begin(), c.failed_phases.end(),
+                                           [](const Phase& p) { return p.name == "syscall"; });
+  ASSERT_NE(failed_syscall, c.failed_phases.end()) << "the failed attempts' kernel time is kept";
+  EXPECT_EQ(failed_syscall->count, c.failed);
+  for (const Phase& p : c.failed_phases) EXPECT_LE(p.count, c.failed) << p.name;
+  for (const Phase& p : c.phases) {
+    if (p.name != "post_launch_cow") {
+      EXPECT_LE(p.count, c.launches) << p.name << ": failed attempts kept apart";
+    }
+  }
+}
+
+TEST(FailingLaunches, EveryLaunchRefusedByAPidsLimit) {
+  PidsCgroup cgroup;
+  if (!cgroup.ok()) GTEST_SKIP() << "no pids cgroup controller here";
+  ASSERT_TRUE(cgroup.set_max("1")) << "forkscope itself is the one task allowed";
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [&] { return cgroup.join(); };
+  // ASan's leak check at exit needs a thread, which the limit refuses.
+  setup.env = {"ASAN_OPTIONS=detect_leaks=0"};
+  const Outcome o = run_forkscope({"run", "--modes", "fork,pthread", "--heap", "2M", "--iterations", "200",
+                                   "--warmup", "5", "--out", dir.str()},
+                                  setup);
+  ASSERT_EQ(o.exit_code, 0) << "the run goes on and completes: " << o.err;
+  EXPECT_NE(o.err.find("every launch failed (EAGAIN)"), std::string::npos) << o.err;
+  EXPECT_NE(o.out.find("note: launches failed in 2 cells"), std::string::npos) << o.out;
+  const forkscope::Run run = load_results(dir / "results.json");
+  ASSERT_EQ(run.cells.size(), 2u);
+  for (const Cell& c : run.cells) {
+    EXPECT_EQ(c.launches, 0u);
+    EXPECT_EQ(c.failed, 200u);
+    expect_failures_accounted(c);
+  }
+}
+
+TEST(FailingLaunches, SomeLaunchesRefusedThenTheLimitLifts) {
+  PidsCgroup cgroup;
+  if (!cgroup.ok()) GTEST_SKIP() << "no pids cgroup controller here";
+  ASSERT_TRUE(cgroup.set_max("1"));
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [&] { return cgroup.join(); };
+  constexpr uint64_t kAttempts = 3000;
+  const Started s = start_forkscope({"run", "--modes", "fork", "--heap", "0", "--iterations", std::to_string(kAttempts),
+                                     "--cell-seconds", "600", "--warmup", "0", "--out", dir.str(), "--quiet"},
+                                    setup);
+  // Launches fail from the start; once some have, forks are allowed again.
+  const bool refused = wait_for([&] { return cgroup.refusals() >= 20; }, 60);
+  ASSERT_TRUE(cgroup.set_max("max"));
+  const Outcome o = finish_forkscope(s);
+  ASSERT_TRUE(refused) << o.err;
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("note: launches failed in 1 cell (fork 0: "), std::string::npos) << o.out;
+  const forkscope::Run run = load_results(dir / "results.json");
+  ASSERT_EQ(run.cells.size(), 1u);
+  const Cell& c = run.cells[0];
+  EXPECT_GT(c.failed, 0u);
+  EXPECT_GT(c.launches, 0u);
+  EXPECT_EQ(c.launches + c.failed, kAttempts) << "every attempt is either a launch or a failure";
+  EXPECT_FALSE(c.time_capped);
+  expect_failures_accounted(c);
+  EXPECT_EQ(c.phase("syscall")->count, c.launches);
+  EXPECT_EQ(c.phase("copy_process")->count, c.launches);
+}
+
+// Unrelated fork storms on every CPU while forkscope runs: it attributes only its
+// own launches.
+TEST(Noise, ForkStormsElsewhereDoNotLeakIntoTheCounts) {
+  if (system("command -v stress-ng >/dev/null 2>&1") != 0) GTEST_SKIP() << "stress-ng is not installed (scripts/setup.sh installs it)";
+  const pid_t storm = fork();
+  if (storm == 0) {
+    setpgid(0, 0);
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    const std::string cpus = std::to_string(sysconf(_SC_NPROCESSORS_ONLN));
+    execlp("stress-ng", "stress-ng", "--fork", cpus.c_str(), "--timeout", "300s", nullptr);
+    _exit(127);
+  }
+  setpgid(storm, storm);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const bool storming = waitpid(storm, nullptr, WNOHANG) == 0;
+
+  TempDir dir;
+  constexpr uint64_t kLaunches = 300;
+  const Outcome o = run_forkscope({"run", "--modes", "fork,pthread", "--heap", "2M", "--iterations",
+                                   std::to_string(kLaunches), "--cell-seconds", "120", "--out", dir.str(), "--quiet"});
+  const bool stormed_throughout = waitpid(storm, nullptr, WNOHANG) == 0;
+  kill(-storm, SIGTERM);
+  waitpid(storm, nullptr, 0);
+  ASSERT_TRUE(storming && stormed_throughout) << "stress-ng did not keep running";
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+
+  const forkscope::Run run = load_results(dir / "results.json");
+  ASSERT_EQ(run.cells.size(), 2u);
+  for (const Cell& c : run.cells) {
+    SCOPED_TRACE(c.mode);
+    EXPECT_EQ(c.launches, kLaunches);
+    EXPECT_EQ(c.kernel.launches, kLaunches);
+    EXPECT_EQ(c.kernel.failed, 0u);
+    EXPECT_EQ(c.kernel.lost, 0u);
+    for (const char* exact : {"syscall", "copy_process", "alloc_pid", "wake_up_new_task", "child_first_run"}) {
+      const Phase* p = c.phase(exact);
+      ASSERT_NE(p, nullptr) << exact;
+      EXPECT_EQ(p->count, kLaunches) << exact << ": one per launch of ours, none of the storm's";
+    }
+    for (const Phase& p : c.phases) EXPECT_LE(p.count, kLaunches) << p.name;
+    EXPECT_TRUE(c.failed_phases.empty());
+  }
+  const Cell& fork = run.cells[0];
+  ASSERT_NE(fork.phase("teardown"), nullptr);
+  EXPECT_EQ(fork.phase("teardown")->count, kLaunches) << "only our children's exits";
+  EXPECT_LE(fork.phase("copy_page_range")->calls, kLaunches * fork.backing.vmas);
+}
+
+// Capabilities leave the child's bounding set before exec, so root runs
+// forkscope without them.
+bool drop_capabilities(std::initializer_list<int> caps) {
+  for (int cap : caps)
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) return false;
+  return true;
+}
+
+// A mount namespace of the child's own, where it can take filesystems away.
+bool private_mounts() { return unshare(CLONE_NEWNS) == 0 && mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0; }
+
+bool unmount_all(const char* path) {
+  while (umount2(path, MNT_DETACH) == 0) {
+  }
+  return errno == EINVAL;  // no longer a mount point
+}
+
+std::vector<std::string> small_run(const std::string& out) {
+  return {"run", "--modes", "fork", "--heap", "0", "--iterations", "20", "--out", out, "--quiet"};
+}
+
+void expect_refused(const Outcome& o, int code, const std::string& says, const TempDir& dir) {
+  EXPECT_EQ(o.exit_code, code) << o.err;
+  EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
+  EXPECT_EQ(o.err.rfind("forkscope: ", 0), 0u) << o.err;
+  EXPECT_NE(o.err.find(says), std::string::npos) << o.err;
+  EXPECT_FALSE(fs::exists(dir / "results.json"));
+}
+
+TEST(UpFront, WithoutCapBpfAndCapPerfmonRootExitsThree) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] { return drop_capabilities({CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN}); };
+  expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "CAP_BPF", dir);
+}
+
+TEST(UpFront, WithoutKernelBtfExitsThree) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] {
+    return private_mounts() && mount("none", "/sys/kernel/btf", "tmpfs", MS_RDONLY, nullptr) == 0;
+  };
+  expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "BTF", dir);
+}
+
+TEST(UpFront, MountsTracefsAndBpffsWhenMissing) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] {
+    return private_mounts() && unmount_all("/sys/kernel/tracing") && unmount_all("/sys/fs/bpf");
+  };
+  const Outcome o = run_forkscope(small_run(dir.str()), setup);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+}
+
+TEST(UpFront, TracefsThatCannotBeMountedExitsThree) {
+  TempDir dir;
+  ChildSetup setup;
+  // CAP_BPF and CAP_PERFMON are enough to trace; without CAP_SYS_ADMIN nothing can be mounted.
+  setup.before_exec = [] {
+    return private_mounts() && unmount_all("/sys/kernel/tracing") && drop_capabilities({CAP_SYS_ADMIN});
+  };
+  expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "mount -t tracefs", dir);
+}
+
+TEST(UpFront, BpffsThatCannotBeMountedExitsThree) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] { return private_mounts() && unmount_all("/sys/fs/bpf") && drop_capabilities({CAP_SYS_ADMIN}); };
+  expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "mount -t bpf", dir);
+}
+
+TEST(UpFront, EveryOptionIsCheckedBeforeAnythingRuns) {
+  TempDir dir;
+  const std::string file = dir / "a-file";
+  std::ofstream(file) << "x";
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--warmup", "10000000000"}, {"--warmup", "-3"}, {"--iterations", "10000000000"}, {"--iterations", "-1"},
+           {"--iterations", "1e3"}, {"--cell-seconds", "nan"}, {"--cell-seconds", "inf"}, {"--cell-seconds", "-1"},
+           {"--cell-seconds", "0"}, {"--cell-seconds", "1e300"}, {"--cpu", "-5"}, {"--cpu", "-1"}, {"--cpu", "4096"},
+           {"--out", file}, {"--out", file + "/sub"}, {"--out", ""}, {"--modes", "fork,fork"}, {"--heap", "2M,2M"},
+           {"--heap", "-2M"}, {"--modes", ""}}) {
+    std::vector<std::string> args = {"run", "--quiet"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    if (bad[0] != "--out") args.insert(args.end(), {"--out", dir.str()});
+    const Outcome o = run_forkscope(args);
+    EXPECT_EQ(o.exit_code, 2) << bad[0] << " " << bad[1] << ": " << o.err;
+    EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
+  }
+  ChildSetup sudo;
+  sudo.env = {"SUDO_UID=nobody", "SUDO_GID=65534"};
+  const Outcome o = run_forkscope(small_run(dir.str()), sudo);
+  EXPECT_EQ(o.exit_code, 2) << o.err;
+  EXPECT_NE(o.err.find("SUDO_UID"), std::string::npos) << o.err;
+  EXPECT_EQ(std::vector<fs::path>(fs::directory_iterator(dir.str()), {}), std::vector<fs::path>{file});
+}
+
+constexpr uid_t kNobody = 65534;
+
+ChildSetup under_sudo_of_nobody() {
+  ChildSetup setup;
+  setup.env = {"SUDO_UID=65534", "SUDO_GID=65534"};
+  return setup;
+}
+
+// Links planted in the output directory are replaced, never followed; the results
+// go to the user who ran sudo.
+TEST(Files, PlantedLinksAreNotFollowedAndResultsGoToTheSudoUser) {
+  TempDir dir, elsewhere;
+  const std::string victim = elsewhere / "precious";
+  std::ofstream(victim) << "precious";
+  fs::create_symlink(victim, dir / "results.json");
+  std::vector<std::string> decoys;
+  for (const char* suffix : {"AAAAAA", "000000", "XXXXXX", "aaaaaa"}) {
+    decoys.push_back(dir / (std::string("results.json.tmp") + suffix));
+    fs::create_symlink(victim, decoys.back());
+  }
+  const Outcome o = run_forkscope(small_run(dir.str()), under_sudo_of_nobody());
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+
+  EXPECT_EQ(slurp(victim), "precious");
+  struct stat st {};
+  ASSERT_EQ(lstat((dir / "results.json").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode)) << "the planted link was replaced by the results";
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  EXPECT_EQ(st.st_uid, kNobody);
+  EXPECT_EQ(st.st_gid, kNobody);
+  for (const std::string& decoy : decoys) EXPECT_TRUE(fs::is_symlink(decoy)) << decoy;
+  load_results(dir / "results.json");
+}
+
+TEST(Files, DirectoriesForkscopeCreatesGoToTheSudoUser) {
+  TempDir dir;
+  const std::string out = dir / "new/sub";
+  const Outcome o = run_forkscope(small_run(out), under_sudo_of_nobody());
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  for (const std::string& made : {dir / "new", out, out + "/results.json"}) {
+    struct stat st {};
+    ASSERT_EQ(stat(made.c_str(), &st), 0) << made;
+    EXPECT_EQ(st.st_uid, kNobody) << made;
+  }
+  struct stat st {};
+  ASSERT_EQ(stat(dir.str().c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "what existed before is left as it was";
+}
+
+// A link another user planted, e.g. /tmp/out -> somewhere of their choosing,
+// does not decide where root writes.
+TEST(Files, OutThroughAnotherUsersLinkIsRefused) {
+  TempDir dir;
+  fs::create_directory(dir / "target");
+  fs::create_directory_symlink(dir / "target", dir / "out");
+  ASSERT_EQ(lchown((dir / "out").c_str(), kNobody, kNobody), 0);
+  const Outcome o = run_forkscope(small_run(dir / "out"));
+  EXPECT_EQ(o.exit_code, 2) << o.err;
+  EXPECT_NE(o.err.find("symbolic link owned by uid 65534"), std::string::npos) << o.err;
+  EXPECT_TRUE(fs::is_empty(dir / "target"));
+
+  // The same link under sudo by its owner is theirs to use.
+  const Outcome own = run_forkscope(small_run(dir / "out"), under_sudo_of_nobody());
+  EXPECT_EQ(own.exit_code, 0) << own.err;
+  EXPECT_TRUE(fs::exists(dir / "target/results.json"));
+}
+
+}  // namespace
+}  // namespace forkscope
