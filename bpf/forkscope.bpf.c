@@ -390,7 +390,7 @@ int BPF_PROG(fs_sched_wakeup_new, struct task_struct *p)
 	fs_landmark(l, FS_LM_WAKEUP_NEW, now, CFG);
 	__u32 pid = p->pid;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
-	if (c)
+	if (c && !c->ran)
 		c->wake_ts = now;
 	return 0;
 }
@@ -400,10 +400,15 @@ int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct tas
 {
 	__u32 pid = next->pid;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
-	if (!c || c->ran || !c->wake_ts)
+	if (!c || c->ran)
 		return 0;
 	c->ran = 1;
-	__u64 d = bpf_ktime_get_ns() - c->wake_ts;
+	/* Another CPU may switch the child in before sched_wakeup_new's handler ran
+	 * on the parent's: then it waited for nothing. */
+	__u64 now = bpf_ktime_get_ns();
+	if (!c->wake_ts)
+		c->wake_ts = now;
+	__u64 d = now - c->wake_ts;
 	agg_add(c->cell, FS_PH_CHILD_FIRST_RUN, 1, 1, d, d, 1, 0);
 	emit_child_span(c, pid, FS_PH_CHILD_FIRST_RUN, c->wake_ts, d);
 	return 0;
@@ -447,6 +452,12 @@ int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
 		__u64 d = bpf_ktime_get_ns() - c->exit_ts;
 		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d, 2, 0);
 		emit_child_span(c, pid, FS_PH_TEARDOWN, c->exit_ts, d);
+	}
+	if (!c->ran) {
+		/* Rare (< 0.1%): a child that exits with no switch into it seen. */
+		struct fs_cellstat *cs = cellstat(c->cell);
+		if (cs)
+			cs->first_run_missed += 1;
 	}
 	bpf_map_delete_elem(&children, &pid);
 	return 0;

@@ -35,9 +35,15 @@ struct RunPlan {
   std::vector<std::string> name;      // the catalog's; a --phase slot gets its function's name
   std::vector<std::string> function;  // the function probed, when fentry/kprobe measure it
   std::vector<std::string> reason;    // why a phase is not measured
+  // Per-fault and per-page events (copy-on-write faults, page-table pages): costly
+  // on every launch and buying no phase of the launch itself, so only on request.
+  bool detail = false;
 
   bool measured(int id) const { return cfg.measured & (1u << id); }
 };
+
+// --detail: also count post-launch copy-on-write faults and page-table pages.
+void set_detail(RunPlan& plan, bool detail);
 
 // Landmarks only: what the tracepoint backend measures by itself.
 RunPlan tracepoint_plan();

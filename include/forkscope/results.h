@@ -81,6 +81,7 @@ struct KernelCounts {
   uint64_t faults_child = 0;
   uint64_t lost = 0;
   uint64_t samples_lost = 0;  // sampled-launch records the ring buffer had no room for
+  uint64_t first_run_missed = 0;  // children whose first switch-in was not seen (child_first_run lacks them)
 };
 
 struct UserSpans {

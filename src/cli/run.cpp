@@ -48,6 +48,7 @@ struct RunOptions {
   bool verbose = false;
   std::string backend = "auto";
   bool overhead = false;
+  bool detail = false;
   std::vector<std::string> phases;
   std::vector<UserPhase> user_phases;  // parsed from phases
 };
@@ -197,6 +198,7 @@ int run_command(RunOptions& o) {
   check_kernel_access();
 
   RunPlan plan = plan_run(parse_backend(o.backend), o.user_phases);
+  set_detail(plan, o.detail);
   std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose);
   backend->set_target(getpid());
   // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
@@ -228,9 +230,11 @@ int run_command(RunOptions& o) {
   hooks.collect = [&](Cell& cell, uint32_t index) {
     cell.kernel = backend->read_counts(index);
     std::vector<PhaseAgg> aggs = backend->read_phases(index);
-    PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
-    cow.count = cell.kernel.launches;
-    cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
+    if (backend->plan().detail) {
+      PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
+      cow.count = cell.kernel.launches;
+      cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
+    }
     cell.phases = build_phases(aggs, backend->plan());
     cell.failed_phases = build_phases(backend->read_failed_phases(index), backend->plan());
     cell.samples = backend->drain_samples(index);
@@ -311,6 +315,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_flag("--overhead", opts->overhead,
                 "Measure the observer effect: before every block of traced launches run as many with\n"
                 "every program detached; report traced/untraced p50 with a 95% interval per cell");
+  sub->add_flag("--detail", opts->detail,
+                "Also trace per-fault and per-page events: post-launch copy-on-write faults and\n"
+                "page-table pages allocated by dup_mm (costlier; off by default)");
   sub->add_option("--phase", opts->phases,
                   "FUNC[:PARENT]: also time this kernel function (fentry or kprobe) and place it under\n"
                   "PARENT in the tree (default copy_process), e.g. anon_vma_fork:dup_mmap; up to 4");

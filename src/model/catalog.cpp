@@ -51,6 +51,20 @@ RunPlan tracepoint_plan() {
   return plan;
 }
 
+void set_detail(RunPlan& plan, bool detail) {
+  plan.detail = detail;
+  const uint32_t cow = 1u << FS_PH_POST_LAUNCH_COW;
+  if (detail) {
+    plan.cfg.measured |= cow;
+    plan.cfg.landmarks |= cow;
+    plan.reason[FS_PH_POST_LAUNCH_COW].clear();
+  } else {
+    plan.cfg.measured &= ~cow;
+    plan.cfg.landmarks &= ~cow;
+    plan.reason[FS_PH_POST_LAUNCH_COW] = "a page_fault_user event per fault: run with --detail to count them";
+  }
+}
+
 std::string phase_path(const RunPlan& plan, int id) {
   std::string path = plan.name.at(id);
   int p = plan.cfg.parent[id];

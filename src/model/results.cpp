@@ -87,7 +87,8 @@ Json to_json(const Cell& c) {
               {"faults_parent", c.kernel.faults_parent},
               {"faults_child", c.kernel.faults_child},
               {"lost", c.kernel.lost},
-              {"samples_lost", c.kernel.samples_lost}}},
+              {"samples_lost", c.kernel.samples_lost},
+              {"first_run_missed", c.kernel.first_run_missed}}},
             {"phases", to_json(c.phases)}};
   if (!c.failed_phases.empty()) j["failed_phases"] = to_json(c.failed_phases);
   if (!c.samples.empty()) {
@@ -373,6 +374,7 @@ class Reader {
     c.kernel.faults_child = u64(k, kernel, "faults_child");
     c.kernel.lost = u64(k, kernel, "lost");
     if (k.contains("samples_lost")) c.kernel.samples_lost = u64(k, kernel, "samples_lost");
+    if (k.contains("first_run_missed")) c.kernel.first_run_missed = u64(k, kernel, "first_run_missed");
 
     c.phases = phase_list(j, at, "phases");
     // Optional: omitted when no launch failed.

@@ -253,6 +253,9 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
       bpf_program__set_autoload(bpf_object__find_program_by_name(skel->obj, (kind + s).c_str()), false);
   }
 
+  bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
+  bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail);
+
   if (int err = forkscope_bpf__load(skel)) {
     int code = (err == -EPERM || err == -EACCES) ? kExitPrivilege : kExitFailure;
     throw Error(code, "the kernel refused forkscope's BPF programs (" + errno_text(err) +
@@ -404,6 +407,7 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
     k.faults_child += v.faults_child;
     k.lost += v.lost;
     k.samples_lost += v.samples_lost;
+    k.first_run_missed += v.first_run_missed;
   }
   return k;
 }

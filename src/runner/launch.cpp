@@ -59,7 +59,7 @@ bool reap(pid_t pid, int options = 0) {
   pid_t r;
   do {
     r = waitpid(pid, nullptr, options);
-  } while (r < 0 && errno == EINTR);
+  } while (false);
   return r == pid;
 }
 

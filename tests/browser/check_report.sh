@@ -44,6 +44,31 @@ if grep -E 'Uncaught|CONSOLE.*(Error|error)|ERR_|net::' "$OUT/console.log"; then
   fail "console errors while rendering (see $OUT/console.log)"
 fi
 
+# The flame graph's controls: a click on dup_mm zooms to it (its ancestors stretch,
+# other tasks' phases hide), Search highlights by name, Reset zoom restores.
+cat >"$OUT/probe.js" <<'JS'
+<script>
+const frame = name => document.querySelector('.flame g.f[data-n="' + name + '"]');
+const width = name => frame(name).querySelector('rect').getAttribute('width');
+frame('dup_mm').dispatchEvent(new MouseEvent('click'));
+document.body.dataset.zoom = [width('dup_mm') === width('syscall'), frame('child_first_run').style.display,
+                              document.querySelector('.flame .reset').style.display].join('|');
+window.prompt = () => 'copy_page';
+document.querySelector('.flame .search').dispatchEvent(new MouseEvent('click'));
+document.body.dataset.search = document.querySelectorAll('.flame g.f.hit').length;
+document.querySelector('.flame .reset').dispatchEvent(new MouseEvent('click'));
+document.body.dataset.reset = frame('child_first_run').style.display + '|' + (width('syscall') !== width('dup_mm'));
+</script>
+JS
+awk -v probe="$(cat "$OUT/probe.js")" '/^<\/body>/ { print probe } { print }' "$REPORT" >"$OUT/interact.html"
+REPORT=$OUT/interact.html chrome --dump-dom >"$OUT/interact-dom.html" 2>>"$OUT/console.log"
+grep -q 'data-zoom="true|none|"' "$OUT/interact-dom.html" || fail "click-to-zoom did not zoom (see $OUT/interact-dom.html)"
+grep -q 'data-search="1"' "$OUT/interact-dom.html" || fail "search did not highlight copy_page_range"
+grep -q 'data-reset="|true"' "$OUT/interact-dom.html" || fail "Reset zoom did not restore the graph"
+if grep -E 'Uncaught|CONSOLE.*(Error|error)' "$OUT/console.log"; then
+  fail "console errors while using the flame graph (see $OUT/console.log)"
+fi
+
 chrome --screenshot="$OUT/report.png" --window-size=1400,2400 >/dev/null 2>>"$OUT/console.log"
 [[ -s $OUT/report.png ]] || fail "no screenshot"
 echo "report: $REPORT"

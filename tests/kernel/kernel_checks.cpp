@@ -178,11 +178,19 @@ TEST_P(Backend, ForkDupMmapGrowsWithTheHeapPthreadHasNone) {
   auto [small, large] = heaps();
   const Phase* s = cell("fork", small).phase("dup_mmap");
   const Phase* l = cell("fork", large).phase("dup_mmap");
-  ASSERT_TRUE(s && l);
-  // 32x the heap gives 32x the page tables to copy; the rest of dup_mmap
-  // (the runner's other VMAs) is fixed, so ask for a clear but safe factor.
-  EXPECT_GE(l->mean_ns, 2 * s->mean_ns) << "dup_mmap mean " << s->mean_ns << " ns at " << small << " vs " << l->mean_ns
-                                        << " ns at " << large;
+  const Phase* cs = cell("fork", small).phase("copy_page_range");
+  const Phase* cl = cell("fork", large).phase("copy_page_range");
+  ASSERT_TRUE(s && l && cs && cl);
+  // 2M -> 64M adds 32 page-table pages to the runner's ~20 (its libraries and
+  // BPF maps): the page-table copy grows ~3-5x, dup_mmap as a whole ~1.5-3x
+  // since its per-VMA work is fixed.  Emulation on a busy 2-CPU host makes the
+  // small cell noisy, hence margins well under what was measured (the host's
+  // runtime lane checks the 10x at 256M).
+  EXPECT_GE(cl->mean_ns, 1.5 * cs->mean_ns) << "copy_page_range mean " << cs->mean_ns << " ns at " << small << " vs "
+                                            << cl->mean_ns << " ns at " << large;
+  EXPECT_GE(l->mean_ns, 1.25 * s->mean_ns) << "dup_mmap mean " << s->mean_ns << " ns at " << small << " vs "
+                                           << l->mean_ns << " ns at " << large;
+  EXPECT_GT(l->p50_ns, s->p50_ns) << "dup_mmap p50";
   EXPECT_GT(cell("fork", large).kernel.pt_pages, cell("fork", small).kernel.pt_pages);
   for (uint64_t heap : {small, large}) {
     const Cell& t = cell("pthread", heap);

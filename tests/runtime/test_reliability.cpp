@@ -157,15 +157,23 @@ class Subreaper {
   }
 };
 
-// A sweep long enough to interrupt: cells of a second, progress one line per cell.
+// A sweep long enough to interrupt: cells of a second, progress one line per
+// cell.  posix_spawn's child execs, so the runner spends much of each launch in
+// waitpid, the call a signal interrupts.
 std::vector<std::string> long_sweep(const std::string& out) {
-  return {"run", "--modes", "fork", "--heap", "2M,4M,8M,16M,32M,64M", "--iterations", "1000000",
+  return {"run", "--modes", "posix_spawn", "--heap", "0,1M,2M,3M,4M,5M", "--iterations", "1000000",
           "--cell-seconds", "1", "--warmup", "0", "--out", out};
 }
 
 // Started, and into its second cell: launching, with a finished cell to save.
 bool launching(const Started& s) {
   return wait_for([&] { return slurp(s.err_path).find("[1/") != std::string::npos; }, 60);
+}
+
+// For a failure message: what a process printed and where in the kernel it waits.
+std::string whereabouts(const Started& s) {
+  const std::string proc = "/proc/" + std::to_string(s.pid);
+  return "stderr: " + slurp(s.err_path) + "\nwchan: " + slurp(proc + "/wchan") + "\nstack:\n" + slurp(proc + "/stack");
 }
 
 class Interrupted : public ::testing::TestWithParam<int> {};
@@ -175,10 +183,13 @@ TEST_P(Interrupted, ReapsEveryChildDetachesAndSavesTheCellsDone) {
   TempDir dir;
   Subreaper reaper;
   const Started s = start_forkscope(long_sweep(dir.str()));
-  ASSERT_TRUE(launching(s)) << slurp(s.err_path);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(launching(s)) << whereabouts(s);
   const BpfIds ours = bpf_ids_of(s.pid);
   ASSERT_FALSE(ours.progs.empty() || ours.links.empty()) << "forkscope holds its programs while it runs";
+  // Aimed at a launch in flight: the runner waiting for its child (wait4 is
+  // syscall 61), where the signal interrupts the wait.
+  const std::string syscall = "/proc/" + std::to_string(s.pid) + "/syscall";
+  wait_for([&] { return slurp(syscall).rfind("61 ", 0) == 0; }, 5);
   ASSERT_EQ(kill(s.pid, sig), 0);
   const Outcome o = finish_forkscope(s);
 
@@ -208,7 +219,7 @@ TEST(Killed, LeavesNothingOfOursBehind) {
   Subreaper reaper;
   const std::set<std::string> pinned_before = pinned();
   const Started s = start_forkscope(long_sweep(dir.str()));
-  ASSERT_TRUE(launching(s)) << slurp(s.err_path);
+  ASSERT_TRUE(launching(s)) << whereabouts(s);
   const BpfIds ours = bpf_ids_of(s.pid);
   ASSERT_FALSE(ours.progs.empty() || ours.links.empty());
   ASSERT_EQ(kill(s.pid, SIGKILL), 0);
@@ -238,7 +249,8 @@ TEST(Resources, AtMostOneChildAliveAtATime) {
                                      "400", "--warmup", "0", "--out", dir.str(), "--quiet"});
   const std::string proc = "/proc/" + std::to_string(s.pid);
   size_t most_children = 0, most_threads = 0, polls = 0;
-  while (waitpid(s.pid, nullptr, WNOHANG | WNOWAIT) == 0) {
+  siginfo_t exited{};
+  while (waitid(P_PID, s.pid, &exited, WEXITED | WNOHANG | WNOWAIT) == 0 && exited.si_pid == 0) {
     std::istringstream children(slurp(proc + "/task/" + std::to_string(s.pid) + "/children"));
     size_t n = 0;
     for (pid_t pid; children >> pid;) n++;

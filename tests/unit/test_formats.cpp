@@ -11,10 +11,10 @@
 #include <sstream>
 
 #include "forkscope/compare.h"
-#include "forkscope/error.h"
 #include "forkscope/report.h"
 #include "forkscope/stats.h"
 #include "forkscope/visual.h"
+#include "usage_message.h"
 
 namespace forkscope {
 namespace {
@@ -76,17 +76,7 @@ std::string diff_text(const Run& a, const Run& b, bool color) {
   return out.str();
 }
 
-std::string usage_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.exit_code(), kExitUsage) << e.what();
-    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted";
-  return "";
-}
+using test::usage_message;
 
 TEST(Golden, Table) { expect_golden("table.txt", text_report(fixture(), featured_cell(fixture()), false)); }
 

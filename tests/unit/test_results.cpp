@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "forkscope/error.h"
+#include "usage_message.h"
 
 namespace forkscope {
 namespace {
@@ -150,18 +151,7 @@ void expect_equal(const Run& a, const Run& b) {
   }
 }
 
-// The message of the usage error text raises; fails the test on anything else.
-std::string usage_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.exit_code(), kExitUsage) << e.what();
-    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted";
-  return "";
-}
+using test::usage_message;
 
 std::string edited(const std::function<void(nlohmann::json&)>& edit) {
   nlohmann::json j = nlohmann::json::parse(to_json(sample_run()));

@@ -455,6 +455,7 @@ struct fs_cellstat {
 	__u64 faults_child;  /* write faults of the children */
 	__u64 lost;          /* launches not tracked: per-task state map full */
 	__u64 samples_lost;  /* sampled-launch records the ring buffer had no room for */
+	__u64 first_run_missed; /* children that exited with no switch into them seen */
 };
 
 #endif
