@@ -79,6 +79,7 @@ struct SweepOptions {
   bool allow_thp = false;
   int cpu = -1;
   bool quiet = false;
+  unsigned threads = 1;   // launching threads per cell, each with its own launches
   bool overhead = false;  // interleave blocks of untraced launches (not counted) with the traced ones
   std::string child_program;
 };

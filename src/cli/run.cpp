@@ -49,6 +49,7 @@ struct RunOptions {
   std::string backend = "auto";
   bool overhead = false;
   bool detail = false;
+  unsigned threads = 1;
   std::vector<std::string> phases;
   std::vector<UserPhase> user_phases;  // parsed from phases
 };
@@ -120,6 +121,9 @@ SweepOptions validate(RunOptions& o) {
     throw usage_error("--iterations must be between 1 and " + std::to_string(kMaxIterations));
   if (o.warmup > kMaxWarmup) throw usage_error("--warmup must be at most " + std::to_string(kMaxWarmup));
   // The negated form also refuses NaN.
+  if (o.threads < 1 || o.threads > 64) throw usage_error("--threads must be between 1 and 64");
+  if (o.threads > 1 && o.overhead)
+    throw usage_error("--overhead detaches the programs under every thread: use it with --threads 1");
   if (!(o.cell_seconds > 0 && o.cell_seconds <= kMaxCellSeconds))
     throw usage_error("--cell-seconds must be more than 0 and at most " + std::to_string(static_cast<int>(kMaxCellSeconds)) +
                       " (a day)");
@@ -135,6 +139,7 @@ SweepOptions validate(RunOptions& o) {
   s.cpu = o.cpu;
   s.quiet = o.quiet;
   s.overhead = o.overhead;
+  s.threads = o.threads;
   s.child_program = self_dir() + "/forkscope-child";
   return s;
 }
@@ -315,6 +320,10 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_flag("--overhead", opts->overhead,
                 "Measure the observer effect: before every block of traced launches run as many with\n"
                 "every program detached; report traced/untraced p50 with a 95% interval per cell");
+  sub->add_option("--threads", opts->threads,
+                  "Launching threads per cell, launching at once (e.g. 2 to load both CPUs); the\n"
+                  "iterations are shared among them")
+      ->capture_default_str();
   sub->add_flag("--detail", opts->detail,
                 "Also trace per-fault and per-page events: post-launch copy-on-write faults and\n"
                 "page-table pages allocated by dup_mm (costlier; off by default)");

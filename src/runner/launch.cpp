@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -50,8 +51,23 @@ StampPage& stamp_page() {
   return page;
 }
 
-// The child's only work: say when it runs.  Async-signal-safe, no TLS.
-inline void child_stamp() { *stamp_page().stamp = now_ns(); }
+constexpr unsigned kStampSlots = 4096 / sizeof(uint64_t);
+
+// Each launching thread has its own slot of the page, so threads launching at
+// once do not read each other's children's stamps.  Set before every launch,
+// so a child made by fork, vfork or clone inherits (or shares) the pointer.
+thread_local volatile uint64_t* t_stamp = nullptr;
+
+volatile uint64_t* my_stamp() {
+  if (!t_stamp) {
+    static std::atomic<unsigned> next{0};
+    t_stamp = stamp_page().stamp + next++ % kStampSlots;
+  }
+  return t_stamp;
+}
+
+// The child's only work: say when it runs.  Async-signal-safe.
+inline void child_stamp() { *t_stamp = now_ns(); }
 
 // A signal (the user's Ctrl-C) interrupts waitpid; retrying lets the launch in
 // flight finish with its child reaped instead of leaving a zombie behind.
@@ -59,7 +75,7 @@ bool reap(pid_t pid, int options = 0) {
   pid_t r;
   do {
     r = waitpid(pid, nullptr, options);
-  } while (false);
+  } while (r < 0 && errno == EINTR);
   return r == pid;
 }
 
@@ -69,7 +85,7 @@ LaunchSample finish(uint64_t t0, uint64_t t_return, bool reaped_ok) {
   uint64_t t_reaped = now_ns();
   s.ok = reaped_ok;
   s.call_to_return = t_return - t0;
-  uint64_t child = *stamp_page().stamp;
+  uint64_t child = *my_stamp();
   s.call_to_child = child > t0 ? child - t0 : 0;
   s.call_to_reaped = t_reaped - t0;
   return s;
@@ -84,7 +100,7 @@ LaunchSample failed(int err) {
 class ForkLauncher : public Launcher {
  public:
   LaunchSample launch() override {
-    *stamp_page().stamp = 0;
+    *my_stamp() = 0;
     uint64_t t0 = now_ns();
     pid_t pid = fork();
     if (pid == 0) {
@@ -100,7 +116,7 @@ class ForkLauncher : public Launcher {
 class VforkLauncher : public Launcher {
  public:
   LaunchSample launch() override {
-    *stamp_page().stamp = 0;
+    *my_stamp() = 0;
     uint64_t t0 = now_ns();
     pid_t pid = vfork();
     if (pid == 0) {
@@ -113,8 +129,9 @@ class VforkLauncher : public Launcher {
   }
 };
 
-int clone_child(void*) {
-  child_stamp();
+// A CLONE_VM child may not share the parent's TLS: it gets its slot as argument.
+int clone_child(void* slot) {
+  *static_cast<volatile uint64_t*>(slot) = now_ns();
   return 0;  // glibc's clone() then calls exit(2) for this task only
 }
 
@@ -130,14 +147,14 @@ class CloneLauncher : public Launcher {
   ~CloneLauncher() override { munmap(stack_, kStack); }
 
   LaunchSample launch() override {
-    *stamp_page().stamp = 0;
+    *my_stamp() = 0;
     const bool thread = flags_ & CLONE_THREAD;
     int flags = static_cast<int>(flags_);
     if (thread) flags |= CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
     else flags |= SIGCHLD;
     tid_ = 0;
     uint64_t t0 = now_ns();
-    pid_t pid = clone(clone_child, stack_ + kStack, flags, nullptr, &tid_, nullptr, &tid_);
+    pid_t pid = clone(clone_child, stack_ + kStack, flags, const_cast<uint64_t*>(my_stamp()), &tid_, nullptr, &tid_);
     uint64_t t1 = now_ns();
     if (pid < 0) return failed(errno);
     bool ok;
@@ -166,7 +183,7 @@ class CloneLauncher : public Launcher {
 class RawCloneLauncher : public Launcher {
  public:
   LaunchSample launch() override {
-    *stamp_page().stamp = 0;
+    *my_stamp() = 0;
     uint64_t t0 = now_ns();
     long pid = syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr);
     if (pid == 0) {
@@ -179,18 +196,18 @@ class RawCloneLauncher : public Launcher {
   }
 };
 
-void* thread_child(void*) {
-  child_stamp();
+void* thread_child(void* slot) {
+  *static_cast<volatile uint64_t*>(slot) = now_ns();
   return nullptr;
 }
 
 class PthreadLauncher : public Launcher {
  public:
   LaunchSample launch() override {
-    *stamp_page().stamp = 0;
+    *my_stamp() = 0;
     pthread_t t;
     uint64_t t0 = now_ns();
-    int err = pthread_create(&t, nullptr, thread_child, nullptr);
+    int err = pthread_create(&t, nullptr, thread_child, const_cast<uint64_t*>(my_stamp()));
     uint64_t t1 = now_ns();
     if (err != 0) return failed(err);
     return finish(t0, t1, pthread_join(t, nullptr) == 0);
@@ -205,8 +222,9 @@ class SpawnLauncher : public Launcher {
       throw Error(kExitFailure, "posix_spawn mode needs " + program_ + " (built with forkscope); rebuild");
   }
   LaunchSample launch() override {
-    *stamp_page().stamp = 0;
-    char* argv[] = {program_.data(), fd_arg_.data(), nullptr};
+    *my_stamp() = 0;
+    std::string slot = std::to_string(my_stamp() - stamp_page().stamp);
+    char* argv[] = {program_.data(), fd_arg_.data(), slot.data(), nullptr};
     pid_t pid;
     uint64_t t0 = now_ns();
     int err = posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv, environ);

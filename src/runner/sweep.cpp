@@ -2,6 +2,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -59,6 +62,22 @@ class Progress {
   uint64_t last_ = 0;
 };
 
+// What one extra launching thread measured.
+struct ThreadResult {
+  std::vector<uint64_t> ret, child, reaped;
+  uint64_t failed = 0;
+  std::string failed_errno;
+  void add(const LaunchSample& s) {
+    if (s.ok) {
+      ret.push_back(s.call_to_return);
+      reaped.push_back(s.call_to_reaped);
+      if (s.call_to_child) child.push_back(s.call_to_child);
+    } else {
+      if (failed++ == 0) failed_errno = strerrorname_np(s.err) ? strerrorname_np(s.err) : std::to_string(s.err);
+    }
+  }
+};
+
 }  // namespace
 
 std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, const std::atomic<bool>* stop) {
@@ -92,13 +111,32 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       std::vector<uint64_t> untraced;
       // --overhead: before every block of traced launches, as many untraced ones.
       const uint64_t block = std::clamp<uint64_t>(opt.iterations / 20, 5, 50);
+      // --threads: more launching threads take launch numbers from the same counter;
+      // each keeps its own samples, merged below.  They are created before the cell
+      // begins (creating a thread is a launch too) and wait for it.
+      std::atomic<uint64_t> next{0};
+      std::atomic<bool> capped{false}, go{false};
+      uint64_t deadline = UINT64_MAX;
+      std::vector<ThreadResult> extra(opt.threads > 1 ? opt.threads - 1 : 0);
+      std::vector<std::thread> workers;
+      for (ThreadResult& r : extra) {
+        workers.emplace_back([&, &r = r] {
+          auto own = make_launcher(spec, opt.child_program);
+          while (!go.load()) sched_yield();
+          for (uint64_t i; (i = next++) < opt.iterations && !stop->load() && !capped.load();) {
+            r.add(own->launch());
+            if (now_ns() >= deadline) capped = true;
+          }
+        });
+      }
       hooks.begin(index);
       const uint64_t start = now_ns();
-      const uint64_t deadline = start + static_cast<uint64_t>(opt.cell_seconds * 1e9);
+      deadline = start + static_cast<uint64_t>(opt.cell_seconds * 1e9);
       // A few launches spread over the cell are recorded span by span for timelines.
       const uint64_t stride = std::max<uint64_t>(1, opt.iterations / FS_MAX_SAMPLES);
-      for (uint64_t i = 0; i < opt.iterations; i++) {
-        if (stop->load()) break;
+      go = true;
+      for (uint64_t i; (i = next++) < opt.iterations;) {
+        if (stop->load() || capped.load()) break;
         if (opt.overhead && i % block == 0) {
           hooks.trace(false);
           for (uint64_t j = 0; j < block && !stop->load(); j++) {
@@ -120,12 +158,21 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
           cell.failed++;
         }
         const uint64_t now = now_ns();
-        progress.update(index, cell, i + 1, static_cast<double>(now - start) / 1e9);
-        if (now >= deadline && i + 1 < opt.iterations) {
-          cell.time_capped = true;
-          break;
-        }
+        progress.update(index, cell, std::min(next.load(), opt.iterations), static_cast<double>(now - start) / 1e9);
+        if (now >= deadline) capped = true;
       }
+      for (std::thread& w : workers) w.join();
+      for (const ThreadResult& r : extra) {
+        for (size_t k = 0; k < r.ret.size(); k++) {
+          ret[nret] = r.ret[k];
+          reaped[nret] = r.reaped[k];
+          nret++;
+        }
+        for (uint64_t c : r.child) child[nchild++] = c;
+        if (cell.failed == 0 && r.failed) cell.failed_errno = r.failed_errno;
+        cell.failed += r.failed;
+      }
+      cell.time_capped = capped.load() && nret + cell.failed < opt.iterations;
       hooks.sample(0);
       hooks.end();
       cell.seconds = static_cast<double>(now_ns() - start) / 1e9;

@@ -26,16 +26,6 @@ rm -rf "$LOGS"; mkdir -p "$LOGS"; : >"$ROWS"
 ulimit -l unlimited 2>/dev/null || true
 echo "guest: kernel $(uname -r), $(nproc) CPUs, THP $(cat /sys/kernel/mm/transparent_hugepage/enabled), $(awk '/MemAvailable/ {print $2 / 1024 " MiB available"}' /proc/meminfo)"
 
-# perf ftrace writes the graph to stdout: keep its size and a sample, not the whole text.
-pftrace() {
-  local rc=0
-  perf ftrace -G copy_process -- "$@" >"$WORK/ftrace.txt" 2>>"$LOGS/perf-ftrace.err" || rc=$?
-  echo "perf ftrace: $(wc -l <"$WORK/ftrace.txt") lines of function graph for: $*" >>"$LOGS/perf-ftrace.sizes"
-  head -n 400 "$WORK/ftrace.txt" >"$LOGS/perf-ftrace.sample"
-  rm -f "$WORK/ftrace.txt"
-  return "$rc"
-}
-
 bench_wrapper "perf ftrace -G copy_process" 'dup_mmap' "$LOGS/perf-ftrace.sample" \
   "function_graph under copy_process: every callee's duration, nested (text to post-process)" -- pftrace
 
@@ -48,7 +38,7 @@ else
 fi
 
 bench_daemon "bpftrace kfunc/kretfunc" '^ready' 'copy_page_range' \
-  "inclusive time + calls of copy_process, dup_mmap, copy_page_range; no self time" -- bpftrace "$HERE/kfunc.bt"
+  "inclusive time + calls of copy_process, dup_mmap, copy_page_range; no self time" -- bpftrace -B none "$HERE/kfunc.bt"
 
 bench_forkscope "forkscope --backend fentry" "${SMALL_MIB}M,${LARGE_MIB}M" \
   "phase tree: fentry bounds where probeable, landmarks for inlined phases" -- \

@@ -28,6 +28,8 @@ secs() { awk -v n="$1" 'BEGIN {printf "%.2f s", n / 1e9}'; }
 say() { echo "bench: $*" >&2; }
 # One line, tabs and newlines flattened: for table cells.
 oneline() { tr '\t\n' '  ' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-"${1:-110}"; }
+# A file name for a tool's log.
+slug() { printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_' | sed 's/__*/_/g; s/_$//'; }
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ENV_NAME" "$@" >>"$ROWS"; }
 na_row() { row "$1" "n/a: $2" "" "" "$3"; }
 # The reason a tool failed: its last meaningful error-looking line.
@@ -89,7 +91,7 @@ finish_row() {  # name breakdown
 stop_tool() {
   local pid=$1 i
   for ((i = 0; i < 600; i++)); do
-    ((i % 30 == 0)) && kill -INT "$pid" 2>/dev/null
+    if ((i % 30 == 0)); then kill -INT "$pid" 2>/dev/null || true; fi
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -103,7 +105,7 @@ stop_tool() {
 # final output must match EVIDENCE_REGEX (it really saw the workload).
 bench_daemon() {
   local name=$1 ready=$2 evidence=$3 breakdown=$4; shift 5
-  local log="$LOGS/$name.log" r pid t0 t1 ok
+  local log="$LOGS/$(slug "$name").log" r pid t0 t1 ok
   U_S=(); U_L=(); T_S=(); T_L=(); STARTS=()
   say "$ENV_NAME: $name ($ROUNDS rounds)"
   for ((r = 0; r < ROUNDS; r++)); do
@@ -112,7 +114,8 @@ bench_daemon() {
     t0=$(now_ns)
     # env --default-signal: background jobs of a script start with SIGINT
     # ignored, and Python (bcc) then never turns SIGINT into KeyboardInterrupt.
-    env --default-signal=INT "$@" >"$log" 2>&1 &
+    # PYTHONUNBUFFERED: bcc's ready line must reach the log at once.
+    PYTHONUNBUFFERED=1 env --default-signal=INT "$@" >"$log" 2>&1 &
     pid=$!
     ok=""
     while kill -0 "$pid" 2>/dev/null; do
@@ -124,7 +127,7 @@ bench_daemon() {
     if [[ -z $ok ]]; then
       stop_tool "$pid"
       na_row "$name" "$(if kill -0 "$pid" 2>/dev/null; then echo "not ready after ${READY_TIMEOUT}s"; else reason_from "$log"; fi)" "$breakdown"
-      cp "$log" "$LOGS/$name.failed.log" 2>/dev/null || true
+      cp "$log" "${log%.log}.failed.log" 2>/dev/null || true
       return
     fi
     STARTS+=($((t1 - t0)))
@@ -146,7 +149,7 @@ bench_daemon() {
 # tool's log, "$LOGS/NAME.log") must match EVIDENCE_REGEX after the last round.
 bench_wrapper() {
   local name=$1 evidence=$2 efile=$3 breakdown=$4; shift 5
-  local log="$LOGS/$name.log" r t0 s
+  local log="$LOGS/$(slug "$name").log" r t0 s
   U_S=(); U_L=(); T_S=(); T_L=(); STARTS=()
   say "$ENV_NAME: $name ($ROUNDS rounds)"
   for ((r = 0; r < ROUNDS; r++)); do
@@ -162,7 +165,7 @@ bench_wrapper() {
       s=$(kv "$WORK/t-$size.out" start_mono_ns)
       if [[ -z $s || -z $(kv "$WORK/t-$size.out" median_ns) ]]; then
         na_row "$name" "$(reason_from "$log")" "$breakdown"
-        cp "$log" "$LOGS/$name.failed.log" 2>/dev/null || true
+        cp "$log" "${log%.log}.failed.log" 2>/dev/null || true
         return
       fi
       STARTS+=($((s - t0)))
@@ -197,8 +200,10 @@ trace_begin() {
 # trace_first_fork INSTANCE PID: CLOCK_MONOTONIC ns of PID's first fork (empty if none).
 trace_first_fork() {
   [[ -n $1 ]] || return 0
-  grep -a "sched_process_fork: comm=forkscope pid=$2 " "$1/trace" 2>/dev/null | head -n 1 \
-    | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) {sub(":", "", $i); split($i, p, "."); printf "%d%06d000\n", p[1], p[2]; exit}}'
+  # awk reads the file itself and stops at the first match (no pipe to break).
+  awk -v m="sched_process_fork: comm=forkscope pid=$2 " 'index($0, m) {
+      for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) {sub(":", "", $i); split($i, p, "."); printf "%d%06d000\n", p[1], p[2]; exit}
+    }' "$1/trace" 2>/dev/null || true
 }
 trace_end() {
   [[ -n $1 ]] || return 0
@@ -212,7 +217,7 @@ trace_end() {
 # its ratio and 95% bootstrap interval per cell come from results.json.
 bench_forkscope() {
   local name=$1 heaps=$2 breakdown=$3; shift 4
-  local log="$LOGS/$name.log" out="$WORK/$name" inst t0 t1="" pid rc=0 cells
+  local log="$LOGS/$(slug "$name").log" out="$WORK/$(slug "$name")" inst t0 t1="" pid rc=0 cells
   say "$ENV_NAME: $name (one run, --overhead interleaves by itself)"
   rm -rf "$out"
   inst=$(trace_begin)
@@ -226,15 +231,14 @@ bench_forkscope() {
     na_row "$name" "exit $rc: $(grep -a 'forkscope:' "$log" | tail -n 1 | oneline 130)" "$breakdown"
     return
   fi
-  cp "$out/results.json" "$LOGS/$name.results.json"
+  cp "$out/results.json" "${log%.log}.results.json"
   cells=$(jq -r '[.cells[] | select(.mode == "fork") | if .overhead then "\(.overhead.ratio*100|round/100) (\(.overhead.ratio_low*100|round/100)-\(.overhead.ratio_high*100|round/100)) \(.launches)" else "-" end] | join("\t")' "$out/results.json")
   local small large
   small=$(cut -f1 <<<"$cells"); large=$(cut -f2 <<<"$cells")
-  # "1.32 (1.24-1.40) 1000": the last word is the traced launch count.
-  small="${small% *} [95% CI, ${small##* } launches]"; large="${large% *} [95% CI, ${large##* } launches]"
+  # "1.32 (1.24-1.40) 1000": the last word is the traced launch count (kept in raw.txt).
+  small="${small% *}*"; large="${large% *}*"
   local st="n/a (no tracefs)"
-  [[ -n $t1 ]] && st=$(secs $((t1 - t0)))
-  [[ -n $inst && -z $t1 ]] && st="n/a (no launch seen)"
+  if [[ -n $t1 ]]; then st=$(secs $((t1 - t0))); elif [[ -n $inst ]]; then st="n/a (no launch seen)"; fi
   row "$name" "$small" "$large" "$st" "$breakdown"
   echo "$name" >>"$LOGS/measured.txt"
   jq -c '{backend, bpf_map_bytes, calibration, cells: [.cells[] | {heap_bytes, launches, p50: .user.call_to_return.p50, untraced_p50: .overhead.untraced.p50, ratio: .overhead.ratio, ratio_low: .overhead.ratio_low, ratio_high: .overhead.ratio_high, vm_pte_bytes: .backing.vm_pte_bytes, vmas: .backing.vmas}]}' \
@@ -249,6 +253,16 @@ untraced_row() {
   row "untraced" "1 (fork p50 $(awk -v n="$s" 'BEGIN {printf "%.0f us", n / 1e3}'))" \
     "1 (fork p50 $(awk -v n="$l" 'BEGIN {printf "%.2f ms", n / 1e6}'))" "-" \
     "median of the $(wc -l <"$LOGS/untraced-small.txt") untraced workload runs above"
+}
+
+# perf ftrace writes the graph to stdout: keep its size and a sample, not the whole text.
+pftrace() {
+  local rc=0
+  perf ftrace -G copy_process -- "$@" >"$WORK/ftrace.txt" 2>>"$LOGS/perf-ftrace.err" || rc=$?
+  echo "perf ftrace: $(wc -l <"$WORK/ftrace.txt") lines of function graph for: $*" >>"$LOGS/perf-ftrace.sizes"
+  head -n 400 "$WORK/ftrace.txt" >"$LOGS/perf-ftrace.sample"
+  rm -f "$WORK/ftrace.txt"
+  return "$rc"
 }
 
 # The landmark tracepoints forkscope's tracepoint backend uses (bpf/forkscope.bpf.c).

@@ -329,3 +329,41 @@ TEST(OverheadMeasurement, ReportsSayWhenNotMeasured) {
 
 }  // namespace
 }  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+// Two threads launching at once on both CPUs, at the highest rates the runner makes
+// (threads and vfork): per-task phase stacks keep apart, no launch is lost.
+TEST(Threads, ConcurrentLaunchersLoseNothing) {
+  const std::string dir = test::make_temp_dir();
+  test::Outcome o = run_forkscope({"run", "--threads", "2", "--modes", "pthread,vfork", "--heap", "0", "--iterations",
+                                   "3000", "--cell-seconds", "120", "--out", dir, "--quiet"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  forkscope::Run run = load_results(dir + "/results.json");
+  for (const Cell& c : run.cells) {
+    EXPECT_EQ(c.launches, 3000u) << c.mode;
+    EXPECT_EQ(c.kernel.launches, 3000u) << c.mode;
+    EXPECT_EQ(c.kernel.lost, 0u) << c.mode;
+    EXPECT_EQ(c.user.call_to_child.n, 3000u) << c.mode << ": every child stamped its own thread's slot";
+    for (const char* name : {"syscall", "copy_process", "alloc_pid", "wake_up_new_task", "teardown"}) {
+      const Phase* p = c.phase(name);
+      ASSERT_NE(p, nullptr) << c.mode << " " << name;
+      EXPECT_EQ(p->count, 3000u) << c.mode << " " << name;
+    }
+    // Nothing nests wrongly: self + children == total.
+    for (const Phase& parent : c.phases) {
+      uint64_t children = 0;
+      for (const Phase& child : c.phases)
+        if (child.path.rfind(parent.path + ";", 0) == 0 && child.path.find(';', parent.path.size() + 1) == std::string::npos)
+          children += child.total_ns;
+      EXPECT_NEAR(static_cast<double>(parent.self_ns + children), static_cast<double>(parent.total_ns),
+                  0.01 * static_cast<double>(parent.total_ns) + 1)
+          << c.mode << " " << parent.path;
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace forkscope
