@@ -367,7 +367,11 @@ int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
 	fs_landmark(l, FS_LM_NEWTASK, bpf_ktime_get_ns(), CFG);
 	__u32 pid = task->pid;
 	struct fs_child c = { .cell = l->cell, .seq = l->seq };
-	bpf_map_update_elem(&children, &pid, &c, BPF_ANY);
+	if (bpf_map_update_elem(&children, &pid, &c, BPF_ANY) == 0) {
+		struct fs_cellstat *cs = cellstat(l->cell);
+		if (cs)
+			cs->children_born += 1;
+	}
 	return 0;
 }
 
@@ -453,10 +457,11 @@ int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
 		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d, 2, 0);
 		emit_child_span(c, pid, FS_PH_TEARDOWN, c->exit_ts, d);
 	}
-	if (!c->ran) {
+	struct fs_cellstat *cs = cellstat(c->cell);
+	if (cs) {
+		cs->children_exited += 1;
 		/* Rare (< 0.1%): a child that exits with no switch into it seen. */
-		struct fs_cellstat *cs = cellstat(c->cell);
-		if (cs)
+		if (!c->ran)
 			cs->first_run_missed += 1;
 	}
 	bpf_map_delete_elem(&children, &pid);

@@ -95,7 +95,7 @@ trap cleanup EXIT
 [[ -n $OUT ]] || OUT=$(mktemp -d /tmp/forkscope-bench-peers.XXXXXX)
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 LOGS="$OUT/host"; rm -rf "$LOGS"; mkdir -p "$LOGS"
-ROWS="$OUT/rows.tsv"; : >"$ROWS"
+ROWS="$OUT/rows.tsv"; : >"$ROWS"; rm -f "$OUT/notes.txt"
 FORKLOOP="$WORK/forkloop"
 cc -O2 -o "$FORKLOOP" "$ROOT/tests/bench/forkloop.c"
 ulimit -l unlimited 2>/dev/null || true
@@ -136,27 +136,34 @@ if ((DO_HOST)); then
 
   # The function-probe peers: tried here for real; measured if they work, else n/a.
   say "$ENV_NAME: trying the function-probe peers"
-  try() {  # NAME BREAKDOWN -- CMD...: true when CMD succeeds; else an n/a row
-    local name=$1 breakdown=$2; shift 3
+  try() {  # NAME BREAKDOWN HINT -- CMD...: true when CMD succeeds; else an n/a row (reason; hint)
+    local name=$1 breakdown=$2 hint=$3; shift 4
     local log; log="$LOGS/try-$(slug "$name").log"
     if timeout 90 "$@" >"$log" 2>&1; then return 0; fi
-    na_row "$name" "$(reason_from "$log")" "$breakdown"
+    na_row "$name" "$(reason_from "$log")${hint:+ ($hint)}" "$breakdown"
     return 1
   }
+  # Readings that explain a refusal.
+  tr_dir=/sys/kernel/tracing
+  h_ftrace="tracers here: $(cat "$tr_dir/available_tracers" 2>/dev/null || echo none)"
+  grep -qw function_graph "$tr_dir/available_tracers" 2>/dev/null || h_ftrace+=", no function_graph"
+  h_kprobe=""
+  [[ -e $tr_dir/kprobe_events ]] || h_kprobe="and no kprobes here: no kprobe_events, CONFIG_KPROBES unset"
+  h_kfunc="bpftrace $(bpftrace --version 2>/dev/null | awk '{print $2}') probes ftrace for kfunc"
   b_ftrace="function_graph under copy_process: every callee's duration, nested (text to post-process)"
   b_func="copy_process latency histogram only (kprobe/kretprobe, system-wide)"
   b_kfunc="inclusive time + calls of copy_process, dup_mmap, copy_page_range; no self time"
   b_fentry="phase tree: fentry bounds where probeable, landmarks for inlined phases"
-  if try "perf ftrace -G copy_process" "$b_ftrace" -- perf ftrace -G copy_process -- true; then
+  if try "perf ftrace -G copy_process" "$b_ftrace" "$h_ftrace" -- perf ftrace -G copy_process -- true; then
     bench_wrapper "perf ftrace -G copy_process" 'dup_mmap' "$LOGS/perf-ftrace.sample" "$b_ftrace" -- pftrace
   fi
-  if try "bcc funclatency copy_process" "$b_func" -- /usr/sbin/funclatency-bpfcc -d 1 copy_process; then
+  if try "bcc funclatency copy_process" "$b_func" "$h_kprobe" -- /usr/sbin/funclatency-bpfcc -d 1 copy_process; then
     bench_daemon "bcc funclatency copy_process" '^Tracing' 'avg = |usecs' "$b_func" -- /usr/sbin/funclatency-bpfcc -u copy_process
   fi
-  if try "bpftrace kfunc/kretfunc" "$b_kfunc" -- bpftrace -e 'kfunc:copy_process { } BEGIN { exit(); }'; then
+  if try "bpftrace kfunc/kretfunc" "$b_kfunc" "$h_kfunc" -- bpftrace -e 'kfunc:copy_process { } BEGIN { exit(); }'; then
     bench_daemon "bpftrace kfunc/kretfunc" '^ready' 'copy_page_range' "$b_kfunc" -- bpftrace -B none "$ROOT/tests/bench/kfunc.bt"
   fi
-  if try "forkscope --backend fentry" "$b_fentry" -- "$FORKSCOPE" run --backend fentry --modes vfork --heap 0 --iterations 1 -q --out "$WORK/try-fentry"; then
+  if try "forkscope --backend fentry" "$b_fentry" "" -- "$FORKSCOPE" run --backend fentry --modes vfork --heap 0 --iterations 1 -q --out "$WORK/try-fentry"; then
     bench_forkscope "forkscope --backend fentry" "${SMALL_MIB}M,${LARGE_MIB}M" "$b_fentry" -- \
       "$FORKSCOPE" run --backend fentry --modes fork --iterations "$FS_ITER" --cell-seconds "$FS_SEC"
   fi
@@ -189,22 +196,23 @@ fi
 # The table.
 # ---------------------------------------------------------------------------
 {
-  echo "forkscope bench-peers, $(date -u '+%Y-%m-%d %H:%M UTC'), $((($(date +%s) - T_START) / 60)) min"
-  echo "machine: $(nproc) vCPU Firecracker guest, kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled); load average at start ${LOAD_START}, after host part ${LOAD_HOST_END} (shared machine: noisy)"
-  ((DO_HOST)) && echo "host workload: forkloop ${SMALL_MIB} MiB x ${SMALL_FORKS} forks and ${LARGE_MIB} MiB x ${LARGE_FORKS} forks, ${ROUNDS} rounds untraced/traced (ABBA)"
-  ((DO_GUEST)) && echo "guest workload: forkloop ${G_SMALL_MIB} MiB x ${G_SMALL_FORKS} and ${G_LARGE_MIB} MiB x ${G_LARGE_FORKS}, ${G_ROUNDS} round(s); QEMU TCG, 2 vCPU, Debian ${guest_kernel:-?}: ratios only, times ~10x the host's${GUEST_NOTE:+ (${GUEST_NOTE#guest: })}"
+  echo "forkscope bench-peers, $(date -u '+%Y-%m-%d %H:%M UTC'), took $((($(date +%s) - T_START) / 60)) min"
+  echo "machine: $(nproc) vCPU Firecracker guest, kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled); load average at start ${LOAD_START}, after the host part ${LOAD_HOST_END} (shared machine, other builds running: noisy)"
+  if ((DO_HOST)); then echo "host workload: forkloop ${SMALL_MIB} MiB x ${SMALL_FORKS} forks and ${LARGE_MIB} MiB x ${LARGE_FORKS} forks per run, ${ROUNDS} rounds untraced/traced (ABBA)"; fi
+  if ((DO_GUEST)); then echo "guest workload: forkloop ${G_SMALL_MIB} MiB x ${G_SMALL_FORKS} and ${G_LARGE_MIB} MiB x ${G_LARGE_FORKS}, ${G_ROUNDS} round(s); QEMU TCG, 2 vCPU, Debian ${guest_kernel:-?}: ratios only, times ~10x the host's"; fi
   echo
-  printf 'where\ttool\tratio small heap (range)\tratio large heap (range)\tstart-up\tbreakdown it can give\n'
-  cat "$ROWS"
-} >"$OUT/table.txt"
-{
-  head -n 4 "$OUT/table.txt" | grep -v '^$'
+  # n/a rows: their reason becomes a numbered note under the table.
+  awk -F'\t' -v OFS='\t' -v notes="$OUT/notes.txt" '
+    BEGIN {print "where", "tool", "ratio small heap (range)", "ratio large heap (range)", "start-up", "breakdown it can give"; n = 0}
+    {
+      if ($7 != "") {n++; $3 = "n/a [" n "]"; $4 = "-"; $5 = "-"; print "[" n "] " $1 ", " $2 ": " $7 > notes}
+      print $1, $2, $3, $4, $5, $6
+    }' "$ROWS" | column -t -s $'\t'
   echo
-  tail -n +5 "$OUT/table.txt" | grep -v '^$' | column -t -s $'\t'
-  echo
+  if [[ -s $OUT/notes.txt ]]; then cat "$OUT/notes.txt"; echo; fi
   echo "ratio = median traced fork / median untraced fork (1.00 = no overhead); (a-b) = smallest and largest per-round ratio."
-  echo "* forkscope rows: forkscope's own --overhead (untraced and traced blocks interleaved in one run, its own fork runner),"
-  echo "  (a-b) = its 95% bootstrap interval; its start-up = launch until its first traced launch (tracefs, sched_process_fork)."
-  echo "start-up: launch of the tool until its probes are attached (ready line after attach, or the traced workload's first instruction)."
+  echo "* forkscope rows: forkscope's own --overhead (untraced and traced blocks interleaved in one run, its own fork runner);"
+  echo "  (a-b) = its 95% bootstrap interval; start-up = launch until its first traced launch (tracefs, sched_process_fork)."
+  echo "start-up: launch of the tool until its probes are attached (its ready line after attaching, or the traced workload's first instruction)."
   echo "logs and raw figures: $OUT"
-} | tee "$OUT/table-pretty.txt"
+} | tee "$OUT/table.txt"

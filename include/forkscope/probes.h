@@ -106,6 +106,9 @@ class Tracer {
   // Phases of the launches whose syscall failed (no histograms).
   std::vector<PhaseAgg> read_failed_phases(uint32_t cell) const;
   KernelCounts read_counts(uint32_t cell) const;
+  // A thread can finish exiting after it was joined: wait (up to timeout_ms) until
+  // every child of the cell has been seen exiting, so its teardown is counted.
+  void wait_children_gone(uint32_t cell, int timeout_ms) const;
   const RunPlan& plan() const { return plan_; }
   uint64_t map_bytes() const;  // memory of the BPF maps, for the report
 

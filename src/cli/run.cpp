@@ -225,7 +225,8 @@ int run_command(RunOptions& o) {
   run.backend = backend_name(backend->plan());
   run.phases_available = availability(backend->plan());
   run.bpf_map_bytes = backend->map_bytes();
-  run.calibration = calibrate(*backend, sweep.child_program);
+  // Calibration costs seconds under emulation; only --overhead reports it.
+  if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program);
 
   CellHooks hooks;
   hooks.begin = [&](uint32_t cell) { backend->set_cell(cell); };
@@ -233,6 +234,7 @@ int run_command(RunOptions& o) {
   hooks.sample = [&](uint32_t seq) { backend->sample_next(seq); };
   hooks.trace = [&](bool traced) { backend->set_attached(traced); };
   hooks.collect = [&](Cell& cell, uint32_t index) {
+    backend->wait_children_gone(index, 1000);
     cell.kernel = backend->read_counts(index);
     std::vector<PhaseAgg> aggs = backend->read_phases(index);
     if (backend->plan().detail) {

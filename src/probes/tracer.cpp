@@ -2,6 +2,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -410,6 +412,21 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
     k.first_run_missed += v.first_run_missed;
   }
   return k;
+}
+
+void Tracer::wait_children_gone(uint32_t cell, int timeout_ms) const {
+  std::vector<fs_cellstat> percpu(impl_->ncpus);
+  __u32 key = cell;
+  for (int waited = 0; waited <= timeout_ms; waited++) {
+    if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, percpu.data()) != 0) return;
+    uint64_t born = 0, exited = 0;
+    for (const fs_cellstat& v : percpu) {
+      born += v.children_born;
+      exited += v.children_exited;
+    }
+    if (exited >= born) return;
+    usleep(1000);
+  }
 }
 
 uint64_t Tracer::map_bytes() const {

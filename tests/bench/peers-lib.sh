@@ -16,7 +16,8 @@
 #   workload's first instruction (perf enables its events at the exec).
 #
 # Results are appended to $ROWS as tab-separated lines:
-#   env  tool  small-heap cell  large-heap cell  start-up cell  breakdown
+#   env  tool  small-heap cell  large-heap cell  start-up cell  breakdown  note
+# (note: why the tool could not be measured; empty when it was).
 # Callers set: FORKLOOP ENV_NAME ROWS LOGS WORK ROUNDS SMALL_MIB SMALL_FORKS
 # LARGE_MIB LARGE_FORKS READY_TIMEOUT.
 
@@ -30,12 +31,14 @@ say() { echo "bench: $*" >&2; }
 oneline() { tr '\t\n' '  ' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-"${1:-110}"; }
 # A file name for a tool's log.
 slug() { printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_' | sed 's/__*/_/g; s/_$//'; }
-row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ENV_NAME" "$@" >>"$ROWS"; }
-na_row() { row "$1" "n/a: $2" "" "" "$3"; }
-# The reason a tool failed: its last meaningful error-looking line.
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ENV_NAME" "$1" "$2" "$3" "$4" "$5" "${6:-}" >>"$ROWS"; }
+na_row() { row "$1" "n/a" "n/a" "n/a" "$3" "$2"; }
+# The reason a tool failed: a line naming a known cause, else its last
+# error-looking line, else its last line.
 reason_from() {
   local r
-  r=$(grep -aiE 'error|denied|not permitted|not supported|cannot|could not|failed|unknown|no such|refus|missing|invalid' "$1" 2>/dev/null \
+  r=$(grep -aE 'Unable to find kernel headers|not available for your kernel|cannot work on this kernel' "$1" 2>/dev/null | tail -n 1 | oneline 140)
+  [[ -n $r ]] || r=$(grep -aiE 'error|denied|not permitted|not supported|cannot|could not|failed|unknown|no such|refus|missing|invalid' "$1" 2>/dev/null \
       | grep -v RLIMIT_MEMLOCK | tail -n 1 | oneline 140)
   [[ -n $r ]] || r=$(grep -av '^\s*$' "$1" 2>/dev/null | tail -n 1 | oneline 140)
   echo "${r:-no output}"

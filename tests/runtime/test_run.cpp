@@ -183,7 +183,7 @@ TEST(RunCleanup, NoProgramStaysAttachedAfterARun) {
 TEST(Doctor, ReportsBackendsAndEveryPhase) {
   test::Outcome o = run_forkscope({"doctor"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
-  for (const char* s : {"tracepoint backend", "fentry", "kprobe", "copy_process", "dup_mmap", "copy_page_range",
+  for (const char* s : {"BPF programs", "loaded and attached as --backend auto would", "fentry", "kprobe", "copy_process", "dup_mmap", "copy_page_range",
                         "kernel_clone", "teardown"})
     EXPECT_NE(o.out.find(s), std::string::npos) << s;
 }

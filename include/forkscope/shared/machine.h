@@ -456,6 +456,8 @@ struct fs_cellstat {
 	__u64 lost;          /* launches not tracked: per-task state map full */
 	__u64 samples_lost;  /* sampled-launch records the ring buffer had no room for */
 	__u64 first_run_missed; /* children that exited with no switch into them seen */
+	__u64 children_born;    /* children recorded at task_newtask ... */
+	__u64 children_exited;  /* ... and seen exiting: equal once every child is gone */
 };
 
 #endif
