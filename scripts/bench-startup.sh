@@ -69,6 +69,14 @@ if [[ -d $TR/instances ]] && mkdir "$TR/instances/forkscope-bench-startup-$$" 2>
   echo mono >"$INST/trace_clock"
   echo 'parent_comm == "forkscope" || parent_comm == "time"' >"$INST/events/sched/sched_process_fork/filter"
   echo 1 >"$INST/events/sched/sched_process_fork/enable"
+  # Where start-up goes: forkscope's exec and its bpf(2) calls (NR 321 on x86-64).
+  echo 'filename ~ "*forkscope"' >"$INST/events/sched/sched_process_exec/filter" || true
+  echo 1 >"$INST/events/sched/sched_process_exec/enable" || true
+  for e in sys_enter sys_exit; do
+    echo 'comm == "forkscope" && id == 321' >"$INST/events/raw_syscalls/$e/filter" \
+      && echo 1 >"$INST/events/raw_syscalls/$e/enable" || true
+  done
+  echo 16384 >"$INST/buffer_size_kb" || true
   echo 1 >"$INST/tracing_on"
 else
   echo "bench-startup: no tracefs instance: launch -> first traced launch will be n/a" >&2
@@ -83,6 +91,25 @@ first_fork() {  # COMM PID
       }
       print ts, child; exit
     }' "$INST/trace" 2>/dev/null || true
+}
+
+# Where PID's start-up went, from the instance (ns, relative to T0):
+# "exec first_bpf progload_sum progload_count progload_max first_fork".
+startup_split() {  # PID T0
+  [[ -n $INST ]] || { echo "- - - - - -"; return 0; }
+  awk -v pid="$1" -v t0="$2" '
+    function ts(   i, p) {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) {sub(":", "", $i); split($i, p, "."); return p[1] * 1e9 + p[2] * 1e3 - t0}}
+    index($0, "sched_process_exec:") && index($0, " pid=" pid " ") && exec == "" {exec = ts()}
+    $1 == "forkscope-" pid && index($0, "sys_enter: NR 321 (") {
+      t = ts(); if (fb == "") fb = t
+      a = $0; sub(/.*NR 321 \(/, "", a); split(a, f, ","); cmd = f[1]; start = t
+    }
+    $1 == "forkscope-" pid && index($0, "sys_exit: NR 321 ") && cmd == "5" {
+      d = ts() - start; sum += d; n++; if (d > mx) mx = d; cmd = ""
+    }
+    index($0, "sched_process_fork: comm=forkscope pid=" pid " ") && ff == "" {ff = ts()}
+    END {printf "%s %s %.0f %d %.0f %s\n", exec == "" ? "-" : sprintf("%.0f", exec), fb == "" ? "-" : sprintf("%.0f", fb), sum, n, mx, ff == "" ? "-" : sprintf("%.0f", ff)}
+  ' "$INST/trace" 2>/dev/null || echo "- - - - - -"
 }
 
 # One measured 1-launch run.  Prints "launch->first-traced-launch launch->first-stderr-line
@@ -106,10 +133,15 @@ one_run() {  # BACKEND OUTDIR
   fi
   [[ -n $t_line ]] || t_line=$t_end
   fs=$(first_fork time "$pid" | awk '{print $2}')
-  first=""
-  [[ -n $fs ]] && first=$(first_fork forkscope "$fs" | awk '{print $1}')
+  first="" split="- - - - - -"
+  if [[ -n $fs ]]; then
+    first=$(first_fork forkscope "$fs" | awk '{print $1}')
+    split=$(startup_split "$fs" "$t0")
+  fi
   echo "$([[ -n $first ]] && echo $((first - t0)) || echo -) $((t_line - t0)) $((t_end - t0)) $(tail -n 1 "$out/rss")" \
-    "$(jq -r '.cells[0].backing.vm_rss_bytes' "$out/res/results.json") $(jq -r '.bpf_map_bytes' "$out/res/results.json")"
+    "$(jq -r '.cells[0].backing.vm_rss_bytes' "$out/res/results.json") $(jq -r '.bpf_map_bytes' "$out/res/results.json") $split"
+  # A fresh buffer for the next run.
+  [[ -z $INST ]] || : >"$INST/trace"
 }
 
 : >"$OUT/runs.txt"
@@ -133,12 +165,14 @@ while kill -0 "$tpid" 2>/dev/null; do
   fpid=$(first_fork time "$tpid" | awk '{print $2}')
   if [[ -n $fpid && -z $fdmaps ]] && grep -q 'attached' "$WORK/full/stderr" 2>/dev/null; then
     # map fds: "map_id:" in fdinfo; prog fds: "prog_id:".  Each id once.
-    read -r fdmaps fdprogs fdmaxmap < <(awk '
-        /^map_id:/ {mid = $2} /^prog_id:/ {pid = $2} /^memlock:/ {m = $2}
-        ENDFILE {if (mid != "" && !(mid in maps)) {maps[mid] = m; ms += m; if (m > mx) {mx = m; mxid = mid}}
-                 if (pid != "" && !(pid in progs)) {progs[pid] = m; ps += m}
-                 mid = ""; pid = ""; m = 0}
-        END {printf "%d:%d %d:%d %s:%d\n", ms, length(maps), ps, length(progs), mxid, mx}' /proc/"$fpid"/fdinfo/* 2>/dev/null || true)
+    # (grep -H: one "file:key: value" per line; mawk has no ENDFILE.)
+    read -r fdmaps fdprogs fdmaxmap < <(grep -H -E '^(map_id|prog_id|memlock):' /proc/"$fpid"/fdinfo/* 2>/dev/null | awk -F: '
+        {v = $3 + 0; if ($2 == "memlock") mem[$1] = v; else if ($2 == "map_id") map[$1] = v; else prog[$1] = v}
+        END {
+          for (f in map) if (!(map[f] in seenm)) {seenm[map[f]] = 1; nm++; ms += mem[f]; if (mem[f] > mx) {mx = mem[f]; mxid = map[f]}}
+          for (f in prog) if (!(prog[f] in seenp)) {seenp[prog[f]] = 1; np++; ps += mem[f]}
+          printf "%d:%d %d:%d %s:%d\n", ms, nm, ps, np, mxid, mx
+        }' || true)
   fi
   nap 0.05
 done
@@ -189,6 +223,18 @@ for backend, rs in runs.items():
     rows.append(("RSS when launching (backing.vm_rss_bytes)", backend, v, "", ""))
     v, _ = stat([r[5] for r in rs], mib_b)
     rows.append(("BPF maps (results.json bpf_map_bytes)", backend, v, "stated", ""))
+    # Where the start-up went (tracefs): launch -> exec -> first bpf() -> first launch, and the verifier's share.
+    sp = [r[6:12] for r in rs if len(r) >= 12 and "-" not in r[6:12]]
+    if sp:
+        v, _ = stat([x[1] for x in sp], s)
+        rows.append(("  of which launch -> first bpf() call", backend, v, "", ""))
+        v, _ = stat([x[2] for x in sp], s)
+        n = int(st.median([float(x[3]) for x in sp]))
+        rows.append((f"  of which in bpf(BPF_PROG_LOAD), {n} loads", backend, v, "", ""))
+        v, _ = stat([x[4] for x in sp], s)
+        rows.append(("    the slowest single load", backend, v, "", ""))
+        v, _ = stat([float(x[5]) - float(x[1]) - float(x[2]) for x in sp], s)
+        rows.append(("  of which other work from first bpf() to first launch", backend, v, "", ""))
 if full_rss not in ("", "-"):
     k = float(full_rss)
     rows.append((f"peak RSS, full-size run ({full_cells} cells x 10000, heap 0)", "auto", mb(k), "< 64 MB", verdict(k < 64 * 1024)))

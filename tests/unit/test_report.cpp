@@ -118,8 +118,10 @@ std::string render_table(const Run& run, bool color) {
 
 TEST(Summary, OneAlignedRowPerCell) {
   const std::vector<std::string> lines = lines_of(render_table(fixed_run(), false));
-  // Header line, column header, rule, two cells.
-  ASSERT_EQ(lines.size(), 5u) << render_table(fixed_run(), false);
+  // Header line, column header, rule, two cells, and a note: the thread cell had failures.
+  ASSERT_EQ(lines.size(), 6u) << render_table(fixed_run(), false);
+  EXPECT_EQ(lines[5].rfind("note: launches failed in 1 cell (pthread 2M: 3 of 815 failed (EAGAIN))", 0), 0u)
+      << lines[5];
   EXPECT_NE(lines[0].find("lab"), std::string::npos);
   EXPECT_NE(lines[0].find("6.1.0-21-amd64"), std::string::npos);
   EXPECT_NE(lines[0].find("2 CPUs"), std::string::npos);
