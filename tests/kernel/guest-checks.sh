@@ -40,8 +40,9 @@ sweep() {  # NAME [forkscope run options...]
   local name=$1; shift
   rm -rf "${OUT:?}/$name"
   local rc=0
+  # --detail: the checks include the page-table pages dup_mm allocates.
   "$FORKSCOPE" run --modes fork,pthread --heap "$HEAPS" --iterations "$ITERATIONS" --cell-seconds 300 \
-    --out "$OUT/$name" --no-color "$@" || rc=$?
+    --out "$OUT/$name" --no-color --detail "$@" || rc=$?
   if ((rc != 0)); then fail "forkscope run $* exited $rc"; return 1; fi
   [[ -f $OUT/$name/results.json ]] || { fail "forkscope run $* wrote no results.json"; return 1; }
 }

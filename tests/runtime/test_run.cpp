@@ -15,6 +15,22 @@ using test::run_forkscope;
 
 constexpr uint64_t kIterations = 300;
 
+// The breakdown adds up: every phase's self time plus the totals of the phases
+// directly under it equals its total, within 1%.
+void expect_phases_add_up(const Cell& c) {
+  for (const Phase& parent : c.phases) {
+    uint64_t children = 0;
+    for (const Phase& child : c.phases) {
+      if (child.path.rfind(parent.path + ";", 0) == 0 && child.path.find(';', parent.path.size() + 1) == std::string::npos)
+        children += child.total_ns;
+    }
+    EXPECT_LE(children, parent.total_ns) << c.mode << " " << parent.path;
+    EXPECT_NEAR(static_cast<double>(parent.self_ns + children), static_cast<double>(parent.total_ns),
+                0.01 * static_cast<double>(parent.total_ns) + 1)
+        << c.mode << " " << parent.path;
+  }
+}
+
 // One sweep shared by the assertions below: fork and pthread at 2M and 256M.
 class RunSweep : public ::testing::Test {
  protected:
@@ -88,20 +104,7 @@ TEST_F(RunSweep, ForkCellsCountCopyProcessOncePerLaunch) {
 
 TEST_F(RunSweep, SelfTimePlusChildrenAddsUpToTotal) {
   ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
-  for (const Cell& c : run_.cells) {
-    for (const Phase& parent : c.phases) {
-      uint64_t children = 0;
-      for (const Phase& child : c.phases) {
-        if (child.path.size() > parent.path.size() && child.path.rfind(parent.path + ";", 0) == 0 &&
-            child.path.find(';', parent.path.size() + 1) == std::string::npos)
-          children += child.total_ns;
-      }
-      EXPECT_LE(children, parent.total_ns) << c.mode << " " << parent.path;
-      double sum = static_cast<double>(parent.self_ns + children);
-      EXPECT_NEAR(sum, static_cast<double>(parent.total_ns), 0.01 * static_cast<double>(parent.total_ns) + 1)
-          << c.mode << " " << parent.path;
-    }
-  }
+  for (const Cell& c : run_.cells) expect_phases_add_up(c);
 }
 
 TEST_F(RunSweep, DupMmapGrowsWithTheHeapForForkOnly) {
@@ -351,16 +354,7 @@ TEST(Threads, ConcurrentLaunchersLoseNothing) {
       ASSERT_NE(p, nullptr) << c.mode << " " << name;
       EXPECT_EQ(p->count, 3000u) << c.mode << " " << name;
     }
-    // Nothing nests wrongly: self + children == total.
-    for (const Phase& parent : c.phases) {
-      uint64_t children = 0;
-      for (const Phase& child : c.phases)
-        if (child.path.rfind(parent.path + ";", 0) == 0 && child.path.find(';', parent.path.size() + 1) == std::string::npos)
-          children += child.total_ns;
-      EXPECT_NEAR(static_cast<double>(parent.self_ns + children), static_cast<double>(parent.total_ns),
-                  0.01 * static_cast<double>(parent.total_ns) + 1)
-          << c.mode << " " << parent.path;
-    }
+    expect_phases_add_up(c);  // nothing nests wrongly
   }
   std::filesystem::remove_all(dir);
 }
