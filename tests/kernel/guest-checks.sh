@@ -52,9 +52,9 @@ if "$FORKSCOPE" run --help 2>&1 | grep -q -- '--backend'; then
   step "forkscope run --backend tracepoint"
   sweep tp --backend tracepoint && export FORKSCOPE_KERNEL_TRACEPOINT=$OUT/tp
   step "forkscope run --backend fentry"
-  sweep fentry --backend fentry && export FORKSCOPE_KERNEL_FENTRY=$OUT/fentry
+  sweep fentry --backend fentry --phase anon_vma_fork:dup_mmap && export FORKSCOPE_KERNEL_FENTRY=$OUT/fentry
   step "forkscope run --backend kprobe"
-  sweep kprobe --backend kprobe && export FORKSCOPE_KERNEL_KPROBE=$OUT/kprobe
+  sweep kprobe --backend kprobe --phase anon_vma_fork:dup_mmap && export FORKSCOPE_KERNEL_KPROBE=$OUT/kprobe
 else
   step "forkscope run (its only backend: tracepoint)"
   sweep tp && export FORKSCOPE_KERNEL_TRACEPOINT=$OUT/tp

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -128,6 +129,23 @@ TEST_P(Backend, FunctionPhasesComeFromFunctionProbes) {
     if (a.name == "copy_process" || a.name == "dup_mmap" || a.name == "copy_page_range") {
       EXPECT_EQ(a.source, GetParam()) << "phases_available " << a.name;
     }
+  }
+}
+
+// --phase anon_vma_fork:dup_mmap (given to the function-probe sweeps): a function
+// of the user's choice, probed the same way and placed where it was asked to go.
+TEST_P(Backend, UserPhaseIsProbedAndPlacedUnderItsParent) {
+  if (!function_probed()) GTEST_SKIP() << "tracepoint run: --phase needs function probes";
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell& f = cell("fork", heap);
+    const Phase* p = f.phase("anon_vma_fork");
+    ASSERT_NE(p, nullptr) << "anon_vma_fork missing at heap " << heap;
+    EXPECT_EQ(p->source, GetParam());
+    EXPECT_TRUE(p->path.ends_with(";dup_mmap;anon_vma_fork")) << p->path;
+    EXPECT_EQ(p->count, f.launches) << "every fork copies at least one anonymous VMA";
+    EXPECT_GE(p->calls, p->count);
+    EXPECT_EQ(cell("pthread", heap).phase("anon_vma_fork"), nullptr) << "threads share the mm";
   }
 }
 
