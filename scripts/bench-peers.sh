@@ -57,15 +57,16 @@ FORKSCOPE=${FORKSCOPE:-$ROOT/build/forkscope}
 T_START=$(date +%s)
 # Host: rounds, forks per run; forkscope: iterations, cell seconds.  Guest likewise.
 if ((QUICK)); then
-  ROUNDS=3 SMALL_FORKS=200 LARGE_FORKS=20 FS_ITER=500 FS_SEC=4
+  ROUNDS=2 SMALL_FORKS=200 LARGE_FORKS=20 FS_ITER=500 FS_SEC=4
   G_ROUNDS=1 G_SMALL_FORKS=30 G_LARGE_FORKS=6 G_FS_ITER=60 G_FS_SEC=8 G_TIMEOUT=420
 else
-  ROUNDS=5 SMALL_FORKS=400 LARGE_FORKS=40 FS_ITER=2000 FS_SEC=8
-  G_ROUNDS=2 G_SMALL_FORKS=50 G_LARGE_FORKS=10 G_FS_ITER=100 G_FS_SEC=15 G_TIMEOUT=600
+  ROUNDS=4 SMALL_FORKS=400 LARGE_FORKS=40 FS_ITER=2000 FS_SEC=8
+  G_ROUNDS=2 G_SMALL_FORKS=50 G_LARGE_FORKS=10 G_FS_ITER=100 G_FS_SEC=10 G_TIMEOUT=600
 fi
 [[ -n $ROUNDS_OPT ]] && ROUNDS=$ROUNDS_OPT G_ROUNDS=$ROUNDS_OPT
 SMALL_MIB=2 LARGE_MIB=256 G_SMALL_MIB=2 G_LARGE_MIB=64
 READY_TIMEOUT=60
+SETTLE=1   # seconds after a tool stopped (see settle in tests/bench/peers-lib.sh)
 
 # ---------------------------------------------------------------------------
 # Packages: what the peers need, from Debian, installed when missing.
@@ -110,7 +111,7 @@ ENV_NAME="host $(uname -r)"
 if ((DO_HOST)); then
   if command -v bpftrace >/dev/null; then
     bench_daemon "bpftrace tracepoints: count" '^ready' 'task_newtask\]: [0-9]' \
-      "event counts per landmark (allocs, PT pages, faults); no times" -- \
+      "event counts per landmark (allocations, rss_stat, switches...); no times" -- \
       bpftrace -B none "$ROOT/tests/bench/landmarks-count.bt"
     bench_daemon "bpftrace tracepoints: per-thread ts" '^ready' '@fork_us' \
       "fork latency hist + time to each landmark (allocs by call site); flat" -- \
@@ -155,7 +156,7 @@ if ((DO_HOST)); then
   b_kfunc="inclusive time + calls of copy_process, dup_mmap, copy_page_range; no self time"
   b_fentry="phase tree: fentry bounds where probeable, landmarks for inlined phases"
   if try "perf ftrace -G copy_process" "$b_ftrace" "$h_ftrace" -- perf ftrace -G copy_process -- true; then
-    bench_wrapper "perf ftrace -G copy_process" 'dup_mmap' "$LOGS/perf-ftrace.sample" "$b_ftrace" -- pftrace
+    bench_wrapper "perf ftrace -G copy_process" 'copy_process\(\) \{' "$LOGS/perf-ftrace.sample" "$b_ftrace" -- pftrace
   fi
   if try "bcc funclatency copy_process" "$b_func" "$h_kprobe" -- /usr/sbin/funclatency-bpfcc -d 1 copy_process; then
     bench_daemon "bcc funclatency copy_process" '^Tracing' 'avg = |usecs' "$b_func" -- /usr/sbin/funclatency-bpfcc -u copy_process

@@ -214,7 +214,7 @@ for backend, rs in runs.items():
     v, m = stat([r[0] for r in rs], s)
     rows.append(("launch -> first traced launch", backend, v, "< 1 s", verdict(m < 1e9) if m is not None else "n/a"))
     v, _ = stat([r[1] for r in rs], s)
-    rows.append(("launch -> first stderr line (after calibration)", backend, v, "", ""))
+    rows.append(("launch -> first stderr line (\"backend attached\")", backend, v, "", ""))
     v, _ = stat([r[2] for r in rs], s)
     rows.append(("launch -> exit (1 launch, results written)", backend, v, "", ""))
     v, m = stat([r[3] for r in rs], mb)

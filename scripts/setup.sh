@@ -8,7 +8,8 @@ BUILD="${FORKSCOPE_BUILD:-$ROOT/build}"
 PACKAGES=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
           libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev
           qemu-system-x86 busybox-static cpio kmod  # these four: the kernel lane (scripts/qemu-lab.sh)
-          chromium)  # the browser lane: report.html rendered headless
+          chromium  # the browser lane: report.html rendered headless
+          stress-ng libclang-rt-14-dev)  # fork storms for the runtime lane; libFuzzer for the fuzz lane
 
 missing=()
 for p in "${PACKAGES[@]}"; do

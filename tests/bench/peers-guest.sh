@@ -22,11 +22,13 @@ ROWS=/out/rows.tsv
 LOGS=/out/logs
 WORK=$(mktemp -d /tmp/bench-guest.XXXXXX)   # the guest's RAM, not the 9p share
 READY_TIMEOUT=240
+# The guest is ours alone: wait for the BPF programs of a stopped tool to go, then 3 s more.
+SETTLE_BPF=1 SETTLE=3
 rm -rf "$LOGS"; mkdir -p "$LOGS"; : >"$ROWS"
 ulimit -l unlimited 2>/dev/null || true
 echo "guest: kernel $(uname -r), $(nproc) CPUs, THP $(cat /sys/kernel/mm/transparent_hugepage/enabled), $(awk '/MemAvailable/ {print $2 / 1024 " MiB available"}' /proc/meminfo)"
 
-bench_wrapper "perf ftrace -G copy_process" 'dup_mmap' "$LOGS/perf-ftrace.sample" \
+bench_wrapper "perf ftrace -G copy_process" 'copy_process\(\) \{' "$LOGS/perf-ftrace.sample" \
   "function_graph under copy_process: every callee's duration, nested (text to post-process)" -- pftrace
 
 if [[ -d /lib/modules/$(uname -r)/build ]]; then
