@@ -28,7 +28,7 @@
 #
 # Needs root.  Installs missing Debian packages (bpftrace, linux-perf,
 # bpfcc-tools, jq, and the guest kernel's linux-headers for bcc) and says so.
-# Takes about 8-10 minutes (--quick: about 4); the machines are shared and noisy,
+# Takes about 8-10 minutes (--quick: about 5); the machines are shared and noisy,
 # so read the per-round ranges before trusting a ratio.  Logs and raw figures
 # stay in --out (default: a new /tmp/forkscope-bench-peers.*).  Exit 0 when the
 # table was printed (n/a cells included), 2 bad usage, 3 not root / no forkscope.
@@ -46,7 +46,7 @@ while (($#)); do
     --host-only) DO_GUEST=0; shift ;;
     --guest-only) DO_HOST=0; shift ;;
     --out) [[ $# -ge 2 ]] || usage; OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) usage ;;
   esac
 done
@@ -91,7 +91,7 @@ fi
 # Scratch, output, the workload.
 # ---------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/forkscope-bench-peers-work.XXXXXX)
-cleanup() { rm -rf "$WORK"; }
+cleanup() { trace_end "${BENCH_TRACE_INST:-}"; rm -rf "$WORK"; }
 trap cleanup EXIT
 [[ -n $OUT ]] || OUT=$(mktemp -d /tmp/forkscope-bench-peers.XXXXXX)
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
@@ -175,7 +175,6 @@ LOAD_HOST_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------------------
 # Guest: one boot, every function-probe peer inside it.
 # ---------------------------------------------------------------------------
-GUEST_NOTE=""
 if ((DO_GUEST)); then
   say "booting the QEMU guest (Debian's kernel, TCG) for the function-probe peers"
   rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
@@ -190,7 +189,6 @@ if ((DO_GUEST)); then
     na_row "QEMU guest" "scripts/qemu-lab.sh exited $grc: $(grep -a 'qemu-lab:' "$OUT/guest/host-side.log" | tail -n 1 | oneline 120)" \
       "(rows the guest finished are above)"
   fi
-  GUEST_NOTE=$(grep -a '^guest: kernel' "$OUT/guest/console.log" 2>/dev/null | tr -d '\r' | head -n 1 || true)
 fi
 
 # ---------------------------------------------------------------------------

@@ -18,8 +18,8 @@
 #    one-page VMAs and no heap, untraced, 3 interleaved passes; least-squares
 #    ns per VMA (untraced only: no forkscope run can trace this workload).
 #
-# Needs root and build/forkscope (FORKSCOPE=... to use another).  About 3-5
-# minutes (--quick: about 1-2).  Results in --out (default: a new
+# Needs root and build/forkscope (FORKSCOPE=... to use another).  About 2-4
+# minutes (--quick: about 1).  Results in --out (default: a new
 # /tmp/forkscope-bench-scale.*).  Exit 0 when the table was printed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +31,7 @@ while (($#)); do
     --heaps) [[ $# -ge 2 && -n $2 ]] || usage; HEAPS=$2; shift 2 ;;
     --no-vmas) VMAS=0; shift ;;
     --out) [[ $# -ge 2 ]] || usage; OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) usage ;;
   esac
 done

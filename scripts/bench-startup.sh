@@ -23,7 +23,7 @@
 #     memlock of the map fds the running process holds (/proc/PID/fdinfo).
 # Targets (issue 5): start-up < 1 s, RSS < 64 MB.
 #
-# Needs root and build/forkscope (FORKSCOPE=... for another).  About 1 minute.
+# Needs root and build/forkscope (FORKSCOPE=... for another).  Under a minute.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 QUICK=0 RUNS="" OUT=""
@@ -33,7 +33,7 @@ while (($#)); do
     --quick) QUICK=1; shift ;;
     --runs) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage; RUNS=$2; shift 2 ;;
     --out) [[ $# -ge 2 ]] || usage; OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) usage ;;
   esac
 done
@@ -73,8 +73,9 @@ if [[ -d $TR/instances ]] && mkdir "$TR/instances/forkscope-bench-startup-$$" 2>
   echo 'filename ~ "*forkscope"' >"$INST/events/sched/sched_process_exec/filter" || true
   echo 1 >"$INST/events/sched/sched_process_exec/enable" || true
   for e in sys_enter sys_exit; do
-    echo 'comm == "forkscope" && id == 321' >"$INST/events/raw_syscalls/$e/filter" \
-      && echo 1 >"$INST/events/raw_syscalls/$e/enable" || true
+    if echo 'comm == "forkscope" && id == 321' >"$INST/events/raw_syscalls/$e/filter"; then
+      echo 1 >"$INST/events/raw_syscalls/$e/enable" || true
+    fi
   done
   echo 16384 >"$INST/buffer_size_kb" || true
   echo 1 >"$INST/tracing_on"
@@ -187,7 +188,7 @@ fi
 
 # --- the table --------------------------------------------------------------------
 {
-  echo "forkscope bench-startup, $(date -u '+%Y-%m-%d %H:%M UTC'), took $((($(date +%s) - T_START)))s"
+  echo "forkscope bench-startup, $(date -u '+%Y-%m-%d %H:%M UTC'), took $(($(date +%s) - T_START))s"
   echo "machine: $(nproc) vCPU Firecracker guest, kernel $(uname -r); load average at start ${LOAD_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg) (shared machine, other builds running: noisy)"
   echo "runs: forkscope run --iterations 1 --heap 0 --modes vfork, $RUNS per backend; figures: median (min-max)"
   echo

@@ -126,7 +126,8 @@ stop_tool() {
 # final output must match EVIDENCE_REGEX (it really saw the workload).
 bench_daemon() {
   local name=$1 ready=$2 evidence=$3 breakdown=$4; shift 5
-  local log="$LOGS/$(slug "$name").log" r pid t0 t1 ok
+  local log r pid t0 t1 ok
+  log="$LOGS/$(slug "$name").log"
   U_S=(); U_L=(); T_S=(); T_L=(); STARTS=()
   BPF_BASE=$(bpf_prog_count)
   say "$ENV_NAME: $name ($ROUNDS rounds)"
@@ -153,7 +154,7 @@ bench_daemon() {
       return
     fi
     STARTS+=($((t1 - t0)))
-    fl "$WORK/t-s.out" "$SMALL_MIB" "$SMALL_FORKS" && fl "$WORK/t-l.out" "$LARGE_MIB" "$LARGE_FORKS" || true
+    if fl "$WORK/t-s.out" "$SMALL_MIB" "$SMALL_FORKS"; then fl "$WORK/t-l.out" "$LARGE_MIB" "$LARGE_FORKS" || true; fi
     stop_tool "$pid"
     settle
     record_pair t "$WORK/t-s.out" "$WORK/t-l.out" || { na_row "$name" "workload failed while traced" "$breakdown"; return; }
@@ -171,7 +172,8 @@ bench_daemon() {
 # must match EVIDENCE_REGEX after the last round, or the row says "unverified".
 bench_wrapper() {
   local name=$1 evidence=$2 efile=$3 breakdown=$4; shift 5
-  local log="$LOGS/$(slug "$name").log" r t0 s
+  local log r t0 s
+  log="$LOGS/$(slug "$name").log"
   U_S=(); U_L=(); T_S=(); T_L=(); STARTS=()
   BPF_BASE=$(bpf_prog_count)
   say "$ENV_NAME: $name ($ROUNDS rounds)"
@@ -225,6 +227,7 @@ trace_first_fork() {
 }
 trace_end() {
   [[ -n $1 ]] || return 0
+  BENCH_TRACE_INST=""
   echo 0 >"$1/tracing_on" 2>/dev/null || true
   echo 0 >"$1/events/sched/sched_process_fork/enable" 2>/dev/null || true
   rmdir "$1" 2>/dev/null || true
@@ -235,10 +238,13 @@ trace_end() {
 # its ratio and 95% bootstrap interval per cell come from results.json.
 bench_forkscope() {
   local name=$1 heaps=$2 breakdown=$3; shift 4
-  local log="$LOGS/$(slug "$name").log" out="$WORK/$(slug "$name")" inst t0 t1="" pid rc=0 cells
+  local log out inst t0 t1="" pid rc=0 cells
+  log="$LOGS/$(slug "$name").log" out="$WORK/$(slug "$name")"
   say "$ENV_NAME: $name (one run, --overhead interleaves by itself)"
   rm -rf "$out"
   inst=$(trace_begin)
+  # shellcheck disable=SC2034  # read by the caller's exit trap, which removes it if we die before trace_end
+  BENCH_TRACE_INST=$inst
   t0=$(now_ns)
   "$@" --overhead --heap "$heaps" --out "$out" --no-color >"$log" 2>&1 &
   pid=$!
@@ -285,6 +291,7 @@ pftrace() {
 
 # The landmark tracepoints forkscope's tracepoint backend attaches by default
 # (bpf/forkscope.bpf.c; --detail adds exceptions:page_fault_user and kmem:mm_page_alloc).
+# shellcheck disable=SC2034  # used by scripts/bench-peers.sh
 LANDMARKS=(raw_syscalls:sys_enter raw_syscalls:sys_exit kmem:kmem_cache_alloc kmem:rss_stat
            mmap_lock:mmap_lock_acquire_returned mmap_lock:mmap_lock_released task:task_newtask
            sched:sched_process_fork sched:sched_wakeup_new sched:sched_switch sched:sched_process_exit)
