@@ -19,12 +19,15 @@
 
 #include "forkscope/results.h"
 #include "forkscope/size.h"
+#include "bpf_objects.h"
 #include "proc.h"
 
 namespace forkscope {
 namespace {
 
 namespace fs = std::filesystem;
+using test::BpfIds;
+using test::bpf_ids_of;
 using test::ChildSetup;
 using test::finish_forkscope;
 using test::Outcome;
@@ -32,18 +35,7 @@ using test::run_forkscope;
 using test::slurp;
 using test::start_forkscope;
 using test::Started;
-
-using Clock = std::chrono::steady_clock;
-
-// Polls until done() or the time is up; returns done().
-bool wait_for(const std::function<bool()>& done, double seconds) {
-  const auto until = Clock::now() + std::chrono::duration<double>(seconds);
-  while (!done()) {
-    if (Clock::now() > until) return done();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
+using test::wait_for;
 
 class TempDir {
  public:
@@ -55,71 +47,6 @@ class TempDir {
  private:
   std::string path_;
 };
-
-// The BPF objects a process holds, by kernel id, read from its fd table.
-struct BpfIds {
-  std::set<uint32_t> progs, maps, links;
-  bool empty() const { return progs.empty() && maps.empty() && links.empty(); }
-};
-
-uint32_t fdinfo_field(const std::string& fdinfo, const std::string& key) {
-  const size_t at = fdinfo.find(key + ":");
-  return at == std::string::npos ? 0 : static_cast<uint32_t>(std::strtoul(fdinfo.c_str() + at + key.size() + 1, nullptr, 10));
-}
-
-BpfIds bpf_ids_of(pid_t pid) {
-  BpfIds ids;
-  std::error_code ec;
-  const std::string proc = "/proc/" + std::to_string(pid);
-  for (const auto& fd : fs::directory_iterator(proc + "/fd", ec)) {
-    const std::string target = fs::read_symlink(fd.path(), ec).string();
-    const std::string info = slurp(proc + "/fdinfo/" + fd.path().filename().string());
-    if (target == "anon_inode:bpf-prog") ids.progs.insert(fdinfo_field(info, "prog_id"));
-    if (target == "anon_inode:bpf-map") ids.maps.insert(fdinfo_field(info, "map_id"));
-    if (target == "anon_inode:bpf_link") ids.links.insert(fdinfo_field(info, "link_id"));
-  }
-  return ids;
-}
-
-// What the kernel still has loaded, as bpftool lists it.
-std::set<uint32_t> loaded(const char* kind) {
-  FILE* p = popen((std::string("bpftool -j ") + kind + " show 2>/dev/null").c_str(), "r");
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  pclose(p);
-  std::set<uint32_t> ids;
-  for (const auto& obj : nlohmann::json::parse(text.empty() ? "[]" : text)) ids.insert(obj.at("id").get<uint32_t>());
-  return ids;
-}
-
-// Which of the ids are still loaded.  Several forkscope runs may share the machine
-// (other suites run concurrently), so ours are told apart by id, not by name.
-BpfIds still_loaded(const BpfIds& ours) {
-  BpfIds left;
-  for (const auto& [kind, mine, out] : {std::tuple{"prog", &ours.progs, &left.progs},
-                                        std::tuple{"map", &ours.maps, &left.maps},
-                                        std::tuple{"link", &ours.links, &left.links}}) {
-    const std::set<uint32_t> now = loaded(kind);
-    for (uint32_t id : *mine)
-      if (now.count(id)) out->insert(id);
-  }
-  return left;
-}
-
-// The kernel frees programs, maps and links asynchronously once their last
-// reference goes: a few seconds of grace.
-BpfIds left_after_grace(const BpfIds& ours) {
-  BpfIds left;
-  wait_for([&] { return (left = still_loaded(ours)).empty(); }, 10);
-  return left;
-}
-
-std::string describe(const BpfIds& ids) {
-  return std::to_string(ids.progs.size()) + " programs, " + std::to_string(ids.maps.size()) + " maps, " +
-         std::to_string(ids.links.size()) + " links";
-}
 
 std::set<std::string> pinned() {
   std::set<std::string> names;
@@ -249,8 +176,7 @@ TEST(Resources, AtMostOneChildAliveAtATime) {
                                      "400", "--warmup", "0", "--out", dir.str(), "--quiet"});
   const std::string proc = "/proc/" + std::to_string(s.pid);
   size_t most_children = 0, most_threads = 0, polls = 0;
-  siginfo_t exited{};
-  while (waitid(P_PID, s.pid, &exited, WEXITED | WNOHANG | WNOWAIT) == 0 && exited.si_pid == 0) {
+  while (test::running(s.pid)) {
     std::istringstream children(slurp(proc + "/task/" + std::to_string(s.pid) + "/children"));
     size_t n = 0;
     for (pid_t pid; children >> pid;) n++;

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "forkscope/results.h"
+#include "bpf_objects.h"
 #include "proc.h"
 
 namespace forkscope {
@@ -109,10 +110,17 @@ TEST_F(RunSweep, SelfTimePlusChildrenAddsUpToTotal) {
 
 TEST_F(RunSweep, DupMmapGrowsWithTheHeapForForkOnly) {
   ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under ASan the runner's shadow memory makes every fork copy large page tables: "
+                  "the plain runtime lane checks the growth";
+#endif
   const Phase* small = cell("fork", 2ull << 20).phase("dup_mmap");
   const Phase* large = cell("fork", 256ull << 20).phase("dup_mmap");
   ASSERT_TRUE(small && large);
+#ifndef __SANITIZE_ADDRESS__
+  // Under ASan its shadow memory, not the heap, is most of what a fork copies.
   EXPECT_GE(large->mean_ns, 10 * small->mean_ns);
+#endif
   // Per-fault and per-page events are off by default: no fault counts, no page counts.
   EXPECT_EQ(cell("fork", 256ull << 20).phase("post_launch_cow"), nullptr);
   EXPECT_EQ(cell("fork", 256ull << 20).kernel.pt_pages, 0u);
@@ -166,20 +174,12 @@ TEST(RunErrors, WithoutPrivilegeExitsThree) {
 
 TEST(RunCleanup, NoProgramStaysAttachedAfterARun) {
   const std::string dir = test::make_temp_dir();
-  test::Outcome o = run_forkscope({"run", "--modes", "clone-vm", "--heap", "0", "--iterations", "50", "--out", dir, "--quiet"});
+  const auto [o, ours] = test::run_watching_bpf({"run", "--modes", "clone-vm", "--heap", "0", "--iterations", "50", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
-  // Our programs are named fs_*; none may remain loaded once the process is gone.
-  // The kernel releases tracing links asynchronously: allow it a few seconds.
-  int left = -1;
-  for (int i = 0; i < 50 && left != 0; i++) {
-    if (i) usleep(100 * 1000);
-    FILE* p = popen("bpftool prog show 2>/dev/null | grep -c ' name fs_' || true", "r");
-    char buf[32] = {};
-    ASSERT_NE(fgets(buf, sizeof buf, p), nullptr);
-    pclose(p);
-    left = std::atoi(buf);
-  }
-  EXPECT_EQ(left, 0);
+  ASSERT_FALSE(ours.progs.empty());
+  // None of the run's programs, maps or links may remain once the process is gone.
+  const test::BpfIds left = test::left_after_grace(ours);
+  EXPECT_TRUE(left.empty()) << test::describe(left) << " still loaded";
   std::filesystem::remove_all(dir);
 }
 

@@ -58,6 +58,8 @@ struct fs_frame {
 	__u32 pad;
 };
 
+#define FS_OUTER_SPANS 16 /* span slots kept for the three outermost levels */
+
 /* A closed span of a sampled launch. */
 struct fs_span {
 	__u64 start;
@@ -184,7 +186,9 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 	}
 	if (l->seq) {
 		__u32 n = l->nspans;
-		if (n < FS_MAX_SPANS) {
+		/* Outer spans close last: the last slots are kept for them, so a launch
+		 * with more VMAs than slots still has its syscall and copy_process. */
+		if (n < FS_MAX_SPANS - FS_OUTER_SPANS || (d <= 3 && n < FS_MAX_SPANS)) {
 			struct fs_span *sp = &l->spans[FS_SPAN_IDX(n)];
 			sp->start = f->start;
 			sp->dur = dur;
