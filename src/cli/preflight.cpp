@@ -21,9 +21,10 @@ namespace {
 
 constexpr const char* kBpffs = "/sys/fs/bpf";
 
-// forkscope pins nothing, but the BPF filesystem is where a leftover would
-// show, and tools that check a machine (bpftool) expect it; like tracefs it is
-// mounted when missing.
+// forkscope pins nothing itself.  The BPF filesystem is checked up front, and
+// mounted like tracefs when missing, so that "nothing of ours is pinned" can be
+// verified on the machine being profiled, and a machine without one fails here,
+// before anything is loaded, not halfway through a sweep.
 void ensure_bpffs() {
   struct statfs st;
   if (statfs(kBpffs, &st) == 0 && st.f_type == BPF_FS_MAGIC) return;

@@ -412,6 +412,9 @@ Run parse_run(const std::string& text, const std::string& source) {
   } catch (const Json::parse_error& e) {
     throw usage_error(fmt::format("{}: not valid JSON (error at byte {}); expected a forkscope results file",
                                   source, e.byte));
+  } catch (const Json::out_of_range&) {
+    // The parser's other refusal: a number beyond a double, such as 1e400.
+    throw usage_error(fmt::format("{}: holds a number too large to read; expected a forkscope results file", source));
   }
   return Reader(source).run(root);
 }

@@ -175,6 +175,8 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       cell.time_capped = capped.load() && nret + cell.failed < opt.iterations;
       hooks.sample(0);
       hooks.end();
+      // Interrupted before its first launch: the cell has nothing to report.
+      if (stop->load() && nret + cell.failed == 0) break;
       cell.seconds = static_cast<double>(now_ns() - start) / 1e9;
       cell.launches = nret;
       cell.user.call_to_return = summarize({ret.begin(), ret.begin() + nret});

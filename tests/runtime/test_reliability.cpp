@@ -167,35 +167,43 @@ TEST(Killed, LeavesNothingOfOursBehind) {
   EXPECT_TRUE(fs::is_empty(dir.str())) << "no results, and no temporary file, from a killed run";
 }
 
-// A child never has more than one launch alive: it reaps each before the next.
-TEST(Resources, AtMostOneChildAliveAtATime) {
-  TempDir dir;
-  Subreaper reaper;
-  const Started s = start_forkscope({"run", "--modes", "fork,vfork,clone,clone-vm,pthread,posix_spawn",
-                                     "--clone-flags", "VM,FS,FILES,SIGHAND,THREAD", "--heap", "0", "--iterations",
-                                     "400", "--warmup", "0", "--out", dir.str(), "--quiet"});
-  const std::string proc = "/proc/" + std::to_string(s.pid);
-  size_t most_children = 0, most_threads = 0, polls = 0;
-  while (test::running(s.pid)) {
-    std::istringstream children(slurp(proc + "/task/" + std::to_string(s.pid) + "/children"));
-    size_t n = 0;
-    for (pid_t pid; children >> pid;) n++;
-    const std::string status = slurp(proc + "/status");
-    const size_t at = status.find("Threads:");
-    const size_t threads = at == std::string::npos ? 0 : std::strtoul(status.c_str() + at + 8, nullptr, 10);
-    most_children = std::max(most_children, n);
-    most_threads = std::max(most_threads, threads);
-    polls++;
+// A runner thread never has more than one launch alive: it reaps each before
+// the next.  With --threads N, N launches at most.
+TEST(Resources, AtMostOneChildAlivePerRunnerThread) {
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(testing::Message() << "--threads " << threads);
+    TempDir dir;
+    Subreaper reaper;
+    const Started s = start_forkscope({"run", "--modes", "fork,vfork,clone,clone-vm,pthread,posix_spawn",
+                                       "--clone-flags", "VM,FS,FILES,SIGHAND,THREAD", "--heap", "0", "--iterations",
+                                       "400", "--warmup", "0", "--threads", std::to_string(threads), "--out",
+                                       dir.str(), "--quiet"});
+    const std::string proc = "/proc/" + std::to_string(s.pid);
+    size_t most_children = 0, most_threads = 0, polls = 0;
+    while (test::running(s.pid)) {
+      size_t children = 0;
+      std::error_code ec;
+      for (const auto& task : fs::directory_iterator(proc + "/task", ec)) {
+        std::istringstream in(slurp(task.path().string() + "/children"));
+        for (pid_t pid; in >> pid;) children++;
+      }
+      const std::string status = slurp(proc + "/status");
+      const size_t at = status.find("Threads:");
+      const size_t tasks = at == std::string::npos ? 0 : std::strtoul(status.c_str() + at + 8, nullptr, 10);
+      most_children = std::max(most_children, children);
+      most_threads = std::max(most_threads, tasks);
+      polls++;
+    }
+    const Outcome o = finish_forkscope(s);
+    ASSERT_EQ(o.exit_code, 0) << o.err;
+    EXPECT_GT(polls, 100u);
+    EXPECT_LE(most_children, static_cast<size_t>(threads)) << "child processes alive at once";
+    EXPECT_LE(most_threads, static_cast<size_t>(2 * threads)) << "the runner threads and one launched thread each";
+    EXPECT_TRUE(Subreaper::children().empty());
+    const forkscope::Run run = load_results(dir / "results.json");
+    ASSERT_EQ(run.cells.size(), 7u);
+    EXPECT_GT(run.bpf_map_bytes, 0u) << "the BPF maps' size is recorded";
   }
-  const Outcome o = finish_forkscope(s);
-  ASSERT_EQ(o.exit_code, 0) << o.err;
-  EXPECT_GT(polls, 100u);
-  EXPECT_LE(most_children, 1u) << "child processes alive at once";
-  EXPECT_LE(most_threads, 2u) << "threads at once: the runner and the one it launched";
-  EXPECT_TRUE(Subreaper::children().empty());
-  const forkscope::Run run = load_results(dir / "results.json");
-  ASSERT_EQ(run.cells.size(), 7u);
-  EXPECT_GT(run.bpf_map_bytes, 0u) << "the BPF maps' size is recorded";
 }
 
 // A pids cgroup of the test's own (cgroup v2, or the v1 pids hierarchy), with a

@@ -117,10 +117,7 @@ TEST_F(RunSweep, DupMmapGrowsWithTheHeapForForkOnly) {
   const Phase* small = cell("fork", 2ull << 20).phase("dup_mmap");
   const Phase* large = cell("fork", 256ull << 20).phase("dup_mmap");
   ASSERT_TRUE(small && large);
-#ifndef __SANITIZE_ADDRESS__
-  // Under ASan its shadow memory, not the heap, is most of what a fork copies.
   EXPECT_GE(large->mean_ns, 10 * small->mean_ns);
-#endif
   // Per-fault and per-page events are off by default: no fault counts, no page counts.
   EXPECT_EQ(cell("fork", 256ull << 20).phase("post_launch_cow"), nullptr);
   EXPECT_EQ(cell("fork", 256ull << 20).kernel.pt_pages, 0u);

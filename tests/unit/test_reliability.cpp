@@ -164,6 +164,11 @@ TEST(HostileResults, AbsurdAndWrongTypedNumbersAreRefused) {
   usage_message([] { run_from_json(edited([](nlohmann::json& d) { d["cells"][0]["heap_bytes"] = 18446744073709551616.0; })); });
   usage_message([] { run_from_json(edited([](nlohmann::json& d) { d["cells"][0]["seconds"] = "NaN"; })); });
   usage_message([] { run_from_json(std::string(100000, '[')); });
+  // Found by the fuzzer: the JSON parser's overflow is an exception of its own.
+  std::string overflow = edited([](nlohmann::json& d) { d["cells"][0]["seconds"] = 1; });
+  overflow.replace(overflow.find("\"seconds\":1"), 11, "\"seconds\":5e6016");
+  EXPECT_EQ(usage_message([&] { run_from_json(overflow); }),
+            "results: holds a number too large to read; expected a forkscope results file");
 }
 
 // Sets the environment for one test and restores it.
