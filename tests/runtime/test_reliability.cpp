@@ -198,7 +198,10 @@ TEST(Resources, AtMostOneChildAlivePerRunnerThread) {
     ASSERT_EQ(o.exit_code, 0) << o.err;
     EXPECT_GT(polls, 100u);
     EXPECT_LE(most_children, static_cast<size_t>(threads)) << "child processes alive at once";
-    EXPECT_LE(most_threads, static_cast<size_t>(2 * threads)) << "the runner threads and one launched thread each";
+    // pthread_join returns when the thread has cleared its tid, a moment before the
+    // kernel has finished tearing it down: the runner, the thread it launched and
+    // the previous one still leaving.
+    EXPECT_LE(most_threads, static_cast<size_t>(3 * threads)) << "threads alive at once";
     EXPECT_TRUE(Subreaper::children().empty());
     const forkscope::Run run = load_results(dir / "results.json");
     ASSERT_EQ(run.cells.size(), 7u);
