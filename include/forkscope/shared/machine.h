@@ -199,8 +199,14 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 		}
 	}
 	l->depth = d - 1;
-	if (d >= 2)
-		l->stack[FS_STACK_IDX(d - 2)].child_ns += dur;
+	if (d >= 2) {
+		struct fs_frame *parent = &l->stack[FS_STACK_IDX(d - 2)];
+		parent->child_ns += dur;
+		/* A phase nested in a VMA's set-up (a user phase) ended: the VMA's
+		 * copy_page_range cannot have begun before this point. */
+		if (parent->phase == FS_PH_VMA_SETUP)
+			l->cpr_candidate = ts;
+	}
 }
 
 /* Open ph at ts.  Siblings (and their children) still open are closed first:
