@@ -23,18 +23,39 @@ struct fs_config cfg = {};
 __u32 slot_phase[FS_MAX_FN_SLOTS] = {};
 #define CFG (&cfg)
 
+/* Who is followed (enum fs_follow), set before load. */
+__u32 follow = FS_FOLLOW_TGID;
+__u32 self_tgid = 0;   /* forkscope itself, never followed */
+__u32 max_groups = 0;  /* trace: cells 0..max_groups-1 for groups, max_groups for the rest */
+
 /* Set by user space at run time through the mmapped .bss. */
 __u32 target_tgid = 0;
 __u32 cur_cell = FS_NO_CELL;
 __u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
+__u32 next_group = 0;
+/* execve records in flight: while there are none, events of tasks other than the
+ * runner are dropped before any map lookup. */
+__u32 execs_in_flight = 0;
+
+#define FS_CF_THREAD 1u /* reaps itself: forgotten when it dies */
 
 struct fs_child {
 	__u32 cell;
 	__u32 ran;
 	__u64 wake_ts;
-	__u64 exit_ts;
-	__u32 seq; /* of a sampled launch, else 0 */
-	__u32 pad;
+	__u64 exit_ts;     /* exit/exit_group entered */
+	__u32 seq;         /* of a sampled launch, else 0 */
+	__u32 flags;       /* FS_CF_* */
+	__u64 mm_first;    /* first and last mmap_lock events after exit_ts: exit_mm */
+	__u64 mm_last;
+	__u64 dead_ts;     /* switched out for the last time */
+	__u64 exec_ret_ts; /* execve returned: the first instruction is next */
+};
+
+struct fs_parent {
+	char comm[16];
+	__u64 launches;
+	__u64 execs;
 };
 
 /* Sampled launches and their children's spans, drained after each cell. */
@@ -45,10 +66,50 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, 256);
 	__type(key, __u32);
 	__type(value, struct fs_launch);
 } launches SEC(".maps");
+
+/* trace -p / -- CMD: the thread groups followed (the root and its descendants). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} tracked SEC(".maps");
+
+/* trace --cgroup: the cgroup (v2) followed, with its descendants. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroups SEC(".maps");
+
+/* trace: (command, clone flags) -> cell. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FS_MAX_CELLS);
+	__type(key, struct fs_group_key);
+	__type(value, __u32);
+} groups SEC(".maps");
+
+/* trace: launches and execs per launching process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct fs_parent);
+} parents SEC(".maps");
+
+/* A followed thread in wait4/waitid: when it entered. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} waits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -101,10 +162,24 @@ struct {
 	__type(value, struct fs_cellstat);
 } cellstats SEC(".maps");
 
+static __always_inline int is_target(__u32 tgid)
+{
+	__u32 f = follow;
+	if (f == FS_FOLLOW_TGID)
+		return tgid == target_tgid;
+	if (f == FS_FOLLOW_TREE)
+		return bpf_map_lookup_elem(&tracked, &tgid) != NULL;
+	if (tgid == self_tgid)
+		return 0;
+	if (f == FS_FOLLOW_CGROUP)
+		return bpf_current_task_under_cgroup(&cgroups, 0) == 1;
+	return 1;
+}
+
 static __always_inline struct fs_launch *launch_of_current(int function_probe)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if ((__u32)(id >> 32) != target_tgid)
+	if (follow == FS_FOLLOW_TGID && (__u32)(id >> 32) != target_tgid && !execs_in_flight)
 		return NULL;
 	__u32 tid = (__u32)id;
 	struct fs_launch *l = bpf_map_lookup_elem(&launches, &tid);
@@ -168,32 +243,109 @@ static __always_inline int is_launch_syscall(long id)
 	       id == 435 /* clone3 */;
 }
 
+static __always_inline int is_exit_syscall(long id) { return id == 60 || id == 231; }
+static __always_inline int is_exec_syscall(long id) { return id == 59 || id == 322; }
+static __always_inline int is_wait_syscall(long id) { return id == 61 || id == 247; }
+
+/* trace: the cell of a (command, clone flags) group, allocated on first sight. */
+static __always_inline __u32 group_cell(struct fs_group_key *k)
+{
+	__u32 *v = bpf_map_lookup_elem(&groups, k);
+	if (v)
+		return *v;
+	__u32 limit = max_groups;
+	__u32 c = __sync_fetch_and_add(&next_group, 1);
+	if (c >= limit)
+		return limit; /* "other" */
+	if (bpf_map_update_elem(&groups, k, &c, BPF_NOEXIST)) {
+		v = bpf_map_lookup_elem(&groups, k); /* another CPU added it first */
+		return v ? *v : limit;
+	}
+	return c;
+}
+
+/* The clone flags a launch syscall asks for, from its arguments. */
+static __always_inline __u64 launch_flags(long id, struct pt_regs *regs)
+{
+	if (id == 57)
+		return 0;
+	if (id == 58)
+		return 0x00000100ull | FS_CLONE_VFORK; /* CLONE_VM | CLONE_VFORK */
+	__u64 arg = BPF_CORE_READ(regs, di);
+	if (id == 56)
+		return arg;
+	__u64 flags = 0; /* clone3: struct clone_args begins with the flags */
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)arg);
+	return flags;
+}
+
+static __always_inline __u32 trace_cell(__u64 flags)
+{
+	struct fs_group_key k = {};
+	bpf_get_current_comm(k.comm, sizeof(k.comm));
+	k.flags = flags;
+	return group_cell(&k);
+}
+
+/* An execve or execveat starts in a launched child (or, in trace, a followed task). */
+static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
+{
+	struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+	__u32 cell;
+	if (c)
+		cell = c->cell;
+	else if (follow != FS_FOLLOW_TGID && is_target(tgid))
+		cell = trace_cell(FS_GROUP_EXEC_ONLY);
+	else
+		return;
+	if (cell >= FS_MAX_CELLS)
+		return;
+	__u32 zero = 0;
+	struct fs_launch *l = bpf_map_lookup_elem(&scratch, &zero);
+	if (!l)
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	fs_exec_begin(l, cell, now, (__u64)task->mm, CFG);
+	l->events[FS_PH_EXEC_BPRM] = 1; /* this program */
+	l->tid = tid;
+	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY) == 0) {
+		__sync_fetch_and_add(&execs_in_flight, 1);
+	} else {
+		struct fs_cellstat *cs = cellstat(cell);
+		if (cs)
+			cs->lost += 1;
+	}
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
+	__u32 tid = (__u32)pid_tgid, tgid = (__u32)(pid_tgid >> 32);
 
-	if ((__u32)(pid_tgid >> 32) != target_tgid) {
+	if (is_exit_syscall(id)) {
 		/* A child on its way out: exit or exit_group starts its teardown. */
-		if (id == 60 || id == 231) {
-			struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
-			if (c && !c->exit_ts)
-				c->exit_ts = bpf_ktime_get_ns();
-		}
-		return 0;
-	}
-	if (id == 60 || id == 231) {
-		/* A thread child (same thread group) exiting. */
 		struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
 		if (c && !c->exit_ts)
 			c->exit_ts = bpf_ktime_get_ns();
 		return 0;
 	}
+	if (is_exec_syscall(id)) {
+		exec_begin(tid, tgid, bpf_ktime_get_ns());
+		return 0;
+	}
+	if (!is_target(tgid))
+		return 0;
+	if (is_wait_syscall(id)) {
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&waits, &tid, &now, BPF_ANY);
+		return 0;
+	}
 	if (!is_launch_syscall(id))
 		return 0;
 	bpf_map_delete_elem(&last_cell, &tid);
-	__u32 cell = cur_cell;
+	__u64 flags = launch_flags(id, regs);
+	__u32 cell = follow == FS_FOLLOW_TGID ? cur_cell : trace_cell(flags & ~FS_CLONE_IGNORED);
 	if (cell >= FS_MAX_CELLS) {
 		bpf_map_delete_elem(&launches, &tid);
 		return 0;
@@ -202,7 +354,7 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	struct fs_launch *l = bpf_map_lookup_elem(&scratch, &zero);
 	if (!l)
 		return 0;
-	fs_launch_begin(l, cell, sample_seq, bpf_ktime_get_ns());
+	fs_launch_begin(l, cell, follow == FS_FOLLOW_TGID ? sample_seq : 0, bpf_ktime_get_ns());
 	l->events[FS_PH_SYSCALL] = 1; /* this program */
 	l->tid = tid;
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) {
@@ -213,14 +365,97 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+/* RSS in pages: a percpu_counter array since 6.2, atomics before. */
+struct mm_rss_stat___old {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+struct mm_struct___old {
+	struct mm_rss_stat___old rss_stat;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 mm_rss_pages(struct mm_struct *mm)
+{
+	__s64 r = 0;
+	if (bpf_core_type_exists(struct mm_rss_stat___old)) {
+		struct mm_struct___old *old = (void *)mm;
+		r += BPF_CORE_READ(old, rss_stat.count[0].counter); /* file */
+		r += BPF_CORE_READ(old, rss_stat.count[1].counter); /* anon */
+		r += BPF_CORE_READ(old, rss_stat.count[3].counter); /* shmem */
+	} else {
+		r += BPF_CORE_READ(mm, rss_stat[0].count);
+		r += BPF_CORE_READ(mm, rss_stat[1].count);
+		r += BPF_CORE_READ(mm, rss_stat[3].count);
+	}
+	return r > 0 ? (__u64)r : 0;
+}
+
+static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, __u64 now)
+{
+	__u32 cell = l->cell;
+	struct fs_cellstat *cs = cellstat(cell);
+	fs_landmark(l, FS_LM_SYS_EXIT, now, CFG);
+	if (ret == 0) {
+		for (int i = 0; i < FS_NPHASES; i++) {
+			if (l->calls[i])
+				agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i], l->events[i], l->fn_events[i]);
+		}
+		if (cs)
+			cs->execs += 1;
+		struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+		if (c)
+			c->exec_ret_ts = now;
+		if (follow != FS_FOLLOW_TGID) {
+			__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+			struct fs_parent *p = bpf_map_lookup_elem(&parents, &tgid);
+			if (p)
+				p->execs += 1;
+		}
+	} else if (cs) {
+		cs->exec_failed += 1;
+	}
+	bpf_map_delete_elem(&launches, &tid);
+	__sync_fetch_and_add(&execs_in_flight, -1);
+}
+
+/* A followed thread's wait4/waitid returned a child: its reaping. */
+static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
+{
+	__u64 *entered = bpf_map_lookup_elem(&waits, &tid);
+	if (!entered)
+		return;
+	__u64 since = *entered;
+	bpf_map_delete_elem(&waits, &tid);
+	if (ret <= 0)
+		return;
+	__u32 pid = (__u32)ret;
+	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	if (!c)
+		return;
+	if (c->dead_ts) {
+		__u64 start = c->dead_ts > since ? c->dead_ts : since;
+		__u64 d = now > start ? now - start : 0;
+		agg_add(c->cell, FS_PH_REAP, 1, 1, d, d, 2, 0);
+		emit_child_span(c, pid, FS_PH_REAP, start, d);
+	}
+	bpf_map_delete_elem(&children, &pid);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 {
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid, tgid = (__u32)(pid_tgid >> 32);
 	struct fs_launch *l = my_launch();
-	if (!l)
+	if (!l) {
+		if (follow != FS_FOLLOW_TGID || tgid == target_tgid)
+			wait_end(tid, ret, bpf_ktime_get_ns());
 		return 0;
+	}
 	__u64 now = bpf_ktime_get_ns();
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (l->flags & FS_LF_EXEC) {
+		exec_end(l, tid, ret, now);
+		return 0;
+	}
 	__u32 cell = l->cell;
 	struct fs_cellstat *cs = cellstat(cell);
 
@@ -233,6 +468,14 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 		if (cs) {
 			cs->launches += 1;
 			cs->pt_pages += l->pt_pages;
+			struct task_struct *task = bpf_get_current_task_btf();
+			struct mm_struct *mm = task->mm;
+			if (mm) {
+				cs->mm_vmas += BPF_CORE_READ(mm, map_count);
+				cs->mm_total_vm += BPF_CORE_READ(mm, total_vm);
+				cs->mm_pgtables += BPF_CORE_READ(mm, pgtables_bytes.counter);
+				cs->mm_rss += mm_rss_pages(mm);
+			}
 		}
 		if (l->seq) {
 			l->child = (__s32)ret;
@@ -240,6 +483,16 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 				cs->samples_lost += 1;
 		}
 		bpf_map_update_elem(&last_cell, &tid, &cell, BPF_ANY);
+		if (follow != FS_FOLLOW_TGID) {
+			struct fs_parent *p = bpf_map_lookup_elem(&parents, &tgid);
+			if (p) {
+				p->launches += 1;
+			} else {
+				struct fs_parent np = { .launches = 1 };
+				bpf_get_current_comm(np.comm, sizeof(np.comm));
+				bpf_map_update_elem(&parents, &tgid, &np, BPF_ANY);
+			}
+		}
 	} else if (ret != -513 /* ERESTARTNOINTR: restarted, not failed */ && cell < FS_MAX_CELLS) {
 		for (int i = 0; i < FS_NPHASES; i++) {
 			if (!l->calls[i])
@@ -309,27 +562,55 @@ int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, stru
 	return 0;
 }
 
+/* An exiting child's mmap_lock events bound its exit_mm. */
+static __always_inline void child_mm_event(__u64 now)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+	if (!c || !c->exit_ts || c->dead_ts)
+		return;
+	if (!c->mm_first)
+		c->mm_first = now;
+	c->mm_last = now;
+}
+
 SEC("tp_btf/mmap_lock_acquire_returned")
 int BPF_PROG(fs_mmap_lock_acquired, struct mm_struct *mm, bool write, bool success)
 {
+	__u64 now = bpf_ktime_get_ns();
 	struct fs_launch *l = my_launch();
-	if (!l || !write || !success)
+	if (!l) {
+		child_mm_event(now);
+		return 0;
+	}
+	if (!success)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
-	if (mm == task->mm)
-		fs_landmark(l, FS_LM_MMAP_LOCK, bpf_ktime_get_ns(), CFG);
+	if (l->flags & FS_LF_EXEC) {
+		int lm = fs_exec_lock_landmark(l, (__u64)mm, (__u64)task->mm);
+		if (lm)
+			fs_landmark(l, lm, now, CFG);
+		return 0;
+	}
+	if (write && mm == task->mm)
+		fs_landmark(l, FS_LM_MMAP_LOCK, now, CFG);
 	return 0;
 }
 
 SEC("tp_btf/mmap_lock_released")
 int BPF_PROG(fs_mmap_lock_released, struct mm_struct *mm, bool write)
 {
+	__u64 now = bpf_ktime_get_ns();
 	struct fs_launch *l = my_launch();
-	if (!l || !write)
+	if (!l) {
+		child_mm_event(now);
+		return 0;
+	}
+	if (!write || (l->flags & FS_LF_EXEC))
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (mm == task->mm)
-		fs_landmark(l, FS_LM_MMAP_UNLOCK, bpf_ktime_get_ns(), CFG);
+		fs_landmark(l, FS_LM_MMAP_UNLOCK, now, CFG);
 	return 0;
 }
 
@@ -360,13 +641,17 @@ SEC("tp_btf/task_newtask")
 int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
 {
 	struct fs_launch *l = my_launch();
-	if (!l)
+	if (!l || (l->flags & FS_LF_EXEC))
 		return 0;
 	if (clone_flags & FS_CLONE_VFORK)
 		l->flags |= FS_LF_VFORK;
 	fs_landmark(l, FS_LM_NEWTASK, bpf_ktime_get_ns(), CFG);
 	__u32 pid = task->pid;
 	struct fs_child c = { .cell = l->cell, .seq = l->seq };
+	if (clone_flags & 0x00010000ull /* CLONE_THREAD */)
+		c.flags = FS_CF_THREAD;
+	else if (follow == FS_FOLLOW_TREE)
+		bpf_map_update_elem(&tracked, &pid, &pid, BPF_ANY); /* a new process: followed too */
 	if (bpf_map_update_elem(&children, &pid, &c, BPF_ANY) == 0) {
 		struct fs_cellstat *cs = cellstat(l->cell);
 		if (cs)
@@ -381,6 +666,15 @@ int BPF_PROG(fs_sched_process_fork, struct task_struct *parent, struct task_stru
 	struct fs_launch *l = my_launch();
 	if (l)
 		fs_landmark(l, FS_LM_FORK_DONE, bpf_ktime_get_ns(), CFG);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(fs_sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct fs_launch *l = my_launch();
+	if (l)
+		fs_landmark(l, FS_LM_EXEC_DONE, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 
@@ -399,9 +693,45 @@ int BPF_PROG(fs_sched_wakeup_new, struct task_struct *p)
 	return 0;
 }
 
+#define FS_TASK_DEAD 0x80
+
+/* A child's last switch-out ends its teardown (exit syscall .. dead). */
+static __always_inline void child_dead(struct fs_child *c, __u32 pid, __u64 now)
+{
+	c->dead_ts = now;
+	if (c->exit_ts) {
+		__u64 d = now - c->exit_ts;
+		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d, 2, 0);
+		emit_child_span(c, pid, FS_PH_TEARDOWN, c->exit_ts, d);
+		if (c->mm_first) {
+			__u64 m = c->mm_last - c->mm_first;
+			agg_add(c->cell, FS_PH_EXIT_MM, 1, 1, m, m, 0, 0);
+			emit_child_span(c, pid, FS_PH_EXIT_MM, c->mm_first, m);
+		}
+	}
+	struct fs_cellstat *cs = cellstat(c->cell);
+	if (cs) {
+		cs->children_exited += 1;
+		/* Rare (< 0.1%): a child that dies with no switch into it seen. */
+		if (!c->ran)
+			cs->first_run_missed += 1;
+	}
+	if (c->flags & FS_CF_THREAD)
+		bpf_map_delete_elem(&children, &pid);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
+	__u64 now = bpf_ktime_get_ns();
+	if (prev->__state & FS_TASK_DEAD) {
+		__u32 prev_pid = prev->pid;
+		struct fs_child *d = bpf_map_lookup_elem(&children, &prev_pid);
+		if (d && !d->dead_ts)
+			child_dead(d, prev_pid, now);
+		if (follow == FS_FOLLOW_TREE && prev->pid == prev->tgid)
+			bpf_map_delete_elem(&tracked, &prev_pid);
+	}
 	__u32 pid = next->pid;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
 	if (!c || c->ran)
@@ -409,7 +739,6 @@ int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	c->ran = 1;
 	/* Another CPU may switch the child in before sched_wakeup_new's handler ran
 	 * on the parent's: then it waited for nothing. */
-	__u64 now = bpf_ktime_get_ns();
 	if (!c->wake_ts)
 		c->wake_ts = now;
 	__u64 d = now - c->wake_ts;
@@ -422,19 +751,28 @@ SEC("tp_btf/page_fault_user")
 int BPF_PROG(fs_page_fault_user, unsigned long address, struct pt_regs *regs,
 	     unsigned long error_code)
 {
-	if (!(error_code & 2)) /* write faults only: copy-on-write */
-		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+	const int cow = (cfg.measured & FS_BIT(FS_PH_POST_LAUNCH_COW)) && (error_code & 2);
 	if (c) {
-		struct fs_cellstat *cs = cellstat(c->cell);
-		if (cs)
-			cs->faults_child += 1;
+		if (c->exec_ret_ts) {
+			/* The new image's first instruction faulted. */
+			__u64 now = bpf_ktime_get_ns();
+			__u64 d = now - c->exec_ret_ts;
+			agg_add(c->cell, FS_PH_EXEC_FIRST_INSN, 1, 1, d, d, 1, 0);
+			emit_child_span(c, tid, FS_PH_EXEC_FIRST_INSN, c->exec_ret_ts, d);
+			c->exec_ret_ts = 0;
+		}
+		if (cow) {
+			struct fs_cellstat *cs = cellstat(c->cell);
+			if (cs)
+				cs->faults_child += 1;
+		}
 		return 0;
 	}
 	/* The launcher between cells (preparing the next heap) is not launching. */
-	if ((__u32)(pid_tgid >> 32) != target_tgid || cur_cell == FS_NO_CELL)
+	if (!cow || (__u32)(pid_tgid >> 32) != target_tgid || cur_cell == FS_NO_CELL)
 		return 0;
 	__u32 *cell = bpf_map_lookup_elem(&last_cell, &tid);
 	if (cell) {
@@ -442,29 +780,6 @@ int BPF_PROG(fs_page_fault_user, unsigned long address, struct pt_regs *regs,
 		if (cs)
 			cs->faults_parent += 1;
 	}
-	return 0;
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
-{
-	__u32 pid = p->pid;
-	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
-	if (!c)
-		return 0;
-	if (c->exit_ts) {
-		__u64 d = bpf_ktime_get_ns() - c->exit_ts;
-		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d, 2, 0);
-		emit_child_span(c, pid, FS_PH_TEARDOWN, c->exit_ts, d);
-	}
-	struct fs_cellstat *cs = cellstat(c->cell);
-	if (cs) {
-		cs->children_exited += 1;
-		/* Rare (< 0.1%): a child that exits with no switch into it seen. */
-		if (!c->ran)
-			cs->first_run_missed += 1;
-	}
-	bpf_map_delete_elem(&children, &pid);
 	return 0;
 }
 

@@ -12,7 +12,7 @@ function(bpf_skeleton target src)
   file(MAKE_DIRECTORY ${out})
   add_custom_command(
     OUTPUT ${skel}
-    COMMAND ${CLANG_BPF} -g -O2 -Wall -target bpf -D__TARGET_ARCH_x86
+    COMMAND ${CLANG_BPF} -g -O2 -Wall -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
             -I${PROJECT_SOURCE_DIR}/bpf -I${PROJECT_SOURCE_DIR}/include
             -idirafter /usr/include/x86_64-linux-gnu -idirafter /usr/include
             -c ${src} -o ${obj}

@@ -38,8 +38,15 @@ struct RunPlan {
   // Per-fault and per-page events (copy-on-write faults, page-table pages): costly
   // on every launch and buying no phase of the launch itself, so only on request.
   bool detail = false;
+  // Exec phases: the first instruction after execve is seen as a user page fault,
+  // so the per-fault program loads whenever launches may exec.
+  bool exec = true;
+  // Probe-cost calibration (Tracer::probe_costs): the kernel function of a cheap
+  // syscall (getppid) that every function-probe kind this plan uses could attach
+  // to, tried for real; empty when no function probes are used or none could.
+  std::string calibration_function;
 
-  bool measured(int id) const { return cfg.measured & (1u << id); }
+  bool measured(int id) const { return cfg.measured & FS_BIT(id); }
 };
 
 // --detail: also count post-launch copy-on-write faults and page-table pages.

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,6 +112,13 @@ class Tracer {
   void wait_children_gone(uint32_t cell, int timeout_ms) const;
   const RunPlan& plan() const { return plan_; }
   uint64_t map_bytes() const;  // memory of the BPF maps, for the report
+  // What one entry+exit pair of our function-probe programs costs, per kind the
+  // plan uses ("fentry", "kprobe"), in ns: getppid() timed call by call in this
+  // (the traced) process with nothing attached to its kernel function and with one
+  // function slot of each kind, in interleaved blocks; medians.  Empty when the
+  // plan uses no function probes or the calibration target could not be probed.
+  // Call it with no launch in flight; it leaves the target as it found it.
+  std::map<std::string, double> probe_costs();
 
  private:
   Tracer() = default;

@@ -3,6 +3,7 @@
 // and the kernel phase tree.  Serialized as the versioned JSON results file
 // (schema "forkscope.results/1"), the one interchange format.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -110,6 +111,11 @@ struct Calibration {
   double ns_per_launch = 0;
   double events_per_launch = 0;  // of the fork launches
   uint64_t launches = 0;         // traced calibration launches
+  // Per function-probe kind the run used ("fentry", "kprobe"): ns one entry+exit
+  // pair of our programs adds to a cheap syscall (getppid) in the traced process.
+  // Measured whenever function probes are in use, with or without --overhead
+  // (the fields above stay 0 without it); empty when not measured.
+  std::map<std::string, double> probe_cost_ns;
 };
 
 struct Cell {

@@ -227,6 +227,12 @@ int run_command(RunOptions& o) {
   run.bpf_map_bytes = backend->map_bytes();
   // Calibration costs seconds under emulation; only --overhead reports it.
   if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program);
+  // What one function probe costs, per kind in use: a fraction of a second, so
+  // always (results of different backends can then be compared phase by phase).
+  if (std::map<std::string, double> costs = backend->probe_costs(); !costs.empty()) {
+    if (!run.calibration) run.calibration = Calibration{};
+    run.calibration->probe_cost_ns = std::move(costs);
+  }
 
   CellHooks hooks;
   hooks.begin = [&](uint32_t cell) { backend->set_cell(cell); };

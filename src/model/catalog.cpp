@@ -53,7 +53,7 @@ RunPlan tracepoint_plan() {
 
 void set_detail(RunPlan& plan, bool detail) {
   plan.detail = detail;
-  const uint32_t cow = 1u << FS_PH_POST_LAUNCH_COW;
+  const uint64_t cow = FS_BIT(FS_PH_POST_LAUNCH_COW);
   if (detail) {
     plan.cfg.measured |= cow;
     plan.cfg.landmarks |= cow;

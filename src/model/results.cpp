@@ -136,6 +136,15 @@ class Reader {
       cal.ns_per_launch = signed_number(c, "calibration", "ns_per_launch");
       cal.events_per_launch = number(c, "calibration", "events_per_launch");
       cal.launches = u64(c, "calibration", "launches");
+      // Optional: files from before it was measured lack it.
+      if (c.contains("probe_cost_ns")) {
+        const Json& costs = object(member(c, "calibration", "probe_cost_ns"), "calibration.probe_cost_ns");
+        for (const auto& [kind, v] : costs.items()) {
+          if (kind != "fentry" && kind != "kprobe")
+            fail("calibration.probe_cost_ns", fmt::format("unknown probe kind {:?}; expected fentry or kprobe", kind));
+          cal.probe_cost_ns[kind] = signed_number(costs, "calibration.probe_cost_ns", kind.c_str());
+        }
+      }
       r.calibration = cal;
     }
     const Json& available = array(root, "", "phases_available");
@@ -490,6 +499,11 @@ std::string to_json(const Run& run, int indent) {
                         {"ns_per_launch", run.calibration->ns_per_launch},
                         {"events_per_launch", run.calibration->events_per_launch},
                         {"launches", run.calibration->launches}};
+    if (!run.calibration->probe_cost_ns.empty()) {
+      Json costs = Json::object();
+      for (const auto& [kind, ns] : run.calibration->probe_cost_ns) costs[kind] = ns;
+      j["calibration"]["probe_cost_ns"] = std::move(costs);
+    }
   }
   // Strings come from the system (hostname, errno names); a stray invalid UTF-8
   // byte must not lose a whole run's results.

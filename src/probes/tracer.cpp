@@ -2,6 +2,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,8 +59,8 @@ int phase_by_name(const std::string& name) {
 }
 
 void measure_by_function(RunPlan& plan, int id, int source, const std::string& function) {
-  plan.cfg.measured |= 1u << id;
-  plan.cfg.landmarks &= ~(1u << id);
+  plan.cfg.measured |= FS_BIT(id);
+  plan.cfg.landmarks &= ~FS_BIT(id);
   plan.source[id] = source;
   plan.function[id] = function;
   plan.reason[id].clear();
@@ -141,6 +143,19 @@ RunPlan plan_run(BackendChoice choice, const std::vector<UserPhase>& user_phases
     if (!plan.measured(id))
       throw privilege_error("--phase " + user_phases[i].function + ": cannot probe it here (" + why + ")");
   }
+  // The probe-cost calibration's target: getppid's kernel entry point (its name
+  // depends on the architecture), which every kind in use must attach to.
+  const bool uses_fentry = std::count(plan.source.begin(), plan.source.end(), FS_SRC_FENTRY) > 0;
+  const bool uses_kprobe = std::count(plan.source.begin(), plan.source.end(), FS_SRC_KPROBE) > 0;
+  if (uses_fentry || uses_kprobe) {
+    for (const char* fn : {"__x64_sys_getppid", "__arm64_sys_getppid", "__s390x_sys_getppid", "__riscv_sys_getppid",
+                           "sys_getppid"}) {
+      if ((!uses_fentry || prober.try_fentry(fn).empty()) && (!uses_kprobe || prober.try_kprobe(fn).empty())) {
+        plan.calibration_function = fn;
+        break;
+      }
+    }
+  }
   return plan;
 }
 
@@ -162,6 +177,7 @@ struct Tracer::Impl {
   std::vector<fs_launch> launches;
   std::vector<fs_child_span> child_spans;
   std::vector<std::pair<int, int>> kprobe_slots;  // slot, phase
+  int cal_slot = -1;  // the probe-cost calibration's slot, -1: none
 
   // kprobe slots are attached by name at run time (the skeleton cannot).
   void attach_kprobes(const RunPlan& p) {
@@ -214,9 +230,9 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
     auto r = ks.find(spec.function);
     if (!r) {
       for (int ph : spec.phases) {
-        if (!(p.cfg.landmarks & (1u << ph))) continue;
-        p.cfg.measured &= ~(1u << ph);
-        p.cfg.landmarks &= ~(1u << ph);
+        if (!(p.cfg.landmarks & FS_BIT(ph))) continue;
+        p.cfg.measured &= ~FS_BIT(ph);
+        p.cfg.landmarks &= ~FS_BIT(ph);
         p.reason[ph] = std::string("landmark function ") + spec.function + " not in /proc/kallsyms (inlined?)";
       }
       continue;
@@ -249,6 +265,22 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
     if (kprobe) kprobe_slots.push_back({slot, id});
     slot++;
   }
+  // One more slot for the probe-cost calibration (probe_costs()), per kind in use:
+  // loaded now, attached only while it measures.  It finds no launch record for
+  // the calibrating thread, so it runs the tgid filter and the launch lookup only.
+  if (!p.calibration_function.empty() && slot < FS_MAX_FN_SLOTS) {
+    const std::string s = std::to_string(slot);
+    t->impl_->cal_slot = slot;
+    for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"}) {
+      bpf_program* prog = bpf_object__find_program_by_name(skel->obj, (kind + s).c_str());
+      const bool is_fentry = kind[3] == 'f';
+      const bool use = std::count(p.source.begin(), p.source.end(), is_fentry ? FS_SRC_FENTRY : FS_SRC_KPROBE) > 0;
+      bpf_program__set_autoload(prog, use);
+      bpf_program__set_autoattach(prog, false);
+      if (use && is_fentry) bpf_program__set_attach_target(prog, 0, p.calibration_function.c_str());
+    }
+    slot++;
+  }
   for (; slot < FS_MAX_FN_SLOTS; slot++) {
     const std::string s = std::to_string(slot);
     for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"})
@@ -256,7 +288,7 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
   }
 
   bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
-  bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail);
+  bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
 
   if (int err = forkscope_bpf__load(skel)) {
     int code = (err == -EPERM || err == -EACCES) ? kExitPrivilege : kExitFailure;
@@ -439,6 +471,78 @@ uint64_t Tracer::map_bytes() const {
     total += entries * (bpf_map__key_size(m) + value) * (percpu ? impl_->ncpus : 1);
   }
   return total;
+}
+
+std::map<std::string, double> Tracer::probe_costs() {
+  std::map<std::string, double> costs;
+  if (impl_->cal_slot < 0) return costs;
+  forkscope_bpf* skel = impl_->skel;
+  const std::string& fn = plan_.calibration_function;
+  const std::string slot = std::to_string(impl_->cal_slot);
+  auto prog = [&](const char* kind) { return bpf_object__find_program_by_name(skel->obj, (kind + slot).c_str()); };
+  std::vector<std::string> kinds = {""};  // "": nothing attached to fn
+  if (bpf_program__autoload(prog("fs_fentry_"))) kinds.push_back("fentry");
+  if (bpf_program__autoload(prog("fs_kprobe_"))) kinds.push_back("kprobe");
+
+  std::vector<bpf_link*> links;
+  auto detach = [&] {
+    for (bpf_link* l : links)
+      if (l) bpf_link__destroy(l);
+    links.clear();
+  };
+  auto attach = [&](const std::string& kind) {
+    if (kind == "fentry") {
+      links = {bpf_program__attach_trace(prog("fs_fentry_")), bpf_program__attach_trace(prog("fs_fexit_"))};
+    } else if (kind == "kprobe") {
+      links = {bpf_program__attach_kprobe(prog("fs_kprobe_"), false, fn.c_str()),
+               bpf_program__attach_kprobe(prog("fs_kretprobe_"), true, fn.c_str())};
+    }
+    return std::count(links.begin(), links.end(), nullptr) == 0;
+  };
+  // The median of kCalls getppid() calls, each timed on its own: robust to the
+  // interrupts and preemptions that land in a block.
+  constexpr int kRounds = 9, kCalls = 201;
+  std::vector<uint64_t> lat(kCalls);
+  auto block = [&] {
+    for (uint64_t& l : lat) {
+      timespec a, b;
+      clock_gettime(CLOCK_MONOTONIC, &a);
+      syscall(SYS_getppid);
+      clock_gettime(CLOCK_MONOTONIC, &b);
+      l = static_cast<uint64_t>((b.tv_sec - a.tv_sec) * 1'000'000'000LL + (b.tv_nsec - a.tv_nsec));
+    }
+    std::nth_element(lat.begin(), lat.begin() + kCalls / 2, lat.end());
+    return static_cast<double>(lat[kCalls / 2]);
+  };
+
+  // The slot programs pass their tgid filter only in the traced process: this one.
+  const __u32 old_target = __atomic_load_n(&skel->bss->target_tgid, __ATOMIC_SEQ_CST);
+  set_target(getpid());
+  block();  // warm-up
+  // Rounds of one block per kind, the order rotating so that no kind always runs
+  // first or right after an attach of another: machine noise hits all alike.
+  std::map<std::string, std::vector<double>> medians;
+  std::map<std::string, bool> failed;
+  for (int r = 0; r < kRounds; r++) {
+    for (size_t i = 0; i < kinds.size(); i++) {
+      const std::string& kind = kinds[(r + i) % kinds.size()];
+      if (failed[kind]) continue;
+      if (!attach(kind)) failed[kind] = true;
+      else medians[kind].push_back(block());
+      detach();
+    }
+  }
+  set_target(static_cast<pid_t>(old_target));
+  // Per kind: the median over rounds of its block's median minus the untraced one's.
+  const std::vector<double>& base = medians[""];
+  for (const std::string& kind : kinds) {
+    if (kind.empty() || failed[kind] || medians[kind].size() != base.size()) continue;
+    std::vector<double> d;
+    for (size_t r = 0; r < base.size(); r++) d.push_back(medians[kind][r] - base[r]);
+    std::nth_element(d.begin(), d.begin() + d.size() / 2, d.end());
+    costs[kind] = d[d.size() / 2];
+  }
+  return costs;
 }
 
 }  // namespace forkscope

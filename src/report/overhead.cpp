@@ -12,6 +12,15 @@ void render_overhead(const Run& run, std::ostream& out) {
                        format_ns(run.calibration->ns_per_event), format_ns(run.calibration->ns_per_launch),
                        run.calibration->events_per_launch);
   }
+  if (run.calibration && !run.calibration->probe_cost_ns.empty()) {
+    out << "function-probe cost (calibrated at start-up on getppid, per entry+exit pair):";
+    const char* sep = " ";
+    for (const auto& [kind, ns] : run.calibration->probe_cost_ns) {
+      out << sep << (kind == "fentry" ? "fentry/fexit " : kind == "kprobe" ? "kprobe/kretprobe " : "") << format_ns(ns);
+      sep = ", ";
+    }
+    out << '\n';
+  }
   bool any = false;
   for (const Cell& c : run.cells) {
     if (!c.overhead) continue;

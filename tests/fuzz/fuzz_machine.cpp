@@ -57,20 +57,20 @@ fs_config decode_config(Bytes& in) {
   const uint32_t probed = in.u32();
   for (int ph = 0; ph < FS_PH_USER0; ph++) {
     if (!kCatalogFunction[ph] || !((probed >> ph) & 1)) continue;
-    c.measured |= 1u << ph;
-    c.landmarks &= ~(1u << ph);
+    c.measured |= FS_BIT(ph);
+    c.landmarks &= ~FS_BIT(ph);
   }
   const int slots = in.u8() % (FS_USER_PHASES + 1);
   for (int i = 0; i < slots; i++) {
     c.parent[FS_PH_USER0 + i] = in.u8() % FS_PH_USER0;
-    c.measured |= 1u << (FS_PH_USER0 + i);
+    c.measured |= FS_BIT(FS_PH_USER0 + i);
   }
   return c;
 }
 
 bool function_probed(const fs_config& c, int ph) {
   const bool has_function = kCatalogFunction[ph] || ph >= FS_PH_USER0;
-  return has_function && (c.measured & (1u << ph)) && !(c.landmarks & (1u << ph));
+  return has_function && (c.measured & FS_BIT(ph)) && !(c.landmarks & FS_BIT(ph));
 }
 
 class Checker {

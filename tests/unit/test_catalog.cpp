@@ -56,10 +56,10 @@ TEST(Catalog, PhasePathNamesMeasuredAncestors) {
   EXPECT_EQ(phase_path(plan, FS_PH_SYSCALL), "syscall");
   EXPECT_EQ(phase_path(plan, FS_PH_WAKE_UP_NEW_TASK), "syscall;wake_up_new_task");
   EXPECT_EQ(phase_path(plan, FS_PH_TEARDOWN), "teardown");
-  plan.cfg.measured |= 1u << FS_PH_KERNEL_CLONE;
+  plan.cfg.measured |= FS_BIT(FS_PH_KERNEL_CLONE);
   EXPECT_EQ(phase_path(plan, FS_PH_COPY_PROCESS), "syscall;kernel_clone;copy_process");
   // A --phase slot placed under dup_mmap takes its function's name.
-  plan.cfg.measured |= 1u << FS_PH_USER0;
+  plan.cfg.measured |= FS_BIT(FS_PH_USER0);
   plan.cfg.parent[FS_PH_USER0] = FS_PH_DUP_MMAP;
   plan.name[FS_PH_USER0] = "anon_vma_fork";
   EXPECT_EQ(phase_path(plan, FS_PH_USER0), "syscall;kernel_clone;copy_process;dup_mm;dup_mmap;anon_vma_fork");

@@ -235,8 +235,8 @@ TEST(Machine, HybridFunctionProbesAndLandmarksNest) {
   fs_config c = tracepoint_config();
   for (int ph : {FS_PH_KERNEL_CLONE, FS_PH_COPY_PROCESS, FS_PH_DUP_MMAP, FS_PH_COPY_PAGE_RANGE,
                  FS_PH_WAKE_UP_NEW_TASK}) {
-    c.measured |= 1u << ph;
-    c.landmarks &= ~(1u << ph);
+    c.measured |= FS_BIT(ph);
+    c.landmarks &= ~FS_BIT(ph);
   }
   fs_launch l{};
   fs_launch_begin(&l, 0, 0, 0);

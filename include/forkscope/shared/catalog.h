@@ -65,13 +65,39 @@
 	  "write page faults (page_fault_user) in the parent until its next launch and in the "  \
 	  "child: counted, not timed (no fault-exit tracepoint)")                                 \
 	X(TEARDOWN, teardown, NONE, TP, "",                                                       \
-	  "child's sys_enter exit/exit_group .. sched_process_exit (exit_mm, files, signals)")   \
+	  "child's sys_enter exit/exit_group .. its last switch-out (dead): exit_mm, files, "    \
+	  "signals, exit_notify")                                                                 \
+	X(EXIT_MM, exit_mm, TEARDOWN, DERIVED, "",                                                \
+	  "the exiting child's first mmap_lock .. its last mmap_lock release: exit_mm, and "     \
+	  "exit_mmap when it held the last reference to its mm")                                  \
+	X(REAP, reap, NONE, TP, "",                                                               \
+	  "later of the child's death and the parent's wait4/waitid call .. that call returning " \
+	  "the child (release_task); absent for threads, which reap themselves")                  \
+	X(EXEC, execve, NONE, TP, "",                                                             \
+	  "sys_enter .. sys_exit of execve/execveat in a launched child or a traced task")        \
+	X(EXEC_BPRM, bprm_setup, EXEC, DERIVED, "",                                               \
+	  "sys_enter .. the old mm's mmap_lock in exec_mmap: opening the file, the new mm and "  \
+	  "its stack, copying argv/envp, credentials, reading the ELF header")                    \
+	X(EXEC_MMAP, exec_mmap, EXEC, DERIVED, "exec_mmap",                                       \
+	  "the old mm's mmap_lock taken as the task's own .. first mmap_lock of the new mm: "     \
+	  "switching to the new mm, dropping the old one, and the rest of begin_new_exec "  \
+	  "(close-on-exec files, signal handlers, setup_new_exec)")                                     \
+	X(EXEC_OLD_MM, old_mm_exit, EXEC_MMAP, DERIVED, "",                                       \
+	  "the old mm's mmap_lock taken after the switch .. next landmark: exit_mmap of the old " \
+	  "mm when exec held its last reference (a fork child's copy); absent after vfork")       \
+	X(EXEC_LOAD, exec_load, EXEC, DERIVED, "",                                                \
+	  "first mmap_lock of the new mm as the task's own .. sched_process_exec: ELF segments, " \
+	  "stack, brk, start_thread")                                                             \
+	X(EXEC_FIRST_INSN, exec_first_insn, NONE, TP, "",                                         \
+	  "execve's sys_exit .. the new image's first user page fault (its first instruction "    \
+	  "faults: the entry point is not mapped yet)")                                           \
 	X(USER0, user0, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
 	X(USER1, user1, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
 	X(USER2, user2, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
 	X(USER3, user3, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice")
 
 #define FS_PH_NONE (-1)
+#define FS_BIT(ph) (1ull << (ph)) /* phase masks are 64-bit */
 
 enum fs_phase {
 #define FS_X_ENUM(id, name, parent, src, fns, how) FS_PH_##id,

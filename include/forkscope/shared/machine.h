@@ -31,11 +31,19 @@ enum fs_landmark {
 	FS_LM_NEWTASK,         /* task_newtask: copy_process is done */
 	FS_LM_FORK_DONE,       /* sched_process_fork */
 	FS_LM_WAKEUP_NEW,      /* sched_wakeup_new of the child */
-	FS_LM_SYS_EXIT,        /* sys_exit in the launching thread */
+	FS_LM_SYS_EXIT,        /* sys_exit in the launching (or exec'ing) thread */
+	FS_LM_EXEC_OLD_LOCK,   /* exec: the old mm's mmap_lock taken while it is still ours (exec_mmap) */
+	FS_LM_EXEC_OLD_EXIT,   /* exec: the old mm's mmap_lock taken after the switch (its exit_mmap) */
+	FS_LM_EXEC_NEW_LOCK,   /* exec: the new mm's mmap_lock taken as our own (ELF load) */
+	FS_LM_EXEC_DONE,       /* sched_process_exec: the binary is loaded */
 	FS_LM_COUNT
 };
 
 #define FS_LF_VFORK 1u
+#define FS_LF_EXEC 2u          /* the record is an execve, rooted at FS_PH_EXEC */
+#define FS_LF_EXEC_OLD 4u      /* exec_mmap's landmark seen */
+#define FS_LF_EXEC_OLD_EXIT 8u /* the old mm's exit seen */
+#define FS_LF_EXEC_NEW 16u     /* the new mm's first lock seen */
 
 /* Indices are masked as well as checked: the verifier keeps the mask's bound
  * where the compiler may drop a comparison's.  FS_STACK_DEPTH is a power of 2. */
@@ -87,6 +95,7 @@ struct fs_launch {
 	__u32 flags;
 	__u32 pt_pages;
 	__u64 cpr_candidate;
+	__u64 old_mm; /* exec: the mm the task had at sys_enter */
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
 	__u32 calls[FS_NPHASES];
@@ -110,14 +119,14 @@ FS_INLINE int fs_catalog_parent(int ph)
 /* What one run measures, fixed before the BPF programs load. */
 struct fs_config {
 	__s32 parent[FS_NPHASES]; /* the catalog's, plus the parents of --phase slots */
-	__u32 measured;           /* phases measured at all, by any source */
-	__u32 landmarks;          /* phases opened and closed by tracepoint landmarks */
+	__u64 measured;           /* phases measured at all, by any source (FS_BIT) */
+	__u64 landmarks;          /* phases opened and closed by tracepoint landmarks */
 };
 
 /* Phases the tracepoint backend measures by itself. */
 #define FS_TP_MASK                                                                            \
-	((1u << FS_PH_USER0) - 1u - (1u << FS_PH_KERNEL_CLONE) - (1u << FS_PH_SCHED_FORK) -    \
-	 (1u << FS_PH_COPY_NAMESPACES) - (1u << FS_PH_COPY_THREAD))
+	(FS_BIT(FS_PH_USER0) - 1ull - FS_BIT(FS_PH_KERNEL_CLONE) - FS_BIT(FS_PH_SCHED_FORK) -    \
+	 FS_BIT(FS_PH_COPY_NAMESPACES) - FS_BIT(FS_PH_COPY_THREAD))
 
 /* The tracepoint-only configuration; other backends start from it. */
 FS_INLINE void fs_config_tracepoint(struct fs_config *c)
@@ -142,7 +151,7 @@ FS_INLINE int fs_effective_parent(const struct fs_config *c, int ph)
 {
 	int p = fs_parent(c, ph);
 	for (int i = 0; i < FS_STACK_DEPTH && p != FS_PH_NONE; i++) {
-		if (c->measured & (1u << (p & 31)))
+		if (c->measured & FS_BIT(p & 63))
 			return p;
 		p = fs_parent(c, p);
 	}
@@ -264,6 +273,7 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 	l->flags = 0;
 	l->pt_pages = 0;
 	l->cpr_candidate = 0;
+	l->old_mm = 0;
 	for (int i = 0; i < FS_NPHASES; i++) {
 		l->total_ns[i] = 0;
 		l->self_ns[i] = 0;
@@ -295,14 +305,14 @@ FS_INLINE void fs_count_event(struct fs_launch *l, int function_probe)
 /* Open ph at a landmark when landmarks drive it in this run. */
 FS_INLINE int fs_lm_open(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
 {
-	if (!(c->landmarks & (1u << ph)))
+	if (!(c->landmarks & FS_BIT(ph)))
 		return 0;
 	return fs_open(l, ph, ts, c);
 }
 
 FS_INLINE void fs_lm_close(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
 {
-	if (c->landmarks & (1u << ph))
+	if (c->landmarks & FS_BIT(ph))
 		fs_close(l, ph, ts);
 }
 
@@ -352,7 +362,7 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 	case FS_LM_PT_WORK:
 		/* The VMA copies page tables: its copy_page_range began where its
 		 * set-up ended, at the last set-up landmark. */
-		if (fs_top(l) == FS_PH_VMA_SETUP && (c->landmarks & (1u << FS_PH_COPY_PAGE_RANGE))) {
+		if (fs_top(l) == FS_PH_VMA_SETUP && (c->landmarks & FS_BIT(FS_PH_COPY_PAGE_RANGE))) {
 			__u64 at = l->cpr_candidate ? l->cpr_candidate : ts;
 			fs_pop(l, at);
 			fs_open(l, FS_PH_COPY_PAGE_RANGE, at, c);
@@ -369,16 +379,59 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 		break;
 	case FS_LM_WAKEUP_NEW:
 		/* With wake_up_new_task probed as a function, vfork_wait opens at its exit. */
-		if (c->landmarks & (1u << FS_PH_WAKE_UP_NEW_TASK)) {
+		if (c->landmarks & FS_BIT(FS_PH_WAKE_UP_NEW_TASK)) {
 			fs_close(l, FS_PH_WAKE_UP_NEW_TASK, ts);
 			if (l->flags & FS_LF_VFORK)
 				fs_lm_open(l, FS_PH_VFORK_WAIT, ts, c);
 		}
 		break;
 	case FS_LM_SYS_EXIT:
-		fs_close(l, FS_PH_SYSCALL, ts);
+		fs_close(l, (l->flags & FS_LF_EXEC) ? FS_PH_EXEC : FS_PH_SYSCALL, ts);
+		break;
+	case FS_LM_EXEC_OLD_LOCK:
+		if (!(l->flags & FS_LF_EXEC_OLD)) {
+			l->flags |= FS_LF_EXEC_OLD;
+			fs_lm_open(l, FS_PH_EXEC_MMAP, ts, c);
+		}
+		break;
+	case FS_LM_EXEC_OLD_EXIT:
+		if (!(l->flags & FS_LF_EXEC_OLD_EXIT) && !(l->flags & FS_LF_EXEC_NEW)) {
+			l->flags |= FS_LF_EXEC_OLD_EXIT;
+			fs_lm_open(l, FS_PH_EXEC_OLD_MM, ts, c);
+		}
+		break;
+	case FS_LM_EXEC_NEW_LOCK:
+		if (!(l->flags & FS_LF_EXEC_NEW)) {
+			l->flags |= FS_LF_EXEC_NEW;
+			fs_lm_open(l, FS_PH_EXEC_LOAD, ts, c);
+		}
+		break;
+	case FS_LM_EXEC_DONE:
+		fs_lm_close(l, FS_PH_EXEC_LOAD, ts, c);
 		break;
 	}
+}
+
+/* An execve starts: a record like a launch's, rooted at FS_PH_EXEC, whose first
+ * segment is the bprm set-up.  old_mm tells the mm landmarks apart. */
+FS_INLINE void fs_exec_begin(struct fs_launch *l, __u32 cell, __u64 ts, __u64 old_mm, const struct fs_config *c)
+{
+	fs_launch_begin(l, cell, 0, ts);
+	l->stack[0].phase = FS_PH_EXEC;
+	l->flags = FS_LF_EXEC;
+	l->old_mm = old_mm;
+	fs_lm_open(l, FS_PH_EXEC_BPRM, ts, c);
+}
+
+/* Which exec landmark an mmap_lock acquisition is: mm is the locked mm, cur the
+ * task's own at that moment; 0 when it is neither (the new mm being built). */
+FS_INLINE int fs_exec_lock_landmark(const struct fs_launch *l, __u64 mm, __u64 cur)
+{
+	if (mm == l->old_mm)
+		return cur == mm ? FS_LM_EXEC_OLD_LOCK : FS_LM_EXEC_OLD_EXIT;
+	if (mm == cur)
+		return FS_LM_EXEC_NEW_LOCK;
+	return 0;
 }
 
 /* A function probe: the phase starts at the function's entry, ends at its exit. */
@@ -467,7 +520,28 @@ struct fs_cellstat {
 	__u64 samples_lost;  /* sampled-launch records the ring buffer had no room for */
 	__u64 first_run_missed; /* children that exited with no switch into them seen */
 	__u64 children_born;    /* children recorded at task_newtask ... */
-	__u64 children_exited;  /* ... and seen exiting: equal once every child is gone */
+	__u64 children_exited;  /* ... and seen dying: equal once every child is gone */
+	__u64 execs;            /* execve/execveat that succeeded in launched children */
+	__u64 exec_failed;
+	/* The launcher's mm when its launch returned, summed over launches. */
+	__u64 mm_vmas;
+	__u64 mm_total_vm;   /* pages */
+	__u64 mm_rss;        /* pages */
+	__u64 mm_pgtables;   /* bytes */
 };
+
+/* trace: launches are grouped by launching command and clone flags. */
+struct fs_group_key {
+	char comm[16];
+	__u64 flags; /* clone flags with the signal and tid/tls bits masked off; FS_GROUP_EXEC_ONLY */
+};
+#define FS_GROUP_EXEC_ONLY (1ull << 63) /* execs by tasks that were not launched under tracing */
+/* Flags that do not change what a launch is. */
+#define FS_CLONE_IGNORED (0xffull /* CSIGNAL */ | 0x00100000ull /* PARENT_SETTID */ | \
+			  0x00200000ull /* CHILD_CLEARTID */ | 0x01000000ull /* CHILD_SETTID */ | \
+			  0x00080000ull /* SETTLS */ | 0x00001000ull /* PIDFD */ | 0x00400000ull /* DETACHED */)
+
+/* Who the BPF side follows. */
+enum fs_follow { FS_FOLLOW_TGID = 0, FS_FOLLOW_TREE = 1, FS_FOLLOW_CGROUP = 2, FS_FOLLOW_ALL = 3 };
 
 #endif
