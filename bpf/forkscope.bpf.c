@@ -52,11 +52,6 @@ struct fs_child {
 	__u64 exec_ret_ts; /* execve returned: the first instruction is next */
 };
 
-struct fs_parent {
-	char comm[16];
-	__u64 launches;
-	__u64 execs;
-};
 
 /* Sampled launches and their children's spans, drained after each cell. */
 struct {
@@ -100,7 +95,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, struct fs_parent);
+	__type(value, struct fs_launcher);
 } parents SEC(".maps");
 
 /* A followed thread in wait4/waitid: when it entered. */
@@ -406,7 +401,7 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 			c->exec_ret_ts = now;
 		if (follow != FS_FOLLOW_TGID) {
 			__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
-			struct fs_parent *p = bpf_map_lookup_elem(&parents, &tgid);
+			struct fs_launcher *p = bpf_map_lookup_elem(&parents, &tgid);
 			if (p)
 				p->execs += 1;
 		}
@@ -484,11 +479,11 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 		}
 		bpf_map_update_elem(&last_cell, &tid, &cell, BPF_ANY);
 		if (follow != FS_FOLLOW_TGID) {
-			struct fs_parent *p = bpf_map_lookup_elem(&parents, &tgid);
+			struct fs_launcher *p = bpf_map_lookup_elem(&parents, &tgid);
 			if (p) {
 				p->launches += 1;
 			} else {
-				struct fs_parent np = { .launches = 1 };
+				struct fs_launcher np = { .launches = 1 };
 				bpf_get_current_comm(np.comm, sizeof(np.comm));
 				bpf_map_update_elem(&parents, &tgid, &np, BPF_ANY);
 			}
@@ -701,10 +696,10 @@ static __always_inline void child_dead(struct fs_child *c, __u32 pid, __u64 now)
 	c->dead_ts = now;
 	if (c->exit_ts) {
 		__u64 d = now - c->exit_ts;
-		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d, 2, 0);
+		__u64 m = c->mm_first ? c->mm_last - c->mm_first : 0;
+		agg_add(c->cell, FS_PH_TEARDOWN, 1, 1, d, d - m, 2, 0);
 		emit_child_span(c, pid, FS_PH_TEARDOWN, c->exit_ts, d);
 		if (c->mm_first) {
-			__u64 m = c->mm_last - c->mm_first;
 			agg_add(c->cell, FS_PH_EXIT_MM, 1, 1, m, m, 0, 0);
 			emit_child_span(c, pid, FS_PH_EXIT_MM, c->mm_first, m);
 		}

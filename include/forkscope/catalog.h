@@ -42,8 +42,8 @@ struct RunPlan {
   // so the per-fault program loads whenever launches may exec.
   bool exec = true;
   // Probe-cost calibration (Tracer::probe_costs): the kernel function of a cheap
-  // syscall (getppid) that every function-probe kind this plan uses could attach
-  // to, tried for real; empty when no function probes are used or none could.
+  // syscall (sched_getscheduler) that every function-probe kind this plan uses
+  // could attach to, tried for real; empty when none is used or none could.
   std::string calibration_function;
 
   bool measured(int id) const { return cfg.measured & FS_BIT(id); }

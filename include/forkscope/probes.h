@@ -86,6 +86,22 @@ RunPlan plan_run(BackendChoice choice, const std::vector<UserPhase>& user_phases
 // "fentry", "kprobe" or "tracepoint": the function-probe kind used, if any.
 std::string backend_name(const RunPlan& plan);
 
+// trace: whom the BPF side follows instead of the runner.
+struct Follow {
+  pid_t root = 0;      // a process and every process it launches from now on
+  int cgroup_fd = -1;  // an open cgroup v2 directory: tasks in it and its descendants
+  bool all = false;    // every task but forkscope
+};
+
+// trace: launches are grouped per (command, clone flags), one cell each.
+inline constexpr uint32_t kTraceGroups = 60;  // cells 0..59; 60 gathers the rest
+struct TraceGroup {
+  uint32_t cell = 0;
+  std::string comm;
+  uint64_t flags = 0;  // clone flags with signal/tid/tls bits off; FS_GROUP_EXEC_ONLY
+  bool other = false;  // the overflow cell
+};
+
 // The kernel side of a run: loads the BPF skeleton as the plan says, attaches
 // every program, aggregates per (cell, phase); destroying it detaches everything.
 class Tracer {
@@ -97,6 +113,11 @@ class Tracer {
 
   void set_target(pid_t tgid);
   void set_cell(uint32_t cell);  // FS_NO_CELL stops attribution
+  // trace: follow these tasks (instead of the runner's launches by cell).
+  void follow(const Follow& f);
+  void add_followed(pid_t tgid);
+  std::vector<TraceGroup> read_groups() const;
+  std::vector<TraceParent> read_parents() const;
   void reset_cell(uint32_t cell);  // zero a cell's aggregates
   // Detach every program (untraced launches) or attach them again.
   void set_attached(bool attached);
@@ -113,7 +134,7 @@ class Tracer {
   const RunPlan& plan() const { return plan_; }
   uint64_t map_bytes() const;  // memory of the BPF maps, for the report
   // What one entry+exit pair of our function-probe programs costs, per kind the
-  // plan uses ("fentry", "kprobe"), in ns: getppid() timed call by call in this
+  // plan uses ("fentry", "kprobe"), in ns: sched_getscheduler(0) timed in this
   // (the traced) process with nothing attached to its kernel function and with one
   // function slot of each kind, in interleaved blocks; medians.  Empty when the
   // plan uses no function probes or the calibration target could not be probed.

@@ -83,6 +83,13 @@ struct KernelCounts {
   uint64_t lost = 0;
   uint64_t samples_lost = 0;  // sampled-launch records the ring buffer had no room for
   uint64_t first_run_missed = 0;  // children whose first switch-in was not seen (child_first_run lacks them)
+  uint64_t execs = 0;             // execve/execveat that succeeded in the launched children
+  uint64_t exec_failed = 0;
+  // The launching process's mm when its launches returned, mean over launches.
+  uint64_t mm_vmas = 0;
+  uint64_t mm_vm_bytes = 0;
+  uint64_t mm_rss_bytes = 0;
+  uint64_t mm_pgtables_bytes = 0;
 };
 
 struct UserSpans {
@@ -112,7 +119,8 @@ struct Calibration {
   double events_per_launch = 0;  // of the fork launches
   uint64_t launches = 0;         // traced calibration launches
   // Per function-probe kind the run used ("fentry", "kprobe"): ns one entry+exit
-  // pair of our programs adds to a cheap syscall (getppid) in the traced process.
+  // pair of our programs adds to a cheap syscall (sched_getscheduler) called by
+  // the traced process.
   // Measured whenever function probes are in use, with or without --overhead
   // (the fields above stay 0 without it); empty when not measured.
   std::map<std::string, double> probe_cost_ns;
@@ -138,8 +146,26 @@ struct Cell {
   std::vector<Sample> samples;  // may be empty
   std::optional<Overhead> overhead;  // with --overhead
   std::string host;  // "hostname kernel" when merged from several hosts; empty otherwise
+  // trace: the launching command (comm) of this group; its mode is the launch kind.
+  std::string comm;
 
   const Phase* phase(const std::string& name) const;
+};
+
+// trace: a process that launched, with what it launched.
+struct TraceParent {
+  int pid = 0;
+  std::string comm;
+  uint64_t launches = 0;
+  uint64_t execs = 0;
+};
+
+// trace: what was followed, for how long, and who launched.
+struct TraceInfo {
+  std::string target;        // "-- CMD ARGS", "-p PID", "--cgroup PATH" or "-a"
+  double seconds = 0;
+  int command_exit = -1;     // the command's exit status (-- CMD), -1 otherwise or when killed
+  std::vector<TraceParent> parents;  // most launches first
 };
 
 struct Run {
@@ -152,6 +178,7 @@ struct Run {
   uint64_t bpf_map_bytes = 0;  // kernel memory the BPF maps took (0: not known)
   std::vector<PhaseAvailability> phases_available;
   std::optional<Calibration> calibration;
+  std::optional<TraceInfo> trace;  // forkscope trace; absent for forkscope run
   std::vector<Cell> cells;
 };
 

@@ -44,6 +44,11 @@ struct LaunchSpec {
 const std::vector<std::string>& known_modes();
 LaunchSpec parse_mode(const std::string& mode);                // throws usage_error
 LaunchSpec parse_clone_flags(const std::string& names);        // "VM,FS,FILES": throws usage_error
+// "VM|FS|0x400000" for clone flags; "none" for none.
+std::string clone_flags_label(uint64_t flags);
+// What a launch with these flags (signal, tid and tls bits off) is: fork, vfork,
+// thread, clone-vm or clone:<FLAGS>.
+std::string launch_kind(uint64_t flags);
 
 struct LaunchSample {
   bool ok = false;

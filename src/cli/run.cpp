@@ -204,6 +204,9 @@ int run_command(RunOptions& o) {
 
   RunPlan plan = plan_run(parse_backend(o.backend), o.user_phases);
   set_detail(plan, o.detail);
+  plan.exec = std::any_of(sweep.modes.begin(), sweep.modes.end(), [](const LaunchSpec& m) {
+    return m.mode == "posix_spawn" || m.mode.ends_with("-exec");
+  });
   std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose);
   backend->set_target(getpid());
   // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
@@ -229,7 +232,9 @@ int run_command(RunOptions& o) {
   if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program);
   // What one function probe costs, per kind in use: a fraction of a second, so
   // always (results of different backends can then be compared phase by phase).
+  uint64_t dbg0 = now_ns();
   if (std::map<std::string, double> costs = backend->probe_costs(); !costs.empty()) {
+    std::fprintf(stderr, "DEBUG probe_costs took %.3f s\n", (now_ns() - dbg0) / 1e9);
     if (!run.calibration) run.calibration = Calibration{};
     run.calibration->probe_cost_ns = std::move(costs);
   }
@@ -301,7 +306,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
       "Example: forkscope run --modes fork,pthread --heap 2M,256M --iterations 300");
   sub->add_option("--modes", opts->modes,
                   "Comma-separated launch kinds: fork, vfork, clone (SIGCHLD only), clone-vm (CLONE_VM),\n"
-                  "pthread (pthread_create), posix_spawn")
+                  "pthread (pthread_create), posix_spawn (alias spawn-exec), fork-exec and vfork-exec\n"
+                  "(the child execs a tiny static program: adds the execve phases), e.g.\n"
+                  "--modes fork-exec,vfork-exec,posix_spawn compares the three ways to run a program")
       ->capture_default_str();
   sub->add_option("--clone-flags", opts->clone_flags,
                   "Add a clone(2) mode with these CLONE_* flags by name, e.g. VM,FS,FILES,SIGHAND\n"

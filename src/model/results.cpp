@@ -88,7 +88,13 @@ Json to_json(const Cell& c) {
               {"faults_child", c.kernel.faults_child},
               {"lost", c.kernel.lost},
               {"samples_lost", c.kernel.samples_lost},
-              {"first_run_missed", c.kernel.first_run_missed}}},
+              {"first_run_missed", c.kernel.first_run_missed},
+              {"execs", c.kernel.execs},
+              {"exec_failed", c.kernel.exec_failed},
+              {"mm_vmas", c.kernel.mm_vmas},
+              {"mm_vm_bytes", c.kernel.mm_vm_bytes},
+              {"mm_rss_bytes", c.kernel.mm_rss_bytes},
+              {"mm_pgtables_bytes", c.kernel.mm_pgtables_bytes}}},
             {"phases", to_json(c.phases)}};
   if (!c.failed_phases.empty()) j["failed_phases"] = to_json(c.failed_phases);
   if (!c.samples.empty()) {
@@ -97,6 +103,7 @@ Json to_json(const Cell& c) {
     j["samples"] = std::move(samples);
   }
   if (!c.host.empty()) j["host"] = c.host;
+  if (!c.comm.empty()) j["comm"] = c.comm;
   if (c.overhead) {
     const Overhead& o = *c.overhead;
     j["overhead"] = {{"untraced", to_json(o.untraced)},
@@ -146,6 +153,27 @@ class Reader {
         }
       }
       r.calibration = cal;
+    }
+    if (root.contains("trace")) {
+      const Json& t = object(member(root, "", "trace"), "trace");
+      TraceInfo info;
+      info.target = str(t, "trace", "target");
+      info.seconds = number(t, "trace", "seconds");
+      const int64_t status = i64(t, "trace", "command_exit");
+      if (status < -1 || status > 255) fail("trace.command_exit", "must be an exit status 0..255, or -1");
+      info.command_exit = static_cast<int>(status);
+      const Json& parents = array(t, "trace", "parents");
+      for (size_t i = 0; i < parents.size(); ++i) {
+        const std::string at = index("trace.parents", i);
+        object(parents[i], at);
+        TraceParent p;
+        p.pid = tid(parents[i], at, "pid");
+        p.comm = str(parents[i], at, "comm");
+        p.launches = u64(parents[i], at, "launches");
+        p.execs = u64(parents[i], at, "execs");
+        info.parents.push_back(std::move(p));
+      }
+      r.trace = std::move(info);
     }
     const Json& available = array(root, "", "phases_available");
     for (size_t i = 0; i < available.size(); ++i)
@@ -384,6 +412,13 @@ class Reader {
     c.kernel.lost = u64(k, kernel, "lost");
     if (k.contains("samples_lost")) c.kernel.samples_lost = u64(k, kernel, "samples_lost");
     if (k.contains("first_run_missed")) c.kernel.first_run_missed = u64(k, kernel, "first_run_missed");
+    // Optional: files from before exec phases and trace lack them.
+    for (auto [name, field] : {std::pair{"execs", &KernelCounts::execs}, {"exec_failed", &KernelCounts::exec_failed},
+                               {"mm_vmas", &KernelCounts::mm_vmas}, {"mm_vm_bytes", &KernelCounts::mm_vm_bytes},
+                               {"mm_rss_bytes", &KernelCounts::mm_rss_bytes},
+                               {"mm_pgtables_bytes", &KernelCounts::mm_pgtables_bytes}}) {
+      if (k.contains(name)) c.kernel.*field = u64(k, kernel, name);
+    }
 
     c.phases = phase_list(j, at, "phases");
     // Optional: omitted when no launch failed.
@@ -396,6 +431,7 @@ class Reader {
       for (size_t i = 0; i < samples.size(); ++i) c.samples.push_back(sample(samples[i], index(spath, i)));
     }
     if (j.contains("host")) c.host = str(j, at, "host");
+    if (j.contains("comm")) c.comm = str(j, at, "comm");
     if (j.contains("overhead")) {
       const std::string opath = join(at, "overhead");
       const Json& o = object(member(j, at, "overhead"), opath);
@@ -504,6 +540,15 @@ std::string to_json(const Run& run, int indent) {
       for (const auto& [kind, ns] : run.calibration->probe_cost_ns) costs[kind] = ns;
       j["calibration"]["probe_cost_ns"] = std::move(costs);
     }
+  }
+  if (run.trace) {
+    Json parents = Json::array();
+    for (const TraceParent& p : run.trace->parents)
+      parents.push_back({{"pid", p.pid}, {"comm", p.comm}, {"launches", p.launches}, {"execs", p.execs}});
+    j["trace"] = {{"target", run.trace->target},
+                  {"seconds", run.trace->seconds},
+                  {"command_exit", run.trace->command_exit},
+                  {"parents", std::move(parents)}};
   }
   // Strings come from the system (hostname, errno names); a stray invalid UTF-8
   // byte must not lose a whole run's results.

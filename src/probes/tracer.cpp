@@ -2,6 +2,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -143,13 +144,16 @@ RunPlan plan_run(BackendChoice choice, const std::vector<UserPhase>& user_phases
     if (!plan.measured(id))
       throw privilege_error("--phase " + user_phases[i].function + ": cannot probe it here (" + why + ")");
   }
-  // The probe-cost calibration's target: getppid's kernel entry point (its name
-  // depends on the architecture), which every kind in use must attach to.
+  // The probe-cost calibration's target: sched_getscheduler's kernel entry point
+  // (named by architecture), which every kind in use must attach to.  A cheap
+  // syscall with an argument: the wrappers of argument-less ones (getppid) are no
+  // ftrace location on Debian's 6.1, so fentry cannot attach there and a kprobe
+  // would trap instead of taking the ftrace path it takes on the phase functions.
   const bool uses_fentry = std::count(plan.source.begin(), plan.source.end(), FS_SRC_FENTRY) > 0;
   const bool uses_kprobe = std::count(plan.source.begin(), plan.source.end(), FS_SRC_KPROBE) > 0;
   if (uses_fentry || uses_kprobe) {
-    for (const char* fn : {"__x64_sys_getppid", "__arm64_sys_getppid", "__s390x_sys_getppid", "__riscv_sys_getppid",
-                           "sys_getppid"}) {
+    for (const char* fn : {"__x64_sys_sched_getscheduler", "__arm64_sys_sched_getscheduler",
+                           "__s390x_sys_sched_getscheduler", "__riscv_sys_sched_getscheduler", "sys_sched_getscheduler"}) {
       if ((!uses_fentry || prober.try_fentry(fn).empty()) && (!uses_kprobe || prober.try_kprobe(fn).empty())) {
         plan.calibration_function = fn;
         break;
@@ -387,6 +391,70 @@ void Tracer::set_target(pid_t tgid) {
   __atomic_store_n(&impl_->skel->bss->target_tgid, static_cast<__u32>(tgid), __ATOMIC_SEQ_CST);
 }
 
+void Tracer::follow(const Follow& f) {
+  auto* bss = impl_->skel->bss;
+  bss->self_tgid = static_cast<__u32>(getpid());
+  bss->max_groups = kTraceGroups;
+  if (f.cgroup_fd >= 0) {
+    __u32 key = 0;
+    if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cgroups), &key, &f.cgroup_fd, BPF_ANY))
+      throw Error(kExitFailure, "cannot follow the cgroup: " + errno_text(errno));
+  }
+  if (f.root > 0) {
+    __u32 pid = static_cast<__u32>(f.root);
+    if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.tracked), &pid, &pid, BPF_ANY))
+      throw Error(kExitFailure, "cannot follow pid " + std::to_string(f.root) + ": " + errno_text(errno));
+  }
+  const __u32 mode = f.all ? FS_FOLLOW_ALL : f.cgroup_fd >= 0 ? FS_FOLLOW_CGROUP : FS_FOLLOW_TREE;
+  __atomic_store_n(&bss->follow, mode, __ATOMIC_SEQ_CST);
+}
+
+void Tracer::add_followed(pid_t tgid) {
+  __u32 pid = static_cast<__u32>(tgid);
+  bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.tracked), &pid, &pid, BPF_ANY);
+}
+
+std::vector<TraceGroup> Tracer::read_groups() const {
+  std::vector<TraceGroup> out;
+  int fd = bpf_map__fd(impl_->skel->maps.groups);
+  fs_group_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    __u32 cell = 0;
+    if (bpf_map_lookup_elem(fd, &next, &cell) == 0) {
+      TraceGroup g;
+      g.cell = cell;
+      g.comm.assign(next.comm, strnlen(next.comm, sizeof next.comm));
+      g.flags = next.flags;
+      out.push_back(std::move(g));
+    }
+    key = next;
+    prev = &key;
+  }
+  // The overflow cell gathers groups past the limit.
+  out.push_back({kTraceGroups, "(other)", 0, true});
+  std::sort(out.begin(), out.end(), [](const TraceGroup& a, const TraceGroup& b) { return a.cell < b.cell; });
+  return out;
+}
+
+std::vector<TraceParent> Tracer::read_parents() const {
+  std::vector<TraceParent> out;
+  int fd = bpf_map__fd(impl_->skel->maps.parents);
+  __u32 key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    fs_launcher v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0)
+      out.push_back({static_cast<int>(next), std::string(v.comm, strnlen(v.comm, sizeof v.comm)), v.launches, v.execs});
+    key = next;
+    prev = &key;
+  }
+  std::sort(out.begin(), out.end(), [](const TraceParent& a, const TraceParent& b) {
+    return a.launches != b.launches ? a.launches > b.launches : a.pid < b.pid;
+  });
+  return out;
+}
+
 void Tracer::set_cell(uint32_t cell) { __atomic_store_n(&impl_->skel->data->cur_cell, cell, __ATOMIC_SEQ_CST); }
 
 std::vector<PhaseAgg> Tracer::read_phases(uint32_t cell) const {
@@ -442,7 +510,19 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
     k.lost += v.lost;
     k.samples_lost += v.samples_lost;
     k.first_run_missed += v.first_run_missed;
+    k.execs += v.execs;
+    k.exec_failed += v.exec_failed;
+    k.mm_vmas += v.mm_vmas;
+    k.mm_vm_bytes += v.mm_total_vm;
+    k.mm_rss_bytes += v.mm_rss;
+    k.mm_pgtables_bytes += v.mm_pgtables;
   }
+  // Sums over launches in the kernel; means here (pages to bytes).
+  const uint64_t n = std::max<uint64_t>(1, k.launches), page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  k.mm_vmas /= n;
+  k.mm_vm_bytes = k.mm_vm_bytes / n * page;
+  k.mm_rss_bytes = k.mm_rss_bytes / n * page;
+  k.mm_pgtables_bytes /= n;
   return k;
 }
 
@@ -499,28 +579,40 @@ std::map<std::string, double> Tracer::probe_costs() {
     }
     return std::count(links.begin(), links.end(), nullptr) == 0;
   };
-  // The median of kCalls getppid() calls, each timed on its own: robust to the
-  // interrupts and preemptions that land in a block.
-  constexpr int kRounds = 9, kCalls = 201;
-  std::vector<uint64_t> lat(kCalls);
+  auto mono = [] {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+  };
+  // A block: kBatches batches of kBatch sched_getscheduler(0) calls, each batch
+  // timed as a whole (clock reads can cost more than the call: a VM's HPET), and
+  // the median batch's time per call, robust to interrupts landing in a block.
+  constexpr int kRounds = 5, kBatches = 31, kBatch = 16;
+  std::vector<double> per_call(kBatches);
   auto block = [&] {
-    for (uint64_t& l : lat) {
-      timespec a, b;
-      clock_gettime(CLOCK_MONOTONIC, &a);
-      syscall(SYS_getppid);
-      clock_gettime(CLOCK_MONOTONIC, &b);
-      l = static_cast<uint64_t>((b.tv_sec - a.tv_sec) * 1'000'000'000LL + (b.tv_nsec - a.tv_nsec));
+    for (double& v : per_call) {
+      const double a = mono();
+      for (int i = 0; i < kBatch; i++) syscall(SYS_sched_getscheduler, 0);
+      v = (mono() - a) / kBatch;
     }
-    std::nth_element(lat.begin(), lat.begin() + kCalls / 2, lat.end());
-    return static_cast<double>(lat[kCalls / 2]);
+    std::nth_element(per_call.begin(), per_call.begin() + kBatches / 2, per_call.end());
+    return per_call[kBatches / 2];
   };
 
   // The slot programs pass their tgid filter only in the traced process: this one.
+  // One CPU for all blocks: CPUs (a VM's vCPUs above all) need not run alike.
   const __u32 old_target = __atomic_load_n(&skel->bss->target_tgid, __ATOMIC_SEQ_CST);
   set_target(getpid());
+  cpu_set_t old_cpus, one_cpu;
+  const bool pinned = sched_getaffinity(0, sizeof old_cpus, &old_cpus) == 0 && sched_getcpu() >= 0;
+  if (pinned) {
+    CPU_ZERO(&one_cpu);
+    CPU_SET(sched_getcpu(), &one_cpu);
+    sched_setaffinity(0, sizeof one_cpu, &one_cpu);
+  }
   block();  // warm-up
   // Rounds of one block per kind, the order rotating so that no kind always runs
-  // first or right after an attach of another: machine noise hits all alike.
+  // first or right after another's detach: machine noise hits all kinds alike.
   std::map<std::string, std::vector<double>> medians;
   std::map<std::string, bool> failed;
   for (int r = 0; r < kRounds; r++) {
@@ -530,10 +622,12 @@ std::map<std::string, double> Tracer::probe_costs() {
       if (!attach(kind)) failed[kind] = true;
       else medians[kind].push_back(block());
       detach();
+      if (getenv("FS_DEBUG_CAL") && !failed[kind]) fprintf(stderr, "DEBUG r%d %-6s cpu %d median %.0f\n", r, kind.c_str(), sched_getcpu(), medians[kind].back());
     }
   }
+  if (pinned) sched_setaffinity(0, sizeof old_cpus, &old_cpus);
   set_target(static_cast<pid_t>(old_target));
-  // Per kind: the median over rounds of its block's median minus the untraced one's.
+  // Per kind: the median over rounds of its block minus the same round's untraced one.
   const std::vector<double>& base = medians[""];
   for (const std::string& kind : kinds) {
     if (kind.empty() || failed[kind] || medians[kind].size() != base.size()) continue;

@@ -11,6 +11,11 @@ namespace forkscope {
 
 const Cell* featured_cell(const Run& run) {
   const Cell* best = nullptr;
+  if (run.trace) {  // the group that launched most
+    for (const Cell& c : run.cells)
+      if (!best || c.launches + c.kernel.execs > best->launches + best->kernel.execs) best = &c;
+    return best;
+  }
   for (const Cell& c : run.cells) {
     bool better = !best || (c.mode == "fork" && best->mode != "fork") ||
                   (c.mode == best->mode && c.heap_bytes > best->heap_bytes) ||
@@ -21,6 +26,15 @@ const Cell* featured_cell(const Run& run) {
 }
 
 const Cell& find_cell(const Run& run, const std::string& spec) {
+  if (run.trace) {  // COMM:KIND
+    std::string cells;
+    for (const Cell& c : run.cells) {
+      if (spec == c.comm + ":" + c.mode) return c;
+      cells += fmt::format("{}{}:{}", cells.empty() ? "" : ", ", c.comm, c.mode);
+    }
+    throw usage_error(fmt::format("--cell {:?}: no such group; expected COMMAND:KIND, the groups are {}", spec,
+                                  cells.empty() ? "none" : cells));
+  }
   const size_t colon = spec.rfind(':');
   std::string cells;
   for (const Cell& c : run.cells) cells += fmt::format("{}{}:{}", cells.empty() ? "" : ", ", c.mode, format_size(c.heap_bytes));
@@ -35,13 +49,13 @@ const Cell& find_cell(const Run& run, const std::string& spec) {
 }
 
 std::string cell_label(const Cell& cell) {
-  std::string label = cell.mode + " " + format_size(cell.heap_bytes);
+  std::string label = cell.comm.empty() ? cell.mode + " " + format_size(cell.heap_bytes) : cell.comm + " " + cell.mode;
   if (!cell.host.empty()) label += " on " + cell.host;
   return label;
 }
 
 bool same_cell(const Cell& a, const Cell& b) {
-  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.host == b.host;
+  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.host == b.host && a.comm == b.comm;
 }
 
 std::string mode_label(const std::string& mode, const std::string& host) {

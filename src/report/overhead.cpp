@@ -13,7 +13,7 @@ void render_overhead(const Run& run, std::ostream& out) {
                        run.calibration->events_per_launch);
   }
   if (run.calibration && !run.calibration->probe_cost_ns.empty()) {
-    out << "function-probe cost (calibrated at start-up on getppid, per entry+exit pair):";
+    out << "function-probe cost (calibrated at start-up on sched_getscheduler, per entry+exit pair):";
     const char* sep = " ";
     for (const auto& [kind, ns] : run.calibration->probe_cost_ns) {
       out << sep << (kind == "fentry" ? "fentry/fexit " : kind == "kprobe" ? "kprobe/kretprobe " : "") << format_ns(ns);

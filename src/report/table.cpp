@@ -103,11 +103,56 @@ std::vector<TreeRow> phase_tree_rows(const Cell& cell) {
   return rows;
 }
 
+namespace {
+
+std::string p50_of(const Cell& c, const char* phase) {
+  const Phase* p = c.phase(phase);
+  return p && p->count ? format_ns(static_cast<double>(p->p50_ns)) : "-";
+}
+
+// trace: one row per (command, launch kind), then who launched most.
+void render_trace_summary(const Run& run, std::ostream& out, bool color) {
+  const TraceInfo& t = *run.trace;
+  out << fmt::format("traced {} for {:.1f} s", t.target, t.seconds);
+  if (t.command_exit >= 0) out << fmt::format("  (command exited {})", t.command_exit);
+  out << '\n';
+  Table table({Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
+               Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
+  table.add_row({"command", "kind", "launches", "execs", "kernel p50", "execve p50", "RSS", "VM", "VMAs", "page tables",
+                 "top kernel phases (self)"});
+  for (const Cell& c : run.cells) {
+    const KernelCounts& k = c.kernel;
+    const bool launched = k.launches > 0;
+    table.add_row({c.comm, c.mode, launches_label(c), std::to_string(k.execs), p50_of(c, "syscall"), p50_of(c, "execve"),
+                   launched ? format_size(k.mm_rss_bytes) : "-", launched ? format_size(k.mm_vm_bytes) : "-",
+                   launched ? std::to_string(k.mm_vmas) : "-", launched ? format_size(k.mm_pgtables_bytes) : "-",
+                   top_phases(c)});
+  }
+  table.render(out, color);
+  out << styled("RSS, VM, VMAs and page tables: the launching process's, mean at its launches' return", kDim, color)
+      << '\n';
+  if (!t.parents.empty()) {
+    out << '\n';
+    Table parents({Align::kRight, Align::kLeft, Align::kRight, Align::kRight});
+    parents.add_row({"pid", "launching process", "launches", "execs"});
+    const size_t shown = std::min<size_t>(t.parents.size(), 10);
+    for (size_t i = 0; i < shown; i++) {
+      const TraceParent& p = t.parents[i];
+      parents.add_row({std::to_string(p.pid), p.comm, std::to_string(p.launches), std::to_string(p.execs)});
+    }
+    parents.render(out, color);
+    if (t.parents.size() > shown) out << fmt::format("... and {} more (results.json has all)\n", t.parents.size() - shown);
+  }
+}
+
+}  // namespace
+
 void render_summary(const Run& run, std::ostream& out, bool color) {
   out << fmt::format("host {}  kernel {}  {} CPUs  THP {}  backend {}", or_dash(run.host.hostname),
                      or_dash(run.host.kernel), run.host.cpus, or_dash(run.host.thp), or_dash(run.backend));
   if (run.incomplete) out << "  " << styled("[incomplete run]", kBold, color);
   out << '\n';
+  if (run.trace) return render_trace_summary(run, out, color);
 
   Table t({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
            Align::kLeft});
@@ -124,8 +169,10 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
 }
 
 void render_phase_tree(const Cell& cell, std::ostream& out, bool color) {
-  out << styled(fmt::format("{} heap {}: kernel phases per launch ({} launches)", cell.mode,
-                            format_size(cell.heap_bytes), cell.launches),
+  const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode, format_size(cell.heap_bytes))
+                                             : fmt::format("{} {}", cell.comm, cell.mode);
+  const std::string execs = cell.kernel.execs ? fmt::format(", {} execs", cell.kernel.execs) : "";
+  out << styled(fmt::format("{}: kernel phases per launch ({} launches{})", what, cell.launches, execs),
                 kBold, color)
       << '\n';
   if (cell.phases.empty()) {

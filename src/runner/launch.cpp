@@ -16,6 +16,8 @@
 #include <map>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "forkscope/error.h"
 #include "forkscope/runner.h"
 
@@ -238,6 +240,35 @@ class SpawnLauncher : public Launcher {
   std::string fd_arg_;
 };
 
+// fork or vfork, then the child execs forkscope-child, which stamps when it runs.
+class ExecLauncher : public Launcher {
+ public:
+  ExecLauncher(std::string program, bool use_vfork) : program_(std::move(program)), vfork_(use_vfork) {
+    fd_arg_ = std::to_string(stamp_page().fd);
+    if (access(program_.c_str(), X_OK) != 0)
+      throw Error(kExitFailure, "exec modes need " + program_ + " (built with forkscope); rebuild");
+  }
+  LaunchSample launch() override {
+    *my_stamp() = 0;
+    std::string slot = std::to_string(my_stamp() - stamp_page().stamp);
+    char* argv[] = {program_.data(), fd_arg_.data(), slot.data(), nullptr};
+    uint64_t t0 = now_ns();
+    pid_t pid = vfork_ ? vfork() : fork();
+    if (pid == 0) {
+      execve(argv[0], argv, environ);
+      _exit(127);
+    }
+    uint64_t t1 = now_ns();
+    if (pid < 0) return failed(errno);
+    return finish(t0, t1, reap(pid));
+  }
+
+ private:
+  std::string program_;
+  std::string fd_arg_;
+  bool vfork_;
+};
+
 const std::map<std::string, uint64_t>& flag_names() {
   static const std::map<std::string, uint64_t> names = {
       {"VM", CLONE_VM},           {"FS", CLONE_FS},         {"FILES", CLONE_FILES},
@@ -249,9 +280,29 @@ const std::map<std::string, uint64_t>& flag_names() {
 
 }  // namespace
 
+std::string clone_flags_label(uint64_t flags) {
+  std::string label;
+  for (const auto& [n, v] : flag_names()) {
+    if (flags & v) {
+      label += (label.empty() ? "" : "|") + n;
+      flags &= ~v;
+    }
+  }
+  if (flags) label += fmt::format("{}{:#x}", label.empty() ? "" : "|", flags);
+  return label.empty() ? "none" : label;
+}
+
+std::string launch_kind(uint64_t flags) {
+  if (flags & CLONE_THREAD) return "thread";
+  if (flags & CLONE_VFORK) return "vfork";
+  if (flags == 0) return "fork";
+  if (flags == CLONE_VM) return "clone-vm";
+  return "clone:" + clone_flags_label(flags);
+}
+
 const std::vector<std::string>& known_modes() {
   static const std::vector<std::string> modes = {"fork", "vfork", "clone", "clone-vm", "pthread",
-                                                 "posix_spawn"};
+                                                 "posix_spawn", "fork-exec", "vfork-exec"};
   return modes;
 }
 
@@ -284,19 +335,22 @@ LaunchSpec parse_clone_flags(const std::string& names) {
 
 LaunchSpec parse_mode(const std::string& mode) {
   LaunchSpec spec;
-  spec.mode = mode;
-  if (mode == "clone") {
+  spec.mode = mode == "spawn-exec" ? "posix_spawn" : mode;  // posix_spawn is a spawn and an exec
+  const std::string& m = spec.mode;
+  if (m == "clone") {
     spec.flags_label = "none";
-  } else if (mode == "clone-vm") {
+  } else if (m == "clone-vm") {
     spec.clone_flags = CLONE_VM;
     spec.flags_label = "VM";
-  } else if (mode == "pthread") {
+  } else if (m == "pthread") {
     spec.flags_label = "VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID";
-  } else if (mode == "vfork") {
+  } else if (m == "vfork") {
     spec.flags_label = "VM|VFORK";
-  } else if (mode == "posix_spawn") {
+  } else if (m == "posix_spawn" || m == "vfork-exec") {
     spec.flags_label = "VM|VFORK (then exec)";
-  } else if (mode != "fork") {
+  } else if (m == "fork-exec") {
+    spec.flags_label = "none (then exec)";
+  } else if (m != "fork") {
     std::string all;
     for (const auto& m : known_modes()) all += (all.empty() ? "" : ",") + m;
     throw usage_error("unknown mode '" + mode + "'; choose from " + all +
@@ -312,6 +366,8 @@ std::unique_ptr<Launcher> make_launcher(const LaunchSpec& spec, const std::strin
   if (spec.mode == "clone") return std::make_unique<RawCloneLauncher>();
   if (spec.mode == "pthread") return std::make_unique<PthreadLauncher>();
   if (spec.mode == "posix_spawn") return std::make_unique<SpawnLauncher>(child_program);
+  if (spec.mode == "fork-exec") return std::make_unique<ExecLauncher>(child_program, false);
+  if (spec.mode == "vfork-exec") return std::make_unique<ExecLauncher>(child_program, true);
   return std::make_unique<CloneLauncher>(spec.clone_flags);  // clone-vm and clone:<FLAGS>
 }
 

@@ -535,6 +535,12 @@ struct fs_group_key {
 	char comm[16];
 	__u64 flags; /* clone flags with the signal and tid/tls bits masked off; FS_GROUP_EXEC_ONLY */
 };
+/* trace: a process that launched. */
+struct fs_launcher {
+	char comm[16];
+	__u64 launches;
+	__u64 execs;
+};
 #define FS_GROUP_EXEC_ONLY (1ull << 63) /* execs by tasks that were not launched under tracing */
 /* Flags that do not change what a launch is. */
 #define FS_CLONE_IGNORED (0xffull /* CSIGNAL */ | 0x00100000ull /* PARENT_SETTID */ | \
