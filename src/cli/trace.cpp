@@ -166,11 +166,29 @@ class Command {
   int status_ = -1;
 };
 
+// Whether execvp would find the program: checked before anything is loaded.
+bool runnable(const std::string& program) {
+  if (program.find('/') != std::string::npos) return access(program.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string dir = dirs.substr(start, end - start);
+    if (access(((dir.empty() ? "." : dir) + "/" + program).c_str(), X_OK) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 void validate(const TraceOptions& o) {
   const int targets = !o.command.empty() + (o.pid != 0) + !o.cgroup.empty() + o.all;
   if (targets != 1)
     throw usage_error(targets == 0 ? "nothing to trace: give -- CMD ARGS..., -p PID, --cgroup PATH or -a"
                                    : "give only one of -- CMD, -p PID, --cgroup PATH and -a");
+  if (!o.command.empty() && !runnable(o.command[0]))
+    throw usage_error("cannot run " + o.command[0] + ": not found or not executable (PATH is searched as for a shell)");
   if (!(o.duration >= 0 && o.duration <= kMaxSeconds))
     throw usage_error("--duration must be between 0 (no limit) and 86400 seconds");
   if (o.pid < 0 || (o.pid > 0 && kill(o.pid, 0) != 0 && errno == ESRCH))

@@ -7,6 +7,7 @@
 
 #include "forkscope/results.h"
 #include "bpf_objects.h"
+#include "checks.h"
 #include "proc.h"
 
 namespace forkscope {
@@ -16,21 +17,7 @@ using test::run_forkscope;
 
 constexpr uint64_t kIterations = 300;
 
-// The breakdown adds up: every phase's self time plus the totals of the phases
-// directly under it equals its total, within 1%.
-void expect_phases_add_up(const Cell& c) {
-  for (const Phase& parent : c.phases) {
-    uint64_t children = 0;
-    for (const Phase& child : c.phases) {
-      if (child.path.rfind(parent.path + ";", 0) == 0 && child.path.find(';', parent.path.size() + 1) == std::string::npos)
-        children += child.total_ns;
-    }
-    EXPECT_LE(children, parent.total_ns) << c.mode << " " << parent.path;
-    EXPECT_NEAR(static_cast<double>(parent.self_ns + children), static_cast<double>(parent.total_ns),
-                0.01 * static_cast<double>(parent.total_ns) + 1)
-        << c.mode << " " << parent.path;
-  }
-}
+using test::expect_phases_add_up;
 
 // One sweep shared by the assertions below: fork and pthread at 2M and 256M.
 class RunSweep : public ::testing::Test {

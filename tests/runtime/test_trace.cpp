@@ -1,0 +1,169 @@
+// forkscope trace on this machine's kernel: a shell loop, a running process
+// driven by signals, and what bad input does.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+
+#include "bpf_objects.h"
+#include "checks.h"
+#include "forkscope/results.h"
+#include "proc.h"
+
+namespace forkscope {
+namespace {
+
+using test::run_forkscope;
+
+uint64_t sum_launches(const Run& run, const std::string& comm) {
+  uint64_t n = 0;
+  for (const Cell& c : run.cells) n += c.comm == comm ? c.launches : 0;
+  return n;
+}
+
+// The shell loop of the issue: 200 runs of /bin/true, each a launch and an exec.
+class TraceShellLoop : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = test::make_temp_dir();
+    std::tie(outcome_, bpf_) = test::run_watching_bpf(
+        {"trace", "--out", dir_, "-q", "--", "sh", "-c", "for i in $(seq 200); do /bin/true; done"});
+    if (outcome_.exit_code == 0) run_ = load_results(dir_ + "/results.json");
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+
+  // The group that ran /bin/true: the sh cell with the most execs.
+  static const Cell* loop_cell() {
+    const Cell* best = nullptr;
+    for (const Cell& c : run_.cells)
+      if (c.comm == "sh" && c.launches > 0 && (!best || c.kernel.execs > best->kernel.execs)) best = &c;
+    return best;
+  }
+
+  static inline std::string dir_;
+  static inline test::Outcome outcome_;
+  static inline test::BpfIds bpf_;
+  static inline forkscope::Run run_;
+};
+
+TEST_F(TraceShellLoop, ReportsEveryLaunchOfTheShell) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  ASSERT_TRUE(run_.trace.has_value());
+  EXPECT_EQ(run_.trace->command_exit, 0);
+  EXPECT_NE(run_.trace->target.find("sh -c"), std::string::npos) << run_.trace->target;
+  // 200 runs of /bin/true plus the $(seq 200) substitution.
+  EXPECT_GE(sum_launches(run_, "sh"), 200u);
+  EXPECT_LE(sum_launches(run_, "sh"), 202u);
+  ASSERT_FALSE(run_.trace->parents.empty());
+  EXPECT_EQ(run_.trace->parents[0].comm, "sh");
+  EXPECT_GE(run_.trace->parents[0].launches, 200u);
+  EXPECT_GT(bpf_.progs.size(), 0u) << "no BPF program was seen loaded";
+}
+
+TEST_F(TraceShellLoop, EveryExecHasItsPhases) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  const Cell* c = loop_cell();
+  ASSERT_NE(c, nullptr);
+  EXPECT_GE(c->kernel.execs, 200u);
+  const Phase* exec = c->phase("execve");
+  ASSERT_NE(exec, nullptr);
+  EXPECT_EQ(exec->count, c->kernel.execs);
+  EXPECT_EQ(exec->path, "execve");
+  for (const char* name : {"bprm_setup", "exec_mmap", "exec_load"}) {
+    const Phase* p = c->phase(name);
+    ASSERT_NE(p, nullptr) << name;
+    EXPECT_EQ(p->path, std::string("execve;") + name);
+    EXPECT_EQ(p->count, exec->count) << name;
+    EXPECT_GT(p->total_ns, 0u) << name;
+  }
+  // Every new image's first instruction faults.
+  const Phase* first = c->phase("exec_first_insn");
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->count, exec->count);
+  // Each child of the loop exits and is reaped by the shell.
+  const Phase* teardown = c->phase("teardown");
+  const Phase* reap = c->phase("reap");
+  ASSERT_NE(teardown, nullptr);
+  ASSERT_NE(reap, nullptr);
+  EXPECT_GE(teardown->count, 200u);
+  EXPECT_GE(reap->count, 200u);
+  EXPECT_GT(c->kernel.mm_vmas, 0u);
+  EXPECT_GT(c->kernel.mm_rss_bytes, 0u);
+  EXPECT_GT(c->kernel.mm_pgtables_bytes, 0u);
+  for (const Cell& cell : run_.cells) test::expect_phases_add_up(cell);
+}
+
+TEST_F(TraceShellLoop, LeavesNoBpfObjectBehind) {
+  ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  const test::BpfIds left = test::left_after_grace(bpf_);
+  EXPECT_TRUE(left.progs.empty() && left.maps.empty() && left.links.empty()) << test::describe(left);
+}
+
+// -p: a running process that forks once per SIGUSR1; exactly that many launches.
+TEST(TracePid, CountsExactlyTheSignalsSent) {
+  int ack[2];
+  ASSERT_EQ(pipe(ack), 0);
+  pid_t worker = fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    dup2(ack[1], 1);
+    close(ack[0]);
+    execl(FORK_ON_SIGNAL_BIN, "fork_on_signal", nullptr);
+    _exit(127);
+  }
+  close(ack[1]);
+  const std::string dir = test::make_temp_dir();
+  const test::Started fs = test::start_forkscope({"trace", "-p", std::to_string(worker), "--out", dir});
+  ASSERT_TRUE(test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; }, 30))
+      << test::slurp(fs.err_path);
+  constexpr int kSignals = 25;
+  for (int i = 0; i < kSignals; i++) {
+    ASSERT_EQ(kill(worker, SIGUSR1), 0);
+    char byte;
+    ASSERT_EQ(read(ack[0], &byte, 1), 1) << "the worker did not fork for signal " << i;
+  }
+  kill(worker, SIGTERM);
+  waitpid(worker, nullptr, 0);
+  close(ack[0]);
+  const test::Outcome o = test::finish_forkscope(fs);  // ends because the process did
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const forkscope::Run run = load_results(dir + "/results.json");
+  ASSERT_TRUE(run.trace.has_value());
+  EXPECT_EQ(run.trace->target, "-p " + std::to_string(worker));
+  EXPECT_EQ(sum_launches(run, "fork_on_signal"), static_cast<uint64_t>(kSignals));
+  for (const Cell& c : run.cells) {
+    if (c.comm != "fork_on_signal") continue;
+    EXPECT_EQ(c.mode, "fork");
+    EXPECT_EQ(c.kernel.lost, 0u);
+    const Phase* cp = c.phase("copy_process");
+    ASSERT_NE(cp, nullptr);
+    EXPECT_EQ(cp->count, static_cast<uint64_t>(kSignals));
+    test::expect_phases_add_up(c);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Bad input: one line, exit 2, nothing written.
+TEST(TraceUsage, BadTargetsExitTwoAndWriteNothing) {
+  const std::string dir = test::make_temp_dir();
+  const std::vector<std::vector<std::string>> cases = {
+      {"trace", "--out", dir},
+      {"trace", "-a", "-p", "1", "--out", dir},
+      {"trace", "-p", "999999999", "--out", dir},
+      {"trace", "--cgroup", "/tmp", "--out", dir},
+      {"trace", "--duration", "-1", "-a", "--out", dir},
+      {"trace", "--out", dir, "--", "/nonexistent/forkscope-no-such-command"},
+  };
+  for (const auto& args : cases) {
+    const test::Outcome o = run_forkscope(args);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_EQ(o.exit_code, 2) << joined << "\n" << o.err;
+    EXPECT_EQ(test::count_lines(o.err), 1) << joined << "\n" << o.err;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/results.json")) << joined;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace forkscope
