@@ -69,7 +69,7 @@ TEST_F(TraceShellLoop, EveryExecHasItsPhases) {
   ASSERT_NE(exec, nullptr);
   EXPECT_EQ(exec->count, c->kernel.execs);
   EXPECT_EQ(exec->path, "execve");
-  for (const char* name : {"bprm_setup", "exec_mmap", "exec_load"}) {
+  for (const char* name : {"bprm_setup", "begin_new_exec", "exec_load"}) {
     const Phase* p = c->phase(name);
     ASSERT_NE(p, nullptr) << name;
     EXPECT_EQ(p->path, std::string("execve;") + name);

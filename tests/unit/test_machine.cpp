@@ -350,3 +350,65 @@ TEST(Machine, HistSlotIsMonotoneAndClamped) {
 }
 
 }  // namespace
+
+namespace {
+
+// An execve, as the mm landmarks of a real kernel order it (sys_enter at 0).
+fs_launch replay_exec(const std::vector<Event>& events) {
+  fs_launch l{};
+  fs_exec_begin(&l, 0, 0, /*old_mm=*/0x1000, &kTp);
+  for (const Event& e : events) fs_landmark(&l, e.landmark, e.us * kNsPerUs, &kTp);
+  return l;
+}
+
+// The mm landmarks: which mm is locked, and which mm the task has at that moment.
+TEST(ExecLandmarks, TellTheOldMmTheNewMmAndTheOneBeingBuiltApart) {
+  fs_launch l{};
+  fs_exec_begin(&l, 0, 0, 0x1000, &kTp);
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x2000, 0x1000), 0);                      // bprm's new mm, not ours yet
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x1000, 0x1000), FS_LM_EXEC_OLD_LOCK);    // exec_mmap
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x1000, 0x2000), FS_LM_EXEC_OLD_EXIT);    // exit_mmap of the old mm
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x2000, 0x2000), FS_LM_EXEC_NEW_LOCK);    // ELF load
+}
+
+// 6.18, after fork: exec_mmap locks the old mm, drops it (its exit), then the ELF load.
+TEST(ExecLandmarks, ForkChildExecOnAKernelWhoseExecMmapLocksTheOldMm) {
+  const fs_launch l = replay_exec({{FS_LM_EXEC_OLD_LOCK, 140},
+                                   {FS_LM_EXEC_OLD_EXIT, 142},
+                                   {FS_LM_EXEC_OLD_EXIT, 150},
+                                   {FS_LM_EXEC_NEW_LOCK, 230},
+                                   {FS_LM_EXEC_NEW_LOCK, 240},
+                                   {FS_LM_EXEC_DONE, 360},
+                                   {FS_LM_SYS_EXIT, 362}});
+  expect_phase(l, FS_PH_EXEC, 362, 2, 1);
+  expect_phase(l, FS_PH_EXEC_BPRM, 140, 140, 1);
+  expect_phase(l, FS_PH_EXEC_MMAP, 90, 2, 1);
+  expect_phase(l, FS_PH_EXEC_OLD_MM, 88, 88, 1);
+  expect_phase(l, FS_PH_EXEC_LOAD, 130, 130, 1);
+  EXPECT_EQ(l.depth, 0u);
+}
+
+// 6.1: exec_mmap takes no lock on the old mm; its exit is the first sign of the switch.
+TEST(ExecLandmarks, OldMmExitOpensBeginNewExecWhenExecMmapTookNoLock) {
+  const fs_launch l = replay_exec({{FS_LM_EXEC_OLD_EXIT, 100}, {FS_LM_EXEC_NEW_LOCK, 180},
+                                   {FS_LM_EXEC_DONE, 300},     {FS_LM_SYS_EXIT, 301}});
+  expect_phase(l, FS_PH_EXEC_BPRM, 100, 100, 1);
+  expect_phase(l, FS_PH_EXEC_MMAP, 80, 0, 1);
+  expect_phase(l, FS_PH_EXEC_OLD_MM, 80, 80, 1);
+  expect_phase(l, FS_PH_EXEC_LOAD, 120, 120, 1);
+  expect_phase(l, FS_PH_EXEC, 301, 1, 1);
+}
+
+// After vfork the old mm is the parent's: exec drops a reference, nothing exits.
+TEST(ExecLandmarks, VforkChildExecHasNoOldMmExit) {
+  const fs_launch l = replay_exec({{FS_LM_EXEC_OLD_LOCK, 50}, {FS_LM_EXEC_NEW_LOCK, 60},
+                                   {FS_LM_EXEC_DONE, 90},     {FS_LM_SYS_EXIT, 91}});
+  expect_phase(l, FS_PH_EXEC_MMAP, 10, 10, 1);
+  EXPECT_EQ(l.calls[FS_PH_EXEC_OLD_MM], 0u);
+  // A late lock of the old mm (after the new one) is not its exit.
+  fs_launch again = replay_exec({{FS_LM_EXEC_OLD_LOCK, 50}, {FS_LM_EXEC_NEW_LOCK, 60},
+                                 {FS_LM_EXEC_OLD_EXIT, 70}, {FS_LM_SYS_EXIT, 91}});
+  EXPECT_EQ(again.calls[FS_PH_EXEC_OLD_MM], 0u);
+}
+
+}  // namespace

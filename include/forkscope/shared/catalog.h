@@ -78,10 +78,10 @@
 	X(EXEC_BPRM, bprm_setup, EXEC, DERIVED, "",                                               \
 	  "sys_enter .. the old mm's mmap_lock in exec_mmap: opening the file, the new mm and "  \
 	  "its stack, copying argv/envp, credentials, reading the ELF header")                    \
-	X(EXEC_MMAP, exec_mmap, EXEC, DERIVED, "exec_mmap",                                       \
-	  "the old mm's mmap_lock taken as the task's own .. first mmap_lock of the new mm: "     \
-	  "switching to the new mm, dropping the old one, and the rest of begin_new_exec "  \
-	  "(close-on-exec files, signal handlers, setup_new_exec)")                                     \
+	X(EXEC_MMAP, begin_new_exec, EXEC, DERIVED, "begin_new_exec",                             \
+	  "the old mm's mmap_lock taken as the task's own (exec_mmap; kernels that take it) or "  \
+	  "the old mm's exit, whichever comes first .. first mmap_lock of the new mm: switching " \
+	  "mm, dropping the old one, close-on-exec files, signal handlers, setup_new_exec")       \
 	X(EXEC_OLD_MM, old_mm_exit, EXEC_MMAP, DERIVED, "",                                       \
 	  "the old mm's mmap_lock taken after the switch .. next landmark: exit_mmap of the old " \
 	  "mm when exec held its last reference (a fork child's copy); absent after vfork")       \

@@ -32,7 +32,7 @@ enum fs_landmark {
 	FS_LM_FORK_DONE,       /* sched_process_fork */
 	FS_LM_WAKEUP_NEW,      /* sched_wakeup_new of the child */
 	FS_LM_SYS_EXIT,        /* sys_exit in the launching (or exec'ing) thread */
-	FS_LM_EXEC_OLD_LOCK,   /* exec: the old mm's mmap_lock taken while it is still ours (exec_mmap) */
+	FS_LM_EXEC_OLD_LOCK,   /* exec: the old mm's mmap_lock taken while it is still ours (exec_mmap, 6.4+) */
 	FS_LM_EXEC_OLD_EXIT,   /* exec: the old mm's mmap_lock taken after the switch (its exit_mmap) */
 	FS_LM_EXEC_NEW_LOCK,   /* exec: the new mm's mmap_lock taken as our own (ELF load) */
 	FS_LM_EXEC_DONE,       /* sched_process_exec: the binary is loaded */
@@ -396,6 +396,12 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 		break;
 	case FS_LM_EXEC_OLD_EXIT:
 		if (!(l->flags & FS_LF_EXEC_OLD_EXIT) && !(l->flags & FS_LF_EXEC_NEW)) {
+			/* Kernels whose exec_mmap does not lock the old mm (6.1): the switch
+			 * is behind us, so begin_new_exec began at the latest here. */
+			if (!(l->flags & FS_LF_EXEC_OLD)) {
+				l->flags |= FS_LF_EXEC_OLD;
+				fs_lm_open(l, FS_PH_EXEC_MMAP, ts, c);
+			}
 			l->flags |= FS_LF_EXEC_OLD_EXIT;
 			fs_lm_open(l, FS_PH_EXEC_OLD_MM, ts, c);
 		}
