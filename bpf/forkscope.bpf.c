@@ -38,6 +38,7 @@ __u32 next_group = 0;
 __u32 execs_in_flight = 0;
 
 #define FS_CF_THREAD 1u /* reaps itself: forgotten when it dies */
+#define FS_CF_REAPED 2u /* its parent's wait returned it before its last switch-out */
 
 struct fs_child {
 	__u32 cell;
@@ -426,13 +427,19 @@ static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
 	if (!c)
 		return;
-	if (c->dead_ts) {
-		__u64 start = c->dead_ts > since ? c->dead_ts : since;
+	/* The parent, woken by exit_notify on another CPU, may reap the child before
+	 * its last switch-out: then the child's last event seen stands for its death. */
+	__u64 died = c->dead_ts ? c->dead_ts : c->mm_last ? c->mm_last : c->exit_ts;
+	if (died) {
+		__u64 start = died > since ? died : since;
 		__u64 d = now > start ? now - start : 0;
 		agg_add(c->cell, FS_PH_REAP, 1, 1, d, d, 2, 0);
 		emit_child_span(c, pid, FS_PH_REAP, start, d);
 	}
-	bpf_map_delete_elem(&children, &pid);
+	if (c->dead_ts)
+		bpf_map_delete_elem(&children, &pid);
+	else
+		c->flags |= FS_CF_REAPED; /* its teardown is still to be counted */
 }
 
 SEC("tp_btf/sys_exit")
@@ -711,7 +718,7 @@ static __always_inline void child_dead(struct fs_child *c, __u32 pid, __u64 now)
 		if (!c->ran)
 			cs->first_run_missed += 1;
 	}
-	if (c->flags & FS_CF_THREAD)
+	if (c->flags & (FS_CF_THREAD | FS_CF_REAPED))
 		bpf_map_delete_elem(&children, &pid);
 }
 

@@ -71,7 +71,8 @@
 	  "the exiting child's first mmap_lock .. its last mmap_lock release: exit_mm, and "     \
 	  "exit_mmap when it held the last reference to its mm")                                  \
 	X(REAP, reap, NONE, TP, "",                                                               \
-	  "later of the child's death and the parent's wait4/waitid call .. that call returning " \
+	  "later of the child's death (its last switch-out, or its last exit event when the "    \
+	  "parent reaps it first) and the parent's wait4/waitid call .. that call returning "     \
 	  "the child (release_task); absent for threads, which reap themselves")                  \
 	X(EXEC, execve, NONE, TP, "",                                                             \
 	  "sys_enter .. sys_exit of execve/execveat in a launched child or a traced task")        \
