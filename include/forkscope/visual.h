@@ -30,6 +30,10 @@ std::string latency_chart_svg(const Run& run);
 // against heap size.  Empty when the series has no such cells.
 std::string phase_chart_svg(const Series& series);
 
+// trace results: per (command, kind) group, the mean time of each part of a
+// launch (syscall, child's first run, execve, first instruction, teardown, reap).
+std::string group_chart_svg(const Run& run);
+
 // One row per cell and phase.
 std::string phases_csv(const Run& run);
 

@@ -271,4 +271,51 @@ std::string phase_chart_svg(const Series& series) {
   return render(c);
 }
 
+// trace: per group, the mean kernel time of each part of a launch, as bars on a
+// linear scale (groups have no heap axis).
+std::string group_chart_svg(const Run& run) {
+  const std::array<const char*, 6> parts = {"syscall", "child_first_run", "execve", "exec_first_insn", "teardown", "reap"};
+  double hi = 0;
+  for (const Cell& c : run.cells)
+    for (const char* name : parts)
+      if (const Phase* p = c.phase(name); p && p->count) hi = std::max(hi, p->mean_ns);
+  if (run.cells.empty() || hi <= 0) return "";
+  constexpr double kBar = 11, kGap = 10, kLabel = 190, kChartRight = 170;
+  const double row = kBar * parts.size() + kGap;
+  const double height = kTop + row * static_cast<double>(run.cells.size()) + 30;
+  const double plot = kWidth - kLabel - kChartRight;
+  std::string out = fmt::format(
+      R"(<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{0}" height="{1}" viewBox="0 0 {0} {1}" )"
+      R"(font-family="sans-serif" font-size="12">)"
+      "\n<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Kernel time per launch, by group</text>\n"
+      "<text x=\"10\" y=\"40\" fill=\"#555\">mean per launch (per exec for the exec parts); bars share one linear scale</text>\n",
+      num(kWidth), num(height));
+  for (size_t i = 0; i < parts.size(); i++)
+    out += fmt::format(R"(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>)"
+                       "\n",
+                       num(kWidth - kChartRight + 20), num(kTop + 16.0 * static_cast<double>(i)), markup::palette(i),
+                       num(kWidth - kChartRight + 34), num(kTop + 9 + 16.0 * static_cast<double>(i)), parts[i]);
+  double y = kTop;
+  for (const Cell& c : run.cells) {
+    out += fmt::format(R"(<text x="{}" y="{}" text-anchor="end">{}</text>)"
+                       "\n",
+                       num(kLabel - 8), num(y + row / 2), escape(cell_label(c)));
+    for (size_t i = 0; i < parts.size(); i++) {
+      const Phase* p = c.phase(parts[i]);
+      const double v = p && p->count ? p->mean_ns : 0;
+      const double w = v / hi * plot;
+      out += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {} {}</title></rect>)"
+                         "\n",
+                         num(kLabel), num(y + kBar * static_cast<double>(i)), num(w), num(kBar - 2),
+                         markup::palette(i), escape(cell_label(c)), parts[i], v > 0 ? format_ns(v) : "not seen");
+      if (v > 0)
+        out += fmt::format(R"(<text x="{}" y="{}" font-size="10">{}</text>)"
+                           "\n",
+                           num(kLabel + w + 4), num(y + kBar * static_cast<double>(i) + 8), format_ns(v));
+    }
+    y += row;
+  }
+  return out + "</svg>\n";
+}
+
 }  // namespace forkscope

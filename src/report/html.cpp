@@ -79,7 +79,32 @@ std::string host_section(const Run& run) {
   return out + "</section>\n";
 }
 
+// trace: one row per (command, launch kind) group.
+std::string trace_summary_section(const Run& run) {
+  const TraceInfo& t = *run.trace;
+  std::string out = fmt::format(
+      "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">Traced {} for {:.1f} s{}. Grouped by "
+      "launching command and launch kind; RSS, VM, VMAs and page tables are the launching process's at its "
+      "launches (means).</p>\n<table>\n",
+      escape(t.target), t.seconds, t.command_exit >= 0 ? fmt::format(", the command exited {}", t.command_exit) : "");
+  out += header_row({"command", "kind", "launches", "execs", "kernel time", "execve", "RSS", "VM", "VMAs",
+                     "page tables", "top kernel phases (self)"});
+  for (const Cell& c : run.cells) {
+    const Phase* sys = c.phase("syscall");
+    const Phase* exec = c.phase("execve");
+    const KernelCounts& k = c.kernel;
+    const bool launched = k.launches > 0;
+    out += "<tr>" + td(c.comm) + td(c.mode) + td(launches_label(c), "n") + td(std::to_string(k.execs), "n") +
+           td(sys ? format_ns(sys->mean_ns) : "-", "n") + td(exec ? format_ns(exec->mean_ns) : "-", "n") +
+           td(launched ? format_size(k.mm_rss_bytes) : "-", "n") + td(launched ? format_size(k.mm_vm_bytes) : "-", "n") +
+           td(launched ? std::to_string(k.mm_vmas) : "-", "n") +
+           td(launched ? format_size(k.mm_pgtables_bytes) : "-", "n") + td(top_phases(c)) + "</tr>\n";
+  }
+  return out + "</table>\n</section>\n";
+}
+
 std::string summary_section(const Run& run) {
+  if (run.trace) return trace_summary_section(run);
   std::string out =
       "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">User-side latency per launch: call to return "
       "in the parent, call until the child runs, call until it is reaped or joined. Kernel time is the launch "
@@ -115,6 +140,8 @@ std::string growth_section(const std::vector<Series>& series) {
 }
 
 std::string charts_section(const Run& run, const std::vector<Series>& series) {
+  // trace groups have no heap axis (and no user-side times).
+  if (run.trace) return "<section id=\"charts\"><h2>Charts</h2>\n" + group_chart_svg(run) + "</section>\n";
   std::string out = "<section id=\"charts\"><h2>Charts</h2>\n" + latency_chart_svg(run);
   for (const Series& s : series) out += phase_chart_svg(s);
   return out + "</section>\n";
@@ -194,7 +221,7 @@ std::string html_report(const Run& run, const Cell* flame_cell) {
       escape(text::or_dash(run.backend)), run.cells.size());
   out += host_section(run);
   out += summary_section(run);
-  out += growth_section(series);
+  if (!run.trace) out += growth_section(series);
   out += charts_section(run, series);
   out += flame_section(run, flame_cell);
   out += breakdown_section(run, flame_cell);

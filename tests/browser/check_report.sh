@@ -2,9 +2,11 @@
 # Renders report.html in headless Chromium, offline: the page must show its tables
 # and SVG charts, its script must run (the flame graph marks itself ready), the
 # console must stay free of errors, and nothing may be fetched from the network.
-# Usage: check_report.sh FORKSCOPE RESULTS.json OUTDIR  (the screenshot stays in OUTDIR)
+# Usage: check_report.sh FORKSCOPE RESULTS.json OUTDIR [MIN_SVGS [NEEDLE]]  (the screenshot stays in OUTDIR)
+# MIN_SVGS: charts plus flame graph expected (3: run results; trace results have one
+# chart, per group); NEEDLE: a further string the page must show.
 set -euo pipefail
-FORKSCOPE=$1 RESULTS=$2 OUT=$3
+FORKSCOPE=$1 RESULTS=$2 OUT=$3 MIN_SVGS=${4:-3} NEEDLE=${5:-copy_page_range}
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [[ -z $CHROMIUM ]]; then
   echo "chromium is not installed; scripts/setup.sh installs Debian's chromium package" >&2
@@ -34,10 +36,10 @@ chrome() {
 
 chrome --dump-dom >"$OUT/dom.html" 2>"$OUT/console.log"
 for needle in 'id="summary"' 'id="breakdown"' 'id="phases-available"' 'class="chart"' 'class="flame"' \
-              'copy_page_range' 'data-ready="1"'; do
+              "$NEEDLE" 'data-ready="1"'; do
   grep -q -- "$needle" "$OUT/dom.html" || fail "the rendered page lacks $needle (see $OUT/dom.html)"
 done
-[[ $(grep -c '<svg' "$OUT/dom.html") -ge 3 ]] || fail "expected the charts and the flame graph as inline SVG"
+[[ $(grep -c '<svg' "$OUT/dom.html") -ge $MIN_SVGS ]] || fail "expected the charts and the flame graph as inline SVG"
 # Console messages and script errors are logged as CONSOLE lines; any failed load
 # as a net:: error.
 if grep -E 'Uncaught|CONSOLE.*(Error|error)|ERR_|net::' "$OUT/console.log"; then
