@@ -106,7 +106,9 @@ struct TraceGroup {
 // every program, aggregates per (cell, phase); destroying it detaches everything.
 class Tracer {
  public:
-  static std::unique_ptr<Tracer> open(const RunPlan& plan, bool verbose);
+  // cells: how many cells (0..cells-1) the caller uses, at most FS_MAX_CELLS; the
+  // per-CPU aggregate maps are sized for them, so their memory follows the run.
+  static std::unique_ptr<Tracer> open(const RunPlan& plan, bool verbose, uint32_t cells);
   ~Tracer();
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;

@@ -26,7 +26,7 @@ int doctor_command() {
   std::unique_ptr<Tracer> tracer;
   std::string load_error;
   try {
-    tracer = Tracer::open(auto_plan, false);
+    tracer = Tracer::open(auto_plan, false, 1);
   } catch (const Error& e) {
     load_error = e.what();
   }

@@ -148,8 +148,7 @@ SweepOptions validate(RunOptions& o) {
 // program runs per launch) traced and untraced in turn.  The median differences
 // against the runs counted per launch give a cost per run and a fixed cost per
 // launch (programs that ran for the launcher outside launches: waits, faults).
-Calibration calibrate(Tracer& tracer, const std::string& child_program) {
-  constexpr uint32_t kCell = FS_MAX_CELLS - 1;  // reserved, see validate()
+Calibration calibrate(Tracer& tracer, const std::string& child_program, uint32_t kCell) {
   constexpr int kRounds = 4, kBlock = 25;
   struct Point {
     double events = 0, delta = 0;
@@ -207,7 +206,9 @@ int run_command(RunOptions& o) {
   plan.exec = std::any_of(sweep.modes.begin(), sweep.modes.end(), [](const LaunchSpec& m) {
     return m.mode == "posix_spawn" || m.mode.ends_with("-exec");
   });
-  std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose);
+  // Cells 0..n-1 are the sweep's, cell n the calibration's.
+  const auto sweep_cells = static_cast<uint32_t>(sweep.modes.size() * sweep.heaps.size());
+  std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose, sweep_cells + 1);
   backend->set_target(getpid());
   // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
   // own footprint (copied by every fork) is as small as it can be.
@@ -229,7 +230,7 @@ int run_command(RunOptions& o) {
   run.phases_available = availability(backend->plan());
   run.bpf_map_bytes = backend->map_bytes();
   // Calibration costs seconds under emulation; only --overhead reports it.
-  if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program);
+  if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program, sweep_cells);
   // What one function probe costs, per kind in use: a fraction of a second, so
   // always (results of different backends can then be compared phase by phase).
   uint64_t dbg0 = now_ns();

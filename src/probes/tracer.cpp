@@ -206,7 +206,8 @@ struct Tracer::Impl {
   }
 };
 
-std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
+std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t cells) {
+  if (cells == 0 || cells > FS_MAX_CELLS) throw Error(kExitFailure, "internal: cell count out of range");
   set_libbpf_verbose(verbose);
   std::unique_ptr<Tracer> t(new Tracer());
   t->plan_ = plan;
@@ -291,6 +292,10 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose) {
       bpf_program__set_autoload(bpf_object__find_program_by_name(skel->obj, (kind + s).c_str()), false);
   }
 
+  // Per-CPU maps cost cells x phases x CPUs values: only what the run uses.
+  bpf_map__set_max_entries(skel->maps.agg, cells * FS_NPHASES);
+  bpf_map__set_max_entries(skel->maps.agg_failed, cells * FS_NPHASES);
+  bpf_map__set_max_entries(skel->maps.cellstats, cells);
   bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
   bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
 
