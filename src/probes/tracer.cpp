@@ -462,16 +462,26 @@ std::vector<TraceParent> Tracer::read_parents() const {
 
 void Tracer::set_cell(uint32_t cell) { __atomic_store_n(&impl_->skel->data->cur_cell, cell, __ATOMIC_SEQ_CST); }
 
+namespace {
+
+// Every CPU's value of one key of a per-CPU array, passed to add(); false when
+// the key is not there.
+template <typename V, typename Add>
+bool sum_percpu(bpf_map* map, __u32 key, int ncpus, Add add) {
+  std::vector<V> percpu(ncpus);
+  if (bpf_map_lookup_elem(bpf_map__fd(map), &key, percpu.data()) != 0) return false;
+  for (const V& v : percpu) add(v);
+  return true;
+}
+
+}  // namespace
+
 std::vector<PhaseAgg> Tracer::read_phases(uint32_t cell) const {
   std::vector<PhaseAgg> out(FS_NPHASES);
-  std::vector<fs_agg> percpu(impl_->ncpus);
-  int fd = bpf_map__fd(impl_->skel->maps.agg);
   for (int ph = 0; ph < FS_NPHASES; ph++) {
-    __u32 key = cell * FS_NPHASES + ph;
-    if (bpf_map_lookup_elem(fd, &key, percpu.data()) != 0) continue;
     PhaseAgg& a = out[ph];
     a.hist.assign(FS_HIST_SLOTS, 0);
-    for (const fs_agg& v : percpu) {
+    sum_percpu<fs_agg>(impl_->skel->maps.agg, cell * FS_NPHASES + ph, impl_->ncpus, [&](const fs_agg& v) {
       a.count += v.count;
       a.calls += v.calls;
       a.total_ns += v.total_ns;
@@ -479,34 +489,29 @@ std::vector<PhaseAgg> Tracer::read_phases(uint32_t cell) const {
       a.events += v.events;
       a.fn_events += v.fn_events;
       for (int s = 0; s < FS_HIST_SLOTS; s++) a.hist[s] += v.hist[s];
-    }
+    });
   }
   return out;
 }
 
 std::vector<PhaseAgg> Tracer::read_failed_phases(uint32_t cell) const {
   std::vector<PhaseAgg> out(FS_NPHASES);
-  std::vector<fs_agg_failed> percpu(impl_->ncpus);
-  int fd = bpf_map__fd(impl_->skel->maps.agg_failed);
   for (int ph = 0; ph < FS_NPHASES; ph++) {
-    __u32 key = cell * FS_NPHASES + ph;
-    if (bpf_map_lookup_elem(fd, &key, percpu.data()) != 0) continue;
-    for (const fs_agg_failed& v : percpu) {
-      out[ph].count += v.count;
-      out[ph].calls += v.calls;
-      out[ph].total_ns += v.total_ns;
-      out[ph].self_ns += v.self_ns;
-    }
+    PhaseAgg& a = out[ph];
+    sum_percpu<fs_agg_failed>(impl_->skel->maps.agg_failed, cell * FS_NPHASES + ph, impl_->ncpus,
+                              [&](const fs_agg_failed& v) {
+                                a.count += v.count;
+                                a.calls += v.calls;
+                                a.total_ns += v.total_ns;
+                                a.self_ns += v.self_ns;
+                              });
   }
   return out;
 }
 
 KernelCounts Tracer::read_counts(uint32_t cell) const {
   KernelCounts k;
-  std::vector<fs_cellstat> percpu(impl_->ncpus);
-  __u32 key = cell;
-  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, percpu.data()) != 0) return k;
-  for (const fs_cellstat& v : percpu) {
+  sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus, [&](const fs_cellstat& v) {
     k.launches += v.launches;
     k.failed += v.failed;
     k.pt_pages += v.pt_pages;
@@ -521,7 +526,7 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
     k.mm_vm_bytes += v.mm_total_vm;
     k.mm_rss_bytes += v.mm_rss;
     k.mm_pgtables_bytes += v.mm_pgtables;
-  }
+  });
   // Sums over launches in the kernel; means here (pages to bytes).
   const uint64_t n = std::max<uint64_t>(1, k.launches), page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   k.mm_vmas /= n;
@@ -532,16 +537,13 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
 }
 
 void Tracer::wait_children_gone(uint32_t cell, int timeout_ms) const {
-  std::vector<fs_cellstat> percpu(impl_->ncpus);
-  __u32 key = cell;
   for (int waited = 0; waited <= timeout_ms; waited++) {
-    if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, percpu.data()) != 0) return;
     uint64_t born = 0, exited = 0;
-    for (const fs_cellstat& v : percpu) {
+    const bool found = sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus, [&](const fs_cellstat& v) {
       born += v.children_born;
       exited += v.children_exited;
-    }
-    if (exited >= born) return;
+    });
+    if (!found || exited >= born) return;
     usleep(1000);
   }
 }
