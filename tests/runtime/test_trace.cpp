@@ -1,9 +1,13 @@
 // forkscope trace on this machine's kernel: a shell loop, a running process
 // driven by signals, and what bad input does.
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "bpf_objects.h"
 #include "checks.h"
@@ -140,6 +144,56 @@ TEST(TracePid, CountsExactlyTheSignalsSent) {
     EXPECT_EQ(cp->count, static_cast<uint64_t>(kSignals));
     test::expect_phases_add_up(c);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// The cgroup v2 hierarchy: /sys/fs/cgroup itself, or its "unified" part on hybrid systems.
+std::string cgroup2_root() {
+  for (const char* dir : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+    struct statfs fs;
+    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return dir;
+  }
+  return "";
+}
+
+// --cgroup: the worker's launches are followed through its cgroup; Ctrl-C ends the trace.
+TEST(TraceCgroup, CountsTheLaunchesOfTasksInTheCgroup) {
+  const std::string root = cgroup2_root();
+  if (root.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
+  const std::string cg = root + "/forkscope-test-" + std::to_string(getpid());
+  ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << cg;
+  int ack[2];
+  ASSERT_EQ(pipe(ack), 0);
+  pid_t worker = fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    dup2(ack[1], 1);
+    close(ack[0]);
+    std::ofstream(cg + "/cgroup.procs") << getpid() << std::flush;
+    execl(FORK_ON_SIGNAL_BIN, "fork_on_signal", nullptr);
+    _exit(127);
+  }
+  close(ack[1]);
+  const std::string dir = test::make_temp_dir();
+  const test::Started fs = test::start_forkscope({"trace", "--cgroup", cg, "--out", dir});
+  ASSERT_TRUE(test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; }, 30))
+      << test::slurp(fs.err_path);
+  constexpr int kSignals = 12;
+  for (int i = 0; i < kSignals; i++) {
+    ASSERT_EQ(kill(worker, SIGUSR1), 0);
+    char byte;
+    ASSERT_EQ(read(ack[0], &byte, 1), 1);
+  }
+  kill(fs.pid, SIGINT);
+  const test::Outcome o = test::finish_forkscope(fs);
+  kill(worker, SIGTERM);
+  waitpid(worker, nullptr, 0);
+  close(ack[0]);
+  rmdir(cg.c_str());
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const forkscope::Run run = load_results(dir + "/results.json");
+  EXPECT_EQ(run.trace->target, "--cgroup " + cg);
+  EXPECT_EQ(sum_launches(run, "fork_on_signal"), static_cast<uint64_t>(kSignals));
   std::filesystem::remove_all(dir);
 }
 
