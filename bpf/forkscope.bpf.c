@@ -33,6 +33,9 @@ __u32 target_tgid = 0;
 __u32 cur_cell = FS_NO_CELL;
 __u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
 __u32 next_group = 0;
+/* trace: launches recorded span by span per group, up to trace_sample_limit. */
+__u32 trace_samples[FS_MAX_CELLS] = {};
+__u32 trace_sample_limit = 0;
 /* execve records in flight: while there are none, events of tasks other than the
  * runner are dropped before any map lookup. */
 __u32 execs_in_flight = 0;
@@ -302,6 +305,8 @@ static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
 		return;
 	struct task_struct *task = bpf_get_current_task_btf();
 	fs_exec_begin(l, cell, now, (__u64)task->mm, CFG);
+	if (c)
+		l->seq = c->seq; /* a sampled launch's child: its exec spans join the timeline */
 	l->events[FS_PH_EXEC_BPRM] = 1; /* this program */
 	l->tid = tid;
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY) == 0) {
@@ -350,7 +355,18 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	struct fs_launch *l = bpf_map_lookup_elem(&scratch, &zero);
 	if (!l)
 		return 0;
-	fs_launch_begin(l, cell, follow == FS_FOLLOW_TGID ? sample_seq : 0, bpf_ktime_get_ns());
+	__u32 seq = sample_seq;
+	if (follow != FS_FOLLOW_TGID) {
+		__u32 idx = cell;
+		FS_BARRIER(idx);
+		seq = 0;
+		if (idx < FS_MAX_CELLS) {
+			__u32 k = __sync_fetch_and_add(&trace_samples[idx], 1);
+			if (k < trace_sample_limit)
+				seq = k + 1;
+		}
+	}
+	fs_launch_begin(l, cell, seq, bpf_ktime_get_ns());
 	l->events[FS_PH_SYSCALL] = 1; /* this program */
 	l->tid = tid;
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) {
@@ -398,8 +414,16 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 		if (cs)
 			cs->execs += 1;
 		struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
-		if (c)
+		if (c) {
 			c->exec_ret_ts = now;
+			__u32 n = l->nspans;
+			for (__u32 i = 0; i < 8; i++) {
+				if (i >= n)
+					break;
+				struct fs_span *sp = &l->spans[FS_SPAN_IDX(i)];
+				emit_child_span(c, tid, sp->phase, sp->start, sp->dur);
+			}
+		}
 		if (follow != FS_FOLLOW_TGID) {
 			__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 			struct fs_launcher *p = bpf_map_lookup_elem(&parents, &tgid);

@@ -91,6 +91,7 @@ struct Follow {
   pid_t root = 0;      // a process and every process it launches from now on
   int cgroup_fd = -1;  // an open cgroup v2 directory: tasks in it and its descendants
   bool all = false;    // every task but forkscope
+  uint32_t samples_per_group = 4;  // launches recorded span by span per group, for timelines
 };
 
 // trace: launches are grouped per (command, clone flags), one cell each.
@@ -126,6 +127,9 @@ class Tracer {
   void sample_next(uint32_t seq);  // record the next launch span by span as number seq; 0: don't
   // The sampled launches of a cell, with their children's spans (drains the ring buffer).
   std::vector<Sample> drain_samples(uint32_t cell);
+  // Moves what the ring buffer holds into memory (trace: called while tracing, so
+  // the buffer does not fill).
+  void consume_samples();
   std::vector<PhaseAgg> read_phases(uint32_t cell) const;
   // Phases of the launches whose syscall failed (no histograms).
   std::vector<PhaseAgg> read_failed_phases(uint32_t cell) const;

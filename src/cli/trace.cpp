@@ -205,7 +205,7 @@ void validate(const TraceOptions& o) {
 }
 
 // One cell per group that launched or exec'd, most launches first.
-std::vector<Cell> collect(const Tracer& tracer, double seconds) {
+std::vector<Cell> collect(Tracer& tracer, double seconds) {
   std::vector<Cell> cells;
   for (const TraceGroup& g : tracer.read_groups()) {
     Cell c;
@@ -227,6 +227,7 @@ std::vector<Cell> collect(const Tracer& tracer, double seconds) {
     c.seconds = seconds;
     c.phases = build_phases(tracer.read_phases(g.cell), tracer.plan());
     c.failed_phases = build_phases(tracer.read_failed_phases(g.cell), tracer.plan());
+    c.samples = tracer.drain_samples(g.cell);
     cells.push_back(std::move(c));
   }
   std::stable_sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
@@ -310,6 +311,7 @@ int trace_command(TraceOptions& o) {
       target_gone = true;
       break;
     }
+    tracer->consume_samples();
     if (progress && t - last_progress >= 1) {
       last_progress = t;
       uint64_t launches = 0, execs = 0;

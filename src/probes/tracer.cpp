@@ -357,6 +357,8 @@ void Tracer::set_attached(bool attached) {
 
 void Tracer::sample_next(uint32_t seq) { __atomic_store_n(&impl_->skel->bss->sample_seq, seq, __ATOMIC_SEQ_CST); }
 
+void Tracer::consume_samples() { ring_buffer__consume(impl_->ring); }
+
 std::vector<Sample> Tracer::drain_samples(uint32_t cell) {
   ring_buffer__consume(impl_->ring);
   std::vector<Sample> out;
@@ -400,6 +402,7 @@ void Tracer::follow(const Follow& f) {
   auto* bss = impl_->skel->bss;
   bss->self_tgid = static_cast<__u32>(getpid());
   bss->max_groups = kTraceGroups;
+  bss->trace_sample_limit = f.samples_per_group;
   if (f.cgroup_fd >= 0) {
     __u32 key = 0;
     if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cgroups), &key, &f.cgroup_fd, BPF_ANY))
