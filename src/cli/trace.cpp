@@ -371,7 +371,7 @@ void add_trace_command(CLI::App& app, int& exit_code) {
   sub->add_option("--duration", opts->duration, "Stop after this many seconds (0: no limit)")->capture_default_str();
   sub->add_option("--backend", opts->backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
   sub->add_option("--phase", opts->phases, "FUNC[:PARENT]: also time this kernel function, as for run");
-  sub->add_flag("--detail", opts->detail, "Also count copy-on-write faults after launches (costlier)");
+  sub->add_flag("--detail", opts->detail, "Also count the children's copy-on-write faults (costlier)");
   sub->add_option("--out", opts->out, "Directory for results.json and report.html")->capture_default_str();
   sub->add_flag("-q,--quiet", opts->quiet, "No progress on stderr");
   sub->add_flag("--no-color", opts->no_color, "No colour even on a terminal");
