@@ -8,6 +8,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "forkscope/shared/catalog.h"
+#define FS_GLOBAL_POP /* see machine.h */
 #include "forkscope/shared/machine.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -236,6 +237,21 @@ static __always_inline void emit_child_span(struct fs_child *c, __u32 pid, __u32
 	}
 }
 
+/* The aggregation as a global function: the verifier checks it once per program
+ * instead of on every path that reaches it. */
+/* A finished launch's (or exec's) phases into its cell's aggregates. */
+__noinline int aggregate(struct fs_launch *l)
+{
+	if (!l)
+		return 0;
+	__u32 cell = l->cell;
+	for (int i = 0; i < FS_NPHASES; i++) {
+		if (l->calls[i])
+			agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i], l->events[i], l->fn_events[i]);
+	}
+	return 0;
+}
+
 static __always_inline int is_launch_syscall(long id)
 {
 	return id == 56 /* clone */ || id == 57 /* fork */ || id == 58 /* vfork */ ||
@@ -407,10 +423,7 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 	struct fs_cellstat *cs = cellstat(cell);
 	fs_landmark(l, FS_LM_SYS_EXIT, now, CFG);
 	if (ret == 0) {
-		for (int i = 0; i < FS_NPHASES; i++) {
-			if (l->calls[i])
-				agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i], l->events[i], l->fn_events[i]);
-		}
+		aggregate(l);
 		if (cs)
 			cs->execs += 1;
 		struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
@@ -487,10 +500,7 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 
 	fs_landmark(l, FS_LM_SYS_EXIT, now, CFG);
 	if (ret > 0) {
-		for (int i = 0; i < FS_NPHASES; i++) {
-			if (l->calls[i])
-				agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i], l->events[i], l->fn_events[i]);
-		}
+		aggregate(l);
 		if (cs) {
 			cs->launches += 1;
 			cs->pt_pages += l->pt_pages;
@@ -573,18 +583,22 @@ int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, stru
 	struct fs_launch *l = my_launch();
 	if (!l)
 		return 0;
-	__u32 n = nsites;
+	/* Find the site first and apply its landmark once: the state machine inlined
+	 * into every unrolled iteration made this program slow to load. */
+	__u32 n = nsites, lm = FS_LM_COUNT;
 	for (__u32 i = 0; i < FS_MAX_SITES; i++) {
 		if (i >= n)
 			break;
 		if (call_site >= sites[i].start && call_site < sites[i].end) {
-			__u32 lm = sites[i].lm;
-			if (lm == 0)
-				lm = classify_copy_process_cache(l, s);
-			fs_landmark(l, lm, bpf_ktime_get_ns(), CFG);
+			lm = sites[i].lm;
 			break;
 		}
 	}
+	if (lm == FS_LM_COUNT)
+		return 0;
+	if (lm == 0)
+		lm = classify_copy_process_cache(l, s);
+	fs_landmark(l, lm, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 
@@ -612,14 +626,13 @@ int BPF_PROG(fs_mmap_lock_acquired, struct mm_struct *mm, bool write, bool succe
 	if (!success)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
-	if (l->flags & FS_LF_EXEC) {
-		int lm = fs_exec_lock_landmark(l, (__u64)mm, (__u64)task->mm);
-		if (lm)
-			fs_landmark(l, lm, now, CFG);
-		return 0;
-	}
-	if (write && mm == task->mm)
-		fs_landmark(l, FS_LM_MMAP_LOCK, now, CFG);
+	int lm = 0;
+	if (l->flags & FS_LF_EXEC)
+		lm = fs_exec_lock_landmark(l, (__u64)mm, (__u64)task->mm);
+	else if (write && mm == task->mm)
+		lm = FS_LM_MMAP_LOCK;
+	if (lm)
+		fs_landmark(l, lm, now, CFG);
 	return 0;
 }
 

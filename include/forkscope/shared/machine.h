@@ -218,6 +218,21 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 	}
 }
 
+#ifdef FS_GLOBAL_POP
+/* BPF: fs_pop as a global function.  The verifier checks a global function once
+ * per program and each call to it by its signature, instead of walking fs_pop on
+ * every path of every caller's unrolled loops: loading takes a fraction of the time. */
+__noinline int fs_pop_global(struct fs_launch *l, __u64 ts)
+{
+	if (l)
+		fs_pop(l, ts);
+	return 0;
+}
+#define FS_POP(l, ts) fs_pop_global(l, ts)
+#else
+#define FS_POP(l, ts) fs_pop(l, ts)
+#endif
+
 /* Open ph at ts.  Siblings (and their children) still open are closed first:
  * a landmark ends the segment of the one before it.  Ignored when the phase's
  * parent is not open, so a stray event cannot invent a phase. */
@@ -234,7 +249,7 @@ FS_INLINE int fs_open(struct fs_launch *l, int ph, __u64 ts, const struct fs_con
 	for (int i = 0; i < FS_STACK_DEPTH; i++) {
 		if (l->depth <= (__u32)keep)
 			break;
-		fs_pop(l, ts);
+		FS_POP(l, ts);
 	}
 	__u32 d = l->depth;
 	if (d >= FS_STACK_DEPTH)
@@ -256,7 +271,7 @@ FS_INLINE void fs_close(struct fs_launch *l, int ph, __u64 ts)
 	for (int i = 0; i < FS_STACK_DEPTH; i++) {
 		if (l->depth <= (__u32)idx)
 			break;
-		fs_pop(l, ts);
+		FS_POP(l, ts);
 	}
 }
 
@@ -364,7 +379,7 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 		 * set-up ended, at the last set-up landmark. */
 		if (fs_top(l) == FS_PH_VMA_SETUP && (c->landmarks & FS_BIT(FS_PH_COPY_PAGE_RANGE))) {
 			__u64 at = l->cpr_candidate ? l->cpr_candidate : ts;
-			fs_pop(l, at);
+			FS_POP(l, at);
 			fs_open(l, FS_PH_COPY_PAGE_RANGE, at, c);
 		}
 		break;
