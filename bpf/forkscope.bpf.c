@@ -66,7 +66,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	__uint(max_entries, 1024); /* trace; the runner sizes it down */
 	__type(key, __u32);
 	__type(value, struct fs_launch);
 } launches SEC(".maps");

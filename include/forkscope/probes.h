@@ -109,7 +109,9 @@ class Tracer {
  public:
   // cells: how many cells (0..cells-1) the caller uses, at most FS_MAX_CELLS; the
   // per-CPU aggregate maps are sized for them, so their memory follows the run.
-  static std::unique_ptr<Tracer> open(const RunPlan& plan, bool verbose, uint32_t cells);
+  // following: trace's maps of followed processes are sized for many tasks; the
+  // runner's for its own few threads.
+  static std::unique_ptr<Tracer> open(const RunPlan& plan, bool verbose, uint32_t cells, bool following = false);
   ~Tracer();
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;

@@ -233,9 +233,7 @@ int run_command(RunOptions& o) {
   if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program, sweep_cells);
   // What one function probe costs, per kind in use: a fraction of a second, so
   // always (results of different backends can then be compared phase by phase).
-  uint64_t dbg0 = now_ns();
   if (std::map<std::string, double> costs = backend->probe_costs(); !costs.empty()) {
-    std::fprintf(stderr, "DEBUG probe_costs took %.3f s\n", (now_ns() - dbg0) / 1e9);
     if (!run.calibration) run.calibration = Calibration{};
     run.calibration->probe_cost_ns = std::move(costs);
   }

@@ -250,7 +250,7 @@ int trace_command(TraceOptions& o) {
   RunPlan plan = plan_run(parse_backend(o.backend), user_phases);
   set_detail(plan, o.detail);
   plan.exec = true;
-  std::unique_ptr<Tracer> tracer = Tracer::open(plan, o.verbose, kTraceGroups + 1);
+  std::unique_ptr<Tracer> tracer = Tracer::open(plan, o.verbose, kTraceGroups + 1, /*following=*/true);
 
   struct sigaction sa = {};
   sa.sa_handler = on_signal;

@@ -206,7 +206,7 @@ struct Tracer::Impl {
   }
 };
 
-std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t cells) {
+std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t cells, bool following) {
   if (cells == 0 || cells > FS_MAX_CELLS) throw Error(kExitFailure, "internal: cell count out of range");
   set_libbpf_verbose(verbose);
   std::unique_ptr<Tracer> t(new Tracer());
@@ -296,6 +296,11 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t
   bpf_map__set_max_entries(skel->maps.agg, cells * FS_NPHASES);
   bpf_map__set_max_entries(skel->maps.agg_failed, cells * FS_NPHASES);
   bpf_map__set_max_entries(skel->maps.cellstats, cells);
+  if (!following) {
+    // The runner: at most 64 launching threads, each with one child in flight.
+    bpf_map__set_max_entries(skel->maps.tracked, 1);
+    bpf_map__set_max_entries(skel->maps.launches, 160);
+  }
   bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
   bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
 
@@ -614,35 +619,39 @@ std::map<std::string, double> Tracer::probe_costs() {
   const __u32 old_target = __atomic_load_n(&skel->bss->target_tgid, __ATOMIC_SEQ_CST);
   set_target(getpid());
   cpu_set_t old_cpus, one_cpu;
-  const bool pinned = sched_getaffinity(0, sizeof old_cpus, &old_cpus) == 0 && sched_getcpu() >= 0;
+  const int cpu = sched_getcpu();
+  const bool pinned = cpu >= 0 && sched_getaffinity(0, sizeof old_cpus, &old_cpus) == 0;
   if (pinned) {
     CPU_ZERO(&one_cpu);
-    CPU_SET(sched_getcpu(), &one_cpu);
+    CPU_SET(cpu, &one_cpu);
     sched_setaffinity(0, sizeof one_cpu, &one_cpu);
   }
   block();  // warm-up
-  // Rounds of one block per kind, the order rotating so that no kind always runs
-  // first or right after another's detach: machine noise hits all kinds alike.
-  std::map<std::string, std::vector<double>> medians;
+  // Rounds: an untraced block, then one block per kind; one more untraced block
+  // closes the last round.  A kind's cost in a round is its block minus the mean
+  // of the untraced blocks around it, so slow drift of the machine cancels, and
+  // no kind is attached right after its own detach.
+  std::vector<double> untraced{block()};
+  std::map<std::string, std::vector<double>> deltas;
+  std::map<std::string, std::vector<double>> traced;
   std::map<std::string, bool> failed;
   for (int r = 0; r < kRounds; r++) {
-    for (size_t i = 0; i < kinds.size(); i++) {
-      const std::string& kind = kinds[(r + i) % kinds.size()];
+    for (size_t i = 1; i < kinds.size(); i++) {
+      const std::string& kind = kinds[i];
       if (failed[kind]) continue;
-      if (!attach(kind)) failed[kind] = true;
-      else medians[kind].push_back(block());
+      if (attach(kind)) traced[kind].push_back(block());
+      else failed[kind] = true;
       detach();
-      if (getenv("FS_DEBUG_CAL") && !failed[kind]) fprintf(stderr, "DEBUG r%d %-6s cpu %d median %.0f\n", r, kind.c_str(), sched_getcpu(), medians[kind].back());
+    }
+    untraced.push_back(block());
+    for (auto& [kind, t] : traced) {
+      if (t.size() == static_cast<size_t>(r) + 1) deltas[kind].push_back(t.back() - (untraced[r] + untraced[r + 1]) / 2);
     }
   }
   if (pinned) sched_setaffinity(0, sizeof old_cpus, &old_cpus);
   set_target(static_cast<pid_t>(old_target));
-  // Per kind: the median over rounds of its block minus the same round's untraced one.
-  const std::vector<double>& base = medians[""];
-  for (const std::string& kind : kinds) {
-    if (kind.empty() || failed[kind] || medians[kind].size() != base.size()) continue;
-    std::vector<double> d;
-    for (size_t r = 0; r < base.size(); r++) d.push_back(medians[kind][r] - base[r]);
+  for (auto& [kind, d] : deltas) {
+    if (failed[kind] || d.empty()) continue;
     std::nth_element(d.begin(), d.begin() + d.size() / 2, d.end());
     costs[kind] = d[d.size() / 2];
   }

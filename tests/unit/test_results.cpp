@@ -73,6 +73,13 @@ Run sample_run() {
   thread.user = {summary(7), summary(8), summary(9)};
   thread.phases = {phase("syscall", "syscall", 5, false)};
   r.cells = {fork, thread};
+  Calibration cal;
+  cal.ns_per_event = 312.5;
+  cal.ns_per_launch = -4.25;  // a difference: may come out negative
+  cal.events_per_launch = 97.5;
+  cal.launches = 200;
+  cal.probe_cost_ns = {{"fentry", 575.0}, {"kprobe", 1109.5}};
+  r.calibration = cal;
   return r;
 }
 
@@ -97,6 +104,14 @@ void expect_equal(const Run& a, const Run& b) {
   EXPECT_EQ(a.host.thp, b.host.thp);
   EXPECT_EQ(a.backend, b.backend);
   EXPECT_EQ(a.incomplete, b.incomplete);
+  ASSERT_EQ(a.calibration.has_value(), b.calibration.has_value());
+  if (a.calibration) {
+    EXPECT_EQ(a.calibration->ns_per_event, b.calibration->ns_per_event);
+    EXPECT_EQ(a.calibration->ns_per_launch, b.calibration->ns_per_launch);
+    EXPECT_EQ(a.calibration->events_per_launch, b.calibration->events_per_launch);
+    EXPECT_EQ(a.calibration->launches, b.calibration->launches);
+    EXPECT_EQ(a.calibration->probe_cost_ns, b.calibration->probe_cost_ns);
+  }
   ASSERT_EQ(a.phases_available.size(), b.phases_available.size());
   for (size_t i = 0; i < a.phases_available.size(); ++i) {
     EXPECT_EQ(a.phases_available[i].name, b.phases_available[i].name);
@@ -183,6 +198,39 @@ TEST(Results, RoundTripsFieldForField) {
   expect_equal(run_from_json(to_json(run, -1)), run);
 }
 
+TEST(Results, RoundTripsWithoutCalibrationOrProbeCosts) {
+  forkscope::Run run = sample_run();  // qualified: testing::Test has a Run()
+  run.calibration->probe_cost_ns.clear();  // --overhead on a tracepoint-only kernel
+  expect_equal(run_from_json(to_json(run)), run);
+  EXPECT_FALSE(nlohmann::json::parse(to_json(run))["calibration"].contains("probe_cost_ns"))
+      << "no probe costs measured: the field is left out";
+  run.calibration.reset();
+  expect_equal(run_from_json(to_json(run)), run);
+  // Only the probe costs (function probes without --overhead): the rest stays 0.
+  run.calibration = Calibration{};
+  run.calibration->probe_cost_ns = {{"kprobe", 3310}};
+  expect_equal(run_from_json(to_json(run)), run);
+}
+
+TEST(Results, ProbeCostsAreOptionalAndChecked) {
+  // Files from before probe costs were measured lack the field.
+  forkscope::Run old = run_from_json(edited([](nlohmann::json& j) { j["calibration"].erase("probe_cost_ns"); }));
+  ASSERT_TRUE(old.calibration.has_value());
+  EXPECT_TRUE(old.calibration->probe_cost_ns.empty());
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["calibration"]["probe_cost_ns"] = nlohmann::json::array(); }));
+            }),
+            "results: calibration.probe_cost_ns: expected an object");
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["calibration"]["probe_cost_ns"]["fentry"] = "575"; }));
+            }),
+            "results: calibration.probe_cost_ns.fentry: expected a finite number");
+  const std::string msg = usage_message(
+      [] { run_from_json(edited([](nlohmann::json& j) { j["calibration"]["probe_cost_ns"]["uprobe"] = 1; })); });
+  EXPECT_NE(msg.find("calibration.probe_cost_ns"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("uprobe"), std::string::npos) << msg;
+}
+
 TEST(Results, UsesTheDocumentedFieldNames) {
   const nlohmann::json j = nlohmann::json::parse(to_json(sample_run()));
   EXPECT_EQ(j["schema"], "forkscope.results/1");
@@ -196,6 +244,8 @@ TEST(Results, UsesTheDocumentedFieldNames) {
   EXPECT_EQ(cell["phases"][1]["path"], "syscall;copy_process;dup_mm;dup_mmap;copy_page_range");
   EXPECT_EQ(cell["phases"][0]["hist"].size(), 7u);
   EXPECT_FALSE(cell["phases"][1].contains("hist")) << "an empty histogram is omitted";
+  EXPECT_EQ(j["calibration"]["probe_cost_ns"]["fentry"], 575.0);
+  EXPECT_EQ(j["calibration"]["probe_cost_ns"]["kprobe"], 1109.5);
 }
 
 TEST(Results, FindsPhasesByName) {
