@@ -3,7 +3,7 @@
 # stock kernel (linux-image-amd64), which has fentry/fexit and kprobes, unlike
 # the locked-down kernels our machines run.  Recipe: ../../shared/KERNEL-LAB.md §2.
 #
-#   scripts/qemu-lab.sh [--timeout S] [--out DIR] [--env NAME[=VALUE]]... -- COMMAND [ARGS...]
+#   scripts/qemu-lab.sh [--timeout S] [--out DIR] [--env NAME[=VALUE]]... [--icount] -- COMMAND [ARGS...]
 #
 # The guest sees the host's / read-only (over virtio-9p), so COMMAND can be a
 # binary just built on the host, e.g. /work/main/build/forkscope doctor.  Inside
@@ -15,6 +15,14 @@
 #
 # DIR (default: a new /tmp/forkscope-qemu-lab.XXXXXX) receives console.log (the
 # whole serial console), dmesg.txt (the guest kernel log) and exit-code.
+#
+# --icount: a deterministic guest clock.  Plain TCG times the guest by the host's
+# clock, so timings inside it follow the host's load (the same forkscope run's
+# phase means differed by up to 60% a minute apart on a shared 2-CPU host).  With
+# --icount the guest clock advances 1 ns per emulated instruction (QEMU -icount
+# shift=0), whatever the host does: repeated runs agree within about 1%.  The
+# guest gets one vCPU (bringing up a second one hangs under icount with QEMU 7.2
+# and Debian's 6.1) and sees QEMU_LAB_ICOUNT=1.
 #
 # Exit status: COMMAND's own status; 124 when the guest ran out of time;
 # 125 when the guest could not boot, mount or start COMMAND (a one-line reason is
@@ -30,6 +38,7 @@ CACHE="${FORKSCOPE_CACHE:-/var/cache/forkscope}/kernel"
 TIMEOUT=480
 OUT=""
 ENV_VARS=()
+ICOUNT=0
 # The markers the host looks for on the serial console.
 START_MARK="=== qemu-lab: command start ==="
 END_MARK="=== qemu-lab: command end"
@@ -38,7 +47,7 @@ FAIL_MARK="qemu-lab-guest-failure:"
 say() { echo "qemu-lab: $*" >&2; }
 die() { local code=$1; shift; say "$*"; exit "$code"; }
 usage() {
-  echo "usage: scripts/qemu-lab.sh [--timeout S] [--out DIR] [--env NAME[=VALUE]]... -- COMMAND [ARGS...]" >&2
+  echo "usage: scripts/qemu-lab.sh [--timeout S] [--out DIR] [--env NAME[=VALUE]]... [--icount] -- COMMAND [ARGS...]" >&2
   echo "  runs COMMAND in a QEMU guest with Debian's stock kernel; see the top of this script" >&2
   exit 2
 }
@@ -48,6 +57,7 @@ while (($#)); do
     --timeout) [[ $# -ge 2 && $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || die 2 "--timeout needs a number of seconds"; TIMEOUT=$2; shift 2 ;;
     --out) [[ $# -ge 2 && -n $2 ]] || die 2 "--out needs a directory"; OUT=$2; shift 2 ;;
     --env) [[ $# -ge 2 && $2 =~ ^[A-Za-z_][A-Za-z0-9_]*(=.*)?$ ]] || die 2 "--env needs NAME or NAME=VALUE"; ENV_VARS+=("$2"); shift 2 ;;
+    --icount) ICOUNT=1; shift ;;
     -h|--help) usage ;;
     --) shift; break ;;
     *) say "unknown option '$1' (the command goes after --)"; usage ;;
@@ -265,6 +275,7 @@ cp "$KDIR/modules.order" "$WORK/initrd/modules.order"
 {
   echo '#!/bin/bash'
   echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb LANG=C.UTF-8 QEMU_LAB=1'
+  ((ICOUNT)) && echo 'export QEMU_LAB_ICOUNT=1'
   for e in "${ENV_VARS[@]}"; do
     if [[ $e == *=* ]]; then printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
     elif [[ -v $e ]]; then printf 'export %s=%q\n' "$e" "${!e}"
@@ -367,8 +378,10 @@ say "kernel $KVER and initramfs ready in $(since "$t_prepare") s"
 # ---------------------------------------------------------------------------
 t_boot=$(now_us)
 # Never -enable-kvm.  -nic none: no network (and no NIC option ROM needed).
+CPU_OPTS=(-smp 2)
+((ICOUNT)) && CPU_OPTS=(-icount shift=0 -smp 1)
 timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
-  -accel tcg -m 2048 -smp 2 -nic none \
+  -accel tcg "${CPU_OPTS[@]}" -m 2048 -nic none \
   -kernel "$KERNEL_IMAGE" -initrd "$WORK/initrd.cpio.gz" \
   -append "console=ttyS0 quiet panic=-1" \
   -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \

@@ -7,12 +7,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/outputs.h"
 #include "cli/preflight.h"
 #include "forkscope/catalog.h"
 #include "forkscope/error.h"
@@ -57,15 +57,6 @@ struct RunOptions {
 std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
-
-std::string iso_now() {
-  char buf[32];
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string gib(uint64_t bytes) {
   char buf[32];
@@ -222,13 +213,7 @@ int run_command(RunOptions& o) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  Run run;
-  run.tool_version = "0.1.0";
-  run.started = iso_now();
-  run.host = read_host();
-  run.backend = backend_name(backend->plan());
-  run.phases_available = availability(backend->plan());
-  run.bpf_map_bytes = backend->map_bytes();
+  Run run = start_results(*backend);
   // Calibration costs seconds under emulation; only --overhead reports it.
   if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program, sweep_cells);
   // What one function probe costs, per kind in use: a fraction of a second, so
@@ -270,10 +255,7 @@ int run_command(RunOptions& o) {
   run.incomplete = g_stop.load();
   backend.reset();  // detach before writing anything
 
-  const std::string path = o.out + "/results.json";
-  save_results(run, path);
-  const std::string report = o.out + "/report.html";
-  write_atomically(report, html_report(run, featured_cell(run)), "report");
+  const auto [path, report] = save_outputs(run, o.out);
 
   render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
   std::cout << "\n";

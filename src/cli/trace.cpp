@@ -20,6 +20,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/outputs.h"
 #include "cli/preflight.h"
 #include "forkscope/catalog.h"
 #include "forkscope/error.h"
@@ -52,15 +53,6 @@ struct TraceOptions {
 
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
-
-std::string iso_now() {
-  char buf[32];
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 double seconds_since(const timespec& t0) {
   timespec t;
@@ -273,13 +265,7 @@ int trace_command(TraceOptions& o) {
   tracer->follow(follow);
   if (cgroup_fd >= 0) close(cgroup_fd);
 
-  Run run;
-  run.tool_version = "0.1.0";
-  run.started = iso_now();
-  run.host = read_host();
-  run.backend = backend_name(tracer->plan());
-  run.phases_available = availability(tracer->plan());
-  run.bpf_map_bytes = tracer->map_bytes();
+  Run run = start_results(*tracer);
   TraceInfo info;
   info.target = !o.command.empty() ? quoted_command(o.command)
                 : o.pid > 0        ? "-p " + std::to_string(o.pid)
@@ -340,10 +326,7 @@ int trace_command(TraceOptions& o) {
   }
   run.trace = std::move(info);
 
-  const std::string path = o.out + "/results.json";
-  save_results(run, path);
-  const std::string report = o.out + "/report.html";
-  write_atomically(report, html_report(run, featured_cell(run)), "report");
+  const auto [path, report] = save_outputs(run, o.out);
   render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
   std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
   if (run.cells.empty() && !o.quiet)

@@ -25,6 +25,34 @@ uint64_t sum_launches(const Run& run, const std::string& comm) {
   return n;
 }
 
+// tests/runtime/fork_on_signal.c, started (in cgroup, when given); *ack reads one
+// byte per fork it made.
+pid_t start_worker(int* ack, const std::string& cgroup = "") {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    if (!cgroup.empty()) std::ofstream(cgroup + "/cgroup.procs") << getpid() << std::flush;
+    execl(FORK_ON_SIGNAL_BIN, "fork_on_signal", nullptr);
+    _exit(127);
+  }
+  close(fds[1]);
+  *ack = fds[0];
+  return pid;
+}
+
+// Sends n SIGUSR1 to the worker, each once the fork for the one before is done.
+::testing::AssertionResult signal_worker(pid_t worker, int ack, int n) {
+  for (int i = 0; i < n; i++) {
+    char byte;
+    if (kill(worker, SIGUSR1) != 0 || read(ack, &byte, 1) != 1)
+      return ::testing::AssertionFailure() << "the worker did not fork for signal " << i;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // The shell loop of the issue: 200 runs of /bin/true, each a launch and an exec.
 class TraceShellLoop : public ::testing::Test {
  protected:
@@ -105,30 +133,18 @@ TEST_F(TraceShellLoop, LeavesNoBpfObjectBehind) {
 
 // -p: a running process that forks once per SIGUSR1; exactly that many launches.
 TEST(TracePid, CountsExactlyTheSignalsSent) {
-  int ack[2];
-  ASSERT_EQ(pipe(ack), 0);
-  pid_t worker = fork();
-  ASSERT_GE(worker, 0);
-  if (worker == 0) {
-    dup2(ack[1], 1);
-    close(ack[0]);
-    execl(FORK_ON_SIGNAL_BIN, "fork_on_signal", nullptr);
-    _exit(127);
-  }
-  close(ack[1]);
+  int ack = -1;
+  const pid_t worker = start_worker(&ack);
+  ASSERT_GT(worker, 0);
   const std::string dir = test::make_temp_dir();
   const test::Started fs = test::start_forkscope({"trace", "-p", std::to_string(worker), "--out", dir});
   ASSERT_TRUE(test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; }, 30))
       << test::slurp(fs.err_path);
   constexpr int kSignals = 25;
-  for (int i = 0; i < kSignals; i++) {
-    ASSERT_EQ(kill(worker, SIGUSR1), 0);
-    char byte;
-    ASSERT_EQ(read(ack[0], &byte, 1), 1) << "the worker did not fork for signal " << i;
-  }
+  ASSERT_TRUE(signal_worker(worker, ack, kSignals));
   kill(worker, SIGTERM);
   waitpid(worker, nullptr, 0);
-  close(ack[0]);
+  close(ack);
   const test::Outcome o = test::finish_forkscope(fs);  // ends because the process did
   ASSERT_EQ(o.exit_code, 0) << o.err;
   const forkscope::Run run = load_results(dir + "/results.json");
@@ -162,33 +178,20 @@ TEST(TraceCgroup, CountsTheLaunchesOfTasksInTheCgroup) {
   if (root.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
   const std::string cg = root + "/forkscope-test-" + std::to_string(getpid());
   ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << cg;
-  int ack[2];
-  ASSERT_EQ(pipe(ack), 0);
-  pid_t worker = fork();
-  ASSERT_GE(worker, 0);
-  if (worker == 0) {
-    dup2(ack[1], 1);
-    close(ack[0]);
-    std::ofstream(cg + "/cgroup.procs") << getpid() << std::flush;
-    execl(FORK_ON_SIGNAL_BIN, "fork_on_signal", nullptr);
-    _exit(127);
-  }
-  close(ack[1]);
+  int ack = -1;
+  const pid_t worker = start_worker(&ack, cg);
+  ASSERT_GT(worker, 0);
   const std::string dir = test::make_temp_dir();
   const test::Started fs = test::start_forkscope({"trace", "--cgroup", cg, "--out", dir});
   ASSERT_TRUE(test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; }, 30))
       << test::slurp(fs.err_path);
   constexpr int kSignals = 12;
-  for (int i = 0; i < kSignals; i++) {
-    ASSERT_EQ(kill(worker, SIGUSR1), 0);
-    char byte;
-    ASSERT_EQ(read(ack[0], &byte, 1), 1);
-  }
+  ASSERT_TRUE(signal_worker(worker, ack, kSignals));
   kill(fs.pid, SIGINT);
   const test::Outcome o = test::finish_forkscope(fs);
   kill(worker, SIGTERM);
   waitpid(worker, nullptr, 0);
-  close(ack[0]);
+  close(ack);
   rmdir(cg.c_str());
   ASSERT_EQ(o.exit_code, 0) << o.err;
   const forkscope::Run run = load_results(dir + "/results.json");

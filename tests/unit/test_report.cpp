@@ -284,3 +284,25 @@ TEST(Growth, SilentForASingleHeap) {
 
 }  // namespace
 }  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+TEST(Overhead, PrintsTheProbeCostPerKindWhenMeasured) {
+  forkscope::Run run;
+  std::ostringstream none;
+  render_overhead(run, none);
+  EXPECT_EQ(none.str().find("function-probe cost"), std::string::npos) << none.str();
+
+  run.calibration = Calibration{};  // function probes, no --overhead: only the probe costs
+  run.calibration->probe_cost_ns = {{"fentry", 575}, {"kprobe", 1109}};
+  std::ostringstream out;
+  render_overhead(run, out);
+  EXPECT_NE(out.str().find("function-probe cost"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("fentry/fexit 575 ns, kprobe/kretprobe 1.11 µs"), std::string::npos) << out.str();
+  EXPECT_EQ(out.str().find("observer cost"), std::string::npos) << "no --overhead calibration to show: " << out.str();
+  EXPECT_NE(out.str().find("overhead not measured"), std::string::npos) << out.str();
+}
+
+}  // namespace
+}  // namespace forkscope

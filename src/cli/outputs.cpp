@@ -1,0 +1,43 @@
+#include "cli/outputs.h"
+
+#include <ctime>
+
+#include "forkscope/catalog.h"
+#include "forkscope/report.h"
+#include "forkscope/visual.h"
+
+namespace forkscope {
+
+namespace {
+
+std::string iso_now() {
+  char buf[32];
+  time_t t = time(nullptr);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+Run start_results(const Tracer& tracer) {
+  Run run;
+  run.tool_version = "0.1.0";
+  run.started = iso_now();
+  run.host = read_host();
+  run.backend = backend_name(tracer.plan());
+  run.phases_available = availability(tracer.plan());
+  run.bpf_map_bytes = tracer.map_bytes();
+  return run;
+}
+
+std::pair<std::string, std::string> save_outputs(const Run& run, const std::string& dir) {
+  const std::string path = dir + "/results.json";
+  save_results(run, path);
+  const std::string report = dir + "/report.html";
+  write_atomically(report, html_report(run, featured_cell(run)), "report");
+  return {path, report};
+}
+
+}  // namespace forkscope
