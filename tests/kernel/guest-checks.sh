@@ -63,6 +63,20 @@ else
   echo "SKIPPED: fentry/kprobe cross-check (forkscope run has no --backend yet)"
 fi
 
+if "$FORKSCOPE" --help 2>&1 | grep -q trace; then
+  for backend in fentry kprobe; do
+    step "forkscope trace --backend $backend (a shell loop: launches and execs)"
+    rc=0
+    "$FORKSCOPE" trace --backend "$backend" --out "$OUT/trace-$backend" --no-color \
+      -- sh -c 'for i in $(seq 20); do /bin/true; done' || rc=$?
+    if ((rc == 0)); then
+      export "FORKSCOPE_KERNEL_TRACE_${backend^^}=$OUT/trace-$backend"
+    else
+      fail "forkscope trace --backend $backend exited $rc"
+    fi
+  done
+fi
+
 step "kernel_checks"
 # Runs without results are skipped by kernel_checks; those that ran must pass.
 "$CHECKS" --gtest_color=no || fail "kernel_checks failed"

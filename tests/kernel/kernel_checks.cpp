@@ -268,5 +268,53 @@ TEST(CrossCheck, FentryAndKprobeAgreeOnPhaseCounts) {
   }
 }
 
+// forkscope trace of a shell loop (20 runs of /bin/true) with each function backend:
+// every launch and exec counted, exec phases measured, begin_new_exec by the probe.
+class TraceBackend : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TraceBackend, ShellLoopLaunchesAndExecsWithFunctionProbes) {
+  const std::string var = "FORKSCOPE_KERNEL_TRACE_" + std::string(GetParam() == "fentry" ? "FENTRY" : "KPROBE");
+  const auto dir = env(var.c_str());
+  if (!dir) GTEST_SKIP() << var << " not set: no trace run to check";
+  const forkscope::Run run = load_results(*dir + "/results.json");
+  ASSERT_TRUE(run.trace.has_value());
+  EXPECT_EQ(run.trace->command_exit, 0);
+  EXPECT_EQ(run.backend, GetParam());
+  const Cell* loop = nullptr;
+  uint64_t launches = 0;
+  for (const Cell& c : run.cells) {
+    if (c.comm != "sh") continue;
+    launches += c.launches;
+    if (c.launches > 0 && (!loop || c.kernel.execs > loop->kernel.execs)) loop = &c;
+  }
+  EXPECT_GE(launches, 20u);  // 20 runs of /bin/true, plus $(seq 20)
+  EXPECT_LE(launches, 21u);
+  ASSERT_NE(loop, nullptr);
+  EXPECT_GE(loop->kernel.execs, 20u);
+  const Phase* cp = loop->phase("copy_process");
+  ASSERT_NE(cp, nullptr);
+  EXPECT_EQ(cp->source, GetParam());
+  const Phase* exec = loop->phase("execve");
+  ASSERT_NE(exec, nullptr);
+  EXPECT_EQ(exec->count, loop->kernel.execs);
+  for (const char* name : {"bprm_setup", "begin_new_exec", "exec_load", "exec_first_insn"}) {
+    const Phase* p = loop->phase(name);
+    ASSERT_NE(p, nullptr) << name;
+    EXPECT_EQ(p->count, exec->count) << name;
+  }
+  EXPECT_EQ(loop->phase("begin_new_exec")->source, GetParam()) << "begin_new_exec is a real function on 6.1";
+  for (const Phase& parent : loop->phases) {
+    uint64_t children = 0;
+    for (const Phase& child : loop->phases)
+      if (child.path.rfind(parent.path + ";", 0) == 0 && child.path.find(';', parent.path.size() + 1) == std::string::npos)
+        children += child.total_ns;
+    EXPECT_NEAR(static_cast<double>(parent.self_ns + children), static_cast<double>(parent.total_ns),
+                0.01 * static_cast<double>(parent.total_ns) + 1)
+        << parent.path;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernel, TraceBackend, ::testing::Values("fentry", "kprobe"));
+
 }  // namespace
 }  // namespace forkscope
