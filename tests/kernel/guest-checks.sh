@@ -6,7 +6,10 @@
 #   guest-checks.sh FORKSCOPE KERNEL_CHECKS
 #
 # Exit 0 only when every check that can run passed.  Checks for features the
-# binary does not have yet (forkscope run --backend) print SKIPPED lines.
+# binary does not have yet (forkscope run --backend) print SKIPPED lines, and so
+# does the fentry/kprobe means cross-check without qemu-lab.sh --icount (it needs
+# a guest clock that does not follow the host's load).  The fentry and kprobe
+# sweeps run back to back for it; each run calibrates its probe cost at start-up.
 set -euo pipefail
 
 FORKSCOPE=${1:?usage: guest-checks.sh FORKSCOPE KERNEL_CHECKS}

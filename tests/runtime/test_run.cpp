@@ -345,3 +345,41 @@ TEST(Threads, ConcurrentLaunchersLoseNothing) {
 
 }  // namespace
 }  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+// fork+exec, vfork+exec and posix_spawn in one table: every launch's child execs
+// once, with the exec phases; only fork's child has a copy of the parent's memory
+// for exec to tear down (old_mm_exit).
+TEST(ExecModes, EveryLaunchExecsOnceAndOnlyForkTearsDownACopy) {
+  const std::string dir = test::make_temp_dir();
+  test::Outcome o = run_forkscope({"run", "--modes", "fork-exec,vfork-exec,spawn-exec", "--heap", "2M", "--iterations",
+                                   "100", "--cell-seconds", "120", "--out", dir, "--quiet"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const forkscope::Run run = load_results(dir + "/results.json");
+  ASSERT_EQ(run.cells.size(), 3u);
+  EXPECT_EQ(run.cells[2].mode, "posix_spawn") << "spawn-exec is posix_spawn";
+  for (const Cell& c : run.cells) {
+    EXPECT_EQ(c.kernel.launches, 100u) << c.mode;
+    EXPECT_EQ(c.kernel.execs, 100u) << c.mode;
+    EXPECT_EQ(c.kernel.exec_failed, 0u) << c.mode;
+    for (const char* name : {"execve", "bprm_setup", "begin_new_exec", "exec_load", "exec_first_insn", "teardown", "reap"}) {
+      const Phase* p = c.phase(name);
+      ASSERT_NE(p, nullptr) << c.mode << " " << name;
+      EXPECT_EQ(p->count, 100u) << c.mode << " " << name;
+    }
+    const Phase* old_mm = c.phase("old_mm_exit");
+    if (c.mode == "fork-exec") {
+      ASSERT_NE(old_mm, nullptr);
+      EXPECT_EQ(old_mm->count, 100u);
+    } else {
+      EXPECT_EQ(old_mm, nullptr) << c.mode << ": a vfork child's mm is its parent's";
+    }
+    expect_phases_add_up(c);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace forkscope
