@@ -72,11 +72,17 @@ struct TreeRow {
   double self_ns = 0;            // per launch in which the phase ran
   bool counted_only = false;     // post_launch_cow: faults counted, not timed
   std::optional<double> share;   // of the launch syscall; none for phases outside it
+  // With a calibration: self_ns minus the calibrated cost of our programs that ran
+  // while the phase was innermost (they ran inside its self time).
+  std::optional<double> corrected_self_ns;
 };
-std::vector<TreeRow> phase_tree_rows(const Cell& cell);
+// cal: the run's calibration (and backend, for the function-probe cost), if any.
+std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal = nullptr,
+                                     const std::string& backend = "");
 
 void render_summary(const Run& run, std::ostream& out, bool color);
-void render_phase_tree(const Cell& cell, std::ostream& out, bool color);
+void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Calibration* cal = nullptr,
+                       const std::string& backend = "");
 // Per mode, smallest vs largest heap: how much the kernel time grew and which
 // phases' self time the growth went to.  Prints nothing for single-heap runs.
 void render_growth(const Run& run, std::ostream& out, bool color);

@@ -85,8 +85,13 @@ std::string top_phases(const Cell& c) {
 
 bool counted_only(const Phase& phase) { return phase.name == "post_launch_cow"; }
 
-std::vector<TreeRow> phase_tree_rows(const Cell& cell) {
+std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, const std::string& backend) {
   std::vector<TreeRow> rows;
+  double fn_cost = 0;  // per function-probe program run: half an entry+exit pair
+  if (cal != nullptr) {
+    if (auto it = cal->probe_cost_ns.find(backend); it != cal->probe_cost_ns.end()) fn_cost = it->second / 2;
+  }
+  const bool correct = cal != nullptr && cal->ns_per_event > 0;
   const Phase* root = cell.phase("syscall");
   for (const Phase& p : cell.phases) {
     TreeRow r{&p, static_cast<size_t>(std::count(p.path.begin(), p.path.end(), ';'))};
@@ -94,6 +99,9 @@ std::vector<TreeRow> phase_tree_rows(const Cell& cell) {
     r.calls_per_launch = static_cast<double>(p.calls) / count;
     r.self_ns = static_cast<double>(p.self_ns) / count;
     r.counted_only = counted_only(p);
+    if (correct && !r.counted_only)
+      r.corrected_self_ns = std::max(0.0, r.self_ns - (static_cast<double>(p.events) * cal->ns_per_event +
+                                                        static_cast<double>(p.fn_events) * fn_cost) / count);
     // Shares are of the launch syscall; phases around it (child_first_run,
     // teardown) happen outside it and get none.
     if (root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall") && !r.counted_only)
@@ -168,7 +176,8 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
   if (const std::string note = failures_note(run); !note.empty()) out << styled(note, kBold, color) << '\n';
 }
 
-void render_phase_tree(const Cell& cell, std::ostream& out, bool color) {
+void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Calibration* cal,
+                       const std::string& backend) {
   const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode, format_size(cell.heap_bytes))
                                              : fmt::format("{} {}", cell.comm, cell.mode);
   const std::string execs = cell.kernel.execs ? fmt::format(", {} execs", cell.kernel.execs) : "";
@@ -179,20 +188,33 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color) {
     out << "no kernel phases were measured for this cell\n";
     return;
   }
-  Table t({Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight});
-  t.add_row({"phase", "source", "calls", "mean", "self", "share"});
-  for (const TreeRow& r : phase_tree_rows(cell)) {
+  const std::vector<TreeRow> rows = phase_tree_rows(cell, cal, backend);
+  const bool corrected = std::any_of(rows.begin(), rows.end(), [](const TreeRow& r) { return r.corrected_self_ns; });
+  std::vector<Align> align = {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight};
+  std::vector<std::string> head = {"phase", "source", "calls", "mean", "self", "share"};
+  if (corrected) {
+    align.insert(align.begin() + 5, Align::kRight);
+    head.insert(head.begin() + 5, "self corr.");
+  }
+  Table t(align);
+  t.add_row(head);
+  for (const TreeRow& r : rows) {
     const Phase& p = *r.phase;
     const std::string name = std::string(2 * r.depth, ' ') + p.name;
     if (r.counted_only) {
       t.add_row({name, p.source, fmt::format("{:.1f} faults/launch", r.calls_per_launch)});
       continue;
     }
-    t.add_row({name, p.source, p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch),
-               format_ns(p.mean_ns), format_ns(r.self_ns), r.share ? percent(*r.share) : "-"},
-              bar(r.share.value_or(0)));
+    std::vector<std::string> row = {name, p.source, p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch),
+                                    format_ns(p.mean_ns), format_ns(r.self_ns), r.share ? percent(*r.share) : "-"};
+    if (corrected) row.insert(row.begin() + 5, r.corrected_self_ns ? format_ns(*r.corrected_self_ns) : "-");
+    t.add_row(row, bar(r.share.value_or(0)));
   }
   t.render(out, color);
+  if (corrected)
+    out << styled("self corr. = self minus the calibrated cost of forkscope's own programs that ran inside it",
+                  kDim, color)
+        << '\n';
   out << styled("self time of a phase = its time not covered by the phases listed under it; "
                 "landmark segments (source derived) run to the next landmark",
                 kDim, color)
@@ -232,7 +254,7 @@ void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out
   if (!growth.str().empty()) out << "\n" << growth.str();
   if (tree_cell != nullptr) {
     out << "\n";
-    render_phase_tree(*tree_cell, out, color);
+    render_phase_tree(*tree_cell, out, color, run.calibration ? &*run.calibration : nullptr, run.backend);
   }
 }
 
