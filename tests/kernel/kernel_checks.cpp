@@ -334,22 +334,24 @@ double probe_runs_per_launch(const Cell& c, const Phase& p) {
 // probe run inside the phase.  Checked on the smallest heap, where probes are the
 // largest share of the launch; the larger heap is printed, not judged.
 //
-// Tolerance |observed - predicted| <= 25% of predicted + 3% of the fentry mean
-// + 1.5 us, from guest runs under qemu-lab.sh --icount (Debian 6.1, 2M heap,
-// 100 launches; pair costs fentry 575 ns, kprobe 1109 ns in every run):
+// Tolerance |observed - predicted| <= 25% of predicted + 5% of the fentry mean
+// + 1.5 us, from 14 fentry/kprobe pairs of runs in 11 guest boots under
+// qemu-lab.sh --icount (Debian 6.1, 2M heap, 100 launches; the calibration gave
+// fentry 575 ns and kprobe 1109 ns per pair in every run):
 //  - 25% of predicted: a phase's own entry and exit fall only partly inside its
 //    span: phases whose probe runs are mostly their own exits (anon_vma_fork,
-//    copy_page_range, single-call phases) came out 0.8x the prediction.
-//  - 3% of the mean: the same-backend spread of a phase mean between runs in one
-//    guest was at most 1.5% (copy_page_range 262.6-266.7 us over 3 fentry runs;
-//    copy_process 0.6%); the check takes the difference of two runs, hence 2x.
-//  - 1.5 us: small phases (pthread copy_process 29.0-30.2 us over 3 fentry runs,
-//    an interrupt in one of 100 launches), and a deterministic +1.1 us more on
-//    copy_files (kprobe on dup_fd) than the calibration explains.
-// Residuals seen: fork copy_process -4.7..+3.0 us of a predicted 76 us (tolerance
-// 39 us), copy_page_range -9.5..-1.4 us of 17.9 (13.9), pthread copy_process
-// -0.8..+0.5 us of 2.9 (3.1).  Swapped costs miss by twice the prediction: fork
-// copy_process by ~150 us, copy_page_range by ~26 us, and fail.
+//    single-call phases) came out at 0.8x the prediction, every time.
+//  - 5% of the mean: the same phase's mean still differs from run to run (memory
+//    layout, interrupts): copy_page_range under fentry 246-267 us over 14 runs,
+//    residuals -11.4..+2.9 us around a -5.3 us centre (sd 4.5 us, 1.7% of the
+//    phase); 5% puts the tolerance 3 sd from that centre.  copy_process
+//    residuals -7.2..+7.6 us (1.2%).
+//  - 1.5 us: small phases (pthread copy_process 28.9-30.2 us under fentry;
+//    residuals -0.8..+0.7 us), and a steady +1.1 us more on copy_files (kprobe on
+//    dup_fd) than the calibration explains.
+// With the costs swapped the prediction flips sign and misses by about twice
+// itself: fork copy_process by ~150 us (tolerance ~52 us), copy_page_range by
+// 24-39 us (~19 us), pthread copy_process by 5-6.5 us (~3.7 us): the check fails.
 // Without --icount the guest clock is the host's, and the host's load moved the
 // same run's means by up to 60% a minute apart: far beyond the probe costs.
 TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
@@ -385,7 +387,7 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
         EXPECT_NEAR(runs_f, runs_k, 0.01 * runs_f + 0.01) << "the same launches ran different probe counts";
         const double predicted = per_run * (runs_f + runs_k) / 2;
         const double observed = pb->mean_ns - pa.mean_ns;
-        const double tolerance = 0.25 * std::abs(predicted) + 0.03 * pa.mean_ns + 1500;
+        const double tolerance = 0.25 * std::abs(predicted) + 0.05 * pa.mean_ns + 1500;
         const bool judged = heap == small;
         std::printf("  %-8s %9llu %-17s %6.1f runs  fentry %10.0f  kprobe %10.0f  kprobe-fentry %+9.0f ns, "
                     "costs explain %+9.0f +- %.0f%s\n",
