@@ -242,6 +242,7 @@ int trace_command(TraceOptions& o) {
   RunPlan plan = plan_run(parse_backend(o.backend), user_phases);
   set_detail(plan, o.detail);
   plan.exec = true;
+  plan.calibration_function.clear();  // trace runs no probe-cost calibration: no spare slot
   std::unique_ptr<Tracer> tracer = Tracer::open(plan, o.verbose, kTraceGroups + 1, /*following=*/true);
 
   struct sigaction sa = {};
