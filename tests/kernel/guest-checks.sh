@@ -51,7 +51,7 @@ sweep() {  # NAME [forkscope run options...]
 }
 
 export FORKSCOPE_KERNEL_ITERATIONS=$ITERATIONS FORKSCOPE_KERNEL_HEAPS=$HEAP_BYTES
-if "$FORKSCOPE" run --help 2>&1 | grep -q -- '--backend'; then
+if [[ $("$FORKSCOPE" run --help 2>&1) == *--backend* ]]; then
   step "forkscope run --backend tracepoint"
   sweep tp --backend tracepoint && export FORKSCOPE_KERNEL_TRACEPOINT=$OUT/tp
   step "forkscope run --backend fentry"
@@ -66,19 +66,17 @@ else
   echo "SKIPPED: fentry/kprobe cross-check (forkscope run has no --backend yet)"
 fi
 
-if "$FORKSCOPE" --help 2>&1 | grep -q trace; then
-  for backend in fentry kprobe; do
-    step "forkscope trace --backend $backend (a shell loop: launches and execs)"
-    rc=0
-    "$FORKSCOPE" trace --backend "$backend" --out "$OUT/trace-$backend" --no-color \
-      -- sh -c 'for i in $(seq 20); do /bin/true; done' || rc=$?
-    if ((rc == 0)); then
-      export "FORKSCOPE_KERNEL_TRACE_${backend^^}=$OUT/trace-$backend"
-    else
-      fail "forkscope trace --backend $backend exited $rc"
-    fi
-  done
-fi
+for backend in fentry kprobe; do
+  step "forkscope trace --backend $backend (a shell loop: launches and execs)"
+  rc=0
+  "$FORKSCOPE" trace --backend "$backend" --out "$OUT/trace-$backend" --no-color \
+    -- sh -c 'for i in $(seq 20); do /bin/true; done' || rc=$?
+  if ((rc == 0)); then
+    export "FORKSCOPE_KERNEL_TRACE_${backend^^}=$OUT/trace-$backend"
+  else
+    fail "forkscope trace --backend $backend exited $rc"
+  fi
+done
 
 step "kernel_checks"
 # Runs without results are skipped by kernel_checks; those that ran must pass.
