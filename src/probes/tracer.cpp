@@ -301,6 +301,9 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t
     bpf_map__set_max_entries(skel->maps.tracked, 1);
     bpf_map__set_max_entries(skel->maps.launches, 160);
   }
+  // rss_stat fires per page-table batch and only marks copy_page_range's start:
+  // not loaded when a function probe measures copy_page_range.
+  bpf_program__set_autoload(skel->progs.fs_rss_stat, (p.cfg.landmarks & FS_BIT(FS_PH_COPY_PAGE_RANGE)) != 0);
   bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
   bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
 
