@@ -304,5 +304,30 @@ TEST(Overhead, PrintsTheProbeCostPerKindWhenMeasured) {
   EXPECT_NE(out.str().find("overhead not measured"), std::string::npos) << out.str();
 }
 
+// The corrected self time takes out the calibrated cost of the programs that ran
+// inside the phase: tracepoint runs at ns_per_event, function-probe runs at half
+// the pair cost of the phase's own kind.
+TEST(PhaseTree, CorrectedSelfTakesOutOurProgramsCost) {
+  Cell c;
+  c.launches = 2;
+  Phase sys{"syscall", "syscall", "tracepoint", 2, 2, 20000, 4000};
+  sys.events = 4;  // 2 per launch
+  Phase cp{"copy_process", "syscall;copy_process", "kprobe", 2, 2, 16000, 16000};
+  cp.fn_events = 4;  // 2 per launch
+  c.phases = {sys, cp};
+  Calibration cal;
+  cal.ns_per_event = 300;
+  cal.probe_cost_ns = {{"fentry", 500}, {"kprobe", 1000}};
+  const std::vector<TreeRow> rows = phase_tree_rows(c, &cal, "fentry");
+  ASSERT_EQ(rows.size(), 2u);
+  ASSERT_TRUE(rows[0].corrected_self_ns.has_value());
+  EXPECT_DOUBLE_EQ(*rows[0].corrected_self_ns, 2000 - 2 * 300.0);
+  EXPECT_DOUBLE_EQ(*rows[1].corrected_self_ns, 8000 - 2 * 500.0);  // kprobe's pair: 1000 ns
+  EXPECT_FALSE(phase_tree_rows(c).front().corrected_self_ns.has_value()) << "no calibration, no correction";
+  std::ostringstream out;
+  render_phase_tree(c, out, false, &cal, "fentry");
+  EXPECT_NE(out.str().find("self corr."), std::string::npos) << out.str();
+}
+
 }  // namespace
 }  // namespace forkscope
