@@ -281,8 +281,16 @@ const std::map<std::string, uint64_t>& flag_names() {
 }  // namespace
 
 std::string clone_flags_label(uint64_t flags) {
+  // What launches seen by trace may carry beyond the flags run can ask for.
+  static const std::map<std::string, uint64_t> more = {
+      {"UNTRACED", CLONE_UNTRACED}, {"NEWNS", CLONE_NEWNS},     {"NEWPID", CLONE_NEWPID},
+      {"NEWNET", CLONE_NEWNET},     {"NEWUSER", CLONE_NEWUSER}, {"NEWUTS", CLONE_NEWUTS},
+      {"NEWIPC", CLONE_NEWIPC},     {"NEWCGROUP", CLONE_NEWCGROUP}, {"CLEAR_SIGHAND", 0x100000000ull},
+      {"INTO_CGROUP", 0x200000000ull}};
+  std::map<std::string, uint64_t> names = flag_names();
+  names.insert(more.begin(), more.end());
   std::string label;
-  for (const auto& [n, v] : flag_names()) {
+  for (const auto& [n, v] : names) {
     if (flags & v) {
       label += (label.empty() ? "" : "|") + n;
       flags &= ~v;
