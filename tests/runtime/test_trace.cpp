@@ -201,6 +201,24 @@ TEST(TraceCgroup, CountsTheLaunchesOfTasksInTheCgroup) {
   std::filesystem::remove_all(dir);
 }
 
+// --duration ends the trace; a command still running then is ended and reaped.
+TEST(TraceDuration, EndsTheCommandStillRunning) {
+  const std::string dir = test::make_temp_dir();
+  const std::string marker = "forkscope-test-sleep-" + std::to_string(getpid());
+  // exec -a names the sleep so that only this test's process is looked for.
+  const test::Outcome o = run_forkscope(
+      {"trace", "--duration", "1", "--out", dir, "-q", "--", "bash", "-c", "exec -a " + marker + " sleep 60"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const forkscope::Run run = load_results(dir + "/results.json");
+  ASSERT_TRUE(run.trace.has_value());
+  EXPECT_GE(run.trace->seconds, 1.0);
+  EXPECT_LT(run.trace->seconds, 10.0);
+  EXPECT_EQ(run.trace->command_exit, -1) << "ended by SIGTERM";
+  // "[f]orkscope-...": the pattern does not match the shell running pgrep.
+  EXPECT_NE(system(("pgrep -f '[f]" + marker.substr(1) + "' >/dev/null").c_str()), 0) << "the command outlived the trace";
+  std::filesystem::remove_all(dir);
+}
+
 // Bad input: one line, exit 2, nothing written.
 TEST(TraceUsage, BadTargetsExitTwoAndWriteNothing) {
   const std::string dir = test::make_temp_dir();
