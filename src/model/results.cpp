@@ -440,7 +440,8 @@ class Reader {
       v.ratio = number(o, opath, "ratio");
       v.ratio_low = number(o, opath, "ratio_low");
       v.ratio_high = number(o, opath, "ratio_high");
-      v.corrected_kernel_ns = number(o, opath, "corrected_kernel_ns");
+      // Negative when the calibration overestimates our cost (a noisy machine): kept as measured.
+      v.corrected_kernel_ns = signed_number(o, opath, "corrected_kernel_ns");
       v.corrected_error = signed_number(o, opath, "corrected_error");
       c.overhead = v;
     }

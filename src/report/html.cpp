@@ -157,20 +157,25 @@ std::string flame_section(const Run& run, const Cell* cell) {
       escape(cell_label(*cell)), flame_svg(run, *cell));
 }
 
-std::string tree_table(const Cell& cell) {
+std::string tree_table(const Run& run, const Cell& cell) {
   if (cell.phases.empty()) return "<p class=\"note\">No kernel phases were measured for this cell.</p>\n";
+  const std::vector<TreeRow> rows = phase_tree_rows(cell, run.calibration ? &*run.calibration : nullptr, run.backend);
+  const bool corrected = std::any_of(rows.begin(), rows.end(), [](const TreeRow& r) { return r.corrected_self_ns; });
   std::string out = "<table class=\"tree\">\n";
-  out += "<tr><th>phase</th><th>source</th><th>calls</th><th>mean</th><th>self</th>"
+  out += std::string("<tr><th>phase</th><th>source</th><th>calls</th><th>mean</th><th>self</th>") +
+         (corrected ? "<th title=\"self minus the calibrated cost of forkscope's programs inside it\">self corr.</th>" : "") +
          "<th colspan=\"2\">share of the syscall</th></tr>\n";
-  for (const TreeRow& r : phase_tree_rows(cell)) {
+  for (const TreeRow& r : rows) {
     const Phase& p = *r.phase;
     out += "<tr>" + td(std::string(2 * r.depth, ' ') + p.name, "phase") + td(p.source, "dim");
     if (r.counted_only) {
-      out += td(fmt::format("{:.1f} faults/launch", r.calls_per_launch), "n") + "<td colspan=\"4\"></td></tr>\n";
+      out += td(fmt::format("{:.1f} faults/launch", r.calls_per_launch), "n") +
+             fmt::format("<td colspan=\"{}\"></td></tr>\n", corrected ? 5 : 4);
       continue;
     }
     out += td(p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch), "n") +
            td(format_ns(p.mean_ns), "n") + td(format_ns(r.self_ns), "n");
+    if (corrected) out += td(r.corrected_self_ns ? format_ns(*r.corrected_self_ns) : "-", "n");
     if (r.share) {
       out += td(text::percent(*r.share), "n") +
              fmt::format(R"(<td><span class="bar" style="width:{:.0f}px"></span></td>)", std::min(*r.share, 1.0) * 240);
@@ -189,7 +194,7 @@ std::string breakdown_section(const Run& run, const Cell* featured) {
       "derived) run to the next landmark, so they are upper bounds.</p>\n";
   for (const Cell& c : run.cells) {
     out += fmt::format("<details{}><summary>{} ({} launches)</summary>\n{}</details>\n",
-                       &c == featured ? " open" : "", escape(cell_label(c)), c.launches, tree_table(c));
+                       &c == featured ? " open" : "", escape(cell_label(c)), c.launches, tree_table(run, c));
   }
   return out + "</section>\n";
 }

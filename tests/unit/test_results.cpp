@@ -212,6 +212,36 @@ TEST(Results, RoundTripsWithoutCalibrationOrProbeCosts) {
   expect_equal(run_from_json(to_json(run)), run);
 }
 
+// A noisy calibration can overestimate our cost: the corrected time is then
+// negative, and the file must still load.  Trace results keep their groups.
+TEST(Results, RoundTripsNegativeCorrectionsAndTraceResults) {
+  forkscope::Run run = sample_run();
+  run.cells[0].overhead = Overhead{};
+  run.cells[0].overhead->corrected_kernel_ns = -1500;
+  run.cells[0].overhead->corrected_error = -1.2;
+  run.cells[0].comm = "sh";
+  run.cells[0].kernel.execs = 200;
+  run.cells[0].kernel.mm_pgtables_bytes = 45056;
+  run.trace = TraceInfo{"-- sh -c true", 0.4, 0, {{4242, "sh", 201, 0}}};
+  const forkscope::Run back = run_from_json(to_json(run));
+  ASSERT_TRUE(back.cells[0].overhead.has_value());
+  EXPECT_EQ(back.cells[0].overhead->corrected_kernel_ns, -1500);
+  EXPECT_EQ(back.cells[0].comm, "sh");
+  EXPECT_EQ(back.cells[0].kernel.execs, 200u);
+  EXPECT_EQ(back.cells[0].kernel.mm_pgtables_bytes, 45056u);
+  ASSERT_TRUE(back.trace.has_value());
+  EXPECT_EQ(back.trace->target, "-- sh -c true");
+  EXPECT_EQ(back.trace->command_exit, 0);
+  ASSERT_EQ(back.trace->parents.size(), 1u);
+  EXPECT_EQ(back.trace->parents[0].pid, 4242);
+  EXPECT_EQ(back.trace->parents[0].launches, 201u);
+  // An exit status outside 0..255 (or -1) is refused.
+  auto doc = nlohmann::json::parse(to_json(run));
+  doc["trace"]["command_exit"] = 300;
+  EXPECT_EQ(usage_message([&] { run_from_json(doc.dump()); }),
+            "results: trace.command_exit: must be an exit status 0..255, or -1");
+}
+
 TEST(Results, ProbeCostsAreOptionalAndChecked) {
   // Files from before probe costs were measured lack the field.
   forkscope::Run old = run_from_json(edited([](nlohmann::json& j) { j["calibration"].erase("probe_cost_ns"); }));
