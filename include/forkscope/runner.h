@@ -89,6 +89,12 @@ struct SweepOptions {
   std::string child_program;
 };
 
+// --overhead and the start-up calibration: n launches with every program detached
+// (trace(false) before, trace(true) after); the call-to-return times of those that
+// succeeded.  Stops early when *stop becomes true.
+std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::function<void(bool)>& trace,
+                                     const std::atomic<bool>* stop = nullptr);
+
 // Runs every cell; stops early (returning the cells done) when *stop becomes true.
 std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks,
                             const std::atomic<bool>* stop);

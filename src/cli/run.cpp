@@ -150,12 +150,10 @@ Calibration calibrate(Tracer& tracer, const std::string& child_program, uint32_t
     std::vector<uint64_t> traced, untraced;
     tracer.reset_cell(kCell);
     tracer.set_cell(kCell);
+    const auto attach = [&](bool attached) { tracer.set_attached(attached); };
     for (int r = 0; r < kRounds; r++) {
-      tracer.set_attached(false);
-      for (int i = 0; i < kBlock; i++) {
-        if (LaunchSample s = launcher->launch(); s.ok) untraced.push_back(s.call_to_return);
-      }
-      tracer.set_attached(true);
+      const std::vector<uint64_t> u = untraced_block(*launcher, kBlock, attach);
+      untraced.insert(untraced.end(), u.begin(), u.end());
       for (int i = 0; i < kBlock; i++) {
         if (LaunchSample s = launcher->launch(); s.ok) traced.push_back(s.call_to_return);
       }

@@ -80,6 +80,18 @@ struct ThreadResult {
 
 }  // namespace
 
+std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::function<void(bool)>& trace,
+                                     const std::atomic<bool>* stop) {
+  std::vector<uint64_t> out;
+  trace(false);
+  for (uint64_t j = 0; j < n && !(stop && stop->load()); j++) {
+    LaunchSample u = launcher.launch();
+    if (u.ok) out.push_back(u.call_to_return);
+  }
+  trace(true);
+  return out;
+}
+
 std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, const std::atomic<bool>* stop) {
   if (opt.cpu >= 0) pin_to_cpu(opt.cpu);
   std::vector<Cell> cells;
@@ -138,12 +150,8 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       for (uint64_t i; (i = next++) < opt.iterations;) {
         if (stop->load() || capped.load()) break;
         if (opt.overhead && i % block == 0) {
-          hooks.trace(false);
-          for (uint64_t j = 0; j < block && !stop->load(); j++) {
-            LaunchSample u = launcher->launch();
-            if (u.ok) untraced.push_back(u.call_to_return);
-          }
-          hooks.trace(true);
+          const std::vector<uint64_t> u = untraced_block(*launcher, block, hooks.trace, stop);
+          untraced.insert(untraced.end(), u.begin(), u.end());
         }
         const bool sampled = i % stride == 0 && i / stride < FS_MAX_SAMPLES;
         hooks.sample(sampled ? static_cast<uint32_t>(i + 1) : 0);
