@@ -329,6 +329,8 @@ int trace_command(TraceOptions& o) {
 
   const auto [path, report] = save_outputs(run, o.out);
   render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
+  std::cout << "\n";
+  render_overhead(run, std::cout);
   std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
   if (run.cells.empty() && !o.quiet)
     std::fprintf(stderr, "forkscope: no launch or exec was seen in %.1f s\n", run.trace->seconds);

@@ -34,7 +34,23 @@ void render_overhead(const Run& run, std::ostream& out) {
     }
     out << '\n';
   }
-  if (!any) out << "overhead not measured: run with --overhead to measure traced/untraced launch time\n";
+  if (any) return;
+  if (run.trace) {
+    // No untraced baseline in a trace: say how many of our programs ran per launch.
+    uint64_t launches = 0, runs = 0;
+    for (const Cell& c : run.cells) {
+      launches += c.launches;
+      for (const Phase& p : c.phases)
+        if (p.path.starts_with("syscall")) runs += p.events + p.fn_events;
+    }
+    out << "overhead not measured: a trace has no untraced baseline";
+    if (launches > 0)
+      out << fmt::format(" ({:.0f} runs of forkscope's BPF programs per launch here)",
+                         static_cast<double>(runs) / static_cast<double>(launches));
+    out << "; `forkscope run --overhead` measures their cost on this kernel\n";
+    return;
+  }
+  out << "overhead not measured: run with --overhead to measure traced/untraced launch time\n";
 }
 
 }  // namespace forkscope
