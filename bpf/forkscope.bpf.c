@@ -55,6 +55,8 @@ struct fs_child {
 	__u64 mm_last;
 	__u64 dead_ts;     /* switched out for the last time */
 	__u64 exec_ret_ts; /* execve returned: the first instruction is next */
+	__u32 launcher;    /* tgid that launched it */
+	__u32 pad2;
 };
 
 
@@ -103,12 +105,16 @@ struct {
 	__type(value, struct fs_launcher);
 } parents SEC(".maps");
 
-/* A followed thread in wait4/waitid: when it entered. */
+/* A followed thread in wait4/waitid: when it entered, and waitid's siginfo. */
+struct fs_wait {
+	__u64 since;
+	__u64 infop; /* waitid: where the kernel writes the reaped child's pid; 0 for wait4 */
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct fs_wait);
 } waits SEC(".maps");
 
 struct {
@@ -354,8 +360,14 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	if (!is_target(tgid))
 		return 0;
 	if (is_wait_syscall(id)) {
-		__u64 now = bpf_ktime_get_ns();
-		bpf_map_update_elem(&waits, &tid, &now, BPF_ANY);
+		struct fs_wait w = { .since = bpf_ktime_get_ns() };
+		if (id == 247) {
+			/* waitid(idtype, id, infop, options, rusage): WNOWAIT reaps nothing. */
+			if (BPF_CORE_READ(regs, r10) & 0x01000000)
+				return 0;
+			w.infop = BPF_CORE_READ(regs, dx);
+		}
+		bpf_map_update_elem(&waits, &tid, &w, BPF_ANY);
 		return 0;
 	}
 	if (!is_launch_syscall(id))
@@ -437,9 +449,10 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 				emit_child_span(c, tid, sp->phase, sp->start, sp->dur);
 			}
 		}
-		if (follow != FS_FOLLOW_TGID) {
-			__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
-			struct fs_launcher *p = bpf_map_lookup_elem(&parents, &tgid);
+		if (c && follow != FS_FOLLOW_TGID) {
+			/* Credited to the process that launched the exec'ing child. */
+			__u32 launcher = c->launcher;
+			struct fs_launcher *p = bpf_map_lookup_elem(&parents, &launcher);
 			if (p)
 				p->execs += 1;
 		}
@@ -447,23 +460,33 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 		cs->exec_failed += 1;
 	}
 	bpf_map_delete_elem(&launches, &tid);
-	__sync_fetch_and_add(&execs_in_flight, -1);
+	if (execs_in_flight) /* reset when the programs are attached again */
+		__sync_fetch_and_add(&execs_in_flight, -1);
 }
 
 /* A followed thread's wait4/waitid returned a child: its reaping. */
 static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 {
-	__u64 *entered = bpf_map_lookup_elem(&waits, &tid);
-	if (!entered)
+	struct fs_wait *w = bpf_map_lookup_elem(&waits, &tid);
+	if (!w)
 		return;
-	__u64 since = *entered;
+	__u64 since = w->since, infop = w->infop;
 	bpf_map_delete_elem(&waits, &tid);
-	if (ret <= 0)
+	if (ret < 0 || (ret == 0 && !infop))
 		return;
 	__u32 pid = (__u32)ret;
+	if (infop) {
+		/* waitid returns 0: the pid is siginfo's si_pid (after signo, errno, code
+		 * and padding to the union); 0 when WNOHANG found nothing. */
+		__s32 si_pid = 0;
+		bpf_probe_read_user(&si_pid, sizeof(si_pid), (void *)(infop + 16));
+		if (si_pid <= 0)
+			return;
+		pid = (__u32)si_pid;
+	}
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
-	if (!c)
-		return;
+	if (!c || !c->exit_ts)
+		return; /* a stopped child (WUNTRACED), not a reaped one */
 	/* The parent, woken by exit_notify on another CPU, may reap the child before
 	 * its last switch-out: then the child's last event seen stands for its death. */
 	__u64 died = c->dead_ts ? c->dead_ts : c->mm_last ? c->mm_last : c->exit_ts;
@@ -476,7 +499,7 @@ static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 	if (c->dead_ts)
 		bpf_map_delete_elem(&children, &pid);
 	else
-		c->flags |= FS_CF_REAPED; /* its teardown is still to be counted */
+		__sync_fetch_and_or(&c->flags, FS_CF_REAPED); /* its teardown is still to be counted */
 }
 
 SEC("tp_btf/sys_exit")
@@ -686,7 +709,8 @@ int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
 		l->flags |= FS_LF_VFORK;
 	fs_landmark(l, FS_LM_NEWTASK, bpf_ktime_get_ns(), CFG);
 	__u32 pid = task->pid;
-	struct fs_child c = { .cell = l->cell, .seq = l->seq };
+	struct fs_child c = { .cell = l->cell, .seq = l->seq,
+			      .launcher = (__u32)(bpf_get_current_pid_tgid() >> 32) };
 	if (clone_flags & 0x00010000ull /* CLONE_THREAD */)
 		c.flags = FS_CF_THREAD;
 	else if (follow == FS_FOLLOW_TREE)
@@ -711,9 +735,35 @@ int BPF_PROG(fs_sched_process_fork, struct task_struct *parent, struct task_stru
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(fs_sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	__u32 pid = p->pid, old = (__u32)old_pid;
+	if (old != pid) {
+		/* A non-leader thread exec'd: de_thread gave it the leader's pid.  Its
+		 * records move with it (landmarks between de_thread and here were missed:
+		 * bprm_setup runs on to here). */
+		struct fs_launch *moved = bpf_map_lookup_elem(&launches, &old);
+		if (moved) {
+			bpf_map_update_elem(&launches, &pid, moved, BPF_ANY);
+			bpf_map_delete_elem(&launches, &old);
+		}
+		struct fs_child *child = bpf_map_lookup_elem(&children, &old);
+		if (child) {
+			bpf_map_update_elem(&children, &pid, child, BPF_ANY);
+			bpf_map_delete_elem(&children, &old);
+		}
+	}
 	struct fs_launch *l = my_launch();
 	if (l)
 		fs_landmark(l, FS_LM_EXEC_DONE, bpf_ktime_get_ns(), CFG);
+	return 0;
+}
+
+/* The task is gone for good: whatever we still hold about it goes too (children
+ * reaped by someone we do not follow, or reaping themselves). */
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(fs_sched_process_free, struct task_struct *p)
+{
+	__u32 pid = p->pid;
+	bpf_map_delete_elem(&children, &pid);
 	return 0;
 }
 

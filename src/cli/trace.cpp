@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <linux/magic.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -14,9 +15,11 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -71,6 +74,39 @@ std::string quoted_command(const std::vector<std::string>& argv) {
 
 // The command, started stopped: it runs (as the invoking user under sudo) once
 // `go` is called, after its pid is followed, so its first launch is seen.
+// Processes whose parent is forkscope (the command's orphans, forkscope being
+// their subreaper), from /proc/PID/stat's fourth field.
+std::vector<pid_t> our_children() {
+  std::vector<pid_t> out;
+  const pid_t self = getpid();
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t paren = stat.rfind(')');  // the command name may hold spaces
+    if (paren == std::string::npos) continue;
+    char state;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &ppid) == 2 && ppid == self)
+      out.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return out;
+}
+
+// SIGTERM to every orphan, SIGKILL a second later to those left; all reaped.
+void end_orphans() {
+  for (int round = 0; round < 300; round++) {
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    const std::vector<pid_t> left = our_children();
+    if (left.empty()) return;
+    for (pid_t p : left) kill(p, round < 100 ? SIGTERM : SIGKILL);
+    usleep(10000);
+  }
+}
+
 class Command {
  public:
   explicit Command(const std::vector<std::string>& argv) {
@@ -82,17 +118,31 @@ class Command {
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     const std::string name = std::filesystem::path(argv[0]).filename().string();
+    std::string user_name;  // for initgroups: the user's own supplementary groups
+    if (user) {
+      if (const passwd* pw = getpwuid(user->uid)) user_name = pw->pw_name;
+    }
+    // Orphans of the command (its background jobs, daemons) come to forkscope, which
+    // ends them when tracing stops.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0) throw Error(kExitFailure, std::string("fork: ") + std::strerror(errno));
     if (pid_ == 0) {
       close(go[1]);
       close(failed[0]);
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // forkscope killed: the command does not outlive it
       prctl(PR_SET_NAME, name.c_str());  // its own exec is grouped under its name
+      signal(SIGPIPE, SIG_DFL);          // forkscope ignores it; the command must not
       char byte;
       if (read(go[0], &byte, 1) != 1) _exit(127);
       int err = 0;
-      if (user && (setgroups(0, nullptr) != 0 || setgid(user->gid) != 0 || setuid(user->uid) != 0)) err = errno;
+      if (user) {
+        const int groups = user_name.empty() ? setgroups(0, nullptr) : initgroups(user_name.c_str(), user->gid);
+        if (groups != 0 || setgid(user->gid) != 0 || setuid(user->uid) != 0) err = errno;
+      }
+      // After setuid, which clears it: forkscope killed, the command does not outlive it.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(127);
       if (!err) {
         execvp(args[0], args.data());
         err = errno;
@@ -135,18 +185,21 @@ class Command {
     status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return true;
   }
-  // SIGTERM, then SIGKILL after two seconds; reaps it.
+  // SIGTERM, then SIGKILL after two seconds; reaps it, then the orphans it left
+  // to forkscope (the subreaper) the same way.
   void stop() {
-    if (reaped_) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 200 && !try_reap(); i++) usleep(10000);
     if (!reaped_) {
-      kill(pid_, SIGKILL);
-      int status;
-      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      kill(pid_, SIGTERM);
+      for (int i = 0; i < 200 && !try_reap(); i++) usleep(10000);
+      if (!reaped_) {
+        kill(pid_, SIGKILL);
+        int status;
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        reaped_ = true;
       }
-      reaped_ = true;
     }
+    end_orphans();
   }
   bool reaped() const { return reaped_; }
   int status() const { return status_; }
@@ -160,7 +213,11 @@ class Command {
 
 // Whether execvp would find the program: checked before anything is loaded.
 bool runnable(const std::string& program) {
-  if (program.find('/') != std::string::npos) return access(program.c_str(), X_OK) == 0;
+  auto executable = [](const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+  };
+  if (program.find('/') != std::string::npos) return executable(program);
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
   size_t start = 0;
@@ -168,10 +225,19 @@ bool runnable(const std::string& program) {
     size_t end = dirs.find(':', start);
     if (end == std::string::npos) end = dirs.size();
     const std::string dir = dirs.substr(start, end - start);
-    if (access(((dir.empty() ? "." : dir) + "/" + program).c_str(), X_OK) == 0) return true;
+    if (executable((dir.empty() ? "." : dir) + "/" + program)) return true;
     start = end + 1;
   }
   return false;
+}
+
+// The thread group of a pid: -p may name any thread of the process.
+pid_t thread_group_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Tgid:", 0) == 0) return static_cast<pid_t>(std::stol(line.substr(5)));
+  return pid;
 }
 
 void validate(const TraceOptions& o) {
@@ -230,6 +296,8 @@ std::vector<Cell> collect(Tracer& tracer, double seconds) {
 
 int trace_command(TraceOptions& o) {
   validate(o);
+  if (o.pid > 0) o.pid = thread_group_of(o.pid);
+  signal(SIGPIPE, SIG_IGN);  // a command that dies before it is let go must not take forkscope with it
   std::vector<UserPhase> user_phases;
   for (const std::string& spec : o.phases) user_phases.push_back(parse_user_phase(spec));
   check_kernel_access();
@@ -262,6 +330,7 @@ int trace_command(TraceOptions& o) {
   } else if (o.pid > 0) {
     follow.root = o.pid;
     watch_fd = pidfd_open(o.pid);
+    if (watch_fd < 0) throw Error(kExitFailure, "-p " + std::to_string(o.pid) + ": pidfd_open: " + std::strerror(errno));
   }
   tracer->follow(follow);
   if (cgroup_fd >= 0) close(cgroup_fd);
@@ -294,8 +363,8 @@ int trace_command(TraceOptions& o) {
     if (o.duration > 0 && t >= o.duration) break;
     pollfd p{watch_fd, POLLIN, 0};
     int r = poll(&p, watch_fd >= 0 ? 1 : 0, 200);
-    if (r > 0 && (p.revents & (POLLIN | POLLHUP))) {
-      target_gone = true;
+    if ((r > 0 && (p.revents & (POLLIN | POLLHUP))) || (watch_fd < 0 && command && command->try_reap())) {
+      target_gone = true;  // (no pidfd for the command: its exit is polled)
       break;
     }
     tracer->consume_samples();

@@ -352,6 +352,8 @@ void Tracer::reset_cell(uint32_t cell) {
 void Tracer::set_attached(bool attached) {
   if (attached == attached_) return;
   if (attached) {
+    // An exec in flight when the programs went may never have been closed.
+    __atomic_store_n(&impl_->skel->bss->execs_in_flight, 0, __ATOMIC_SEQ_CST);
     if (int err = forkscope_bpf__attach(impl_->skel))
       throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
     impl_->attach_kprobes(plan_);

@@ -301,9 +301,11 @@ std::string clone_flags_label(uint64_t flags) {
 }
 
 std::string launch_kind(uint64_t flags) {
-  if (flags & CLONE_THREAD) return "thread";
-  if (flags & CLONE_VFORK) return "vfork";
+  // One name per flag set, so (command, kind) names one group: the usual sets get
+  // their usual names, every other set its flags.
   if (flags == 0) return "fork";
+  if (flags == (CLONE_VM | CLONE_VFORK)) return "vfork";
+  if (flags == (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM)) return "thread";
   if (flags == CLONE_VM) return "clone-vm";
   return "clone:" + clone_flags_label(flags);
 }

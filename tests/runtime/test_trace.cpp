@@ -27,7 +27,7 @@ uint64_t sum_launches(const Run& run, const std::string& comm, const std::string
 
 // tests/runtime/fork_on_signal.c, started (in cgroup, when given); *ack reads one
 // byte per fork it made.
-pid_t start_worker(int* ack, const std::string& cgroup = "") {
+pid_t start_worker(int* ack, const std::string& cgroup = "", const char* wait_with = "waitpid") {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   const pid_t pid = fork();
@@ -35,7 +35,7 @@ pid_t start_worker(int* ack, const std::string& cgroup = "") {
     dup2(fds[1], 1);
     close(fds[0]);
     if (!cgroup.empty()) std::ofstream(cgroup + "/cgroup.procs") << getpid() << std::flush;
-    execl(FORK_ON_SIGNAL_BIN, "fork_on_signal", nullptr);
+    execl(FORK_ON_SIGNAL_BIN, "fork_on_signal", wait_with, nullptr);
     _exit(127);
   }
   close(fds[1]);
@@ -89,6 +89,7 @@ TEST_F(TraceShellLoop, ReportsEveryLaunchOfTheShell) {
   ASSERT_FALSE(run_.trace->parents.empty());
   EXPECT_EQ(run_.trace->parents[0].comm, "sh");
   EXPECT_GE(run_.trace->parents[0].launches, 200u);
+  EXPECT_GE(run_.trace->parents[0].execs, 200u) << "each /bin/true's exec is credited to the sh that launched it";
   EXPECT_GT(bpf_.progs.size(), 0u) << "no BPF program was seen loaded";
 }
 
@@ -127,14 +128,18 @@ TEST_F(TraceShellLoop, EveryExecHasItsPhases) {
 
 TEST_F(TraceShellLoop, LeavesNoBpfObjectBehind) {
   ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
+  ASSERT_FALSE(bpf_.progs.empty()) << "the watcher saw no program: nothing to check";
   const test::BpfIds left = test::left_after_grace(bpf_);
   EXPECT_TRUE(left.empty()) << test::describe(left) << " still loaded";
 }
 
-// -p: a running process that forks once per SIGUSR1; exactly that many launches.
-TEST(TracePid, CountsExactlyTheSignalsSent) {
+// -p: a running process that forks once per SIGUSR1; exactly that many launches,
+// each child torn down and reaped (by wait4, or by waitid, whose return is 0).
+class TracePid : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TracePid, CountsExactlyTheSignalsSent) {
   int ack = -1;
-  const pid_t worker = start_worker(&ack);
+  const pid_t worker = start_worker(&ack, "", GetParam());
   ASSERT_GT(worker, 0);
   const std::string dir = test::make_temp_dir();
   const test::Started fs = test::start_forkscope({"trace", "-p", std::to_string(worker), "--out", dir});
@@ -156,13 +161,20 @@ TEST(TracePid, CountsExactlyTheSignalsSent) {
   for (const Cell& c : run.cells) {
     if (c.comm != "fork_on_signal" || c.mode != "fork") continue;
     EXPECT_EQ(c.kernel.lost, 0u);
-    const Phase* cp = c.phase("copy_process");
-    ASSERT_NE(cp, nullptr);
-    EXPECT_EQ(cp->count, static_cast<uint64_t>(kSignals));
+    for (const char* name : {"copy_process", "teardown", "reap"}) {
+      const Phase* p = c.phase(name);
+      ASSERT_NE(p, nullptr) << name;
+      EXPECT_EQ(p->count, static_cast<uint64_t>(kSignals)) << name;
+    }
     test::expect_phases_add_up(c);
   }
+  ASSERT_FALSE(run.trace->parents.empty());
+  EXPECT_EQ(run.trace->parents[0].pid, worker);
+  EXPECT_EQ(run.trace->parents[0].launches, static_cast<uint64_t>(kSignals));
   std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Waits, TracePid, ::testing::Values("waitpid", "waitid"));
 
 // The cgroup v2 hierarchy: /sys/fs/cgroup itself, or its "unified" part on hybrid systems.
 std::string cgroup2_root() {
@@ -229,6 +241,7 @@ TEST(TraceUsage, BadTargetsExitTwoAndWriteNothing) {
       {"trace", "--cgroup", "/tmp", "--out", dir},
       {"trace", "--duration", "-1", "-a", "--out", dir},
       {"trace", "--out", dir, "--", "/nonexistent/forkscope-no-such-command"},
+      {"trace", "--out", dir, "--", "/tmp"},  // a directory is not a program
   };
   for (const auto& args : cases) {
     const test::Outcome o = run_forkscope(args);

@@ -14,6 +14,9 @@ TEST(LaunchKind, NamesWhatTheFlagsShare) {
   EXPECT_EQ(launch_kind(CLONE_VM), "clone-vm");
   EXPECT_EQ(launch_kind(CLONE_FS | CLONE_FILES), "clone:FILES|FS");
   EXPECT_EQ(launch_kind(CLONE_NEWPID), "clone:NEWPID");
+  // Other sets with THREAD or VFORK are named by their flags: no two sets share a name.
+  EXPECT_EQ(launch_kind(CLONE_VFORK), "clone:VFORK");
+  EXPECT_EQ(launch_kind(CLONE_VM | CLONE_SIGHAND | CLONE_THREAD), "clone:SIGHAND|THREAD|VM");
 }
 
 TEST(LaunchKind, LabelsEveryFlagAndShowsUnknownBitsInHex) {
