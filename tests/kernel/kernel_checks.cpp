@@ -20,6 +20,7 @@
 #include <string>
 
 #include "forkscope/results.h"
+#include "../runtime/checks.h"
 
 namespace forkscope {
 namespace {
@@ -305,15 +306,7 @@ TEST_P(TraceBackend, ShellLoopLaunchesAndExecsWithFunctionProbes) {
     EXPECT_EQ(p->count, exec->count) << name;
   }
   EXPECT_EQ(loop->phase("begin_new_exec")->source, GetParam()) << "begin_new_exec is a real function on 6.1";
-  for (const Phase& parent : loop->phases) {
-    uint64_t children = 0;
-    for (const Phase& child : loop->phases)
-      if (child.path.rfind(parent.path + ";", 0) == 0 && child.path.find(';', parent.path.size() + 1) == std::string::npos)
-        children += child.total_ns;
-    EXPECT_NEAR(static_cast<double>(parent.self_ns + children), static_cast<double>(parent.total_ns),
-                0.01 * static_cast<double>(parent.total_ns) + 1)
-        << parent.path;
-  }
+  test::expect_phases_add_up(*loop);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, TraceBackend, ::testing::Values("fentry", "kprobe"));
