@@ -216,12 +216,15 @@ class PthreadLauncher : public Launcher {
   }
 };
 
-class SpawnLauncher : public Launcher {
+// Launches of forkscope-child, which stamps when it runs: by posix_spawn, or by
+// fork or vfork and execve in the child.
+class ProgramLauncher : public Launcher {
  public:
-  explicit SpawnLauncher(std::string program) : program_(std::move(program)) {
+  enum class How { kSpawn, kForkExec, kVforkExec };
+  ProgramLauncher(std::string program, How how, const std::string& mode) : program_(std::move(program)), how_(how) {
     fd_arg_ = std::to_string(stamp_page().fd);
     if (access(program_.c_str(), X_OK) != 0)
-      throw Error(kExitFailure, "posix_spawn mode needs " + program_ + " (built with forkscope); rebuild");
+      throw Error(kExitFailure, mode + " mode needs " + program_ + " (built with forkscope); rebuild");
   }
   LaunchSample launch() override {
     *my_stamp() = 0;
@@ -229,31 +232,13 @@ class SpawnLauncher : public Launcher {
     char* argv[] = {program_.data(), fd_arg_.data(), slot.data(), nullptr};
     pid_t pid;
     uint64_t t0 = now_ns();
-    int err = posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv, environ);
-    uint64_t t1 = now_ns();
-    if (err != 0) return failed(err);
-    return finish(t0, t1, reap(pid));
-  }
-
- private:
-  std::string program_;
-  std::string fd_arg_;
-};
-
-// fork or vfork, then the child execs forkscope-child, which stamps when it runs.
-class ExecLauncher : public Launcher {
- public:
-  ExecLauncher(std::string program, bool use_vfork) : program_(std::move(program)), vfork_(use_vfork) {
-    fd_arg_ = std::to_string(stamp_page().fd);
-    if (access(program_.c_str(), X_OK) != 0)
-      throw Error(kExitFailure, "exec modes need " + program_ + " (built with forkscope); rebuild");
-  }
-  LaunchSample launch() override {
-    *my_stamp() = 0;
-    std::string slot = std::to_string(my_stamp() - stamp_page().stamp);
-    char* argv[] = {program_.data(), fd_arg_.data(), slot.data(), nullptr};
-    uint64_t t0 = now_ns();
-    pid_t pid = vfork_ ? vfork() : fork();
+    if (how_ == How::kSpawn) {
+      int err = posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv, environ);
+      uint64_t t1 = now_ns();
+      if (err != 0) return failed(err);
+      return finish(t0, t1, reap(pid));
+    }
+    pid = how_ == How::kVforkExec ? vfork() : fork();
     if (pid == 0) {
       execve(argv[0], argv, environ);
       _exit(127);
@@ -266,7 +251,7 @@ class ExecLauncher : public Launcher {
  private:
   std::string program_;
   std::string fd_arg_;
-  bool vfork_;
+  How how_;
 };
 
 const std::map<std::string, uint64_t>& flag_names() {
@@ -375,9 +360,10 @@ std::unique_ptr<Launcher> make_launcher(const LaunchSpec& spec, const std::strin
   if (spec.mode == "vfork") return std::make_unique<VforkLauncher>();
   if (spec.mode == "clone") return std::make_unique<RawCloneLauncher>();
   if (spec.mode == "pthread") return std::make_unique<PthreadLauncher>();
-  if (spec.mode == "posix_spawn") return std::make_unique<SpawnLauncher>(child_program);
-  if (spec.mode == "fork-exec") return std::make_unique<ExecLauncher>(child_program, false);
-  if (spec.mode == "vfork-exec") return std::make_unique<ExecLauncher>(child_program, true);
+  using How = ProgramLauncher::How;
+  if (spec.mode == "posix_spawn") return std::make_unique<ProgramLauncher>(child_program, How::kSpawn, spec.mode);
+  if (spec.mode == "fork-exec") return std::make_unique<ProgramLauncher>(child_program, How::kForkExec, spec.mode);
+  if (spec.mode == "vfork-exec") return std::make_unique<ProgramLauncher>(child_program, How::kVforkExec, spec.mode);
   return std::make_unique<CloneLauncher>(spec.clone_flags);  // clone-vm and clone:<FLAGS>
 }
 
