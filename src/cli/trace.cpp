@@ -167,14 +167,13 @@ class Command {
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_; }
   // Lets it exec; returns errno when the exec failed, else 0.
-  int go(const std::string& program) {
+  int go() {
     char byte = 1;
     if (write(go_, &byte, 1) != 1) return errno;
     close(go_);
     go_ = -1;
     int err = 0;
     ssize_t n = read(failed_, &err, sizeof err);  // EOF: the exec happened (the pipe was close-on-exec)
-    (void)program;
     return n == static_cast<ssize_t>(sizeof err) ? err : 0;
   }
   // Reaps it when it has exited; its exit status, or -1 when killed by a signal.
@@ -201,7 +200,6 @@ class Command {
     }
     end_orphans();
   }
-  bool reaped() const { return reaped_; }
   int status() const { return status_; }
 
  private:
@@ -344,12 +342,16 @@ int trace_command(TraceOptions& o) {
 
   timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  if (!o.quiet)
-    std::fprintf(stderr, "forkscope: %s backend attached; tracing %s%s\n", run.backend.c_str(), info.target.c_str(),
-                 o.duration > 0 ? (" for " + std::to_string(o.duration).substr(0, std::to_string(o.duration).find('.') + 2) + " s").c_str()
-                                : command ? " until it exits (Ctrl-C stops)" : " until Ctrl-C");
+  if (!o.quiet) {
+    char until[64];
+    if (o.duration > 0)
+      std::snprintf(until, sizeof until, " for %.1f s", o.duration);
+    else
+      std::snprintf(until, sizeof until, "%s", command ? " until it exits (Ctrl-C stops)" : " until Ctrl-C");
+    std::fprintf(stderr, "forkscope: %s backend attached; tracing %s%s\n", run.backend.c_str(), info.target.c_str(), until);
+  }
   if (command) {
-    if (int err = command->go(o.command[0]); err != 0) {
+    if (int err = command->go(); err != 0) {
       command->try_reap();
       throw usage_error("cannot run " + o.command[0] + ": " + std::strerror(err));
     }
