@@ -432,23 +432,31 @@ void Tracer::add_followed(pid_t tgid) {
   bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.tracked), &pid, &pid, BPF_ANY);
 }
 
-std::vector<TraceGroup> Tracer::read_groups() const {
-  std::vector<TraceGroup> out;
-  int fd = bpf_map__fd(impl_->skel->maps.groups);
-  fs_group_key key{}, next{};
+namespace {
+
+// Every entry of a (non-per-CPU) hash map, passed to visit(key, value).
+template <typename K, typename V, typename Visit>
+void for_each_entry(bpf_map* map, Visit visit) {
+  const int fd = bpf_map__fd(map);
+  K key{}, next{};
   const void* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    __u32 cell = 0;
-    if (bpf_map_lookup_elem(fd, &next, &cell) == 0) {
-      TraceGroup g;
-      g.cell = cell;
-      g.comm.assign(next.comm, strnlen(next.comm, sizeof next.comm));
-      g.flags = next.flags;
-      out.push_back(std::move(g));
-    }
+    V value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) visit(next, value);
     key = next;
     prev = &key;
   }
+}
+
+std::string comm_of(const char (&comm)[16]) { return std::string(comm, strnlen(comm, sizeof comm)); }
+
+}  // namespace
+
+std::vector<TraceGroup> Tracer::read_groups() const {
+  std::vector<TraceGroup> out;
+  for_each_entry<fs_group_key, __u32>(impl_->skel->maps.groups, [&](const fs_group_key& k, __u32 cell) {
+    out.push_back({cell, comm_of(k.comm), k.flags, false});
+  });
   // The overflow cell gathers groups past the limit.
   out.push_back({kTraceGroups, "(other)", 0, true});
   std::sort(out.begin(), out.end(), [](const TraceGroup& a, const TraceGroup& b) { return a.cell < b.cell; });
@@ -457,16 +465,9 @@ std::vector<TraceGroup> Tracer::read_groups() const {
 
 std::vector<TraceParent> Tracer::read_parents() const {
   std::vector<TraceParent> out;
-  int fd = bpf_map__fd(impl_->skel->maps.parents);
-  __u32 key = 0, next = 0;
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    fs_launcher v{};
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0)
-      out.push_back({static_cast<int>(next), std::string(v.comm, strnlen(v.comm, sizeof v.comm)), v.launches, v.execs});
-    key = next;
-    prev = &key;
-  }
+  for_each_entry<__u32, fs_launcher>(impl_->skel->maps.parents, [&](__u32 pid, const fs_launcher& v) {
+    out.push_back({static_cast<int>(pid), comm_of(v.comm), v.launches, v.execs});
+  });
   std::sort(out.begin(), out.end(), [](const TraceParent& a, const TraceParent& b) {
     return a.launches != b.launches ? a.launches > b.launches : a.pid < b.pid;
   });
