@@ -61,6 +61,10 @@ std::string launches_label(const Cell& cell);
 // syscall: where a launch's kernel time actually goes.  "" without a syscall phase.
 std::string top_phases(const Cell& cell);
 
+// trace: the launching process's RSS, VM, VMAs and page tables at its launches,
+// formatted ("-" each for a group that only exec'd).
+std::vector<std::string> launcher_mm_columns(const Cell& cell);
+
 // post_launch_cow: the catalog counts its faults (calls) without timing them.
 bool counted_only(const Phase& phase);
 

@@ -105,4 +105,11 @@ std::vector<HeapGrowth> heap_growth(const std::vector<Series>& series) {
   return out;
 }
 
+std::vector<std::string> launcher_mm_columns(const Cell& cell) {
+  const KernelCounts& k = cell.kernel;
+  if (k.launches == 0) return {"-", "-", "-", "-"};
+  return {format_size(k.mm_rss_bytes), format_size(k.mm_vm_bytes), std::to_string(k.mm_vmas),
+          format_size(k.mm_pgtables_bytes)};
+}
+
 }  // namespace forkscope

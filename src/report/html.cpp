@@ -92,13 +92,10 @@ std::string trace_summary_section(const Run& run) {
   for (const Cell& c : run.cells) {
     const Phase* sys = c.phase("syscall");
     const Phase* exec = c.phase("execve");
-    const KernelCounts& k = c.kernel;
-    const bool launched = k.launches > 0;
-    out += "<tr>" + td(c.comm) + td(c.mode) + td(launches_label(c), "n") + td(std::to_string(k.execs), "n") +
-           td(sys ? format_ns(sys->mean_ns) : "-", "n") + td(exec ? format_ns(exec->mean_ns) : "-", "n") +
-           td(launched ? format_size(k.mm_rss_bytes) : "-", "n") + td(launched ? format_size(k.mm_vm_bytes) : "-", "n") +
-           td(launched ? std::to_string(k.mm_vmas) : "-", "n") +
-           td(launched ? format_size(k.mm_pgtables_bytes) : "-", "n") + td(top_phases(c)) + "</tr>\n";
+    out += "<tr>" + td(c.comm) + td(c.mode) + td(launches_label(c), "n") + td(std::to_string(c.kernel.execs), "n") +
+           td(sys ? format_ns(sys->mean_ns) : "-", "n") + td(exec ? format_ns(exec->mean_ns) : "-", "n");
+    for (const std::string& v : launcher_mm_columns(c)) out += td(v, "n");
+    out += td(top_phases(c)) + "</tr>\n";
   }
   return out + "</table>\n</section>\n";
 }

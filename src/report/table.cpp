@@ -132,12 +132,11 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   table.add_row({"command", "kind", "launches", "execs", "kernel p50", "execve p50", "RSS", "VM", "VMAs", "page tables",
                  "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
-    const KernelCounts& k = c.kernel;
-    const bool launched = k.launches > 0;
-    table.add_row({c.comm, c.mode, launches_label(c), std::to_string(k.execs), p50_of(c, "syscall"), p50_of(c, "execve"),
-                   launched ? format_size(k.mm_rss_bytes) : "-", launched ? format_size(k.mm_vm_bytes) : "-",
-                   launched ? std::to_string(k.mm_vmas) : "-", launched ? format_size(k.mm_pgtables_bytes) : "-",
-                   top_phases(c)});
+    std::vector<std::string> row = {c.comm, c.mode, launches_label(c), std::to_string(c.kernel.execs),
+                                    p50_of(c, "syscall"), p50_of(c, "execve")};
+    for (std::string& v : launcher_mm_columns(c)) row.push_back(std::move(v));
+    row.push_back(top_phases(c));
+    table.add_row(row);
   }
   table.render(out, color);
   out << styled("RSS, VM, VMAs and page tables: the launching process's, mean at its launches' return", kDim, color)
