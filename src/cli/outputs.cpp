@@ -32,6 +32,19 @@ Run start_results(const Tracer& tracer) {
   return run;
 }
 
+void read_kernel_side(Tracer& tracer, uint32_t index, Cell& cell) {
+  cell.kernel = tracer.read_counts(index);
+  std::vector<PhaseAgg> aggs = tracer.read_phases(index);
+  if (tracer.plan().detail) {
+    PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
+    cow.count = cell.kernel.launches;
+    cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
+  }
+  cell.phases = build_phases(aggs, tracer.plan());
+  cell.failed_phases = build_phases(tracer.read_failed_phases(index), tracer.plan());
+  cell.samples = tracer.drain_samples(index);
+}
+
 std::pair<std::string, std::string> save_outputs(const Run& run, const std::string& dir) {
   const std::string path = dir + "/results.json";
   save_results(run, path);

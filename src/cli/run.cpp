@@ -228,16 +228,7 @@ int run_command(RunOptions& o) {
   hooks.trace = [&](bool traced) { backend->set_attached(traced); };
   hooks.collect = [&](Cell& cell, uint32_t index) {
     backend->wait_children_gone(index, 1000);
-    cell.kernel = backend->read_counts(index);
-    std::vector<PhaseAgg> aggs = backend->read_phases(index);
-    if (backend->plan().detail) {
-      PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
-      cow.count = cell.kernel.launches;
-      cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
-    }
-    cell.phases = build_phases(aggs, backend->plan());
-    cell.failed_phases = build_phases(backend->read_failed_phases(index), backend->plan());
-    cell.samples = backend->drain_samples(index);
+    read_kernel_side(*backend, index, cell);
     if (cell.overhead && cell.overhead->untraced.p50 > 0) {
       cell.overhead->corrected_kernel_ns = corrected_kernel_ns(cell, *run.calibration);
       cell.overhead->corrected_error =

@@ -265,7 +265,7 @@ std::vector<Cell> collect(Tracer& tracer, double seconds) {
   std::vector<Cell> cells;
   for (const TraceGroup& g : tracer.read_groups()) {
     Cell c;
-    c.kernel = tracer.read_counts(g.cell);
+    read_kernel_side(tracer, g.cell, c);
     if (c.kernel.launches == 0 && c.kernel.execs == 0 && c.kernel.failed == 0) continue;
     c.comm = g.comm;
     if (g.other) {
@@ -281,9 +281,6 @@ std::vector<Cell> collect(Tracer& tracer, double seconds) {
     c.launches = c.kernel.launches;
     c.failed = c.kernel.failed;
     c.seconds = seconds;
-    c.phases = build_phases(tracer.read_phases(g.cell), tracer.plan());
-    c.failed_phases = build_phases(tracer.read_failed_phases(g.cell), tracer.plan());
-    c.samples = tracer.drain_samples(g.cell);
     cells.push_back(std::move(c));
   }
   std::stable_sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
