@@ -9,7 +9,8 @@ PACKAGES=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-
           libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev
           qemu-system-x86 busybox-static cpio kmod  # these four: the kernel lane (scripts/qemu-lab.sh)
           chromium  # the browser lane: report.html rendered headless
-          stress-ng libclang-rt-14-dev)  # fork storms for the runtime lane; libFuzzer for the fuzz lane
+          stress-ng libclang-rt-14-dev  # fork storms for the runtime lane; libFuzzer for the fuzz lane
+          procps)  # pgrep: the trace tests check that no traced command is left running
 
 missing=()
 for p in "${PACKAGES[@]}"; do
