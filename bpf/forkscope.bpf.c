@@ -676,18 +676,6 @@ int BPF_PROG(fs_mmap_lock_released, struct mm_struct *mm, bool write)
 	return 0;
 }
 
-SEC("tp_btf/rss_stat")
-int BPF_PROG(fs_rss_stat, struct mm_struct *mm, int member)
-{
-	struct fs_launch *l = my_launch();
-	if (!l)
-		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	if (mm != task->mm)
-		fs_landmark(l, FS_LM_PT_WORK, bpf_ktime_get_ns(), CFG);
-	return 0;
-}
-
 SEC("tp_btf/mm_page_alloc")
 int BPF_PROG(fs_mm_page_alloc, struct page *page, unsigned int order)
 {

@@ -45,7 +45,7 @@ const std::vector<SiteSpec>& site_specs() {
       {"copy_fs_struct", FS_LM_FS, {FS_PH_COPY_FS}},
       {"vm_area_dup", FS_LM_VMA_DUP, {FS_PH_VMA_SETUP, FS_PH_COPY_PAGE_RANGE}},
       {"anon_vma_clone", FS_LM_ANON_VMA, {}},
-      {"anon_vma_fork", FS_LM_ANON_VMA, {}},
+      {"anon_vma_fork", FS_LM_ANON_VMA, {FS_PH_COPY_PAGE_RANGE}},  // which VMAs copy page tables
       {"alloc_pid", FS_LM_PID, {FS_PH_ALLOC_PID}},
   };
   return specs;
@@ -301,9 +301,6 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t
     bpf_map__set_max_entries(skel->maps.tracked, 1);
     bpf_map__set_max_entries(skel->maps.launches, 160);
   }
-  // rss_stat fires per page-table batch and only marks copy_page_range's start:
-  // not loaded when a function probe measures copy_page_range.
-  bpf_program__set_autoload(skel->progs.fs_rss_stat, (p.cfg.landmarks & FS_BIT(FS_PH_COPY_PAGE_RANGE)) != 0);
   bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
   bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
 

@@ -43,8 +43,8 @@ const std::vector<Event> kFork2M = {
     {FS_LM_TASK_STRUCT, 4}, {FS_LM_CREDS, 11},      {FS_LM_FILES, 18},     {FS_LM_FS, 25},
     {FS_LM_SIGHAND, 26},    {FS_LM_SIGNAL, 28},     {FS_LM_MM_STRUCT, 30}, {FS_LM_MMAP_LOCK, 67},
     {FS_LM_VMA_DUP, 73},    {FS_LM_VMA_DUP, 75},    {FS_LM_VMA_DUP, 77},   {FS_LM_VMA_DUP, 78},
-    {FS_LM_ANON_VMA, 79},   {FS_LM_ANON_VMA, 80},   {FS_LM_PT_WORK, 148},  {FS_LM_VMA_DUP, 151},
-    {FS_LM_ANON_VMA, 152},  {FS_LM_PT_WORK, 155},   {FS_LM_MMAP_UNLOCK, 493}, {FS_LM_PID, 496},
+    {FS_LM_ANON_VMA, 79},   {FS_LM_ANON_VMA, 80},   {FS_LM_VMA_DUP, 151},  {FS_LM_ANON_VMA, 152},
+    {FS_LM_MMAP_UNLOCK, 493}, {FS_LM_PID, 496},
     {FS_LM_NEWTASK, 507},   {FS_LM_FORK_DONE, 513}, {FS_LM_WAKEUP_NEW, 518}, {FS_LM_SYS_EXIT, 519},
 };
 
@@ -99,7 +99,8 @@ TEST(Machine, ForkWithTwoMegabyteHeap) {
   expect_phase(l, FS_PH_DUP_MMAP, 493 - 67, 73 - 67, 1);
   // Five VMAs set up: 73..75, 75..77, 77..78, 78..80 (to its last anon_vma) and 151..152.
   expect_phase(l, FS_PH_VMA_SETUP, 2 + 2 + 1 + 2 + 1, 2 + 2 + 1 + 2 + 1, 5);
-  // Two VMAs copied page tables, each from the end of its set-up to the next VMA or unlock.
+  // Two VMAs have an anon_vma, so copied page tables: each from the end of its set-up
+  // to the next VMA or the unlock.  The three without one keep their tails in vma_setup.
   expect_phase(l, FS_PH_COPY_PAGE_RANGE, (151 - 80) + (493 - 152), (151 - 80) + (493 - 152), 2);
   expect_phase(l, FS_PH_ALLOC_PID, 507 - 496, 507 - 496, 1);
   expect_phase(l, FS_PH_WAKE_UP_NEW_TASK, 518 - 513, 518 - 513, 1);
@@ -142,13 +143,25 @@ TEST(Machine, StrayMmapLockIsIgnored) {
   EXPECT_TRUE(same_totals(replay(with_inserted(kFork2M, {FS_LM_MMAP_UNLOCK, 12})), baseline));
 }
 
-TEST(Machine, PageTableWorkOutsideDupMmapIsIgnored) {
+TEST(Machine, AnonVmaAllocationOutsideVmaSetupIsIgnored) {
   const fs_launch baseline = replay(kFork2M);
-  // In copy_creds, in dup_mm before and after dup_mmap, in alloc_pid, in wake_up_new_task.
+  // In copy_creds, in dup_mm before and after dup_mmap, in alloc_pid, in wake_up_new_task:
+  // none may mark a VMA as copying page tables.
   for (__u64 at : {12, 40, 495, 500, 515}) {
     SCOPED_TRACE(at);
-    EXPECT_TRUE(same_totals(replay(with_inserted(kFork2M, {FS_LM_PT_WORK, at})), baseline));
+    EXPECT_TRUE(same_totals(replay(with_inserted(kFork2M, {FS_LM_ANON_VMA, at})), baseline));
   }
+}
+
+TEST(Machine, OnlyVmasWithAnonVmaCopyPageTables) {
+  // Three VMAs; only the second allocates anon_vma structures.
+  const fs_launch l = replay({{FS_LM_TASK_STRUCT, 1}, {FS_LM_MM_STRUCT, 2},  {FS_LM_MMAP_LOCK, 3},
+                              {FS_LM_VMA_DUP, 4},     {FS_LM_VMA_DUP, 10},   {FS_LM_ANON_VMA, 11},
+                              {FS_LM_ANON_VMA, 12},   {FS_LM_VMA_DUP, 40},   {FS_LM_MMAP_UNLOCK, 45},
+                              {FS_LM_PID, 46},        {FS_LM_NEWTASK, 47},   {FS_LM_SYS_EXIT, 50}});
+  expect_phase(l, FS_PH_VMA_SETUP, (10 - 4) + (12 - 10) + (45 - 40), (10 - 4) + (12 - 10) + (45 - 40), 3);
+  expect_phase(l, FS_PH_COPY_PAGE_RANGE, 40 - 12, 40 - 12, 1);
+  expect_self_adds_up(l);
 }
 
 TEST(Machine, VforkWaitsFromWakeupToSysExit) {
@@ -250,7 +263,7 @@ TEST(Machine, HybridFunctionProbesAndLandmarksNest) {
   fs_function_entry(&l, FS_PH_DUP_MMAP, us(12), &c);
   fs_landmark(&l, FS_LM_VMA_DUP, us(13), &c);
   fs_function_entry(&l, FS_PH_COPY_PAGE_RANGE, us(15), &c);  // closes that VMA's set-up
-  fs_landmark(&l, FS_LM_PT_WORK, us(16), &c);                // ignored
+  fs_landmark(&l, FS_LM_ANON_VMA, us(16), &c);               // ignored
   fs_function_exit(&l, FS_PH_COPY_PAGE_RANGE, us(40), &c);
   fs_landmark(&l, FS_LM_VMA_DUP, us(41), &c);
   fs_function_entry(&l, FS_PH_COPY_PAGE_RANGE, us(42), &c);

@@ -46,8 +46,9 @@
 	  "per VMA: vm_area_dup allocation .. last anon_vma_fork allocation "                     \
 	  "(vm_area_dup, anon_vma_fork)")                                                         \
 	X(COPY_PAGE_RANGE, copy_page_range, DUP_MMAP, DERIVED, "copy_page_range",                 \
-	  "per VMA that copied page tables (rss_stat on the child mm): end of its VMA set-up "   \
-	  ".. next VMA or end of dup_mmap; also covers the VMA's rmap/maple-tree insert")         \
+	  "per VMA with an anon_vma (its set-up allocated anon_vma structures: the VMAs whose "  \
+	  "page tables are copied): end of its set-up .. next VMA or end of dup_mmap; also "     \
+	  "covers the VMA's rmap/maple-tree insert")                                              \
 	X(COPY_NAMESPACES, copy_namespaces, COPY_PROCESS, NONE, "copy_namespaces",                \
 	  "no allocation marks it without new namespaces: inside dup_mm's segment")               \
 	X(COPY_THREAD, copy_thread, COPY_PROCESS, NONE, "copy_thread",                            \

@@ -26,7 +26,6 @@ enum fs_landmark {
 	FS_LM_MMAP_UNLOCK,     /* parent's mmap_lock released */
 	FS_LM_VMA_DUP,         /* allocation from vm_area_dup: next VMA */
 	FS_LM_ANON_VMA,        /* allocation from anon_vma_clone / anon_vma_fork */
-	FS_LM_PT_WORK,         /* rss_stat on the child's mm: page tables were copied */
 	FS_LM_PID,             /* allocation from alloc_pid */
 	FS_LM_NEWTASK,         /* task_newtask: copy_process is done */
 	FS_LM_FORK_DONE,       /* sched_process_fork */
@@ -44,6 +43,7 @@ enum fs_landmark {
 #define FS_LF_EXEC_OLD 4u      /* exec_mmap's landmark seen */
 #define FS_LF_EXEC_OLD_EXIT 8u /* the old mm's exit seen */
 #define FS_LF_EXEC_NEW 16u     /* the new mm's first lock seen */
+#define FS_LF_VMA_ANON 32u     /* the VMA being set up allocated anon_vma structures */
 
 /* Indices are masked as well as checked: the verifier keeps the mask's bound
  * where the compiler may drop a comparison's.  FS_STACK_DEPTH is a power of 2. */
@@ -331,6 +331,22 @@ FS_INLINE void fs_lm_close(struct fs_launch *l, int ph, __u64 ts, const struct f
 		fs_close(l, ph, ts);
 }
 
+/* A VMA's set-up ends at the next VMA or at dup_mmap's end.  If it allocated anon_vma
+ * structures, the parent's VMA has an anon_vma, which is when copy_page_range copies
+ * page tables (vma_needs_copy): its copy_page_range began at the last set-up landmark.
+ * Deciding here costs no event; a VMA without one keeps its tail in vma_setup. */
+FS_INLINE void fs_vma_end(struct fs_launch *l, const struct fs_config *c)
+{
+	if (!(l->flags & FS_LF_VMA_ANON))
+		return;
+	l->flags &= ~FS_LF_VMA_ANON;
+	if (fs_top(l) == FS_PH_VMA_SETUP && (c->landmarks & FS_BIT(FS_PH_COPY_PAGE_RANGE))) {
+		__u64 at = l->cpr_candidate;
+		FS_POP(l, at);
+		fs_open(l, FS_PH_COPY_PAGE_RANGE, at, c);
+	}
+}
+
 /* Apply one landmark of the launching thread.  Phases that function probes
  * measure in this run ignore their landmarks. */
 FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct fs_config *c)
@@ -364,23 +380,18 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 			fs_lm_open(l, FS_PH_DUP_MMAP, ts, c);
 		break;
 	case FS_LM_MMAP_UNLOCK:
+		fs_vma_end(l, c);
 		fs_lm_close(l, FS_PH_DUP_MMAP, ts, c);
 		break;
 	case FS_LM_VMA_DUP:
+		fs_vma_end(l, c);
 		if (fs_lm_open(l, FS_PH_VMA_SETUP, ts, c))
 			l->cpr_candidate = ts;
 		break;
 	case FS_LM_ANON_VMA:
-		if (fs_top(l) == FS_PH_VMA_SETUP)
+		if (fs_top(l) == FS_PH_VMA_SETUP) {
 			l->cpr_candidate = ts;
-		break;
-	case FS_LM_PT_WORK:
-		/* The VMA copies page tables: its copy_page_range began where its
-		 * set-up ended, at the last set-up landmark. */
-		if (fs_top(l) == FS_PH_VMA_SETUP && (c->landmarks & FS_BIT(FS_PH_COPY_PAGE_RANGE))) {
-			__u64 at = l->cpr_candidate ? l->cpr_candidate : ts;
-			FS_POP(l, at);
-			fs_open(l, FS_PH_COPY_PAGE_RANGE, at, c);
+			l->flags |= FS_LF_VMA_ANON;
 		}
 		break;
 	case FS_LM_PID:
@@ -463,6 +474,8 @@ FS_INLINE void fs_function_entry(struct fs_launch *l, int ph, __u64 ts, const st
 
 FS_INLINE void fs_function_exit(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
 {
+	if (ph == FS_PH_DUP_MMAP)
+		fs_vma_end(l, c);
 	fs_close(l, ph, ts);
 	if (ph == FS_PH_WAKE_UP_NEW_TASK && (l->flags & FS_LF_VFORK))
 		fs_lm_open(l, FS_PH_VFORK_WAIT, ts, c);
