@@ -126,6 +126,9 @@ class Tracer {
   void reset_cell(uint32_t cell);  // zero a cell's aggregates
   // Detach every program (untraced launches) or attach them again.
   void set_attached(bool attached);
+  // Detach or re-attach the allocation-landmark program alone (kmem_cache_alloc):
+  // the calibration varies our runs per launch with the kernel's work unchanged.
+  void set_allocation_landmarks(bool attached);
   void sample_next(uint32_t seq);  // record the next launch span by span as number seq; 0: don't
   // The sampled launches of a cell, with their children's spans (drains the ring buffer).
   std::vector<Sample> drain_samples(uint32_t cell);

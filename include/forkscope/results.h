@@ -109,6 +109,10 @@ struct Overhead {
   // and how far that is from the untraced launch time (medians, ns).
   double corrected_kernel_ns = 0;
   double corrected_error = 0;  // corrected_kernel_ns / untraced p50 - 1
+  // The traced launch (call to return, p50) with the same cost taken out: compared
+  // with the untraced launch, like with like, it checks the calibration itself.
+  double corrected_launch_ns = 0;
+  double corrected_launch_error = 0;  // corrected_launch_ns / untraced p50 - 1
 };
 
 // The cost of our programs, measured at start-up from vfork and fork launches
@@ -125,6 +129,12 @@ struct Calibration {
   // (the fields above stay 0 without it); empty when not measured.
   std::map<std::string, double> probe_cost_ns;
 };
+
+struct Phase;
+// What the calibration says our programs added to a phase over all its launches:
+// its tracepoint runs at the calibrated cost per run, its function-probe runs at
+// half an entry+exit pair of the phase's own kind (else of the run's backend).
+double observer_cost_ns(const Phase& p, const Calibration& cal, const std::string& backend);
 
 struct Cell {
   std::string mode;         // fork, vfork, clone, clone-vm, pthread, posix_spawn, clone:<FLAGS>

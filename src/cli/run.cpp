@@ -105,9 +105,9 @@ SweepOptions validate(RunOptions& o) {
     s.heaps.push_back(h);
   }
   if (s.heaps.empty()) throw usage_error("no heap size left to run; pass --heap with sizes that fit in memory");
-  if (s.heaps.size() * s.modes.size() > FS_MAX_CELLS - 1)  // the last cell is the calibration's
+  if (s.heaps.size() * s.modes.size() > FS_MAX_CELLS - 2)  // the last two cells are the calibration's
     throw usage_error("too many cells (" + std::to_string(s.heaps.size() * s.modes.size()) + "); at most " +
-                      std::to_string(FS_MAX_CELLS - 1) + " (modes x heap sizes) per run");
+                      std::to_string(FS_MAX_CELLS - 2) + " (modes x heap sizes) per run");
   if (o.iterations == 0 || o.iterations > kMaxIterations)
     throw usage_error("--iterations must be between 1 and " + std::to_string(kMaxIterations));
   if (o.warmup > kMaxWarmup) throw usage_error("--warmup must be at most " + std::to_string(kMaxWarmup));
@@ -135,55 +135,64 @@ SweepOptions validate(RunOptions& o) {
   return s;
 }
 
-// Our programs' cost, measured at start-up: vfork and fork launches (few and many
-// program runs per launch) traced and untraced in turn.  The median differences
-// against the runs counted per launch give a cost per run and a fixed cost per
-// launch (programs that ran for the launcher outside launches: waits, faults).
-Calibration calibrate(Tracer& tracer, const std::string& child_program, uint32_t kCell) {
-  constexpr int kRounds = 4, kBlock = 25;
-  struct Point {
-    double events = 0, delta = 0;
-  };
-  auto measure = [&](const char* mode) {
-    auto launcher = make_launcher(parse_mode(mode), child_program);
-    for (int i = 0; i < kBlock; i++) launcher->launch();
-    std::vector<uint64_t> traced, untraced;
-    tracer.reset_cell(kCell);
-    tracer.set_cell(kCell);
-    const auto attach = [&](bool attached) { tracer.set_attached(attached); };
-    for (int r = 0; r < kRounds; r++) {
-      const std::vector<uint64_t> u = untraced_block(*launcher, kBlock, attach);
-      untraced.insert(untraced.end(), u.begin(), u.end());
-      for (int i = 0; i < kBlock; i++) {
-        if (LaunchSample s = launcher->launch(); s.ok) traced.push_back(s.call_to_return);
-      }
+// Our programs' cost, measured at start-up on fork launches, in interleaved blocks
+// of three kinds: untraced, traced, and traced without the allocation landmarks
+// (kmem_cache_alloc, most of our runs inside a fork).  The launch is the same in
+// all three, so the traced kinds differ from each other only by the runs we count:
+// their difference in median time over their difference in runs per launch is the
+// cost of a run, and what the full kind costs beyond its runs is a fixed cost per
+// launch (programs that ran for the launch outside its record: the child's, the
+// parent's wait).
+Calibration calibrate(Tracer& tracer, const std::string& child_program, uint32_t full_cell, uint32_t lean_cell) {
+  constexpr int kRounds = 12, kBlock = 20;
+  auto launcher = make_launcher(parse_mode("fork"), child_program);
+  for (int i = 0; i < kBlock; i++) launcher->launch();
+  std::vector<uint64_t> untraced, full, lean;
+  tracer.reset_cell(full_cell);
+  tracer.reset_cell(lean_cell);
+  const auto attach = [&](bool attached) { tracer.set_attached(attached); };
+  const auto traced_block = [&](uint32_t cell, bool landmarks, std::vector<uint64_t>& out) {
+    tracer.set_allocation_landmarks(landmarks);
+    tracer.set_cell(cell);
+    for (int i = 0; i < kBlock; i++) {
+      if (LaunchSample s = launcher->launch(); s.ok) out.push_back(s.call_to_return);
     }
     tracer.set_cell(FS_NO_CELL);
-    uint64_t events = 0;
-    for (const PhaseAgg& a : tracer.read_phases(kCell)) events += a.events + a.fn_events;
-    const uint64_t launches = std::max<uint64_t>(1, tracer.read_counts(kCell).launches);
-    return Point{static_cast<double>(events) / static_cast<double>(launches),
-                 static_cast<double>(summarize(traced).p50) - static_cast<double>(summarize(untraced).p50)};
   };
-  const Point few = measure("vfork"), many = measure("fork");
+  for (int r = 0; r < kRounds && !g_stop.load(); r++) {
+    const std::vector<uint64_t> u = untraced_block(*launcher, kBlock, attach);
+    untraced.insert(untraced.end(), u.begin(), u.end());
+    // Alternate the order, so neither traced kind always follows the untraced one.
+    for (bool landmarks : {r % 2 == 0, r % 2 != 0})
+      traced_block(landmarks ? full_cell : lean_cell, landmarks, landmarks ? full : lean);
+  }
+  tracer.set_allocation_landmarks(true);
+  const auto runs_per_launch = [&](uint32_t cell) {
+    uint64_t events = 0;
+    for (const PhaseAgg& a : tracer.read_phases(cell)) events += a.events + a.fn_events;
+    return static_cast<double>(events) / static_cast<double>(std::max<uint64_t>(1, tracer.read_counts(cell).launches));
+  };
+  const double n_full = runs_per_launch(full_cell), n_lean = runs_per_launch(lean_cell);
   Calibration c;
-  c.launches = 2 * kRounds * kBlock;
-  c.events_per_launch = many.events;
-  if (many.events - few.events < 1) return c;
-  c.ns_per_event = std::max(0.0, (many.delta - few.delta) / (many.events - few.events));
-  c.ns_per_launch = std::max(0.0, few.delta - c.ns_per_event * few.events);
+  c.launches = untraced.size() + full.size() + lean.size();
+  c.events_per_launch = n_full;
+  if (n_full - n_lean < 1 || full.empty() || lean.empty() || untraced.empty()) return c;
+  const double u = static_cast<double>(summarize(untraced).p50);
+  const double d_full = static_cast<double>(summarize(full).p50) - u, d_lean = static_cast<double>(summarize(lean).p50) - u;
+  c.ns_per_event = std::max(0.0, (d_full - d_lean) / (n_full - n_lean));
+  c.ns_per_launch = std::max(0.0, d_full - c.ns_per_event * n_full);
   return c;
 }
 
-// Median kernel time per launch with the calibrated cost of our programs taken out.
-double corrected_kernel_ns(const Cell& cell, const Calibration& cal) {
+// The calibrated cost of our programs per launch of a cell: the runs counted in its
+// launches, priced by kind, plus the fixed part.
+double observer_cost_per_launch(const Cell& cell, const Calibration& cal, const std::string& backend) {
   const Phase* sys = cell.phase("syscall");
   if (!sys || sys->count == 0) return 0;
-  uint64_t events = 0;
+  double cost = 0;
   for (const Phase& p : cell.phases)
-    if (p.path.starts_with("syscall")) events += p.events + p.fn_events;
-  return static_cast<double>(sys->p50_ns) - cal.ns_per_launch -
-         static_cast<double>(events) / static_cast<double>(sys->count) * cal.ns_per_event;
+    if (p.path.starts_with("syscall")) cost += observer_cost_ns(p, cal, backend);
+  return cal.ns_per_launch + cost / static_cast<double>(sys->count);
 }
 
 int run_command(RunOptions& o) {
@@ -195,9 +204,9 @@ int run_command(RunOptions& o) {
   plan.exec = std::any_of(sweep.modes.begin(), sweep.modes.end(), [](const LaunchSpec& m) {
     return m.mode == "posix_spawn" || m.mode.ends_with("-exec");
   });
-  // Cells 0..n-1 are the sweep's, cell n the calibration's.
+  // Cells 0..n-1 are the sweep's, cells n and n+1 the calibration's.
   const auto sweep_cells = static_cast<uint32_t>(sweep.modes.size() * sweep.heaps.size());
-  std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose, sweep_cells + 1);
+  std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose, sweep_cells + 2);
   backend->set_target(getpid());
   // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
   // own footprint (copied by every fork) is as small as it can be.
@@ -213,7 +222,7 @@ int run_command(RunOptions& o) {
 
   Run run = start_results(*backend);
   // Calibration costs seconds under emulation; only --overhead reports it.
-  if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program, sweep_cells);
+  if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program, sweep_cells, sweep_cells + 1);
   // What one function probe costs, per kind in use: a fraction of a second, so
   // always (results of different backends can then be compared phase by phase).
   if (std::map<std::string, double> costs = backend->probe_costs(); !costs.empty()) {
@@ -229,10 +238,15 @@ int run_command(RunOptions& o) {
   hooks.collect = [&](Cell& cell, uint32_t index) {
     backend->wait_children_gone(index, 1000);
     read_kernel_side(*backend, index, cell);
-    if (cell.overhead && cell.overhead->untraced.p50 > 0) {
-      cell.overhead->corrected_kernel_ns = corrected_kernel_ns(cell, *run.calibration);
-      cell.overhead->corrected_error =
-          cell.overhead->corrected_kernel_ns / static_cast<double>(cell.overhead->untraced.p50) - 1;
+    const Phase* sys = cell.phase("syscall");
+    if (cell.overhead && cell.overhead->untraced.p50 > 0 && sys && sys->count > 0) {
+      Overhead& oh = *cell.overhead;
+      const double cost = observer_cost_per_launch(cell, *run.calibration, run.backend);
+      const auto untraced = static_cast<double>(oh.untraced.p50);
+      oh.corrected_kernel_ns = static_cast<double>(sys->p50_ns) - cost;
+      oh.corrected_error = oh.corrected_kernel_ns / untraced - 1;
+      oh.corrected_launch_ns = static_cast<double>(cell.user.call_to_return.p50) - cost;
+      oh.corrected_launch_error = oh.corrected_launch_ns / untraced - 1;
     }
   };
   if (!o.quiet) {

@@ -111,7 +111,9 @@ Json to_json(const Cell& c) {
                      {"ratio_low", o.ratio_low},
                      {"ratio_high", o.ratio_high},
                      {"corrected_kernel_ns", o.corrected_kernel_ns},
-                     {"corrected_error", o.corrected_error}};
+                     {"corrected_error", o.corrected_error},
+                     {"corrected_launch_ns", o.corrected_launch_ns},
+                     {"corrected_launch_error", o.corrected_launch_error}};
   }
   return j;
 }
@@ -443,6 +445,11 @@ class Reader {
       // Negative when the calibration overestimates our cost (a noisy machine): kept as measured.
       v.corrected_kernel_ns = signed_number(o, opath, "corrected_kernel_ns");
       v.corrected_error = signed_number(o, opath, "corrected_error");
+      // Added after the first release: absent in older files.
+      if (o.contains("corrected_launch_ns")) {
+        v.corrected_launch_ns = signed_number(o, opath, "corrected_launch_ns");
+        v.corrected_launch_error = signed_number(o, opath, "corrected_launch_error");
+      }
       c.overhead = v;
     }
     return c;
@@ -503,6 +510,13 @@ class TempFile {
 }
 
 }  // namespace
+
+double observer_cost_ns(const Phase& p, const Calibration& cal, const std::string& backend) {
+  const std::string& kind = p.source == "fentry" || p.source == "kprobe" ? p.source : backend;
+  auto it = cal.probe_cost_ns.find(kind);
+  const double per_fn_run = it != cal.probe_cost_ns.end() ? it->second / 2 : 0.0;
+  return static_cast<double>(p.events) * cal.ns_per_event + static_cast<double>(p.fn_events) * per_fn_run;
+}
 
 const Phase* Cell::phase(const std::string& name) const {
   for (const Phase& p : phases) {

@@ -362,6 +362,18 @@ void Tracer::set_attached(bool attached) {
   attached_ = attached;
 }
 
+void Tracer::set_allocation_landmarks(bool attached) {
+  bpf_link*& link = impl_->skel->links.fs_kmem_cache_alloc;
+  if (!attached_ || (link != nullptr) == attached) return;
+  if (attached) {
+    link = bpf_program__attach(impl_->skel->progs.fs_kmem_cache_alloc);
+    if (!link) throw Error(kExitFailure, "re-attaching the allocation landmarks failed (" + errno_text(errno) + ")");
+  } else {
+    bpf_link__destroy(link);
+    link = nullptr;
+  }
+}
+
 void Tracer::sample_next(uint32_t seq) { __atomic_store_n(&impl_->skel->bss->sample_seq, seq, __ATOMIC_SEQ_CST); }
 
 void Tracer::consume_samples() { ring_buffer__consume(impl_->ring); }

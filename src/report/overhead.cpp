@@ -29,8 +29,9 @@ void render_overhead(const Run& run, std::ostream& out) {
     out << fmt::format("overhead {} {}: traced/untraced p50 x{:.2f} [{:.2f}, {:.2f}]", c.mode, format_size(c.heap_bytes),
                        o.ratio, o.ratio_low, o.ratio_high);
     if (o.corrected_kernel_ns > 0) {
-      out << fmt::format("; corrected kernel p50 {} vs untraced launch p50 {} ({:+.1f}%)", format_ns(o.corrected_kernel_ns),
-                         format_ns(static_cast<double>(o.untraced.p50)), 100 * o.corrected_error);
+      out << fmt::format("; untraced launch p50 {}: corrected traced launch {} ({:+.1f}%), corrected kernel {} ({:+.1f}%)",
+                         format_ns(static_cast<double>(o.untraced.p50)), format_ns(o.corrected_launch_ns),
+                         100 * o.corrected_launch_error, format_ns(o.corrected_kernel_ns), 100 * o.corrected_error);
     }
     out << '\n';
   }

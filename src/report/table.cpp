@@ -87,13 +87,6 @@ bool counted_only(const Phase& phase) { return phase.name == "post_launch_cow"; 
 
 std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, const std::string& backend) {
   std::vector<TreeRow> rows;
-  // Per function-probe program run: half an entry+exit pair of the phase's own
-  // kind when a function probe measures it, else of the run's.
-  auto fn_cost = [&](const Phase& p) {
-    const std::string& kind = p.source == "fentry" || p.source == "kprobe" ? p.source : backend;
-    auto it = cal->probe_cost_ns.find(kind);
-    return it != cal->probe_cost_ns.end() ? it->second / 2 : 0.0;
-  };
   const bool correct = cal != nullptr && cal->ns_per_event > 0;
   const Phase* root = cell.phase("syscall");
   for (const Phase& p : cell.phases) {
@@ -103,8 +96,7 @@ std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, c
     r.self_ns = static_cast<double>(p.self_ns) / count;
     r.counted_only = counted_only(p);
     if (correct && !r.counted_only)
-      r.corrected_self_ns = std::max(0.0, r.self_ns - (static_cast<double>(p.events) * cal->ns_per_event +
-                                                        static_cast<double>(p.fn_events) * fn_cost(p)) / count);
+      r.corrected_self_ns = std::max(0.0, r.self_ns - observer_cost_ns(p, *cal, backend) / count);
     // Shares are of the launch syscall; phases around it (child_first_run,
     // teardown) happen outside it and get none.
     if (root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall") && !r.counted_only)

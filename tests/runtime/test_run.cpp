@@ -294,6 +294,9 @@ TEST(OverheadMeasurement, RatiosAndCalibrationLandInTheResults) {
   forkscope::Run run = load_results(dir + "/results.json");
   ASSERT_TRUE(run.calibration.has_value());
   EXPECT_GT(run.calibration->events_per_launch, 10) << "a fork runs many of our programs";
+  // 12 rounds of 20 forks untraced, traced, and traced without allocation landmarks.
+  EXPECT_EQ(run.calibration->launches, 720u);
+  ASSERT_EQ(run.cells.size(), 1u) << "the calibration's cells stay out of the results";
   const Cell& c = run.cells.at(0);
   EXPECT_EQ(c.launches, 200u);
   EXPECT_EQ(c.kernel.launches, 200u) << "untraced launches are not counted";
@@ -302,6 +305,12 @@ TEST(OverheadMeasurement, RatiosAndCalibrationLandInTheResults) {
   EXPECT_GT(c.overhead->ratio, 0.5);
   EXPECT_LE(c.overhead->ratio_low, c.overhead->ratio);
   EXPECT_GE(c.overhead->ratio_high, c.overhead->ratio);
+  if (run.calibration->ns_per_event > 0) {
+    // The correction takes our calibrated cost out of the traced launch and kernel times.
+    EXPECT_LT(c.overhead->corrected_launch_ns, static_cast<double>(c.user.call_to_return.p50));
+    EXPECT_LT(c.overhead->corrected_kernel_ns, static_cast<double>(c.phase("syscall")->p50_ns));
+    EXPECT_NE(o.out.find("corrected traced launch"), std::string::npos) << o.out;
+  }
   EXPECT_NE(o.out.find("traced/untraced p50"), std::string::npos) << o.out;
   std::filesystem::remove_all(dir);
 }

@@ -219,6 +219,8 @@ TEST(Results, RoundTripsNegativeCorrectionsAndTraceResults) {
   run.cells[0].overhead = Overhead{};
   run.cells[0].overhead->corrected_kernel_ns = -1500;
   run.cells[0].overhead->corrected_error = -1.2;
+  run.cells[0].overhead->corrected_launch_ns = -900;
+  run.cells[0].overhead->corrected_launch_error = -1.1;
   run.cells[0].comm = "sh";
   run.cells[0].kernel.execs = 200;
   run.cells[0].kernel.mm_pgtables_bytes = 45056;
@@ -226,6 +228,8 @@ TEST(Results, RoundTripsNegativeCorrectionsAndTraceResults) {
   const forkscope::Run back = run_from_json(to_json(run));
   ASSERT_TRUE(back.cells[0].overhead.has_value());
   EXPECT_EQ(back.cells[0].overhead->corrected_kernel_ns, -1500);
+  EXPECT_EQ(back.cells[0].overhead->corrected_launch_ns, -900);
+  EXPECT_EQ(back.cells[0].overhead->corrected_launch_error, -1.1);
   EXPECT_EQ(back.cells[0].comm, "sh");
   EXPECT_EQ(back.cells[0].kernel.execs, 200u);
   EXPECT_EQ(back.cells[0].kernel.mm_pgtables_bytes, 45056u);
