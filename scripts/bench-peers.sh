@@ -111,7 +111,7 @@ ENV_NAME="host $(uname -r)"
 if ((DO_HOST)); then
   if command -v bpftrace >/dev/null; then
     bench_daemon "bpftrace tracepoints: count" '^ready' 'task_newtask\]: [0-9]' \
-      "event counts per landmark (allocations, rss_stat, switches...); no times" -- \
+      "event counts per landmark (allocations, locks, switches...); no times" -- \
       bpftrace -B none "$ROOT/tests/bench/landmarks-count.bt"
     bench_daemon "bpftrace tracepoints: per-thread ts" '^ready' '@fork_us' \
       "fork latency hist + time to each landmark (allocs by call site); flat" -- \

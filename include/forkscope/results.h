@@ -115,13 +115,14 @@ struct Overhead {
   double corrected_launch_error = 0;  // corrected_launch_ns / untraced p50 - 1
 };
 
-// The cost of our programs, measured at start-up from vfork and fork launches
-// traced and untraced in turn: per program run, plus a fixed part per launch.
+// The cost of our programs, measured at start-up (--overhead) from fork launches
+// untraced, traced, and traced without the allocation landmarks, interleaved: per
+// tracepoint program run, plus a fixed part per launch.
 struct Calibration {
   double ns_per_event = 0;
   double ns_per_launch = 0;
   double events_per_launch = 0;  // of the fork launches
-  uint64_t launches = 0;         // traced calibration launches
+  uint64_t launches = 0;         // calibration launches, untraced and traced
   // Per function-probe kind the run used ("fentry", "kprobe"): ns one entry+exit
   // pair of our programs adds to a cheap syscall (sched_getscheduler) called by
   // the traced process.

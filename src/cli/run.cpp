@@ -137,13 +137,14 @@ SweepOptions validate(RunOptions& o) {
 
 // Our programs' cost, measured at start-up on fork launches, in interleaved blocks
 // of three kinds: untraced, traced, and traced without the allocation landmarks
-// (kmem_cache_alloc, most of our runs inside a fork).  The launch is the same in
-// all three, so the traced kinds differ from each other only by the runs we count:
-// their difference in median time over their difference in runs per launch is the
-// cost of a run, and what the full kind costs beyond its runs is a fixed cost per
-// launch (programs that ran for the launch outside its record: the child's, the
-// parent's wait).
-Calibration calibrate(Tracer& tracer, const std::string& child_program, uint32_t full_cell, uint32_t lean_cell) {
+// (kmem_cache_alloc, most of our tracepoint runs inside a fork).  The launch is
+// the same in all three, so the traced kinds differ from each other only by the
+// tracepoint runs counted in the fork call: their difference in median time over
+// their difference in runs is the cost of a run.  What the full kind costs beyond
+// its counted runs (function-probe runs priced by `probe_costs`) is a fixed cost
+// per launch: programs that ran inside the call for it but outside its record.
+Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& backend, const std::string& child_program,
+                      std::map<std::string, double> probe_costs, uint32_t full_cell, uint32_t lean_cell) {
   constexpr int kRounds = 12, kBlock = 20;
   auto launcher = make_launcher(parse_mode("fork"), child_program);
   for (int i = 0; i < kBlock; i++) launcher->launch();
@@ -167,18 +168,29 @@ Calibration calibrate(Tracer& tracer, const std::string& child_program, uint32_t
       traced_block(landmarks ? full_cell : lean_cell, landmarks, landmarks ? full : lean);
   }
   tracer.set_allocation_landmarks(true);
-  const auto runs_per_launch = [&](uint32_t cell) {
-    uint64_t events = 0;
-    for (const PhaseAgg& a : tracer.read_phases(cell)) events += a.events + a.fn_events;
-    return static_cast<double>(events) / static_cast<double>(std::max<uint64_t>(1, tracer.read_counts(cell).launches));
-  };
-  const double n_full = runs_per_launch(full_cell), n_lean = runs_per_launch(lean_cell);
+
   Calibration c;
+  c.probe_cost_ns = std::move(probe_costs);
+  // Per launch, inside the fork call: tracepoint runs, and what the function-probe
+  // runs cost (observer_cost_ns with no price per tracepoint run yet).
+  const auto counted = [&](uint32_t cell) {
+    const uint64_t launches = std::max<uint64_t>(1, tracer.read_counts(cell).launches);
+    double events = 0, fn_ns = 0;
+    for (const Phase& p : build_phases(tracer.read_phases(cell), plan)) {
+      if (!p.path.starts_with("syscall")) continue;
+      events += static_cast<double>(p.events);
+      fn_ns += observer_cost_ns(p, c, backend);
+    }
+    return std::pair{events / static_cast<double>(launches), fn_ns / static_cast<double>(launches)};
+  };
+  const auto [n_full, fn_full] = counted(full_cell);
+  const auto [n_lean, fn_lean] = counted(lean_cell);
   c.launches = untraced.size() + full.size() + lean.size();
   c.events_per_launch = n_full;
   if (n_full - n_lean < 1 || full.empty() || lean.empty() || untraced.empty()) return c;
   const double u = static_cast<double>(summarize(untraced).p50);
-  const double d_full = static_cast<double>(summarize(full).p50) - u, d_lean = static_cast<double>(summarize(lean).p50) - u;
+  const double d_full = static_cast<double>(summarize(full).p50) - u - fn_full;
+  const double d_lean = static_cast<double>(summarize(lean).p50) - u - fn_lean;
   c.ns_per_event = std::max(0.0, (d_full - d_lean) / (n_full - n_lean));
   c.ns_per_launch = std::max(0.0, d_full - c.ns_per_event * n_full);
   return c;
@@ -221,12 +233,15 @@ int run_command(RunOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
 
   Run run = start_results(*backend);
-  // Calibration costs seconds under emulation; only --overhead reports it.
-  if (o.overhead) run.calibration = calibrate(*backend, sweep.child_program, sweep_cells, sweep_cells + 1);
   // What one function probe costs, per kind in use: a fraction of a second, so
   // always (results of different backends can then be compared phase by phase).
-  if (std::map<std::string, double> costs = backend->probe_costs(); !costs.empty()) {
-    if (!run.calibration) run.calibration = Calibration{};
+  std::map<std::string, double> costs = backend->probe_costs();
+  // The per-run calibration costs seconds under emulation; only --overhead reports it.
+  if (o.overhead) {
+    run.calibration = calibrate(*backend, plan, run.backend, sweep.child_program, std::move(costs), sweep_cells,
+                                sweep_cells + 1);
+  } else if (!costs.empty()) {
+    run.calibration = Calibration{};
     run.calibration->probe_cost_ns = std::move(costs);
   }
 

@@ -383,6 +383,9 @@ int trace_command(TraceOptions& o) {
   info.seconds = seconds_since(t0);
   // Children still finishing their exit are counted before the programs go.
   usleep(20000);
+  // Programs detached first: the reads below must not see half of a child's
+  // death (its teardown added, its exit_mm not yet).
+  tracer->set_attached(false);
   run.cells = collect(*tracer, info.seconds);
   info.parents = tracer->read_parents();
   tracer.reset();  // detach before anything else happens

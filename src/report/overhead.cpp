@@ -7,8 +7,8 @@ namespace forkscope {
 
 void render_overhead(const Run& run, std::ostream& out) {
   if (run.calibration && run.calibration->events_per_launch > 0) {
-    out << fmt::format("observer cost (calibrated at start-up): {} per run of one of our BPF programs, {} per launch "
-                       "besides ({:.0f} runs per fork here)\n",
+    out << fmt::format("observer cost (calibrated at start-up): {} per run of one of our tracepoint programs, {} per "
+                       "launch besides ({:.0f} tracepoint runs inside a fork here)\n",
                        format_ns(run.calibration->ns_per_event), format_ns(run.calibration->ns_per_launch),
                        run.calibration->events_per_launch);
   }

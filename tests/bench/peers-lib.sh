@@ -292,6 +292,6 @@ pftrace() {
 # The landmark tracepoints forkscope's tracepoint backend attaches by default
 # (bpf/forkscope.bpf.c; --detail adds exceptions:page_fault_user and kmem:mm_page_alloc).
 # shellcheck disable=SC2034  # used by scripts/bench-peers.sh
-LANDMARKS=(raw_syscalls:sys_enter raw_syscalls:sys_exit kmem:kmem_cache_alloc kmem:rss_stat
+LANDMARKS=(raw_syscalls:sys_enter raw_syscalls:sys_exit kmem:kmem_cache_alloc
            mmap_lock:mmap_lock_acquire_returned mmap_lock:mmap_lock_released task:task_newtask
            sched:sched_process_fork sched:sched_wakeup_new sched:sched_switch sched:sched_process_exit)

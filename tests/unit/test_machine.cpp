@@ -164,6 +164,64 @@ TEST(Machine, OnlyVmasWithAnonVmaCopyPageTables) {
   expect_self_adds_up(l);
 }
 
+// Our runs counted after a VMA's set-up ended (its last anon_vma allocation) move
+// with the tail to copy_page_range, so the corrected self times go to the right phase.
+TEST(Machine, RunsInAVmasTailMoveToCopyPageRange) {
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0, 0);
+  auto at = [&](int lm, __u64 us) {
+    fs_count_event(&l, 0);
+    fs_landmark(&l, lm, us * kNsPerUs, &kTp);
+  };
+  at(FS_LM_TASK_STRUCT, 1);
+  at(FS_LM_MM_STRUCT, 2);
+  at(FS_LM_MMAP_LOCK, 3);
+  at(FS_LM_VMA_DUP, 4);
+  at(FS_LM_ANON_VMA, 5);
+  at(FS_LM_ANON_VMA, 6);
+  fs_count_event(&l, 0);  // e.g. mm_page_alloc of a page table (--detail), in the tail
+  fs_count_event(&l, 0);
+  at(FS_LM_VMA_DUP, 20);
+  // A run's cost comes before the time it reads: each run is charged to the segment
+  // it ends.  vm_area_dup's to dup_mmap, the two anon_vma runs to the set-up, and
+  // the two in the tail plus the next vm_area_dup's to copy_page_range.
+  EXPECT_EQ(l.events[FS_PH_DUP_MMAP], 1u);
+  EXPECT_EQ(l.events[FS_PH_VMA_SETUP], 2u);
+  EXPECT_EQ(l.events[FS_PH_COPY_PAGE_RANGE], 3u);
+  EXPECT_EQ(l.total_ns[FS_PH_COPY_PAGE_RANGE], (20 - 6) * kNsPerUs);
+}
+
+// A user phase around the anon_vma work (--phase anon_vma_fork:vma_setup) hides the
+// allocations from the set-up's top, yet the VMA still copies page tables; and a user
+// phase under copy_page_range (--phase copy_pte_range:copy_page_range) opens the tail.
+TEST(Machine, UserPhasesInAndUnderTheInferredCopy) {
+  fs_config c = tracepoint_config();
+  c.parent[FS_PH_USER0] = FS_PH_VMA_SETUP;
+  c.parent[FS_PH_USER1] = FS_PH_COPY_PAGE_RANGE;
+  c.measured |= FS_BIT(FS_PH_USER0) | FS_BIT(FS_PH_USER1);
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0, 0);
+  auto us = [](__u64 v) { return v * kNsPerUs; };
+  fs_landmark(&l, FS_LM_TASK_STRUCT, us(1), &c);
+  fs_landmark(&l, FS_LM_MM_STRUCT, us(2), &c);
+  fs_landmark(&l, FS_LM_MMAP_LOCK, us(3), &c);
+  fs_landmark(&l, FS_LM_VMA_DUP, us(4), &c);
+  fs_function_entry(&l, FS_PH_USER0, us(5), &c);
+  fs_landmark(&l, FS_LM_ANON_VMA, us(6), &c);
+  fs_function_exit(&l, FS_PH_USER0, us(8), &c);  // the set-up ends here
+  fs_function_entry(&l, FS_PH_USER1, us(10), &c);  // opens copy_page_range at 8
+  fs_function_exit(&l, FS_PH_USER1, us(15), &c);
+  fs_landmark(&l, FS_LM_MMAP_UNLOCK, us(20), &c);
+  fs_landmark(&l, FS_LM_PID, us(21), &c);
+  fs_landmark(&l, FS_LM_NEWTASK, us(22), &c);
+  fs_landmark(&l, FS_LM_SYS_EXIT, us(23), &c);
+  expect_phase(l, FS_PH_USER0, 3, 3, 1);
+  expect_phase(l, FS_PH_VMA_SETUP, 8 - 4, 8 - 4 - 3, 1);
+  expect_phase(l, FS_PH_COPY_PAGE_RANGE, 20 - 8, 20 - 8 - 5, 1);
+  expect_phase(l, FS_PH_USER1, 5, 5, 1);
+  EXPECT_EQ(l.depth, 0u);
+}
+
 TEST(Machine, VforkWaitsFromWakeupToSysExit) {
   const std::vector<Event> vfork = {{FS_LM_TASK_STRUCT, 2}, {FS_LM_CREDS, 5},        {FS_LM_PID, 20},
                                     {FS_LM_NEWTASK, 25},    {FS_LM_FORK_DONE, 27},   {FS_LM_WAKEUP_NEW, 30},

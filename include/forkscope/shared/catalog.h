@@ -43,12 +43,12 @@
 	X(DUP_MMAP, dup_mmap, DUP_MM, TP, "dup_mmap",                                             \
 	  "mmap_lock_acquire_returned .. mmap_lock_released on the parent's mm (write)")          \
 	X(VMA_SETUP, vma_setup, DUP_MMAP, DERIVED, "",                                            \
-	  "per VMA: vm_area_dup allocation .. last anon_vma_fork allocation "                     \
-	  "(vm_area_dup, anon_vma_fork)")                                                         \
+	  "per VMA: vm_area_dup allocation .. its last anon_vma allocation (anon_vma_clone, "    \
+	  "anon_vma_fork), or .. the next VMA when it has no anon_vma")                          \
 	X(COPY_PAGE_RANGE, copy_page_range, DUP_MMAP, DERIVED, "copy_page_range",                 \
 	  "per VMA with an anon_vma (its set-up allocated anon_vma structures: the VMAs whose "  \
-	  "page tables are copied): end of its set-up .. next VMA or end of dup_mmap; also "     \
-	  "covers the VMA's rmap/maple-tree insert")                                              \
+	  "page tables fork copies, but for PFN-mapped and uffd-wp ones): end of its set-up .. " \
+	  "next VMA or end of dup_mmap; also covers the VMA's rmap/maple-tree insert")           \
 	X(COPY_NAMESPACES, copy_namespaces, COPY_PROCESS, NONE, "copy_namespaces",                \
 	  "no allocation marks it without new namespaces: inside dup_mm's segment")               \
 	X(COPY_THREAD, copy_thread, COPY_PROCESS, NONE, "copy_thread",                            \

@@ -95,6 +95,8 @@ struct fs_launch {
 	__u32 flags;
 	__u32 pt_pages;
 	__u64 cpr_candidate;
+	__u32 cand_events;    /* our runs counted in vma_setup since cpr_candidate, */
+	__u32 cand_fn_events; /* which move to copy_page_range with the VMA's tail */
 	__u64 old_mm; /* exec: the mm the task had at sys_enter */
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
@@ -213,8 +215,11 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 		parent->child_ns += dur;
 		/* A phase nested in a VMA's set-up (a user phase) ended: the VMA's
 		 * copy_page_range cannot have begun before this point. */
-		if (parent->phase == FS_PH_VMA_SETUP)
+		if (parent->phase == FS_PH_VMA_SETUP) {
 			l->cpr_candidate = ts;
+			l->cand_events = 0;
+			l->cand_fn_events = 0;
+		}
 	}
 }
 
@@ -288,6 +293,8 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 	l->flags = 0;
 	l->pt_pages = 0;
 	l->cpr_candidate = 0;
+	l->cand_events = 0;
+	l->cand_fn_events = 0;
 	l->old_mm = 0;
 	for (int i = 0; i < FS_NPHASES; i++) {
 		l->total_ns[i] = 0;
@@ -315,6 +322,12 @@ FS_INLINE void fs_count_event(struct fs_launch *l, int function_probe)
 		l->fn_events[i] += 1;
 	else
 		l->events[i] += 1;
+	if (top == FS_PH_VMA_SETUP && (l->flags & FS_LF_VMA_ANON)) {
+		if (function_probe)
+			l->cand_fn_events += 1;
+		else
+			l->cand_events += 1;
+	}
 }
 
 /* Open ph at a landmark when landmarks drive it in this run. */
@@ -340,10 +353,20 @@ FS_INLINE void fs_vma_end(struct fs_launch *l, const struct fs_config *c)
 	if (!(l->flags & FS_LF_VMA_ANON))
 		return;
 	l->flags &= ~FS_LF_VMA_ANON;
+	__u32 ev = l->cand_events, fn = l->cand_fn_events;
+	l->cand_events = 0;
+	l->cand_fn_events = 0;
 	if (fs_top(l) == FS_PH_VMA_SETUP && (c->landmarks & FS_BIT(FS_PH_COPY_PAGE_RANGE))) {
 		__u64 at = l->cpr_candidate;
 		FS_POP(l, at);
 		fs_open(l, FS_PH_COPY_PAGE_RANGE, at, c);
+		/* Our runs after the set-up's end belong to the tail. */
+		ev = ev < l->events[FS_PH_VMA_SETUP] ? ev : l->events[FS_PH_VMA_SETUP];
+		fn = fn < l->fn_events[FS_PH_VMA_SETUP] ? fn : l->fn_events[FS_PH_VMA_SETUP];
+		l->events[FS_PH_VMA_SETUP] -= ev;
+		l->fn_events[FS_PH_VMA_SETUP] -= fn;
+		l->events[FS_PH_COPY_PAGE_RANGE] += ev;
+		l->fn_events[FS_PH_COPY_PAGE_RANGE] += fn;
 	}
 }
 
@@ -389,9 +412,14 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 			l->cpr_candidate = ts;
 		break;
 	case FS_LM_ANON_VMA:
+		/* Inside a user phase nested in the set-up (e.g. --phase anon_vma_fork:vma_setup)
+		 * the VMA still has an anon_vma; the set-up ends when that phase does (fs_pop). */
+		if (fs_find(l, FS_PH_VMA_SETUP) >= 0)
+			l->flags |= FS_LF_VMA_ANON;
 		if (fs_top(l) == FS_PH_VMA_SETUP) {
 			l->cpr_candidate = ts;
-			l->flags |= FS_LF_VMA_ANON;
+			l->cand_events = 0;
+			l->cand_fn_events = 0;
 		}
 		break;
 	case FS_LM_PID:
@@ -469,6 +497,10 @@ FS_INLINE int fs_exec_lock_landmark(const struct fs_launch *l, __u64 mm, __u64 c
 /* A function probe: the phase starts at the function's entry, ends at its exit. */
 FS_INLINE void fs_function_entry(struct fs_launch *l, int ph, __u64 ts, const struct fs_config *c)
 {
+	/* A function not nested in the VMA's set-up ends it (e.g. a user phase under
+	 * dup_mmap or under copy_page_range): the VMA's tail opens first. */
+	if (fs_effective_parent(c, ph) != FS_PH_VMA_SETUP)
+		fs_vma_end(l, c);
 	fs_open(l, ph, ts, c);
 }
 
