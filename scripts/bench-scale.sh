@@ -11,12 +11,10 @@
 #    (cells[].overhead.untraced.p50), traced p50 (user.call_to_return.p50), the
 #    traced/untraced ratio, and the kernel's dup_mmap time per launch.  Then
 #    least-squares slopes: ns per MiB of heap and ns per KiB of VmPTE, traced and
-#    untraced.  forkscope's runner keeps its VMA count fixed (~70): this sweep
-#    varies heap size only.
-# 2. VMA sweep (skip with --no-vmas): forkscope cannot vary the VMA count, so
-#    tests/bench/forkloop.c (cc -O2, temp dir) forks with 0 .. 16000 extra
-#    one-page VMAs and no heap, untraced, 3 interleaved passes; least-squares
-#    ns per VMA (untraced only: no forkscope run can trace this workload).
+#    untraced.  This sweep varies heap size only (the runner has ~40 VMAs).
+# 2. VMA sweep (skip with --no-vmas): `forkscope run --modes fork --heap 0
+#    --vmas N --overhead` for N = 0 .. 16000 extra one-page VMAs (--quick: up
+#    to 8000), one run each; least-squares ns per VMA, traced and untraced.
 #
 # Needs root and build/forkscope (FORKSCOPE=... to use another).  About 2-4
 # minutes (--quick: about 1).  Results in --out (default: a new
@@ -74,24 +72,20 @@ if ((rc != 0)) || [[ ! -f $OUT/forkscope/results.json ]]; then
   exit 1
 fi
 
-# --- the VMA sweep (untraced, forkloop) -----------------------------------------
-: >"$OUT/vmas.txt"
+# --- the VMA sweep (forkscope --vmas, traced and untraced) ----------------------
+vma_results=()
 if ((VMAS)); then
-  WORK=$(mktemp -d /tmp/forkscope-bench-scale-work.XXXXXX)
-  trap 'rm -rf "$WORK"' EXIT
-  cc -O2 -o "$WORK/forkloop" "$ROOT/tests/bench/forkloop.c"
   maxmap=$(cat /proc/sys/vm/max_map_count)
-  if ((QUICK)); then counts=(0 2000 8000); forks=40; else counts=(0 1000 4000 8000 16000); forks=100; fi
-  echo "bench-scale: VMA sweep ${counts[*]} extra one-page VMAs (forkloop, untraced, 3 passes)" >&2
-  for pass in 1 2 3; do
-    # Alternate the order per pass, so drift hits every size alike.
-    order=("${counts[@]}")
-    if ((pass == 2)); then order=(); for ((i = ${#counts[@]} - 1; i >= 0; i--)); do order+=("${counts[$i]}"); done; fi
-    for n in "${order[@]}"; do
-      ((n + 100 < maxmap)) || continue
-      FORKLOOP_OUT="$WORK/fl.out" "$WORK/forkloop" 0 "$forks" 5 "$n" || continue
-      echo "$n $(awk '$1 == "vmas" {v = $2} $1 == "median_ns" {m = $2} $1 == "vm_pte_kib" {p = $2} END {print v, m, p}' "$WORK/fl.out")" >>"$OUT/vmas.txt"
-    done
+  if ((QUICK)); then counts=(0 2000 8000); VSEC=3; else counts=(0 1000 4000 8000 16000); VSEC=6; fi
+  echo "bench-scale: VMA sweep ${counts[*]} extra one-page VMAs (forkscope run --vmas N --overhead, one run each)" >&2
+  for n in "${counts[@]}"; do
+    ((n + 1000 <= maxmap)) || continue
+    if "$FORKSCOPE" run --modes fork --heap 0 --vmas "$n" --overhead --iterations "$ITER" --cell-seconds "$VSEC" \
+        --out "$OUT/vmas-$n" --no-color >"$OUT/vmas-$n.log" 2>&1; then
+      vma_results+=("$OUT/vmas-$n/results.json")
+    else
+      echo "bench-scale: forkscope run --vmas $n failed: $(grep -a 'forkscope:' "$OUT/vmas-$n.log" | tail -n 1)" >&2
+    fi
   done
 fi
 
@@ -99,12 +93,12 @@ fi
 {
   echo "forkscope bench-scale, $(date -u '+%Y-%m-%d %H:%M UTC'), took $((($(date +%s) - T_START) / 60)) min"
   echo "machine: $(nproc) vCPU Firecracker guest, kernel $(uname -r), MemAvailable $((avail_kib >> 10)) MiB, THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled) (forkscope: no THP for the heap); load average at start ${LOAD_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg) (shared machine, other builds running: noisy)"
-  python3 - "$OUT/forkscope/results.json" "$OUT/vmas.txt" "${skipped[*]:-}" <<'PY'
-import json, sys, statistics as st
+  python3 - "$OUT/forkscope/results.json" "${skipped[*]:-}" "${vma_results[@]}" <<'PY'
+import json, sys
 
 run = json.load(open(sys.argv[1]))
-vma_rows = [l.split() for l in open(sys.argv[2]) if l.strip()]
-skipped = sys.argv[3]
+skipped = sys.argv[2]
+vma_cells = [c for f in sys.argv[3:] for c in json.load(open(f))["cells"] if c.get("overhead")]
 
 def fit(xs, ys):
     """Least squares y = a + b x: (b, a, r2)."""
@@ -131,20 +125,26 @@ def size(b):
     return str(b)
 
 cells = [c for c in run["cells"] if c["mode"] == "fork" and c.get("overhead")]
-print(f"forkscope {run.get('tool_version', '?')}, backend {run['backend']}, {len(cells)} fork cells, --overhead (untraced blocks interleaved)")
+print(f"forkscope {run.get('tool_version', '?')}, backend {run['backend']}, {len(cells)} fork cells by heap and "
+      f"{len(vma_cells)} by VMA count, --overhead (untraced blocks interleaved)")
 print()
-hdr = ("heap", "VmPTE", "VMAs", "launches", "untraced p50", "traced p50", "ratio [95% CI]", "dup_mmap mean (traced)")
-rows = []
-for c in cells:
-    dm = next((p for p in c["phases"] if p["name"] == "dup_mmap"), None)
-    o = c["overhead"]
-    rows.append((size(c["heap_bytes"]), f"{c['backing']['vm_pte_bytes'] / 1024:.0f} KiB", str(c["backing"]["vmas"]),
-                 f"{c['launches']}{' (time-capped)' if c.get('time_capped') else ''}",
-                 t(o["untraced"]["p50"]), t(c["user"]["call_to_return"]["p50"]),
-                 f"{o['ratio']:.2f} [{o['ratio_low']:.2f}, {o['ratio_high']:.2f}]", t(dm["mean_ns"]) if dm else "-"))
-w = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
-for r in [hdr] + rows:
-    print("  ".join(v.ljust(w[i]) for i, v in enumerate(r)).rstrip())
+def table(cs):
+    hdr = ("heap", "VmPTE", "VMAs", "launches", "untraced p50", "traced p50", "ratio [95% CI]", "dup_mmap mean (traced)")
+    rows = []
+    for c in cs:
+        dm = next((p for p in c["phases"] if p["name"] == "dup_mmap"), None)
+        o = c["overhead"]
+        rows.append((size(c["heap_bytes"]), f"{c['backing']['vm_pte_bytes'] / 1024:.0f} KiB", str(c["backing"]["vmas"]),
+                     f"{c['launches']}{' (time-capped)' if c.get('time_capped') else ''}",
+                     t(o["untraced"]["p50"]), t(c["user"]["call_to_return"]["p50"]),
+                     f"{o['ratio']:.2f} [{o['ratio_low']:.2f}, {o['ratio_high']:.2f}]", t(dm["mean_ns"]) if dm else "-"))
+    w = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
+    for r in [hdr] + rows:
+        print("  ".join(v.ljust(w[i]) for i, v in enumerate(r)).rstrip())
+table(cells)
+if vma_cells:
+    print()
+    table(vma_cells)
 if skipped:
     print(f"(not run: {skipped}, above a quarter of MemAvailable)")
 huge = [c for c in cells if c["backing"].get("anon_huge_bytes")]
@@ -154,11 +154,9 @@ if huge:
 print()
 L = 46
 print(f"{'least-squares slopes of fork p50 against':<{L}}{'untraced':<28}{'traced':<28}traced - untraced")
-mib = [c["heap_bytes"] / (1 << 20) for c in cells]
-pte = [c["backing"]["vm_pte_bytes"] / 1024 for c in cells]
-un = [c["overhead"]["untraced"]["p50"] for c in cells]
-tr = [c["user"]["call_to_return"]["p50"] for c in cells]
-def line(label, xs, unit):
+def line(label, xs, unit, cs=cells):
+    un = [c["overhead"]["untraced"]["p50"] for c in cs]
+    tr = [c["user"]["call_to_return"]["p50"] for c in cs]
     fu, ft = fit(xs, un), fit(xs, tr)
     if not fu or not ft:
         print(f"{'  ' + label:<{L}}n/a (the sweep does not vary it)")
@@ -167,28 +165,15 @@ def line(label, xs, unit):
     b = f"{ft[0]:.0f} ns/{unit} (r2 {ft[2]:.3f})"
     d = f"{ft[0] - fu[0]:+.0f} ns/{unit} ({(ft[0] / fu[0] - 1) * 100 if fu[0] else 0:+.0f}%)"
     print(f"{'  ' + label:<{L}}{a:<28}{b:<28}{d}")
-line("heap size", mib, "MiB")
-line("page-table size (VmPTE)", pte, "KiB")
-vm = [c["backing"]["vmas"] for c in cells]
-if len(set(vm)) > 1 and max(vm) - min(vm) > 10:
-    line("VMA count", vm, "VMA")
+line("heap size", [c["heap_bytes"] / (1 << 20) for c in cells], "MiB")
+line("page-table size (VmPTE)", [c["backing"]["vm_pte_bytes"] / 1024 for c in cells], "KiB")
+if len(vma_cells) >= 2:
+    line("VMA count (heap 0, 1-page VMAs)", [c["backing"]["vmas"] for c in vma_cells], "VMA", vma_cells)
 else:
-    print(f"{'  VMA count (forkscope sweep)':<{L}}not varied: forkscope's runner keeps {min(vm)}-{max(vm)} VMAs; only heap size varies")
-
-if vma_rows:
-    xs = [float(r[1]) for r in vma_rows]  # measured VMA count (/proc/self/maps lines)
-    ys = [float(r[2]) for r in vma_rows]
-    f = fit(xs, ys)
-    by = {}
-    for r in vma_rows: by.setdefault(int(r[0]), []).append(float(r[2]))
-    pts = ", ".join(f"{k}: {t(st.median(v))}" for k, v in sorted(by.items()))
-    if f:
-        a = f"{f[0]:.0f} ns/VMA (r2 {f[2]:.3f})"
-        print(f"{'  VMA count (forkloop, heap 0, 1-page VMAs)':<{L}}{a:<28}traced: n/a (forkscope traces only its own runner, which cannot vary VMAs)")
-    print(f"    forkloop fork p50 by extra VMAs: {pts}")
+    print(f"{'  VMA count':<{L}}not measured (--no-vmas, or fewer than two --vmas runs)")
 print()
 print("untraced p50 = cells[].overhead.untraced.p50, traced p50 = cells[].user.call_to_return.p50 (call to return in the parent);")
 print("ratio = forkscope's traced/untraced p50 with its bootstrap interval; dup_mmap = mean kernel time per launch as forkscope measured it.")
 PY
-  echo "results: $OUT/forkscope/results.json${VMAS:+, VMA sweep: $OUT/vmas.txt}"
+  echo "results: $OUT/forkscope/results.json${vma_results:+, VMA sweep: $OUT/vmas-N/results.json}"
 } | tee "$OUT/table.txt"

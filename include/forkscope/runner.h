@@ -16,9 +16,12 @@
 namespace forkscope {
 
 // An anonymous private mapping touched page by page and kept observably alive.
+// The runner's memory for a cell: a heap of `bytes`, touched page by page, and
+// `vmas` extra one-page anonymous mappings, each touched and kept apart (every
+// other page of a region unmapped), so fork meets that many more VMAs.
 class Heap {
  public:
-  Heap(uint64_t bytes, bool allow_thp);
+  Heap(uint64_t bytes, bool allow_thp, uint64_t vmas = 0);
   ~Heap();
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
@@ -28,6 +31,8 @@ class Heap {
  private:
   unsigned char* base_ = nullptr;
   uint64_t bytes_ = 0;
+  unsigned char* vma_base_ = nullptr;  // 2 * vmas pages, the odd ones unmapped
+  uint64_t vmas_ = 0;
 };
 
 Backing read_backing(uint64_t heap_bytes);
@@ -82,6 +87,7 @@ struct SweepOptions {
   double cell_seconds = 4.0;
   uint64_t warmup = 20;
   bool allow_thp = false;
+  uint64_t extra_vmas = 0;  // one-page mappings added to the runner (--vmas)
   int cpu = -1;
   bool quiet = false;
   unsigned threads = 1;   // launching threads per cell, each with its own launches

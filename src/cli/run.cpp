@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -42,6 +43,7 @@ struct RunOptions {
   uint64_t warmup = 20;
   int cpu = -1;
   bool thp = false;
+  uint64_t vmas = 0;
   std::string out = "forkscope-out";
   bool quiet = false;
   bool no_color = false;
@@ -121,12 +123,22 @@ SweepOptions validate(RunOptions& o) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (o.cpu >= ncpu) throw usage_error("--cpu " + std::to_string(o.cpu) + ": this machine has CPUs 0.." + std::to_string(ncpu - 1));
 
+  // Room for the runner's own mappings and forkscope-child's under vm.max_map_count.
+  std::ifstream max_map_count("/proc/sys/vm/max_map_count");
+  uint64_t map_limit = 65530;
+  max_map_count >> map_limit;
+  if (o.vmas + 1000 > map_limit)
+    throw usage_error("--vmas " + std::to_string(o.vmas) + ": at most " +
+                      std::to_string(map_limit > 1000 ? map_limit - 1000 : 0) +
+                      " here (vm.max_map_count is " + std::to_string(map_limit) + ")");
+
   prepare_out_dir(o.out);
 
   s.iterations = o.iterations;
   s.cell_seconds = o.cell_seconds;
   s.warmup = o.warmup;
   s.allow_thp = o.thp;
+  s.extra_vmas = o.vmas;
   s.cpu = o.cpu;
   s.quiet = o.quiet;
   s.overhead = o.overhead;
@@ -324,6 +336,10 @@ void add_run_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   sub->add_option("--warmup", opts->warmup, "Uncounted launches before each cell")->check(count)->capture_default_str();
   sub->add_option("--cpu", opts->cpu, "Pin the runner (and so its children) to this CPU")->check(count);
+  sub->add_option("--vmas", opts->vmas,
+                  "Add N one-page anonymous mappings (touched, kept apart) to the runner, so each fork\n"
+                  "copies N more VMAs: fork's cost per VMA, traced and untraced (scripts/bench-scale.sh)")
+      ->check(count);
   sub->add_flag("--thp", opts->thp, "Allow transparent huge pages for the heap (off by default: they hide page-table cost)");
   sub->add_option("--out", opts->out, "Directory for results.json")->capture_default_str();
   sub->add_option("--backend", opts->backend,

@@ -26,7 +26,29 @@ uint64_t status_kb(const std::string& file, const std::string& key) {
 
 }  // namespace
 
-Heap::Heap(uint64_t bytes, bool allow_thp) : bytes_(bytes) {
+Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
+  const long page = sysconf(_SC_PAGESIZE);
+  if (vmas > 0) {
+    void* v = mmap(nullptr, 2 * vmas * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (v == MAP_FAILED) {
+      throw Error(kExitFailure, "cannot map " + std::to_string(vmas) + " extra VMAs: " + std::strerror(errno) +
+                                    "; choose a smaller --vmas");
+    }
+    vma_base_ = static_cast<unsigned char*>(v);
+    vmas_ = vmas;
+    for (uint64_t i = 0; i < vmas; i++) {
+      vma_base_[2 * i * page] = static_cast<unsigned char>(i | 1);
+      // The page after each one goes, so neighbours cannot merge into one VMA.
+      if (munmap(vma_base_ + (2 * i + 1) * page, page) != 0) {
+        const int err = errno;
+        for (uint64_t j = 0; j < i; j++) munmap(vma_base_ + 2 * j * page, page);
+        munmap(vma_base_ + 2 * i * page, 2 * (vmas - i) * page);
+        vma_base_ = nullptr;
+        throw Error(kExitFailure, "cannot split " + std::to_string(vmas) + " extra VMAs: " + std::strerror(err) +
+                                      " (vm.max_map_count?); choose a smaller --vmas");
+      }
+    }
+  }
   if (bytes == 0) return;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
@@ -36,7 +58,6 @@ Heap::Heap(uint64_t bytes, bool allow_thp) : bytes_(bytes) {
   base_ = static_cast<unsigned char*>(p);
   // Huge pages would leave few page tables for fork to copy: off unless asked for.
   madvise(base_, bytes, allow_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-  const long page = sysconf(_SC_PAGESIZE);
   for (uint64_t off = 0; off < bytes; off += page) base_[off] = static_cast<unsigned char>(off >> 12 | 1);
   // The writes must happen: the compiler may not assume nobody reads them.
   asm volatile("" : : "r"(base_) : "memory");
@@ -44,12 +65,17 @@ Heap::Heap(uint64_t bytes, bool allow_thp) : bytes_(bytes) {
 
 Heap::~Heap() {
   if (base_) munmap(base_, bytes_);
+  const long page = sysconf(_SC_PAGESIZE);
+  if (vma_base_) {
+    for (uint64_t i = 0; i < vmas_; i++) munmap(vma_base_ + 2 * i * page, page);
+  }
 }
 
 uint64_t Heap::checksum() const {
   uint64_t sum = 0;
   const long page = sysconf(_SC_PAGESIZE);
   for (uint64_t off = 0; off < bytes_; off += page) sum += static_cast<const volatile unsigned char*>(base_)[off];
+  for (uint64_t i = 0; i < vmas_; i++) sum += static_cast<const volatile unsigned char*>(vma_base_)[2 * i * page];
   return sum;
 }
 

@@ -105,7 +105,7 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
 
   for (uint64_t heap_bytes : opt.heaps) {
     if (stop->load()) break;
-    Heap heap(heap_bytes, opt.allow_thp);
+    Heap heap(heap_bytes, opt.allow_thp, opt.extra_vmas);
     for (const LaunchSpec& spec : opt.modes) {
       if (stop->load()) break;
       const uint32_t index = static_cast<uint32_t>(cells.size());

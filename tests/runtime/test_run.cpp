@@ -133,7 +133,7 @@ TEST(RunErrors, BadInputExitsTwoWithOneLineBeforeAnyLaunch) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"run", "--modes", "fork,teleport"}, {"run", "--heap", "2Q"},
         {"run", "--heap", "64T"}, {"run", "--iterations", "0"}, {"run", "--clone-flags", "VM,WARP"},
-        {"run", "--clone-flags", "THREAD"}, {"run", "--bogus"}}) {
+        {"run", "--clone-flags", "THREAD"}, {"run", "--vmas", "99999999"}, {"run", "--bogus"}}) {
     std::vector<std::string> full = args;
     full.insert(full.end(), {"--out", dir});
     test::Outcome o = run_forkscope(full);
@@ -267,6 +267,29 @@ TEST(Samples, SampledLaunchesCarryTheirSpans) {
 
 namespace forkscope {
 namespace {
+
+// --vmas: each fork copies the extra one-page VMAs, each with an anon_vma (touched),
+// so every one of them has its set-up and its copy_page_range.
+TEST(ExtraVmas, EveryForkCopiesThem) {
+  const std::string dir = test::make_temp_dir();
+  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--vmas", "500", "--iterations", "30",
+                                   "--out", dir, "--quiet"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  forkscope::Run run = load_results(dir + "/results.json");
+  const Cell& c = run.cells.at(0);
+  EXPECT_EQ(c.launches, 30u);
+  EXPECT_GE(c.backing.vmas, 520u);
+  const Phase* setup = c.phase("vma_setup");
+  const Phase* copy = c.phase("copy_page_range");
+  ASSERT_NE(setup, nullptr);
+  ASSERT_NE(copy, nullptr);
+  EXPECT_GE(setup->calls, 500u * c.launches);
+  EXPECT_LE(setup->calls, c.backing.vmas * c.launches);
+  EXPECT_GE(copy->calls, 500u * c.launches);
+  EXPECT_LE(copy->calls, setup->calls);
+  test::expect_phases_add_up(c);
+  std::filesystem::remove_all(dir);
+}
 
 TEST(Detail, CountsCopyOnWriteFaultsAndPageTablePages) {
   const std::string dir = test::make_temp_dir();
