@@ -155,29 +155,36 @@ SweepOptions validate(RunOptions& o) {
 // their difference in runs is the cost of a run.  What the full kind costs beyond
 // its counted runs (function-probe runs priced by `probe_costs`) is a fixed cost
 // per launch: programs that ran inside the call for it but outside its record.
+// Both are taken per round, from the three blocks' medians side by side, and the
+// median over the rounds is kept: a shared machine's drift between rounds cancels.
 Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& backend, const std::string& child_program,
                       std::map<std::string, double> probe_costs, uint32_t full_cell, uint32_t lean_cell) {
-  constexpr int kRounds = 12, kBlock = 20;
+  constexpr int kRounds = 30, kBlock = 20;
   auto launcher = make_launcher(parse_mode("fork"), child_program);
   for (int i = 0; i < kBlock; i++) launcher->launch();
-  std::vector<uint64_t> untraced, full, lean;
+  std::vector<uint64_t> untraced, full, lean;  // all launches, per kind
+  std::vector<double> med_u, med_full, med_lean;  // per round
   tracer.reset_cell(full_cell);
   tracer.reset_cell(lean_cell);
   const auto attach = [&](bool attached) { tracer.set_attached(attached); };
-  const auto traced_block = [&](uint32_t cell, bool landmarks, std::vector<uint64_t>& out) {
+  const auto keep = [](const std::vector<uint64_t>& block, std::vector<uint64_t>& all, std::vector<double>& medians) {
+    all.insert(all.end(), block.begin(), block.end());
+    if (!block.empty()) medians.push_back(static_cast<double>(summarize(block).p50));
+  };
+  const auto traced_block = [&](uint32_t cell, bool landmarks) {
     tracer.set_allocation_landmarks(landmarks);
     tracer.set_cell(cell);
+    std::vector<uint64_t> block;
     for (int i = 0; i < kBlock; i++) {
-      if (LaunchSample s = launcher->launch(); s.ok) out.push_back(s.call_to_return);
+      if (LaunchSample s = launcher->launch(); s.ok) block.push_back(s.call_to_return);
     }
     tracer.set_cell(FS_NO_CELL);
+    landmarks ? keep(block, full, med_full) : keep(block, lean, med_lean);
   };
   for (int r = 0; r < kRounds && !g_stop.load(); r++) {
-    const std::vector<uint64_t> u = untraced_block(*launcher, kBlock, attach);
-    untraced.insert(untraced.end(), u.begin(), u.end());
+    keep(untraced_block(*launcher, kBlock, attach), untraced, med_u);
     // Alternate the order, so neither traced kind always follows the untraced one.
-    for (bool landmarks : {r % 2 == 0, r % 2 != 0})
-      traced_block(landmarks ? full_cell : lean_cell, landmarks, landmarks ? full : lean);
+    for (bool landmarks : {r % 2 == 0, r % 2 != 0}) traced_block(landmarks ? full_cell : lean_cell, landmarks);
   }
   tracer.set_allocation_landmarks(true);
 
@@ -199,12 +206,18 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
   const auto [n_lean, fn_lean] = counted(lean_cell);
   c.launches = untraced.size() + full.size() + lean.size();
   c.events_per_launch = n_full;
-  if (n_full - n_lean < 1 || full.empty() || lean.empty() || untraced.empty()) return c;
-  const double u = static_cast<double>(summarize(untraced).p50);
-  const double d_full = static_cast<double>(summarize(full).p50) - u - fn_full;
-  const double d_lean = static_cast<double>(summarize(lean).p50) - u - fn_lean;
-  c.ns_per_event = std::max(0.0, (d_full - d_lean) / (n_full - n_lean));
-  c.ns_per_launch = std::max(0.0, d_full - c.ns_per_event * n_full);
+  const size_t rounds = std::min({med_u.size(), med_full.size(), med_lean.size()});
+  if (n_full - n_lean < 1 || rounds == 0) return c;
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  std::vector<double> per_run, fixed;
+  for (size_t r = 0; r < rounds; r++)
+    per_run.push_back((med_full[r] - fn_full - (med_lean[r] - fn_lean)) / (n_full - n_lean));
+  c.ns_per_event = std::max(0.0, median(per_run));
+  for (size_t r = 0; r < rounds; r++) fixed.push_back(med_full[r] - med_u[r] - fn_full - c.ns_per_event * n_full);
+  c.ns_per_launch = std::max(0.0, median(fixed));
   return c;
 }
 
