@@ -157,9 +157,13 @@ SweepOptions validate(RunOptions& o) {
 // per launch: programs that ran inside the call for it but outside its record.
 // Both are taken per round, from the three blocks' medians side by side, and the
 // median over the rounds is kept: a shared machine's drift between rounds cancels.
+// 30 rounds take half a second on the host; under emulation, where every detach
+// and attach is slow, the rounds stop after 3 s (8 at least).
 Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& backend, const std::string& child_program,
                       std::map<std::string, double> probe_costs, uint32_t full_cell, uint32_t lean_cell) {
-  constexpr int kRounds = 30, kBlock = 20;
+  constexpr int kRounds = 30, kMinRounds = 8, kBlock = 20;
+  constexpr double kBudgetSeconds = 3;
+  const uint64_t t0 = now_ns();
   auto launcher = make_launcher(parse_mode("fork"), child_program);
   for (int i = 0; i < kBlock; i++) launcher->launch();
   std::vector<uint64_t> untraced, full, lean;  // all launches, per kind
@@ -182,6 +186,7 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
     landmarks ? keep(block, full, med_full) : keep(block, lean, med_lean);
   };
   for (int r = 0; r < kRounds && !g_stop.load(); r++) {
+    if (r >= kMinRounds && static_cast<double>(now_ns() - t0) / 1e9 > kBudgetSeconds) break;
     keep(untraced_block(*launcher, kBlock, attach), untraced, med_u);
     // Alternate the order, so neither traced kind always follows the untraced one.
     for (bool landmarks : {r % 2 == 0, r % 2 != 0}) traced_block(landmarks ? full_cell : lean_cell, landmarks);
@@ -263,6 +268,7 @@ int run_command(RunOptions& o) {
   std::map<std::string, double> costs = backend->probe_costs();
   // The per-run calibration costs seconds under emulation; only --overhead reports it.
   if (o.overhead) {
+    if (!o.quiet) std::fprintf(stderr, "forkscope: calibrating the cost of its own programs (--overhead)...\n");
     run.calibration = calibrate(*backend, plan, run.backend, sweep.child_program, std::move(costs), sweep_cells,
                                 sweep_cells + 1);
   } else if (!costs.empty()) {

@@ -317,8 +317,9 @@ TEST(OverheadMeasurement, RatiosAndCalibrationLandInTheResults) {
   forkscope::Run run = load_results(dir + "/results.json");
   ASSERT_TRUE(run.calibration.has_value());
   EXPECT_GT(run.calibration->events_per_launch, 10) << "a fork runs many of our programs";
-  // 30 rounds of 20 forks untraced, traced, and traced without allocation landmarks.
-  EXPECT_EQ(run.calibration->launches, 1800u);
+  // Rounds of 20 forks untraced, traced, and traced without allocation landmarks.
+  EXPECT_EQ(run.calibration->launches % 60, 0u) << "whole rounds of three blocks of 20";
+  EXPECT_GE(run.calibration->launches, 480u) << "8 rounds at least";
   ASSERT_EQ(run.cells.size(), 1u) << "the calibration's cells stay out of the results";
   const Cell& c = run.cells.at(0);
   EXPECT_EQ(c.launches, 200u);
