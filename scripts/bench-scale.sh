@@ -16,7 +16,7 @@
 #    --vmas N --overhead` for N = 0 .. 16000 extra one-page VMAs (--quick: up
 #    to 8000), one run each; least-squares ns per VMA, traced and untraced.
 #
-# Needs root and build/forkscope (FORKSCOPE=... to use another).  About 2-4
+# Needs root and build/forkscope (FORKSCOPE=... to use another).  About 1.5-3
 # minutes (--quick: about 1).  Results in --out (default: a new
 # /tmp/forkscope-bench-scale.*).  Exit 0 when the table was printed.
 set -euo pipefail
@@ -79,7 +79,7 @@ if ((VMAS)); then
   if ((QUICK)); then counts=(0 2000 8000); VSEC=3; else counts=(0 1000 4000 8000 16000); VSEC=6; fi
   echo "bench-scale: VMA sweep ${counts[*]} extra one-page VMAs (forkscope run --vmas N --overhead, one run each)" >&2
   for n in "${counts[@]}"; do
-    ((n + 1000 <= maxmap)) || continue
+    if ((n + 1000 > maxmap)); then echo "bench-scale: skipping --vmas $n: above vm.max_map_count ($maxmap) - 1000" >&2; continue; fi
     if "$FORKSCOPE" run --modes fork --heap 0 --vmas "$n" --overhead --iterations "$ITER" --cell-seconds "$VSEC" \
         --out "$OUT/vmas-$n" --no-color >"$OUT/vmas-$n.log" 2>&1; then
       vma_results+=("$OUT/vmas-$n/results.json")

@@ -127,7 +127,7 @@ SweepOptions validate(RunOptions& o) {
   std::ifstream max_map_count("/proc/sys/vm/max_map_count");
   uint64_t map_limit = 65530;
   max_map_count >> map_limit;
-  if (o.vmas + 1000 > map_limit)
+  if (o.vmas > 0 && o.vmas > map_limit - std::min<uint64_t>(map_limit, 1000))
     throw usage_error("--vmas " + std::to_string(o.vmas) + ": at most " +
                       std::to_string(map_limit > 1000 ? map_limit - 1000 : 0) +
                       " here (vm.max_map_count is " + std::to_string(map_limit) + ")");
@@ -167,14 +167,10 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
   auto launcher = make_launcher(parse_mode("fork"), child_program);
   for (int i = 0; i < kBlock; i++) launcher->launch();
   std::vector<uint64_t> untraced, full, lean;  // all launches, per kind
-  std::vector<double> med_u, med_full, med_lean;  // per round
+  std::vector<double> med_u, med_full, med_lean;  // per round with all three blocks
   tracer.reset_cell(full_cell);
   tracer.reset_cell(lean_cell);
   const auto attach = [&](bool attached) { tracer.set_attached(attached); };
-  const auto keep = [](const std::vector<uint64_t>& block, std::vector<uint64_t>& all, std::vector<double>& medians) {
-    all.insert(all.end(), block.begin(), block.end());
-    if (!block.empty()) medians.push_back(static_cast<double>(summarize(block).p50));
-  };
   const auto traced_block = [&](uint32_t cell, bool landmarks) {
     tracer.set_allocation_landmarks(landmarks);
     tracer.set_cell(cell);
@@ -183,13 +179,22 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
       if (LaunchSample s = launcher->launch(); s.ok) block.push_back(s.call_to_return);
     }
     tracer.set_cell(FS_NO_CELL);
-    landmarks ? keep(block, full, med_full) : keep(block, lean, med_lean);
+    return block;
   };
+  // An even number of rounds, so both orders of the traced blocks count alike.
   for (int r = 0; r < kRounds && !g_stop.load(); r++) {
-    if (r >= kMinRounds && static_cast<double>(now_ns() - t0) / 1e9 > kBudgetSeconds) break;
-    keep(untraced_block(*launcher, kBlock, attach), untraced, med_u);
+    if (r >= kMinRounds && r % 2 == 0 && static_cast<double>(now_ns() - t0) / 1e9 > kBudgetSeconds) break;
+    const std::vector<uint64_t> u = untraced_block(*launcher, kBlock, attach);
     // Alternate the order, so neither traced kind always follows the untraced one.
-    for (bool landmarks : {r % 2 == 0, r % 2 != 0}) traced_block(landmarks ? full_cell : lean_cell, landmarks);
+    std::vector<uint64_t> f, l;
+    for (bool landmarks : {r % 2 == 0, r % 2 != 0}) (landmarks ? f : l) = traced_block(landmarks ? full_cell : lean_cell, landmarks);
+    untraced.insert(untraced.end(), u.begin(), u.end());
+    full.insert(full.end(), f.begin(), f.end());
+    lean.insert(lean.end(), l.begin(), l.end());
+    if (u.empty() || f.empty() || l.empty()) continue;  // a round is compared within itself
+    med_u.push_back(static_cast<double>(summarize(u).p50));
+    med_full.push_back(static_cast<double>(summarize(f).p50));
+    med_lean.push_back(static_cast<double>(summarize(l).p50));
   }
   tracer.set_allocation_landmarks(true);
 
@@ -211,7 +216,7 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
   const auto [n_lean, fn_lean] = counted(lean_cell);
   c.launches = untraced.size() + full.size() + lean.size();
   c.events_per_launch = n_full;
-  const size_t rounds = std::min({med_u.size(), med_full.size(), med_lean.size()});
+  const size_t rounds = med_u.size();
   if (n_full - n_lean < 1 || rounds == 0) return c;
   const auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());

@@ -41,8 +41,7 @@ Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
       // The page after each one goes, so neighbours cannot merge into one VMA.
       if (munmap(vma_base_ + (2 * i + 1) * page, page) != 0) {
         const int err = errno;
-        for (uint64_t j = 0; j < i; j++) munmap(vma_base_ + 2 * j * page, page);
-        munmap(vma_base_ + 2 * i * page, 2 * (vmas - i) * page);
+        munmap(vma_base_, 2 * vmas * page);  // holes in the range are fine
         vma_base_ = nullptr;
         throw Error(kExitFailure, "cannot split " + std::to_string(vmas) + " extra VMAs: " + std::strerror(err) +
                                       " (vm.max_map_count?); choose a smaller --vmas");
@@ -52,6 +51,7 @@ Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
   if (bytes == 0) return;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
+    if (vma_base_) munmap(vma_base_, 2 * vmas_ * page);  // no destructor for a half-built Heap
     throw Error(kExitFailure, "cannot map a " + format_size(bytes) + " heap: " +
                                   std::strerror(errno) + "; choose smaller --heap sizes");
   }
@@ -66,9 +66,7 @@ Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
 Heap::~Heap() {
   if (base_) munmap(base_, bytes_);
   const long page = sysconf(_SC_PAGESIZE);
-  if (vma_base_) {
-    for (uint64_t i = 0; i < vmas_; i++) munmap(vma_base_ + 2 * i * page, page);
-  }
+  if (vma_base_) munmap(vma_base_, 2 * vmas_ * page);
 }
 
 uint64_t Heap::checksum() const {

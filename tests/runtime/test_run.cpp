@@ -133,7 +133,7 @@ TEST(RunErrors, BadInputExitsTwoWithOneLineBeforeAnyLaunch) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"run", "--modes", "fork,teleport"}, {"run", "--heap", "2Q"},
         {"run", "--heap", "64T"}, {"run", "--iterations", "0"}, {"run", "--clone-flags", "VM,WARP"},
-        {"run", "--clone-flags", "THREAD"}, {"run", "--vmas", "99999999"}, {"run", "--bogus"}}) {
+        {"run", "--clone-flags", "THREAD"}, {"run", "--vmas", "18446744073709551605"}, {"run", "--bogus"}}) {
     std::vector<std::string> full = args;
     full.insert(full.end(), {"--out", dir});
     test::Outcome o = run_forkscope(full);
