@@ -513,6 +513,8 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 			wait_end(tid, ret, bpf_ktime_get_ns());
 		return 0;
 	}
+	if (l->flags & FS_LF_CALIB)
+		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	if (l->flags & FS_LF_EXEC) {
 		exec_end(l, tid, ret, now);

@@ -271,11 +271,14 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t
     slot++;
   }
   // One more slot for the probe-cost calibration (probe_costs()), per kind in use:
-  // loaded now, attached only while it measures.  It finds no launch record for
-  // the calibrating thread, so it runs the tgid filter and the launch lookup only.
+  // loaded now, attached only while it measures, under a launch record of the
+  // calibrating thread's own.
   if (!p.calibration_function.empty() && slot < FS_MAX_FN_SLOTS) {
     const std::string s = std::to_string(slot);
     t->impl_->cal_slot = slot;
+    // Under the calibration's own launch record (probe_costs) the slot opens and
+    // closes a phase directly under the root, as a phase's probes do in a launch.
+    skel->bss->slot_phase[slot] = FS_PH_KERNEL_CLONE;
     for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"}) {
       bpf_program* prog = bpf_object__find_program_by_name(skel->obj, (kind + s).c_str());
       const bool is_fentry = kind[3] == 'f';
@@ -641,6 +644,16 @@ std::map<std::string, double> Tracer::probe_costs() {
     CPU_SET(cpu, &one_cpu);
     sched_setaffinity(0, sizeof one_cpu, &one_cpu);
   }
+  // A launch record of this thread's own, which no syscall ends (FS_LF_CALIB): the
+  // slot's programs then do what a phase's do inside a launch (find the record,
+  // open and close a phase), not just miss the lookup.
+  const __u32 tid = static_cast<__u32>(gettid());
+  fs_launch record{};
+  fs_launch_begin(&record, FS_NO_CELL, 0, 0);
+  record.flags = FS_LF_CALIB;
+  record.tid = tid;
+  const int launches_fd = bpf_map__fd(skel->maps.launches);
+  const bool recorded = bpf_map_update_elem(launches_fd, &tid, &record, BPF_ANY) == 0;
   block();  // warm-up
   // Rounds: an untraced block, then one block per kind; one more untraced block
   // closes the last round.  A kind's cost in a round is its block minus the mean
@@ -663,6 +676,7 @@ std::map<std::string, double> Tracer::probe_costs() {
       if (t.size() == static_cast<size_t>(r) + 1) deltas[kind].push_back(t.back() - (untraced[r] + untraced[r + 1]) / 2);
     }
   }
+  if (recorded) bpf_map_delete_elem(launches_fd, &tid);
   if (pinned) sched_setaffinity(0, sizeof old_cpus, &old_cpus);
   set_target(static_cast<pid_t>(old_target));
   for (auto& [kind, d] : deltas) {

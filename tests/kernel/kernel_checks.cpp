@@ -330,7 +330,8 @@ double probe_runs_per_launch(const Cell& c, const Phase& p) {
 // Tolerance |observed - predicted| <= 25% of predicted + 5% of the fentry mean
 // + 1.5 us, from 14 fentry/kprobe pairs of runs in 11 guest boots under
 // qemu-lab.sh --icount (Debian 6.1, 2M heap, 100 launches; the calibration gave
-// fentry 575 ns and kprobe 1109 ns per pair in every run):
+// fentry 575 ns and kprobe 1109 ns per pair in every run; 992 and 1526 ns since
+// it probes under a launch record of its own, the same 267 ns per run apart):
 //  - 25% of predicted: a phase's own entry and exit fall only partly inside its
 //    span: phases whose probe runs are mostly their own exits (anon_vma_fork,
 //    single-call phases) came out at 0.8x the prediction, every time.

@@ -44,6 +44,7 @@ enum fs_landmark {
 #define FS_LF_EXEC_OLD_EXIT 8u /* the old mm's exit seen */
 #define FS_LF_EXEC_NEW 16u     /* the new mm's first lock seen */
 #define FS_LF_VMA_ANON 32u     /* the VMA being set up allocated anon_vma structures */
+#define FS_LF_CALIB 64u        /* the probe-cost calibration's record: no syscall ends it */
 
 /* Indices are masked as well as checked: the verifier keeps the mask's bound
  * where the compiler may drop a comparison's.  FS_STACK_DEPTH is a power of 2. */
