@@ -1,3 +1,7 @@
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "forkscope/report.h"
@@ -36,22 +40,28 @@ void render_overhead(const Run& run, std::ostream& out) {
     out << '\n';
   }
   if (any) return;
-  if (run.trace) {
-    // No untraced baseline in a trace: say how many of our programs ran per launch.
-    uint64_t launches = 0, runs = 0;
-    for (const Cell& c : run.cells) {
-      launches += c.launches;
-      for (const Phase& p : c.phases)
-        if (p.path.starts_with("syscall")) runs += p.events + p.fn_events;
-    }
-    out << "overhead not measured: a trace has no untraced baseline";
-    if (launches > 0)
-      out << fmt::format(" ({:.0f} runs of forkscope's BPF programs per launch here)",
-                         static_cast<double>(runs) / static_cast<double>(launches));
-    out << "; `forkscope run --overhead` measures their cost on this kernel\n";
-    return;
+  // No untraced baseline: say at least how many of our programs ran inside each
+  // launch, per launch kind (at its first heap size: the count does not grow with
+  // the heap's pages, only with its VMAs).
+  std::vector<std::string> kinds;
+  for (const Cell& c : run.cells) {
+    if (c.launches == 0) continue;
+    const std::string kind = run.trace ? c.comm + " " + c.mode : c.mode;
+    if (std::any_of(kinds.begin(), kinds.end(), [&](const std::string& k) { return k.starts_with(kind + " "); }))
+      continue;
+    uint64_t runs = 0;
+    for (const Phase& p : c.phases)
+      if (p.path.starts_with("syscall")) runs += p.events + p.fn_events;
+    kinds.push_back(fmt::format("{} {:.0f}", kind, static_cast<double>(runs) / static_cast<double>(c.launches)));
+    if (kinds.size() == 8) break;
   }
-  out << "overhead not measured: run with --overhead to measure traced/untraced launch time\n";
+  out << (run.trace ? "overhead not measured: a trace has no untraced baseline"
+                    : "overhead not measured (run with --overhead to measure traced/untraced launch time)");
+  if (!kinds.empty()) {
+    out << "; runs of forkscope's BPF programs inside each launch:";
+    for (const std::string& k : kinds) out << " " << k << (&k == &kinds.back() ? "" : ",");
+  }
+  out << (run.trace ? "; `forkscope run --overhead` measures their cost on this kernel\n" : "\n");
 }
 
 }  // namespace forkscope

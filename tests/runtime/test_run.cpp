@@ -344,6 +344,8 @@ TEST(OverheadMeasurement, ReportsSayWhenNotMeasured) {
   test::Outcome o = run_forkscope({"run", "--modes", "vfork", "--heap", "0", "--iterations", "20", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find("overhead not measured"), std::string::npos) << o.out;
+  // What it can say without a baseline: how many of its programs ran per launch.
+  EXPECT_NE(o.out.find("runs of forkscope's BPF programs inside each launch: vfork "), std::string::npos) << o.out;
   std::filesystem::remove_all(dir);
 }
 
