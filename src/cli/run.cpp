@@ -373,7 +373,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   sub->add_flag("--overhead", opts->overhead,
                 "Measure the observer effect: before every block of traced launches run as many with\n"
-                "every program detached; report traced/untraced p50 with a 95% interval per cell");
+                "every program detached; report traced/untraced p50 with a 95% interval per cell, and\n"
+                "calibrate the cost of forkscope's own programs at start-up (under 1 s; up to 3 s in\n"
+                "an emulated guest) for the corrected times");
   sub->add_option("--threads", opts->threads,
                   "Launching threads per cell, launching at once (e.g. 2 to load both CPUs); the\n"
                   "iterations are shared among them")
