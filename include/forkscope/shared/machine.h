@@ -500,7 +500,7 @@ FS_INLINE void fs_function_entry(struct fs_launch *l, int ph, __u64 ts, const st
 {
 	/* A function not nested in the VMA's set-up ends it (e.g. a user phase under
 	 * dup_mmap or under copy_page_range): the VMA's tail opens first. */
-	if (fs_effective_parent(c, ph) != FS_PH_VMA_SETUP)
+	if ((l->flags & FS_LF_VMA_ANON) && fs_effective_parent(c, ph) != FS_PH_VMA_SETUP)
 		fs_vma_end(l, c);
 	fs_open(l, ph, ts, c);
 }
