@@ -95,6 +95,10 @@ struct SweepOptions {
   std::string child_program;
 };
 
+// n launches in a row: the call-to-return times of those that succeeded.  Stops
+// early when *stop becomes true.
+std::vector<uint64_t> launch_block(Launcher& launcher, uint64_t n, const std::atomic<bool>* stop = nullptr);
+
 // --overhead and the start-up calibration: n launches with every program detached
 // (trace(false) before, trace(true) after); the call-to-return times of those that
 // succeeded.  Stops early when *stop becomes true.

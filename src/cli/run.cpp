@@ -165,8 +165,8 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
   constexpr double kBudgetSeconds = 3;
   const uint64_t t0 = now_ns();
   auto launcher = make_launcher(parse_mode("fork"), child_program);
-  for (int i = 0; i < kBlock; i++) launcher->launch();
-  std::vector<uint64_t> untraced, full, lean;  // all launches, per kind
+  launch_block(*launcher, kBlock);  // warm-up
+  uint64_t launches = 0;
   std::vector<double> med_u, med_full, med_lean;  // per round with all three blocks
   tracer.reset_cell(full_cell);
   tracer.reset_cell(lean_cell);
@@ -174,10 +174,7 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
   const auto traced_block = [&](uint32_t cell, bool landmarks) {
     tracer.set_allocation_landmarks(landmarks);
     tracer.set_cell(cell);
-    std::vector<uint64_t> block;
-    for (int i = 0; i < kBlock; i++) {
-      if (LaunchSample s = launcher->launch(); s.ok) block.push_back(s.call_to_return);
-    }
+    std::vector<uint64_t> block = launch_block(*launcher, kBlock);
     tracer.set_cell(FS_NO_CELL);
     return block;
   };
@@ -188,9 +185,7 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
     // Alternate the order, so neither traced kind always follows the untraced one.
     std::vector<uint64_t> f, l;
     for (bool landmarks : {r % 2 == 0, r % 2 != 0}) (landmarks ? f : l) = traced_block(landmarks ? full_cell : lean_cell, landmarks);
-    untraced.insert(untraced.end(), u.begin(), u.end());
-    full.insert(full.end(), f.begin(), f.end());
-    lean.insert(lean.end(), l.begin(), l.end());
+    launches += u.size() + f.size() + l.size();
     if (u.empty() || f.empty() || l.empty()) continue;  // a round is compared within itself
     med_u.push_back(static_cast<double>(summarize(u).p50));
     med_full.push_back(static_cast<double>(summarize(f).p50));
@@ -214,7 +209,7 @@ Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& ba
   };
   const auto [n_full, fn_full] = counted(full_cell);
   const auto [n_lean, fn_lean] = counted(lean_cell);
-  c.launches = untraced.size() + full.size() + lean.size();
+  c.launches = launches;
   c.events_per_launch = n_full;
   const size_t rounds = med_u.size();
   if (n_full - n_lean < 1 || rounds == 0) return c;

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "forkscope/report.h"
 #include "forkscope/size.h"
@@ -57,10 +58,7 @@ void render_overhead(const Run& run, std::ostream& out) {
   }
   out << (run.trace ? "overhead not measured: a trace has no untraced baseline"
                     : "overhead not measured (run with --overhead to measure traced/untraced launch time)");
-  if (!kinds.empty()) {
-    out << "; runs of forkscope's BPF programs inside each launch:";
-    for (const std::string& k : kinds) out << " " << k << (&k == &kinds.back() ? "" : ",");
-  }
+  if (!kinds.empty()) out << fmt::format("; runs of forkscope's BPF programs inside each launch: {}", fmt::join(kinds, ", "));
   out << (run.trace ? "; `forkscope run --overhead` measures their cost on this kernel\n" : "\n");
 }
 

@@ -80,14 +80,19 @@ struct ThreadResult {
 
 }  // namespace
 
-std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::function<void(bool)>& trace,
-                                     const std::atomic<bool>* stop) {
+std::vector<uint64_t> launch_block(Launcher& launcher, uint64_t n, const std::atomic<bool>* stop) {
   std::vector<uint64_t> out;
-  trace(false);
   for (uint64_t j = 0; j < n && !(stop && stop->load()); j++) {
     LaunchSample u = launcher.launch();
     if (u.ok) out.push_back(u.call_to_return);
   }
+  return out;
+}
+
+std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::function<void(bool)>& trace,
+                                     const std::atomic<bool>* stop) {
+  trace(false);
+  std::vector<uint64_t> out = launch_block(launcher, n, stop);
   trace(true);
   return out;
 }

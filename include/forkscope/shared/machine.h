@@ -180,6 +180,15 @@ FS_INLINE int fs_find(const struct fs_launch *l, int ph)
 	return -1;
 }
 
+/* Where a VMA's set-up may end (its last set-up landmark so far): our runs counted
+ * after it would move with the VMA's tail to copy_page_range (fs_vma_end). */
+FS_INLINE void fs_vma_candidate(struct fs_launch *l, __u64 ts)
+{
+	l->cpr_candidate = ts;
+	l->cand_events = 0;
+	l->cand_fn_events = 0;
+}
+
 /* Close the innermost phase at ts: its time goes to its total, the part not
  * spent in children to its self time, and all of it to the parent's children. */
 FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
@@ -216,11 +225,8 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 		parent->child_ns += dur;
 		/* A phase nested in a VMA's set-up (a user phase) ended: the VMA's
 		 * copy_page_range cannot have begun before this point. */
-		if (parent->phase == FS_PH_VMA_SETUP) {
-			l->cpr_candidate = ts;
-			l->cand_events = 0;
-			l->cand_fn_events = 0;
-		}
+		if (parent->phase == FS_PH_VMA_SETUP)
+			fs_vma_candidate(l, ts);
 	}
 }
 
@@ -293,9 +299,7 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 	l->cell = cell;
 	l->flags = 0;
 	l->pt_pages = 0;
-	l->cpr_candidate = 0;
-	l->cand_events = 0;
-	l->cand_fn_events = 0;
+	fs_vma_candidate(l, 0);
 	l->old_mm = 0;
 	for (int i = 0; i < FS_NPHASES; i++) {
 		l->total_ns[i] = 0;
@@ -410,18 +414,15 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 	case FS_LM_VMA_DUP:
 		fs_vma_end(l, c);
 		if (fs_lm_open(l, FS_PH_VMA_SETUP, ts, c))
-			l->cpr_candidate = ts;
+			fs_vma_candidate(l, ts);
 		break;
 	case FS_LM_ANON_VMA:
 		/* Inside a user phase nested in the set-up (e.g. --phase anon_vma_fork:vma_setup)
 		 * the VMA still has an anon_vma; the set-up ends when that phase does (fs_pop). */
 		if (fs_find(l, FS_PH_VMA_SETUP) >= 0)
 			l->flags |= FS_LF_VMA_ANON;
-		if (fs_top(l) == FS_PH_VMA_SETUP) {
-			l->cpr_candidate = ts;
-			l->cand_events = 0;
-			l->cand_fn_events = 0;
-		}
+		if (fs_top(l) == FS_PH_VMA_SETUP)
+			fs_vma_candidate(l, ts);
 		break;
 	case FS_LM_PID:
 		fs_lm_open(l, FS_PH_ALLOC_PID, ts, c);
