@@ -45,6 +45,8 @@ struct RunPlan {
   // syscall (sched_getscheduler) that every function-probe kind this plan uses
   // could attach to, tried for real; empty when none is used or none could.
   std::string calibration_function;
+  // Landmark call sites ([start, end) of each landmark function in /proc/kallsyms).
+  std::vector<fs_site> sites;
 
   bool measured(int id) const { return cfg.measured & FS_BIT(id); }
 };

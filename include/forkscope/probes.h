@@ -79,10 +79,22 @@ struct UserPhase {
 };
 UserPhase parse_user_phase(const std::string& spec);  // throws usage_error
 
-// Which source measures each phase on this kernel: function probes where the
-// chosen backend can attach them (tried for real), landmarks for the rest.
-// Throws privilege_error when a forced backend cannot work at all.
-RunPlan plan_run(BackendChoice choice, const std::vector<UserPhase>& user_phases);
+// What a run asks of its plan.
+struct PlanOptions {
+  BackendChoice backend = BackendChoice::kAuto;
+  std::vector<UserPhase> user_phases;
+  bool detail = false;     // --detail: copy-on-write faults and page-table pages
+  bool exec = true;        // launches may exec (the exec phases' per-fault program loads)
+  bool probe_cost = true;  // find a target for Tracer::probe_costs (trace measures no probe cost)
+};
+
+// The one plan of a run, complete: which source measures each phase on this
+// kernel (function probes where the chosen backend can attach them, tried for
+// real; landmarks for the rest, their call sites from /proc/kallsyms), detail and
+// exec.  Nothing edits it afterwards: the tracer holds it (Tracer::plan).
+// Throws privilege_error when a forced backend cannot work at all or kernel
+// addresses are hidden, usage_error for --phase options that cannot work.
+RunPlan plan_run(const PlanOptions& options);
 // "fentry", "kprobe" or "tracepoint": the function-probe kind used, if any.
 std::string backend_name(const RunPlan& plan);
 
@@ -107,11 +119,12 @@ struct TraceGroup {
 // every program, aggregates per (cell, phase); destroying it detaches everything.
 class Tracer {
  public:
+  // Loads and attaches what plan (plan_run's) says, and keeps it as is.
   // cells: how many cells (0..cells-1) the caller uses, at most FS_MAX_CELLS; the
   // per-CPU aggregate maps are sized for them, so their memory follows the run.
   // following: trace's maps of followed processes are sized for many tasks; the
   // runner's for its own few threads.
-  static std::unique_ptr<Tracer> open(const RunPlan& plan, bool verbose, uint32_t cells, bool following = false);
+  static std::unique_ptr<Tracer> open(RunPlan plan, bool verbose, uint32_t cells, bool following = false);
   ~Tracer();
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;
@@ -139,6 +152,9 @@ class Tracer {
   // Phases of the launches whose syscall failed (no histograms).
   std::vector<PhaseAgg> read_failed_phases(uint32_t cell) const;
   KernelCounts read_counts(uint32_t cell) const;
+  // A cell's kernel side: counts, phases (with --detail the copy-on-write faults
+  // counted into post_launch_cow), failed phases, samples.
+  void read_cell(uint32_t index, Cell& cell);
   // A thread can finish exiting after it was joined: wait (up to timeout_ms) until
   // every child of the cell has been seen exiting, so its teardown is counted.
   void wait_children_gone(uint32_t cell, int timeout_ms) const;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "forkscope/observer.h"
 #include "forkscope/results.h"
 
 namespace forkscope {

@@ -131,12 +131,6 @@ struct Calibration {
   std::map<std::string, double> probe_cost_ns;
 };
 
-struct Phase;
-// What the calibration says our programs added to a phase over all its launches:
-// its tracepoint runs at the calibrated cost per run, its function-probe runs at
-// half an entry+exit pair of the phase's own kind (else of the run's backend).
-double observer_cost_ns(const Phase& p, const Calibration& cal, const std::string& backend);
-
 struct Cell {
   std::string mode;         // fork, vfork, clone, clone-vm, pthread, posix_spawn, clone:<FLAGS>
   std::string clone_flags;  // what the kernel was asked for, e.g. "VM|FS|FILES|SIGHAND"

@@ -22,10 +22,12 @@ int doctor_command() {
   if (!priv) throw privilege_error("doctor needs root to try loading BPF programs; run it with sudo");
 
   // The plan `forkscope run --backend auto` would use, loaded for real.
-  const RunPlan auto_plan = plan_run(BackendChoice::kAuto, {});
+  // (A plan that cannot be made, kernel addresses hidden, is shown as landmarks only.)
+  RunPlan auto_plan = tracepoint_plan();
   std::unique_ptr<Tracer> tracer;
   std::string load_error;
   try {
+    auto_plan = plan_run(PlanOptions{});
     tracer = Tracer::open(auto_plan, false, 1);
   } catch (const Error& e) {
     load_error = e.what();

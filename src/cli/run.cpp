@@ -1,25 +1,16 @@
-#include <malloc.h>
-#include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/outputs.h"
 #include "cli/preflight.h"
-#include "forkscope/catalog.h"
 #include "forkscope/error.h"
-#include "forkscope/probes.h"
 #include "forkscope/report.h"
-#include "forkscope/runner.h"
+#include "forkscope/session.h"
 #include "forkscope/size.h"
 #include "forkscope/visual.h"
 
@@ -53,12 +44,7 @@ struct RunOptions {
   bool detail = false;
   unsigned threads = 1;
   std::vector<std::string> phases;
-  std::vector<UserPhase> user_phases;  // parsed from phases
 };
-
-std::atomic<bool> g_stop{false};
-
-void on_signal(int) { g_stop.store(true); }
 
 std::string gib(uint64_t bytes) {
   char buf[32];
@@ -72,11 +58,15 @@ std::string self_dir() {
   return ec ? "." : exe.parent_path().string();
 }
 
-// Everything a user can get wrong is checked here, before anything is loaded or launched.
-SweepOptions validate(RunOptions& o) {
-  SweepOptions s;
-  parse_backend(o.backend);
-  for (const std::string& spec : o.phases) o.user_phases.push_back(parse_user_phase(spec));
+// Everything a user can get wrong is checked here, before anything is loaded or
+// launched, and nothing is changed: the options, parsed, for the session.
+RunSessionOptions validate(const RunOptions& o) {
+  RunSessionOptions session;
+  session.plan.backend = parse_backend(o.backend);
+  for (const std::string& spec : o.phases) session.plan.user_phases.push_back(parse_user_phase(spec));
+  session.plan.detail = o.detail;
+  session.verbose = o.verbose;
+  SweepOptions& s = session.sweep;
   std::stringstream ss(o.modes);
   std::string m;
   while (std::getline(ss, m, ',')) {
@@ -132,8 +122,6 @@ SweepOptions validate(RunOptions& o) {
                       std::to_string(map_limit > 1000 ? map_limit - 1000 : 0) +
                       " here (vm.max_map_count is " + std::to_string(map_limit) + ")");
 
-  prepare_out_dir(o.out);
-
   s.iterations = o.iterations;
   s.cell_seconds = o.cell_seconds;
   s.warmup = o.warmup;
@@ -144,165 +132,14 @@ SweepOptions validate(RunOptions& o) {
   s.overhead = o.overhead;
   s.threads = o.threads;
   s.child_program = self_dir() + "/forkscope-child";
-  return s;
+  return session;
 }
 
-// Our programs' cost, measured at start-up on fork launches, in interleaved blocks
-// of three kinds: untraced, traced, and traced without the allocation landmarks
-// (kmem_cache_alloc, most of our tracepoint runs inside a fork).  The launch is
-// the same in all three, so the traced kinds differ from each other only by the
-// tracepoint runs counted in the fork call: their difference in median time over
-// their difference in runs is the cost of a run.  What the full kind costs beyond
-// its counted runs (function-probe runs priced by `probe_costs`) is a fixed cost
-// per launch: programs that ran inside the call for it but outside its record.
-// Both are taken per round, from the three blocks' medians side by side, and the
-// median over the rounds is kept: a shared machine's drift between rounds cancels.
-// 30 rounds take half a second on the host; under emulation, where every detach
-// and attach is slow, the rounds stop after 3 s (8 at least).
-Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& backend, const std::string& child_program,
-                      std::map<std::string, double> probe_costs, uint32_t full_cell, uint32_t lean_cell) {
-  constexpr int kRounds = 30, kMinRounds = 8, kBlock = 20;
-  constexpr double kBudgetSeconds = 3;
-  const uint64_t t0 = now_ns();
-  auto launcher = make_launcher(parse_mode("fork"), child_program);
-  launch_block(*launcher, kBlock);  // warm-up
-  uint64_t launches = 0;
-  std::vector<double> med_u, med_full, med_lean;  // per round with all three blocks
-  tracer.reset_cell(full_cell);
-  tracer.reset_cell(lean_cell);
-  const auto attach = [&](bool attached) { tracer.set_attached(attached); };
-  const auto traced_block = [&](uint32_t cell, bool landmarks) {
-    tracer.set_allocation_landmarks(landmarks);
-    tracer.set_cell(cell);
-    std::vector<uint64_t> block = launch_block(*launcher, kBlock);
-    tracer.set_cell(FS_NO_CELL);
-    return block;
-  };
-  // An even number of rounds, so both orders of the traced blocks count alike.
-  for (int r = 0; r < kRounds && !g_stop.load(); r++) {
-    if (r >= kMinRounds && r % 2 == 0 && static_cast<double>(now_ns() - t0) / 1e9 > kBudgetSeconds) break;
-    const std::vector<uint64_t> u = untraced_block(*launcher, kBlock, attach);
-    // Alternate the order, so neither traced kind always follows the untraced one.
-    std::vector<uint64_t> f, l;
-    for (bool landmarks : {r % 2 == 0, r % 2 != 0}) (landmarks ? f : l) = traced_block(landmarks ? full_cell : lean_cell, landmarks);
-    launches += u.size() + f.size() + l.size();
-    if (u.empty() || f.empty() || l.empty()) continue;  // a round is compared within itself
-    med_u.push_back(static_cast<double>(summarize(u).p50));
-    med_full.push_back(static_cast<double>(summarize(f).p50));
-    med_lean.push_back(static_cast<double>(summarize(l).p50));
-  }
-  tracer.set_allocation_landmarks(true);
-
-  Calibration c;
-  c.probe_cost_ns = std::move(probe_costs);
-  // Per launch, inside the fork call: tracepoint runs, and what the function-probe
-  // runs cost (observer_cost_ns with no price per tracepoint run yet).
-  const auto counted = [&](uint32_t cell) {
-    const uint64_t launches = std::max<uint64_t>(1, tracer.read_counts(cell).launches);
-    double events = 0, fn_ns = 0;
-    for (const Phase& p : build_phases(tracer.read_phases(cell), plan)) {
-      if (!p.path.starts_with("syscall")) continue;
-      events += static_cast<double>(p.events);
-      fn_ns += observer_cost_ns(p, c, backend);
-    }
-    return std::pair{events / static_cast<double>(launches), fn_ns / static_cast<double>(launches)};
-  };
-  const auto [n_full, fn_full] = counted(full_cell);
-  const auto [n_lean, fn_lean] = counted(lean_cell);
-  c.launches = launches;
-  c.events_per_launch = n_full;
-  const size_t rounds = med_u.size();
-  if (n_full - n_lean < 1 || rounds == 0) return c;
-  const auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  };
-  std::vector<double> per_run, fixed;
-  for (size_t r = 0; r < rounds; r++)
-    per_run.push_back((med_full[r] - fn_full - (med_lean[r] - fn_lean)) / (n_full - n_lean));
-  c.ns_per_event = std::max(0.0, median(per_run));
-  for (size_t r = 0; r < rounds; r++) fixed.push_back(med_full[r] - med_u[r] - fn_full - c.ns_per_event * n_full);
-  c.ns_per_launch = std::max(0.0, median(fixed));
-  return c;
-}
-
-// The calibrated cost of our programs per launch of a cell: the runs counted in its
-// launches, priced by kind, plus the fixed part.
-double observer_cost_per_launch(const Cell& cell, const Calibration& cal, const std::string& backend) {
-  const Phase* sys = cell.phase("syscall");
-  if (!sys || sys->count == 0) return 0;
-  double cost = 0;
-  for (const Phase& p : cell.phases)
-    if (p.path.starts_with("syscall")) cost += observer_cost_ns(p, cal, backend);
-  return cal.ns_per_launch + cost / static_cast<double>(sys->count);
-}
-
-int run_command(RunOptions& o) {
-  SweepOptions sweep = validate(o);
+int run_command(const RunOptions& o) {
+  const RunSessionOptions session = validate(o);
   check_kernel_access();
-
-  RunPlan plan = plan_run(parse_backend(o.backend), o.user_phases);
-  set_detail(plan, o.detail);
-  plan.exec = std::any_of(sweep.modes.begin(), sweep.modes.end(), [](const LaunchSpec& m) {
-    return m.mode == "posix_spawn" || m.mode.ends_with("-exec");
-  });
-  // Cells 0..n-1 are the sweep's, cells n and n+1 the calibration's.
-  const auto sweep_cells = static_cast<uint32_t>(sweep.modes.size() * sweep.heaps.size());
-  std::unique_ptr<Tracer> backend = Tracer::open(plan, o.verbose, sweep_cells + 2);
-  backend->set_target(getpid());
-  // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
-  // own footprint (copied by every fork) is as small as it can be.
-  malloc_trim(0);
-
-  // The first SIGINT/SIGTERM ends the sweep cleanly; a second one, e.g. during a
-  // slow heap set-up, takes effect at once (the kernel still detaches everything).
-  struct sigaction sa = {};
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-
-  Run run = start_results(*backend);
-  // What one function probe costs, per kind in use: a fraction of a second, so
-  // always (results of different backends can then be compared phase by phase).
-  std::map<std::string, double> costs = backend->probe_costs();
-  // The per-run calibration costs seconds under emulation; only --overhead reports it.
-  if (o.overhead) {
-    if (!o.quiet) std::fprintf(stderr, "forkscope: calibrating the cost of its own programs (--overhead)...\n");
-    run.calibration = calibrate(*backend, plan, run.backend, sweep.child_program, std::move(costs), sweep_cells,
-                                sweep_cells + 1);
-  } else if (!costs.empty()) {
-    run.calibration = Calibration{};
-    run.calibration->probe_cost_ns = std::move(costs);
-  }
-
-  CellHooks hooks;
-  hooks.begin = [&](uint32_t cell) { backend->set_cell(cell); };
-  hooks.end = [&] { backend->set_cell(FS_NO_CELL); };
-  hooks.sample = [&](uint32_t seq) { backend->sample_next(seq); };
-  hooks.trace = [&](bool traced) { backend->set_attached(traced); };
-  hooks.collect = [&](Cell& cell, uint32_t index) {
-    backend->wait_children_gone(index, 1000);
-    read_kernel_side(*backend, index, cell);
-    const Phase* sys = cell.phase("syscall");
-    if (cell.overhead && cell.overhead->untraced.p50 > 0 && sys && sys->count > 0) {
-      Overhead& oh = *cell.overhead;
-      const double cost = observer_cost_per_launch(cell, *run.calibration, run.backend);
-      const auto untraced = static_cast<double>(oh.untraced.p50);
-      oh.corrected_kernel_ns = static_cast<double>(sys->p50_ns) - cost;
-      oh.corrected_error = oh.corrected_kernel_ns / untraced - 1;
-      oh.corrected_launch_ns = static_cast<double>(cell.user.call_to_return.p50) - cost;
-      oh.corrected_launch_error = oh.corrected_launch_ns / untraced - 1;
-    }
-  };
-  if (!o.quiet) {
-    std::fprintf(stderr, "forkscope: %s backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
-                 run.backend.c_str(), static_cast<double>(run.bpf_map_bytes) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
-                 static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
-  }
-  run.cells = run_sweep(sweep, hooks, &g_stop);
-  run.incomplete = g_stop.load();
-  backend.reset();  // detach before writing anything
+  prepare_out_dir(o.out);
+  const Run run = run_session(session);
 
   const auto [path, report] = save_outputs(run, o.out);
 

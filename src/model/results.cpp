@@ -511,13 +511,6 @@ class TempFile {
 
 }  // namespace
 
-double observer_cost_ns(const Phase& p, const Calibration& cal, const std::string& backend) {
-  const std::string& kind = p.source == "fentry" || p.source == "kprobe" ? p.source : backend;
-  auto it = cal.probe_cost_ns.find(kind);
-  const double per_fn_run = it != cal.probe_cost_ns.end() ? it->second / 2 : 0.0;
-  return static_cast<double>(p.events) * cal.ns_per_event + static_cast<double>(p.fn_events) * per_fn_run;
-}
-
 const Phase* Cell::phase(const std::string& name) const {
   for (const Phase& p : phases) {
     if (p.name == name) return &p;

@@ -1,10 +1,9 @@
+// The tracer core: loads the BPF skeleton as the plan says, attaches it, and
+// reads what it aggregated.
 #include <linux/types.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include <sched.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,11 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
-#include <map>
 
 #include "forkscope/error.h"
-#include "forkscope/probes.h"
-#include "forkscope.skel.h"
+#include "probes/tracer_impl.h"
 
 namespace forkscope {
 
@@ -29,188 +26,62 @@ int libbpf_print(enum libbpf_print_level, const char* fmt, va_list args) {
   return std::vfprintf(stderr, fmt, args);
 }
 
-// Kernel functions whose allocations are landmarks, and the phases that need them.
-struct SiteSpec {
-  const char* function;
-  __u32 landmark;  // 0: copy_process, classified by the slab cache
-  std::vector<int> phases;
-};
+constexpr const char* kSlotKinds[] = {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"};
 
-const std::vector<SiteSpec>& site_specs() {
-  static const std::vector<SiteSpec> specs = {
-      {"copy_process", 0,
-       {FS_PH_COPY_PROCESS, FS_PH_DUP_TASK_STRUCT, FS_PH_COPY_SIGHAND, FS_PH_COPY_SIGNAL, FS_PH_DUP_MM}},
-      {"prepare_creds", FS_LM_CREDS, {FS_PH_COPY_CREDS}},
-      {"dup_fd", FS_LM_FILES, {FS_PH_COPY_FILES}},
-      {"copy_fs_struct", FS_LM_FS, {FS_PH_COPY_FS}},
-      {"vm_area_dup", FS_LM_VMA_DUP, {FS_PH_VMA_SETUP, FS_PH_COPY_PAGE_RANGE}},
-      {"anon_vma_clone", FS_LM_ANON_VMA, {}},
-      {"anon_vma_fork", FS_LM_ANON_VMA, {FS_PH_COPY_PAGE_RANGE}},  // which VMAs copy page tables
-      {"alloc_pid", FS_LM_PID, {FS_PH_ALLOC_PID}},
-  };
-  return specs;
-}
-
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
-
-int phase_by_name(const std::string& name) {
-  for (const CatalogEntry& e : catalog())
-    if (!is_user_slot(e.id) && name == e.name) return e.id;
-  return FS_PH_NONE;
-}
-
-void measure_by_function(RunPlan& plan, int id, int source, const std::string& function) {
-  plan.cfg.measured |= FS_BIT(id);
-  plan.cfg.landmarks &= ~FS_BIT(id);
-  plan.source[id] = source;
-  plan.function[id] = function;
-  plan.reason[id].clear();
+// A function slot's four programs: the fentry pair loads when fentry (aimed at
+// function), the kprobe pair when kprobe (attached by hand, by name); autoattach
+// false leaves the loaded pair for the caller to attach.
+void configure_slot(forkscope_bpf* skel, int slot, bool fentry, bool kprobe, const std::string& function,
+                    bool autoattach = true) {
+  for (const char* kind : kSlotKinds) {
+    bpf_program* prog = slot_program(skel, kind, slot);
+    const bool is_fentry = kind[3] == 'f';
+    const bool use = is_fentry ? fentry : kprobe;
+    bpf_program__set_autoload(prog, use);
+    if (!autoattach) bpf_program__set_autoattach(prog, false);
+    if (use && is_fentry) bpf_program__set_attach_target(prog, 0, function.c_str());
+  }
 }
 
 }  // namespace
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+bpf_program* slot_program(forkscope_bpf* skel, const char* kind, int slot) {
+  return bpf_object__find_program_by_name(skel->obj, (kind + std::to_string(slot)).c_str());
+}
 
 void set_libbpf_verbose(bool verbose) {
   g_verbose = verbose;
   libbpf_set_print(libbpf_print);
 }
 
-BackendChoice parse_backend(const std::string& name) {
-  if (name == "auto") return BackendChoice::kAuto;
-  if (name == "fentry") return BackendChoice::kFentry;
-  if (name == "kprobe") return BackendChoice::kKprobe;
-  if (name == "tracepoint") return BackendChoice::kTracepoint;
-  throw usage_error("unknown --backend '" + name + "'; choose auto, fentry, kprobe or tracepoint");
-}
-
-UserPhase parse_user_phase(const std::string& spec) {
-  UserPhase u;
-  auto colon = spec.find(':');
-  u.function = spec.substr(0, colon);
-  u.parent = colon == std::string::npos ? "copy_process" : spec.substr(colon + 1);
-  auto valid = [](const std::string& s) {
-    return !s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
-                             std::string::npos;
-  };
-  if (!valid(u.function))
-    throw usage_error("--phase '" + spec + "': expected FUNC[:PARENT], a kernel function name, e.g. anon_vma_fork:dup_mmap");
-  if (phase_by_name(u.parent) == FS_PH_NONE)
-    throw usage_error("--phase '" + spec + "': unknown parent phase '" + u.parent + "'; use a phase `forkscope doctor` lists");
-  return u;
-}
-
-RunPlan plan_run(BackendChoice choice, const std::vector<UserPhase>& user_phases) {
-  RunPlan plan = tracepoint_plan();
-  if (user_phases.size() > FS_USER_PHASES)
-    throw usage_error("at most " + std::to_string(FS_USER_PHASES) + " --phase options per run");
-  if (choice == BackendChoice::kTracepoint) {
-    if (!user_phases.empty())
-      throw usage_error("--phase needs function probes; it cannot work with --backend tracepoint");
-    return plan;
-  }
-
-  FunctionProber prober;
-  // One real attempt on copy_process tells whether the kind works at all here.
-  std::string fentry_why = choice == BackendChoice::kKprobe ? "not chosen (--backend kprobe)" : prober.try_fentry("copy_process");
-  std::string kprobe_why = choice == BackendChoice::kFentry ? "not chosen (--backend fentry)" : prober.try_kprobe("copy_process");
-  const bool fentry = fentry_why.empty(), kprobe = kprobe_why.empty();
-  if (choice == BackendChoice::kFentry && !fentry)
-    throw privilege_error("--backend fentry cannot work on this kernel: " + fentry_why + "; try --backend auto");
-  if (choice == BackendChoice::kKprobe && !kprobe)
-    throw privilege_error("--backend kprobe cannot work on this kernel: " + kprobe_why + "; try --backend auto");
-
-  auto probe = [&](int id, const std::vector<std::string>& functions) {
-    std::string why;
-    for (const std::string& fn : functions) {
-      std::string f = fentry ? prober.try_fentry(fn) : fentry_why;
-      if (f.empty()) return measure_by_function(plan, id, FS_SRC_FENTRY, fn), std::string();
-      std::string k = kprobe ? prober.try_kprobe(fn) : kprobe_why;
-      if (k.empty()) return measure_by_function(plan, id, FS_SRC_KPROBE, fn), std::string();
-      why += (why.empty() ? "" : "; ") + fn + ": " + f + (kprobe ? "; kprobe: " + k : "");
-    }
-    return why;
-  };
-  for (const CatalogEntry& e : catalog()) {
-    if (is_user_slot(e.id) || e.functions.empty()) continue;
-    std::string why = probe(e.id, e.functions);
-    if (!plan.measured(e.id)) {
-      plan.reason[e.id] = why + (fentry || kprobe ? "" : "; no function probes on this kernel");
-    }
-  }
-  for (size_t i = 0; i < user_phases.size(); i++) {
-    const int id = FS_PH_USER0 + static_cast<int>(i);
-    plan.name[id] = user_phases[i].function;
-    plan.cfg.parent[id] = phase_by_name(user_phases[i].parent);
-    std::string why = probe(id, {user_phases[i].function});
-    if (!plan.measured(id))
-      throw privilege_error("--phase " + user_phases[i].function + ": cannot probe it here (" + why + ")");
-  }
-  // The probe-cost calibration's target: sched_getscheduler's kernel entry point
-  // (named by architecture), which every kind in use must attach to.  A cheap
-  // syscall with an argument: the wrappers of argument-less ones (getppid) are no
-  // ftrace location on Debian's 6.1, so fentry cannot attach there and a kprobe
-  // would trap instead of taking the ftrace path it takes on the phase functions.
-  const bool uses_fentry = std::count(plan.source.begin(), plan.source.end(), FS_SRC_FENTRY) > 0;
-  const bool uses_kprobe = std::count(plan.source.begin(), plan.source.end(), FS_SRC_KPROBE) > 0;
-  if (uses_fentry || uses_kprobe) {
-    for (const char* fn : {"__x64_sys_sched_getscheduler", "__arm64_sys_sched_getscheduler",
-                           "__s390x_sys_sched_getscheduler", "__riscv_sys_sched_getscheduler", "sys_sched_getscheduler"}) {
-      if ((!uses_fentry || prober.try_fentry(fn).empty()) && (!uses_kprobe || prober.try_kprobe(fn).empty())) {
-        plan.calibration_function = fn;
-        break;
+// kprobe slots are attached by name at run time (the skeleton cannot).
+void Tracer::Impl::attach_kprobes(const RunPlan& p) {
+  for (auto [s, id] : kprobe_slots) {
+    for (bool ret : {false, true}) {
+      Link link(bpf_program__attach_kprobe(slot_program(skel, ret ? "fs_kretprobe_" : "fs_kprobe_", s), ret,
+                                           p.function[id].c_str()));
+      if (!link) {
+        throw Error(kExitPrivilege, "attaching a kprobe to " + p.function[id] + " failed (" + errno_text(errno) +
+                                        "); try --backend tracepoint");
       }
+      links.push_back(std::move(link));
     }
   }
-  return plan;
 }
 
-std::string backend_name(const RunPlan& plan) {
-  bool kprobe = false;
-  for (int s : plan.source) {
-    if (s == FS_SRC_FENTRY) return "fentry";
-    kprobe |= s == FS_SRC_KPROBE;
-  }
-  return kprobe ? "kprobe" : "tracepoint";
+Tracer::Impl::~Impl() {
+  if (ring) ring_buffer__free(ring);
+  links.clear();
+  if (skel) forkscope_bpf__destroy(skel);  // detaches every other link, closes every map
 }
 
-struct Tracer::Impl {
-  forkscope_bpf* skel = nullptr;
-  std::vector<bpf_link*> links;  // kprobe slots, attached by hand
-  ring_buffer* ring = nullptr;
-  int ncpus = 0;
-  // Records drained from the ring buffer, until the cell they belong to is collected.
-  std::vector<fs_launch> launches;
-  std::vector<fs_child_span> child_spans;
-  std::vector<std::pair<int, int>> kprobe_slots;  // slot, phase
-  int cal_slot = -1;  // the probe-cost calibration's slot, -1: none
-
-  // kprobe slots are attached by name at run time (the skeleton cannot).
-  void attach_kprobes(const RunPlan& p) {
-    for (auto [s, id] : kprobe_slots) {
-      for (bool ret : {false, true}) {
-        const std::string name = (ret ? "fs_kretprobe_" : "fs_kprobe_") + std::to_string(s);
-        bpf_link* link = bpf_program__attach_kprobe(bpf_object__find_program_by_name(skel->obj, name.c_str()), ret,
-                                                    p.function[id].c_str());
-        if (!link) {
-          throw Error(kExitPrivilege, "attaching a kprobe to " + p.function[id] + " failed (" + errno_text(errno) +
-                                          "); try --backend tracepoint");
-        }
-        links.push_back(link);
-      }
-    }
-  }
-
-  ~Impl() {
-    if (ring) ring_buffer__free(ring);
-    for (bpf_link* l : links) bpf_link__destroy(l);
-    if (skel) forkscope_bpf__destroy(skel);  // detaches every other link, closes every map
-  }
-};
-
-std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t cells, bool following) {
+std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells, bool following) {
   if (cells == 0 || cells > FS_MAX_CELLS) throw Error(kExitFailure, "internal: cell count out of range");
   set_libbpf_verbose(verbose);
   std::unique_ptr<Tracer> t(new Tracer());
-  t->plan_ = plan;
+  t->plan_ = std::move(plan);
   t->impl_ = std::make_unique<Impl>();
   t->impl_->ncpus = libbpf_num_possible_cpus();
   if (t->impl_->ncpus <= 0) throw Error(kExitFailure, "cannot count possible CPUs");
@@ -218,37 +89,17 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t
   std::string tracefs_why;
   ensure_tracefs(&tracefs_why);  // tp_btf does not need it; doctor reports it
 
-  Kallsyms ks = Kallsyms::load();
-  if (!ks.readable()) {
-    throw privilege_error(
-        "/proc/kallsyms hides kernel addresses, so allocation call sites cannot be "
-        "resolved; run as root with kernel.kptr_restrict <= 1");
-  }
-
   forkscope_bpf* skel = forkscope_bpf__open();
   if (!skel) throw Error(kExitFailure, "cannot open the BPF object: " + errno_text(errno));
   t->impl_->skel = skel;
 
-  RunPlan& p = t->plan_;
-  __u32 n = 0;
-  for (const auto& spec : site_specs()) {
-    auto r = ks.find(spec.function);
-    if (!r) {
-      for (int ph : spec.phases) {
-        if (!(p.cfg.landmarks & FS_BIT(ph))) continue;
-        p.cfg.measured &= ~FS_BIT(ph);
-        p.cfg.landmarks &= ~FS_BIT(ph);
-        p.reason[ph] = std::string("landmark function ") + spec.function + " not in /proc/kallsyms (inlined?)";
-      }
-      continue;
-    }
-    if (n >= FS_MAX_SITES) break;
-    skel->rodata->sites[n].start = r->start;
-    skel->rodata->sites[n].end = r->end;
-    skel->rodata->sites[n].lm = spec.landmark;
-    n++;
+  const RunPlan& p = t->plan_;
+  for (size_t i = 0; i < p.sites.size() && i < FS_MAX_SITES; i++) {
+    skel->rodata->sites[i].start = p.sites[i].start;
+    skel->rodata->sites[i].end = p.sites[i].end;
+    skel->rodata->sites[i].lm = p.sites[i].lm;
   }
-  skel->rodata->nsites = n;
+  skel->rodata->nsites = static_cast<__u32>(std::min<size_t>(p.sites.size(), FS_MAX_SITES));
   skel->bss->cfg = p.cfg;
 
   // Function slots: the phases function probes measure, in catalog order.
@@ -259,14 +110,7 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t
     if (!p.measured(id) || !(fentry || kprobe)) continue;
     if (slot >= FS_MAX_FN_SLOTS) throw Error(kExitFailure, "too many function probes for the BPF slots");
     skel->bss->slot_phase[slot] = static_cast<__u32>(id);
-    const std::string s = std::to_string(slot);
-    for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"}) {
-      bpf_program* prog = bpf_object__find_program_by_name(skel->obj, (kind + s).c_str());
-      const bool is_fentry = kind[3] == 'f';
-      const bool use = is_fentry ? fentry : kprobe;
-      bpf_program__set_autoload(prog, use);
-      if (use && is_fentry) bpf_program__set_attach_target(prog, 0, p.function[id].c_str());
-    }
+    configure_slot(skel, slot, fentry, kprobe, p.function[id]);
     if (kprobe) kprobe_slots.push_back({slot, id});
     slot++;
   }
@@ -274,26 +118,15 @@ std::unique_ptr<Tracer> Tracer::open(const RunPlan& plan, bool verbose, uint32_t
   // loaded now, attached only while it measures, under a launch record of the
   // calibrating thread's own.
   if (!p.calibration_function.empty() && slot < FS_MAX_FN_SLOTS) {
-    const std::string s = std::to_string(slot);
     t->impl_->cal_slot = slot;
     // Under the calibration's own launch record (probe_costs) the slot opens and
     // closes a phase directly under the root, as a phase's probes do in a launch.
     skel->bss->slot_phase[slot] = FS_PH_KERNEL_CLONE;
-    for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"}) {
-      bpf_program* prog = bpf_object__find_program_by_name(skel->obj, (kind + s).c_str());
-      const bool is_fentry = kind[3] == 'f';
-      const bool use = std::count(p.source.begin(), p.source.end(), is_fentry ? FS_SRC_FENTRY : FS_SRC_KPROBE) > 0;
-      bpf_program__set_autoload(prog, use);
-      bpf_program__set_autoattach(prog, false);
-      if (use && is_fentry) bpf_program__set_attach_target(prog, 0, p.calibration_function.c_str());
-    }
+    const auto uses = [&](int source) { return std::count(p.source.begin(), p.source.end(), source) > 0; };
+    configure_slot(skel, slot, uses(FS_SRC_FENTRY), uses(FS_SRC_KPROBE), p.calibration_function, /*autoattach=*/false);
     slot++;
   }
-  for (; slot < FS_MAX_FN_SLOTS; slot++) {
-    const std::string s = std::to_string(slot);
-    for (const char* kind : {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"})
-      bpf_program__set_autoload(bpf_object__find_program_by_name(skel->obj, (kind + s).c_str()), false);
-  }
+  for (; slot < FS_MAX_FN_SLOTS; slot++) configure_slot(skel, slot, false, false, "");
 
   // Per-CPU maps cost cells x phases x CPUs values: only what the run uses.
   bpf_map__set_max_entries(skel->maps.agg, cells * FS_NPHASES);
@@ -358,7 +191,6 @@ void Tracer::set_attached(bool attached) {
       throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
     impl_->attach_kprobes(plan_);
   } else {
-    for (bpf_link* l : impl_->links) bpf_link__destroy(l);
     impl_->links.clear();
     forkscope_bpf__detach(impl_->skel);
   }
@@ -562,6 +394,19 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
   return k;
 }
 
+void Tracer::read_cell(uint32_t index, Cell& cell) {
+  cell.kernel = read_counts(index);
+  std::vector<PhaseAgg> aggs = read_phases(index);
+  if (plan_.detail) {
+    PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
+    cow.count = cell.kernel.launches;
+    cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
+  }
+  cell.phases = build_phases(aggs, plan_);
+  cell.failed_phases = build_phases(read_failed_phases(index), plan_);
+  cell.samples = drain_samples(index);
+}
+
 void Tracer::wait_children_gone(uint32_t cell, int timeout_ms) const {
   for (int waited = 0; waited <= timeout_ms; waited++) {
     uint64_t born = 0, exited = 0;
@@ -584,107 +429,6 @@ uint64_t Tracer::map_bytes() const {
     total += entries * (bpf_map__key_size(m) + value) * (percpu ? impl_->ncpus : 1);
   }
   return total;
-}
-
-std::map<std::string, double> Tracer::probe_costs() {
-  std::map<std::string, double> costs;
-  if (impl_->cal_slot < 0) return costs;
-  forkscope_bpf* skel = impl_->skel;
-  const std::string& fn = plan_.calibration_function;
-  const std::string slot = std::to_string(impl_->cal_slot);
-  auto prog = [&](const char* kind) { return bpf_object__find_program_by_name(skel->obj, (kind + slot).c_str()); };
-  std::vector<std::string> kinds = {""};  // "": nothing attached to fn
-  if (bpf_program__autoload(prog("fs_fentry_"))) kinds.push_back("fentry");
-  if (bpf_program__autoload(prog("fs_kprobe_"))) kinds.push_back("kprobe");
-
-  std::vector<bpf_link*> links;
-  auto detach = [&] {
-    for (bpf_link* l : links)
-      if (l) bpf_link__destroy(l);
-    links.clear();
-  };
-  auto attach = [&](const std::string& kind) {
-    if (kind == "fentry") {
-      links = {bpf_program__attach_trace(prog("fs_fentry_")), bpf_program__attach_trace(prog("fs_fexit_"))};
-    } else if (kind == "kprobe") {
-      links = {bpf_program__attach_kprobe(prog("fs_kprobe_"), false, fn.c_str()),
-               bpf_program__attach_kprobe(prog("fs_kretprobe_"), true, fn.c_str())};
-    }
-    return std::count(links.begin(), links.end(), nullptr) == 0;
-  };
-  auto mono = [] {
-    timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
-  };
-  // A block: kBatches batches of kBatch sched_getscheduler(0) calls, each batch
-  // timed as a whole (clock reads can cost more than the call: a VM's HPET), and
-  // the median batch's time per call, robust to interrupts landing in a block.
-  constexpr int kRounds = 5, kBatches = 31, kBatch = 16;
-  std::vector<double> per_call(kBatches);
-  auto block = [&] {
-    for (double& v : per_call) {
-      const double a = mono();
-      for (int i = 0; i < kBatch; i++) syscall(SYS_sched_getscheduler, 0);
-      v = (mono() - a) / kBatch;
-    }
-    std::nth_element(per_call.begin(), per_call.begin() + kBatches / 2, per_call.end());
-    return per_call[kBatches / 2];
-  };
-
-  // The slot programs pass their tgid filter only in the traced process: this one.
-  // One CPU for all blocks: CPUs (a VM's vCPUs above all) need not run alike.
-  const __u32 old_target = __atomic_load_n(&skel->bss->target_tgid, __ATOMIC_SEQ_CST);
-  set_target(getpid());
-  cpu_set_t old_cpus, one_cpu;
-  const int cpu = sched_getcpu();
-  const bool pinned = cpu >= 0 && sched_getaffinity(0, sizeof old_cpus, &old_cpus) == 0;
-  if (pinned) {
-    CPU_ZERO(&one_cpu);
-    CPU_SET(cpu, &one_cpu);
-    sched_setaffinity(0, sizeof one_cpu, &one_cpu);
-  }
-  // A launch record of this thread's own, which no syscall ends (FS_LF_CALIB): the
-  // slot's programs then do what a phase's do inside a launch (find the record,
-  // open and close a phase), not just miss the lookup.
-  const __u32 tid = static_cast<__u32>(gettid());
-  fs_launch record{};
-  fs_launch_begin(&record, FS_NO_CELL, 0, 0);
-  record.flags = FS_LF_CALIB;
-  record.tid = tid;
-  const int launches_fd = bpf_map__fd(skel->maps.launches);
-  const bool recorded = bpf_map_update_elem(launches_fd, &tid, &record, BPF_ANY) == 0;
-  block();  // warm-up
-  // Rounds: an untraced block, then one block per kind; one more untraced block
-  // closes the last round.  A kind's cost in a round is its block minus the mean
-  // of the untraced blocks around it, so slow drift of the machine cancels, and
-  // no kind is attached right after its own detach.
-  std::vector<double> untraced{block()};
-  std::map<std::string, std::vector<double>> deltas;
-  std::map<std::string, std::vector<double>> traced;
-  std::map<std::string, bool> failed;
-  for (int r = 0; r < kRounds; r++) {
-    for (size_t i = 1; i < kinds.size(); i++) {
-      const std::string& kind = kinds[i];
-      if (failed[kind]) continue;
-      if (attach(kind)) traced[kind].push_back(block());
-      else failed[kind] = true;
-      detach();
-    }
-    untraced.push_back(block());
-    for (auto& [kind, t] : traced) {
-      if (t.size() == static_cast<size_t>(r) + 1) deltas[kind].push_back(t.back() - (untraced[r] + untraced[r + 1]) / 2);
-    }
-  }
-  if (recorded) bpf_map_delete_elem(launches_fd, &tid);
-  if (pinned) sched_setaffinity(0, sizeof old_cpus, &old_cpus);
-  set_target(static_cast<pid_t>(old_target));
-  for (auto& [kind, d] : deltas) {
-    if (failed[kind] || d.empty()) continue;
-    std::nth_element(d.begin(), d.begin() + d.size() / 2, d.end());
-    costs[kind] = d[d.size() / 2];
-  }
-  return costs;
 }
 
 }  // namespace forkscope

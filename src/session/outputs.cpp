@@ -1,9 +1,10 @@
-#include "cli/outputs.h"
+#include "session/outputs.h"
 
 #include <ctime>
 
 #include "forkscope/catalog.h"
 #include "forkscope/report.h"
+#include "forkscope/session.h"
 #include "forkscope/visual.h"
 
 namespace forkscope {
@@ -30,19 +31,6 @@ Run start_results(const Tracer& tracer) {
   run.phases_available = availability(tracer.plan());
   run.bpf_map_bytes = tracer.map_bytes();
   return run;
-}
-
-void read_kernel_side(Tracer& tracer, uint32_t index, Cell& cell) {
-  cell.kernel = tracer.read_counts(index);
-  std::vector<PhaseAgg> aggs = tracer.read_phases(index);
-  if (tracer.plan().detail) {
-    PhaseAgg& cow = aggs[FS_PH_POST_LAUNCH_COW];
-    cow.count = cell.kernel.launches;
-    cow.calls = cell.kernel.faults_parent + cell.kernel.faults_child;
-  }
-  cell.phases = build_phases(aggs, tracer.plan());
-  cell.failed_phases = build_phases(tracer.read_failed_phases(index), tracer.plan());
-  cell.samples = tracer.drain_samples(index);
 }
 
 std::pair<std::string, std::string> save_outputs(const Run& run, const std::string& dir) {

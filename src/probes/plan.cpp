@@ -1,0 +1,188 @@
+// The plan of a run: which source measures each phase on this kernel.
+#include <linux/types.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "forkscope/error.h"
+#include "forkscope/probes.h"
+
+namespace forkscope {
+
+namespace {
+
+// Kernel functions whose allocations are landmarks, and the phases that need them.
+struct SiteSpec {
+  const char* function;
+  __u32 landmark;  // 0: copy_process, classified by the slab cache
+  std::vector<int> phases;
+};
+
+const std::vector<SiteSpec>& site_specs() {
+  static const std::vector<SiteSpec> specs = {
+      {"copy_process", 0,
+       {FS_PH_COPY_PROCESS, FS_PH_DUP_TASK_STRUCT, FS_PH_COPY_SIGHAND, FS_PH_COPY_SIGNAL, FS_PH_DUP_MM}},
+      {"prepare_creds", FS_LM_CREDS, {FS_PH_COPY_CREDS}},
+      {"dup_fd", FS_LM_FILES, {FS_PH_COPY_FILES}},
+      {"copy_fs_struct", FS_LM_FS, {FS_PH_COPY_FS}},
+      {"vm_area_dup", FS_LM_VMA_DUP, {FS_PH_VMA_SETUP, FS_PH_COPY_PAGE_RANGE}},
+      {"anon_vma_clone", FS_LM_ANON_VMA, {}},
+      {"anon_vma_fork", FS_LM_ANON_VMA, {FS_PH_COPY_PAGE_RANGE}},  // which VMAs copy page tables
+      {"alloc_pid", FS_LM_PID, {FS_PH_ALLOC_PID}},
+  };
+  return specs;
+}
+
+int phase_by_name(const std::string& name) {
+  for (const CatalogEntry& e : catalog())
+    if (!is_user_slot(e.id) && name == e.name) return e.id;
+  return FS_PH_NONE;
+}
+
+void measure_by_function(RunPlan& plan, int id, int source, const std::string& function) {
+  plan.cfg.measured |= FS_BIT(id);
+  plan.cfg.landmarks &= ~FS_BIT(id);
+  plan.source[id] = source;
+  plan.function[id] = function;
+  plan.reason[id].clear();
+}
+
+// Landmark allocations are told apart by their call site: [start, end) of each
+// landmark function in /proc/kallsyms.  A phase whose function is not there
+// (inlined) loses its landmark.
+void resolve_sites(RunPlan& plan) {
+  Kallsyms ks = Kallsyms::load();
+  if (!ks.readable()) {
+    throw privilege_error(
+        "/proc/kallsyms hides kernel addresses, so allocation call sites cannot be "
+        "resolved; run as root with kernel.kptr_restrict <= 1");
+  }
+  for (const auto& spec : site_specs()) {
+    auto r = ks.find(spec.function);
+    if (!r) {
+      for (int ph : spec.phases) {
+        if (!(plan.cfg.landmarks & FS_BIT(ph))) continue;
+        plan.cfg.measured &= ~FS_BIT(ph);
+        plan.cfg.landmarks &= ~FS_BIT(ph);
+        plan.reason[ph] = std::string("landmark function ") + spec.function + " not in /proc/kallsyms (inlined?)";
+      }
+      continue;
+    }
+    if (plan.sites.size() >= FS_MAX_SITES) break;
+    plan.sites.push_back({r->start, r->end, spec.landmark, 0});
+  }
+}
+
+// The phases function probes can measure with the chosen backend, tried for real,
+// and the probe-cost calibration's target; landmarks for the rest.  Throws
+// privilege_error when a forced backend cannot work at all.
+RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_phases, bool probe_cost) {
+  RunPlan plan = tracepoint_plan();
+  if (user_phases.size() > FS_USER_PHASES)
+    throw usage_error("at most " + std::to_string(FS_USER_PHASES) + " --phase options per run");
+  if (choice == BackendChoice::kTracepoint) {
+    if (!user_phases.empty())
+      throw usage_error("--phase needs function probes; it cannot work with --backend tracepoint");
+    return plan;
+  }
+
+  FunctionProber prober;
+  // One real attempt on copy_process tells whether the kind works at all here.
+  std::string fentry_why = choice == BackendChoice::kKprobe ? "not chosen (--backend kprobe)" : prober.try_fentry("copy_process");
+  std::string kprobe_why = choice == BackendChoice::kFentry ? "not chosen (--backend fentry)" : prober.try_kprobe("copy_process");
+  const bool fentry = fentry_why.empty(), kprobe = kprobe_why.empty();
+  if (choice == BackendChoice::kFentry && !fentry)
+    throw privilege_error("--backend fentry cannot work on this kernel: " + fentry_why + "; try --backend auto");
+  if (choice == BackendChoice::kKprobe && !kprobe)
+    throw privilege_error("--backend kprobe cannot work on this kernel: " + kprobe_why + "; try --backend auto");
+
+  auto probe = [&](int id, const std::vector<std::string>& functions) {
+    std::string why;
+    for (const std::string& fn : functions) {
+      std::string f = fentry ? prober.try_fentry(fn) : fentry_why;
+      if (f.empty()) return measure_by_function(plan, id, FS_SRC_FENTRY, fn), std::string();
+      std::string k = kprobe ? prober.try_kprobe(fn) : kprobe_why;
+      if (k.empty()) return measure_by_function(plan, id, FS_SRC_KPROBE, fn), std::string();
+      why += (why.empty() ? "" : "; ") + fn + ": " + f + (kprobe ? "; kprobe: " + k : "");
+    }
+    return why;
+  };
+  for (const CatalogEntry& e : catalog()) {
+    if (is_user_slot(e.id) || e.functions.empty()) continue;
+    std::string why = probe(e.id, e.functions);
+    if (!plan.measured(e.id)) {
+      plan.reason[e.id] = why + (fentry || kprobe ? "" : "; no function probes on this kernel");
+    }
+  }
+  for (size_t i = 0; i < user_phases.size(); i++) {
+    const int id = FS_PH_USER0 + static_cast<int>(i);
+    plan.name[id] = user_phases[i].function;
+    plan.cfg.parent[id] = phase_by_name(user_phases[i].parent);
+    std::string why = probe(id, {user_phases[i].function});
+    if (!plan.measured(id))
+      throw privilege_error("--phase " + user_phases[i].function + ": cannot probe it here (" + why + ")");
+  }
+  // The probe-cost calibration's target: sched_getscheduler's kernel entry point
+  // (named by architecture), which every kind in use must attach to.  A cheap
+  // syscall with an argument: the wrappers of argument-less ones (getppid) are no
+  // ftrace location on Debian's 6.1, so fentry cannot attach there and a kprobe
+  // would trap instead of taking the ftrace path it takes on the phase functions.
+  const bool uses_fentry = std::count(plan.source.begin(), plan.source.end(), FS_SRC_FENTRY) > 0;
+  const bool uses_kprobe = std::count(plan.source.begin(), plan.source.end(), FS_SRC_KPROBE) > 0;
+  if (probe_cost && (uses_fentry || uses_kprobe)) {
+    for (const char* fn : {"__x64_sys_sched_getscheduler", "__arm64_sys_sched_getscheduler",
+                           "__s390x_sys_sched_getscheduler", "__riscv_sys_sched_getscheduler", "sys_sched_getscheduler"}) {
+      if ((!uses_fentry || prober.try_fentry(fn).empty()) && (!uses_kprobe || prober.try_kprobe(fn).empty())) {
+        plan.calibration_function = fn;
+        break;
+      }
+    }
+  }
+  return plan;
+}
+
+}  // namespace
+
+BackendChoice parse_backend(const std::string& name) {
+  if (name == "auto") return BackendChoice::kAuto;
+  if (name == "fentry") return BackendChoice::kFentry;
+  if (name == "kprobe") return BackendChoice::kKprobe;
+  if (name == "tracepoint") return BackendChoice::kTracepoint;
+  throw usage_error("unknown --backend '" + name + "'; choose auto, fentry, kprobe or tracepoint");
+}
+
+UserPhase parse_user_phase(const std::string& spec) {
+  UserPhase u;
+  auto colon = spec.find(':');
+  u.function = spec.substr(0, colon);
+  u.parent = colon == std::string::npos ? "copy_process" : spec.substr(colon + 1);
+  auto valid = [](const std::string& s) {
+    return !s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+                             std::string::npos;
+  };
+  if (!valid(u.function))
+    throw usage_error("--phase '" + spec + "': expected FUNC[:PARENT], a kernel function name, e.g. anon_vma_fork:dup_mmap");
+  if (phase_by_name(u.parent) == FS_PH_NONE)
+    throw usage_error("--phase '" + spec + "': unknown parent phase '" + u.parent + "'; use a phase `forkscope doctor` lists");
+  return u;
+}
+
+RunPlan plan_run(const PlanOptions& o) {
+  RunPlan plan = function_plan(o.backend, o.user_phases, o.probe_cost);
+  set_detail(plan, o.detail);
+  plan.exec = o.exec;
+  resolve_sites(plan);
+  return plan;
+}
+
+std::string backend_name(const RunPlan& plan) {
+  bool kprobe = false;
+  for (int s : plan.source) {
+    if (s == FS_SRC_FENTRY) return "fentry";
+    kprobe |= s == FS_SRC_KPROBE;
+  }
+  return kprobe ? "kprobe" : "tracepoint";
+}
+
+}  // namespace forkscope

@@ -1,0 +1,178 @@
+// The trace session: follows a workload's launches until it ends.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+
+#include "forkscope/command.h"
+#include "forkscope/error.h"
+#include "forkscope/runner.h"
+#include "forkscope/session.h"
+#include "forkscope/shared/catalog.h"
+#include "session/outputs.h"
+
+namespace forkscope {
+
+namespace {
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal.store(sig); }
+
+double seconds_since(const timespec& t0) {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<double>(t.tv_sec - t0.tv_sec) + static_cast<double>(t.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+std::string quoted_command(const std::vector<std::string>& argv) {
+  std::string s = "--";
+  for (const std::string& a : argv)
+    s += " " + (a.find_first_of(" \t'\"$\\") == std::string::npos ? a : "'" + a + "'");
+  return s;
+}
+
+// One cell per group that launched or exec'd, most launches first.
+std::vector<Cell> collect(Tracer& tracer, double seconds) {
+  std::vector<Cell> cells;
+  for (const TraceGroup& g : tracer.read_groups()) {
+    Cell c;
+    tracer.read_cell(g.cell, c);
+    if (c.kernel.launches == 0 && c.kernel.execs == 0 && c.kernel.failed == 0) continue;
+    c.comm = g.comm;
+    if (g.other) {
+      c.mode = "other";
+      c.clone_flags = "groups past the first " + std::to_string(kTraceGroups);
+    } else if (g.flags == FS_GROUP_EXEC_ONLY) {
+      c.mode = "exec";
+      c.clone_flags = "execs of tasks launched before tracing began";
+    } else {
+      c.mode = launch_kind(g.flags);
+      c.clone_flags = clone_flags_label(g.flags);
+    }
+    c.launches = c.kernel.launches;
+    c.failed = c.kernel.failed;
+    c.seconds = seconds;
+    cells.push_back(std::move(c));
+  }
+  std::stable_sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
+    return a.launches + a.kernel.execs > b.launches + b.kernel.execs;
+  });
+  return cells;
+}
+
+}  // namespace
+
+Run trace_session(const TraceSessionOptions& o) {
+  signal(SIGPIPE, SIG_IGN);  // a command that dies before it is let go must not take forkscope with it
+  int cgroup_fd = -1;
+  if (!o.cgroup.empty()) {
+    cgroup_fd = open(o.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd < 0) throw usage_error("--cgroup " + o.cgroup + ": " + std::strerror(errno));
+  }
+  PlanOptions plan = o.plan;
+  plan.exec = true;
+  plan.probe_cost = false;  // trace runs no probe-cost calibration: no spare slot
+  std::unique_ptr<Tracer> tracer = Tracer::open(plan_run(plan), o.verbose, kTraceGroups + 1, /*following=*/true);
+
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  std::unique_ptr<Command> command;
+  int watch_fd = -1;  // the command or -p process: tracing ends when it exits
+  Follow follow;
+  follow.cgroup_fd = cgroup_fd;
+  follow.all = o.all;
+  if (!o.command.empty()) {
+    command = std::make_unique<Command>(o.command);
+    follow.root = command->pid();
+    watch_fd = command->pidfd();
+  } else if (o.pid > 0) {
+    follow.root = o.pid;
+    watch_fd = pidfd_open(o.pid);
+    if (watch_fd < 0) throw Error(kExitFailure, "-p " + std::to_string(o.pid) + ": pidfd_open: " + std::strerror(errno));
+  }
+  tracer->follow(follow);
+  if (cgroup_fd >= 0) close(cgroup_fd);
+
+  Run run = start_results(*tracer);
+  TraceInfo info;
+  info.target = !o.command.empty() ? quoted_command(o.command)
+                : o.pid > 0        ? "-p " + std::to_string(o.pid)
+                : o.all            ? "-a"
+                                   : "--cgroup " + o.cgroup;
+
+  timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (!o.quiet) {
+    char until[64];
+    if (o.duration > 0)
+      std::snprintf(until, sizeof until, " for %.1f s", o.duration);
+    else
+      std::snprintf(until, sizeof until, "%s", command ? " until it exits (Ctrl-C stops)" : " until Ctrl-C");
+    std::fprintf(stderr, "forkscope: %s backend attached; tracing %s%s\n", run.backend.c_str(), info.target.c_str(), until);
+  }
+  if (command) {
+    if (int err = command->go(); err != 0) {
+      command->try_reap();
+      throw usage_error("cannot run " + o.command[0] + ": " + std::strerror(err));
+    }
+  }
+
+  bool target_gone = false;
+  double last_progress = 0;
+  const bool progress = !o.quiet && isatty(STDERR_FILENO);
+  while (g_signal.load() == 0) {
+    const double t = seconds_since(t0);
+    if (o.duration > 0 && t >= o.duration) break;
+    pollfd p{watch_fd, POLLIN, 0};
+    int r = poll(&p, watch_fd >= 0 ? 1 : 0, 200);
+    if ((r > 0 && (p.revents & (POLLIN | POLLHUP))) || (watch_fd < 0 && command && command->try_reap())) {
+      target_gone = true;  // (no pidfd for the command: its exit is polled)
+      break;
+    }
+    tracer->consume_samples();
+    if (progress && t - last_progress >= 1) {
+      last_progress = t;
+      uint64_t launches = 0, execs = 0;
+      for (const TraceGroup& g : tracer->read_groups()) {
+        KernelCounts k = tracer->read_counts(g.cell);
+        launches += k.launches;
+        execs += k.execs;
+      }
+      std::fprintf(stderr, "\rforkscope: %.0f s, %llu launches, %llu execs ", t, static_cast<unsigned long long>(launches),
+                   static_cast<unsigned long long>(execs));
+    }
+  }
+  if (progress) std::fprintf(stderr, "\n");
+  info.seconds = seconds_since(t0);
+  // Children still finishing their exit are counted before the programs go.
+  usleep(20000);
+  // Programs detached first: the reads below must not see half of a child's
+  // death (its teardown added, its exit_mm not yet).
+  tracer->set_attached(false);
+  run.cells = collect(*tracer, info.seconds);
+  info.parents = tracer->read_parents();
+  tracer.reset();  // detach before anything else happens
+  if (watch_fd >= 0 && !command) close(watch_fd);
+  if (command) {
+    if (!target_gone && !o.quiet) std::fprintf(stderr, "forkscope: stopping %s\n", o.command[0].c_str());
+    if (target_gone) command->try_reap();
+    command->stop();
+    info.command_exit = command->status();
+  }
+  run.trace = std::move(info);
+
+  return run;
+}
+
+}  // namespace forkscope
