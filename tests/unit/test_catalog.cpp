@@ -1,4 +1,5 @@
 #include "forkscope/catalog.h"
+#include "forkscope/shared/hist.h"
 
 #include <gtest/gtest.h>
 
