@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/outputs.h"
 #include "cli/preflight.h"
+#include "forkscope/calibration.h"
 #include "forkscope/catalog.h"
 #include "forkscope/error.h"
 #include "forkscope/probes.h"
@@ -161,7 +162,7 @@ SweepOptions validate(RunOptions& o) {
 // and attach is slow, the rounds stop after 3 s (8 at least).
 Calibration calibrate(Tracer& tracer, const RunPlan& plan, const std::string& backend, const std::string& child_program,
                       std::map<std::string, double> probe_costs, uint32_t full_cell, uint32_t lean_cell) {
-  constexpr int kRounds = 30, kMinRounds = 8, kBlock = 20;
+  constexpr int kRounds = kCalibrationRounds, kMinRounds = kCalibrationMinRounds, kBlock = kCalibrationBlock;
   constexpr double kBudgetSeconds = 3;
   const uint64_t t0 = now_ns();
   auto launcher = make_launcher(parse_mode("fork"), child_program);
