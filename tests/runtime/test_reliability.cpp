@@ -322,7 +322,7 @@ TEST(FailingLaunches, SomeLaunchesRefusedThenTheLimitLifts) {
 // Unrelated fork storms on every CPU while forkscope runs: it attributes only its
 // own launches.
 TEST(Noise, ForkStormsElsewhereDoNotLeakIntoTheCounts) {
-  if (system("command -v stress-ng >/dev/null 2>&1") != 0) GTEST_SKIP() << "stress-ng is not installed (scripts/setup.sh installs it)";
+  if (system("command -v stress-ng >/dev/null 2>&1") != 0) GTEST_SKIP() << "stress-ng is not installed (scripts/setup-tests.sh installs it)";
   const pid_t storm = fork();
   if (storm == 0) {
     setpgid(0, 0);
