@@ -8,7 +8,8 @@
 # Workloads (tests/bench/unrelated.c, compiled with cc -O2 into a temp dir; the
 # median of several timed batches, per operation): a null system call
 # (syscall(SYS_getppid)), open+close of /dev/null, socket(AF_UNIX)+close (slab
-# allocations from the UNIX, sock_inode_cache, dentry and filp kmem caches),
+# allocations: six kmem_cache_alloc per pair, from the UNIX, sock and LSM inode,
+# dentry, filp and LSM file caches),
 # anonymous page faults (4 MiB mmap, touched, munmap; per fault), a pipe
 # ping-pong between two processes pinned to one CPU (per round trip: two
 # context switches); and a real one: 36 generated C files compiled with

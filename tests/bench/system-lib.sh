@@ -45,7 +45,7 @@ system_set() {  # COND ROUND SIDE
   { local TIMEFORMAT='%R %U %S'
     time (find "$COMPILE_DIR" -name '*.c' -print0 | xargs -0 -P2 -n1 cc -O2 -c -o /dev/null >>"$LOGS/compile.log" 2>&1); } 2>"$tf" \
     || { say "$ENV_NAME: the compile failed ($1 round $2 $3): see $LOGS/compile.log"; return 1; }
-  read -r wall cpu < <(awk '{print $1, $2 + $3}' "$tf")
+  read -r wall cpu <<<"$(awk '{print $1, $2 + $3}' "$tf")"
   printf '%s\t%s\t%s\t%s\tcompile\t%s\t%s\n' "$ENV_NAME" "$1" "$2" "$3" "$cpu" "$wall" >>"$RAW"
 }
 

@@ -15,9 +15,11 @@
 //   getppid    syscall(SYS_getppid): a null system call
 //   openclose  open("/dev/null", O_RDONLY) + close: a path walk and a struct file
 //   socket     socket(AF_UNIX, SOCK_DGRAM) + close: slab allocations from named
-//              kmem caches (kmem_cache_alloc, the tracepoint forkscope attaches):
-//              the "UNIX" cache (struct unix_sock), sock_inode_cache (the socket's
-//              inode), dentry and filp; freed again by the close
+//              kmem caches (kmem_cache_alloc, the tracepoint forkscope attaches),
+//              six per pair on 6.18 (counted with bpftrace): the UNIX cache
+//              (struct unix_sock; slab merging files it under signal_cache there),
+//              sock_inode_cache and lsm_inode_cache (the socket's inode), dentry,
+//              filp and lsm_file_cache; freed again by the close
 //   fault      anonymous page faults: mmap 4 MiB (MADV_NOHUGEPAGE), write one byte
 //              per 4 KiB page, munmap; per fault (the mmap/munmap amortised in)
 //   pingpong   one byte back and forth through two pipes between this process and
