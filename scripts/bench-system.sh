@@ -171,10 +171,14 @@ def fmt(v, w):
 # (env, cond, workload) -> round -> side -> (cpu, wall)
 d = defaultdict(lambda: defaultdict(dict))
 order = []
-for env, cond, rnd, side, w, cpu, wall in raw:
+foreign = defaultdict(lambda: [0, 0])  # env -> [sets with foreign tracing programs, sets]
+for env, cond, rnd, side, w, cpu, wall, *rest in raw:
     key = (env, cond, w)
     if key not in d: order.append(key)
     d[key][rnd][side] = (float(cpu), float(wall))
+    if w == "compile" and rest:
+        foreign[env][1] += 1
+        foreign[env][0] += int(rest[0]) > 0
 
 def ratio_cell(rounds, i):
     pairs = [(r["t"][i], r["u"][i]) for r in rounds.values() if "t" in r and "u" in r]
@@ -199,6 +203,10 @@ for r in rows:
     if prev is not None and r[:2] != prev[:2] and r[0] != "where": print()
     print("  ".join(v.ljust(width[i]) for i, v in enumerate(r)).rstrip())
     prev = r
+for env, (n, sets) in foreign.items():
+    if n:
+        print(f"\nnote: {env}: {n} of {sets} sets ran while someone else had BPF tracing programs loaded (another forkscope?): "
+              "raw.tsv's last column; such an untraced set was traced too")
 if notes:
     print()
     for env, cond, text in notes:

@@ -12,11 +12,14 @@
 # machine hit both sides alike.  A traced set starts the condition's tracer in
 # the background, waits for the line it prints once attached, runs the set,
 # stops the tracer with SIGINT and checks it left nothing behind: its process
-# gone, and none of the BPF programs it held (bpftool prog show -j: .pids)
-# still loaded.
+# gone, and none of the BPF programs it held (its fds' fdinfo) still loaded.
 #
 # Figures are appended to $RAW, tab-separated:
-#   env  condition  round  u|t  workload  cpu  wall
+#   env  condition  round  u|t  workload  cpu  wall  foreign
+# foreign: BPF tracing programs (tracepoint, raw_tracepoint, tracing, kprobe)
+# loaded by anyone but this set's tracer, at the set's start or end, whichever
+# is more: other users of the machine tracing it too (another forkscope) make an
+# "untraced" set traced.
 # and anything wrong with a condition (not ready, output unverified, left
 # programs behind) to $NOTES as "env<TAB>condition<TAB>text".
 # Callers set: ENV_NAME RAW NOTES LOGS WORK ROUNDS UNRELATED BATCHES SCALE
@@ -35,24 +38,36 @@
 SYSTEM_CONDITIONS="run trace-a trace-p bpftrace"
 TPID="" IDLE_PID=""
 
+# Tracing programs loaded, not held by process $1 (empty: none excluded).
+foreign_progs() {
+  local mine
+  mine=$(if [[ -n ${1:-} ]]; then held_progs "$1"; fi | jq -s -c . 2>/dev/null || echo '[]')
+  bpftool prog show -j 2>/dev/null | jq --argjson m "${mine:-[]}" '[.[] | select(.type == "tracepoint" or .type == "raw_tracepoint"
+    or .type == "tracing" or .type == "kprobe") | select(.id as $i | $m | index($i) | not)] | length' 2>/dev/null || echo 0
+}
+
 # One set; SIDE is u or t.
 system_set() {  # COND ROUND SIDE
-  local out="$WORK/set.out" tf="$WORK/time.out" cpu wall
+  local out="$WORK/set.out" tf="$WORK/time.out" cpu wall f0 f1
+  f0=$(foreign_progs "$TPID")
   "$UNRELATED" --batches "$BATCHES" --scale "$SCALE" all >"$out" 2>>"$LOGS/workload-stderr.log" || {
     say "$ENV_NAME: unrelated failed ($1 round $2 $3): $(tail -n 1 "$LOGS/workload-stderr.log")"; return 1; }
-  awk -v e="$ENV_NAME" -v c="$1" -v r="$2" -v s="$3" -v OFS='\t' 'NF == 3 {print e, c, r, s, $1, $2, $3}' "$out" >>"$RAW"
+  awk -v e="$ENV_NAME" -v c="$1" -v r="$2" -v s="$3" -v OFS='\t' 'NF == 3 {print e, c, r, s, $1, $2, $3}' "$out" >"$out.rows"
   # bash's time keyword: "real user sys" of the whole pipeline, children included.
   { local TIMEFORMAT='%R %U %S'
     time (find "$COMPILE_DIR" -name '*.c' -print0 | xargs -0 -P2 -n1 cc -O2 -c -o /dev/null >>"$LOGS/compile.log" 2>&1); } 2>"$tf" \
     || { say "$ENV_NAME: the compile failed ($1 round $2 $3): see $LOGS/compile.log"; return 1; }
   read -r wall cpu <<<"$(awk '{print $1, $2 + $3}' "$tf")"
-  printf '%s\t%s\t%s\t%s\tcompile\t%s\t%s\n' "$ENV_NAME" "$1" "$2" "$3" "$cpu" "$wall" >>"$RAW"
+  printf '%s\t%s\t%s\t%s\tcompile\t%s\t%s\n' "$ENV_NAME" "$1" "$2" "$3" "$cpu" "$wall" >>"$out.rows"
+  f1=$(foreign_progs "$TPID")
+  awk -v f=$((f0 > f1 ? f0 : f1)) -v OFS='\t' '{print $0, f}' "$out.rows" >>"$RAW"
 }
 
 note() { printf '%s\t%s\t%s\n' "$ENV_NAME" "$1" "$2" >>"$NOTES"; }
 
-# Program ids a process holds.
-held_progs() { bpftool prog show -j 2>/dev/null | jq -r --argjson p "$1" '.[] | select(any(.pids[]?; .pid == $p)) | .id' 2>/dev/null || true; }
+# Program ids a process holds: the prog_id of its BPF program and link fds
+# (fdinfo; this bpftool shows no .pids).
+held_progs() { cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '$1 == "prog_id:" {print $2}' | sort -u; }
 
 # Starts COND's tracer in the background (TPID, log $LOGS/<cond>.log) and waits
 # until it says it is attached.  False (with a note) when it does not.
