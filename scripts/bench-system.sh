@@ -82,7 +82,8 @@ for t in bpftool jq python3 cc; do
 done
 
 T_START=$(date +%s)
-if ((QUICK)); then BATCHES=5 SCALE=0.5 NFILES=24 G_SCALE=0.05; else BATCHES=9 SCALE=1 NFILES=36 G_SCALE=0.1; fi
+# The guest compiles fewer files: cc under TCG takes ~1.5 s a file.
+if ((QUICK)); then BATCHES=5 SCALE=0.5 NFILES=24 G_SCALE=0.05 G_NFILES=4; else BATCHES=9 SCALE=1 NFILES=36 G_SCALE=0.1 G_NFILES=8; fi
 [[ -n $ROUNDS ]] || { if ((QUICK)); then ROUNDS=2; else ROUNDS=3; fi; }
 G_ROUNDS=$((QUICK ? 1 : ROUNDS))
 READY_TIMEOUT=60
@@ -126,9 +127,10 @@ LOAD_HOST_END=$(cut -d' ' -f1-3 /proc/loadavg)
 if ((GUEST)); then
   say "booting the QEMU guest (Debian's kernel, TCG): forkscope with --backend fentry and kprobe"
   rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
+  gen_sources "$WORK/compile-guest" "$G_NFILES"
   grc=0
   "$ROOT/scripts/qemu-lab.sh" --timeout $((QUICK ? 900 : 1800)) --out "$OUT/guest" -- \
-    bash "$ROOT/tests/bench/system-guest.sh" "$UNRELATED" "$FORKSCOPE" "$COMPILE_DIR" "$G_ROUNDS" "$BATCHES" "$G_SCALE" \
+    bash "$ROOT/tests/bench/system-guest.sh" "$UNRELATED" "$FORKSCOPE" "$WORK/compile-guest" "$G_ROUNDS" "$BATCHES" "$G_SCALE" \
     "$(IFS=,; echo "${conds[*]}")" >"$OUT/guest/host-side.log" 2>&1 || grc=$?
   [[ -s $OUT/guest/raw.tsv ]] && cat "$OUT/guest/raw.tsv" >>"$RAW"
   [[ -s $OUT/guest/notes.tsv ]] && cat "$OUT/guest/notes.tsv" >>"$NOTES"
@@ -141,9 +143,9 @@ fi
 {
   echo "forkscope bench-system, $(date -u '+%Y-%m-%d %H:%M UTC'), took $((($(date +%s) - T_START) / 60)) min"
   echo "machine: $(nproc) vCPU, kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); load average at start ${LOAD_START}, after the host part ${LOAD_HOST_END} (a shared machine runs other work: read the ranges)"
-  echo "sets: unrelated.c x ${BATCHES} batches (scale ${SCALE}; guest ${G_SCALE}), compile of ${NFILES} files with -P2; ${ROUNDS} round(s) per condition on the host, untraced/traced ABBA$( ((GUEST)) && echo "; guest ${G_ROUNDS} round(s)")"
+  echo "sets: unrelated.c x ${BATCHES} batches (scale ${SCALE}; guest ${G_SCALE}), compile of ${NFILES} files with -P2 (guest: ${G_NFILES}); ${ROUNDS} round(s) per condition on the host, untraced/traced ABBA$( ((GUEST)) && echo "; guest ${G_ROUNDS} round(s)")"
   echo
-  python3 - "$RAW" "$NOTES" "$NFILES" <<'PY'
+  python3 - "$RAW" "$NOTES" <<'PY'
 import statistics, sys
 from collections import defaultdict
 
@@ -155,7 +157,7 @@ LABEL = {
     "socket": ("socket(AF_UNIX)+close (slab)", "per pair"),
     "fault": ("anonymous page fault", "per fault"),
     "pingpong": ("pipe ping-pong (2 switches)", "per round trip"),
-    "compile": (f"cc -c of {sys.argv[3]} files, -P2", "user+sys"),
+    "compile": ("compile, cc -c -P2", "user+sys"),
 }
 COND = {"run": "forkscope run", "trace-a": "forkscope trace -a", "trace-p": "forkscope trace -p (idle)",
         "bpftrace": "bpftrace clone syscalls (floor)"}
@@ -168,20 +170,27 @@ def fmt(v, w):
     if w == "compile": return f"{v:.2f} s"
     return f"{v:.0f} ns" if v < 1000 else f"{v / 1000:.2f} us"
 
-# (env, cond, workload) -> round -> side -> (cpu, wall)
+# (env, cond, workload) -> round -> side -> (cpu, wall, foreign)
 d = defaultdict(lambda: defaultdict(dict))
 order = []
 foreign = defaultdict(lambda: [0, 0])  # env -> [sets with foreign tracing programs, sets]
 for env, cond, rnd, side, w, cpu, wall, *rest in raw:
     key = (env, cond, w)
     if key not in d: order.append(key)
-    d[key][rnd][side] = (float(cpu), float(wall))
+    d[key][rnd][side] = (float(cpu), float(wall), int(rest[0]) if rest else 0)
     if w == "compile" and rest:
         foreign[env][1] += 1
         foreign[env][0] += int(rest[0]) > 0
 
+# Rounds whose untraced and traced sets both ran with no one else's tracing
+# programs loaded; all rounds (and a "+" on the row) when there are none.
+def paired(rounds):
+    both = [r for r in rounds.values() if "t" in r and "u" in r]
+    clean = [r for r in both if r["t"][2] == 0 and r["u"][2] == 0]
+    return (clean, "") if clean else (both, "+")
+
 def ratio_cell(rounds, i):
-    pairs = [(r["t"][i], r["u"][i]) for r in rounds.values() if "t" in r and "u" in r]
+    pairs = [(r["t"][i], r["u"][i]) for r in paired(rounds)[0]]
     if not pairs: return "n/a"
     t = statistics.median(p[0] for p in pairs); u = statistics.median(p[1] for p in pairs)
     rs = sorted(a / b for a, b in pairs)
@@ -191,11 +200,12 @@ rows = [("where", "workload", "condition", "untraced (CPU)", "traced (CPU)", "ra
 envs = []
 for env, cond, w in sorted(order, key=lambda k: (k[0], list(LABEL).index(k[2]) if k[2] in LABEL else 99, order.index(k))):
     rounds = d[(env, cond, w)]
-    us = [r["u"][0] for r in rounds.values() if "u" in r and "t" in r]
-    ts = [r["t"][0] for r in rounds.values() if "u" in r and "t" in r]
-    if not ts: continue
+    use, flag = paired(rounds)
+    if not use: continue
+    us = [r["u"][0] for r in use]
+    ts = [r["t"][0] for r in use]
     lab, per = LABEL.get(w, (w, ""))
-    rows.append((env, f"{lab}, {per}", cond_label(cond), fmt(statistics.median(us), w), fmt(statistics.median(ts), w),
+    rows.append((env, f"{lab}, {per}", cond_label(cond) + flag, fmt(statistics.median(us), w), fmt(statistics.median(ts), w),
                  ratio_cell(rounds, 0), ratio_cell(rounds, 1)))
 width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 prev = None
@@ -205,8 +215,9 @@ for r in rows:
     prev = r
 for env, (n, sets) in foreign.items():
     if n:
-        print(f"\nnote: {env}: {n} of {sets} sets ran while someone else had BPF tracing programs loaded (another forkscope?): "
-              "raw.tsv's last column; such an untraced set was traced too")
+        print(f"\nnote: {env}: {n} of {sets} sets ran while someone else had BPF tracing programs loaded (another forkscope?; "
+              "raw.tsv's last column): such an untraced set was traced too. Rows use only the rounds where neither set did; "
+              "+ = no such round, every round used")
 if notes:
     print()
     for env, cond, text in notes:
