@@ -45,7 +45,8 @@
 #
 # Needs root, build/forkscope (or $FORKSCOPE_BUILD, or FORKSCOPE=binary),
 # bpftool, jq; installs bpftrace from Debian when missing.  About 3-4 minutes
-# for 3 rounds on the host (--quick: about 1); --guest adds about 10-15.  Logs
+# for 3 rounds on the host, 6-8 on a busy machine (--quick: about 2-3);
+# --guest adds 20-30 (--quick) to 60 minutes (at most 2 rounds there).  Logs
 # and raw figures (raw.tsv: env, condition, round, u/t, workload, CPU, wall) in
 # --out (default: a new /tmp/forkscope-bench-system.*).  Exit 0 when the table
 # was printed, 2 bad usage, 3 not root / no forkscope binary, 1 other failure.
@@ -85,7 +86,8 @@ T_START=$(date +%s)
 # The guest compiles fewer files: cc under TCG takes ~1.5 s a file.
 if ((QUICK)); then BATCHES=5 SCALE=0.5 NFILES=24 G_SCALE=0.05 G_NFILES=4; else BATCHES=9 SCALE=1 NFILES=36 G_SCALE=0.1 G_NFILES=8; fi
 [[ -n $ROUNDS ]] || { if ((QUICK)); then ROUNDS=2; else ROUNDS=3; fi; }
-G_ROUNDS=$((QUICK ? 1 : ROUNDS))
+# The guest: 7 conditions under TCG, about 2-4 minutes each per round.
+G_ROUNDS=$((QUICK ? 1 : (ROUNDS < 2 ? ROUNDS : 2)))
 READY_TIMEOUT=60
 SETTLE=1
 
@@ -129,7 +131,7 @@ if ((GUEST)); then
   rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
   gen_sources "$WORK/compile-guest" "$G_NFILES"
   grc=0
-  "$ROOT/scripts/qemu-lab.sh" --timeout $((QUICK ? 900 : 1800)) --out "$OUT/guest" -- \
+  "$ROOT/scripts/qemu-lab.sh" --timeout $((QUICK ? 1800 : 3600)) --out "$OUT/guest" -- \
     bash "$ROOT/tests/bench/system-guest.sh" "$UNRELATED" "$FORKSCOPE" "$WORK/compile-guest" "$G_ROUNDS" "$BATCHES" "$G_SCALE" \
     "$(IFS=,; echo "${conds[*]}")" >"$OUT/guest/host-side.log" 2>&1 || grc=$?
   [[ -s $OUT/guest/raw.tsv ]] && cat "$OUT/guest/raw.tsv" >>"$RAW"
@@ -221,7 +223,7 @@ for env, (n, sets) in foreign.items():
 if notes:
     print()
     for env, cond, text in notes:
-        print(f"note: {env}, {cond_label(cond) if cond != '-' else 'guest'}: {text}")
+        print(f"note: {env}, {cond_label(cond)}: {text}" if cond != "-" else f"note: {env}: {text}")
 PY
   echo
   echo "untraced/traced = medians over the rounds of the per-set figures (each the median of its batches); CPU = the thread's CPU clock"
