@@ -135,6 +135,12 @@ class Reader {
     r.started = str(root, "", "started");
     r.host = host(member(root, "", "host"), "host");
     r.backend = str(root, "", "backend");
+    // Optional: files from before --depth saw everything.
+    if (root.contains("depth")) {
+      r.depth = str(root, "", "depth");
+      if (r.depth != "syscall" && r.depth != "process" && r.depth != "full")
+        fail("depth", fmt::format("is {:?}, expected \"syscall\", \"process\" or \"full\"", r.depth));
+    }
     r.incomplete = boolean(root, "", "incomplete");
     // Optional: files from before it was recorded lack it.
     if (root.contains("bpf_map_bytes")) r.bpf_map_bytes = u64(root, "", "bpf_map_bytes");
@@ -534,6 +540,7 @@ std::string to_json(const Run& run, int indent) {
                   {"started", run.started},
                   {"host", std::move(host)},
                   {"backend", run.backend},
+                  {"depth", run.depth},
                   {"incomplete", run.incomplete},
                   {"bpf_map_bytes", run.bpf_map_bytes},
                   {"phases_available", std::move(available)},
