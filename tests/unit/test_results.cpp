@@ -45,6 +45,7 @@ Run sample_run() {
   r.started = "2024-05-01T12:00:00Z";
   r.host = {"lab", "6.1.0-21-amd64", "x86_64", 2, "madvise"};
   r.backend = "tracepoint";
+  r.depth = "process";
   r.incomplete = true;
   r.phases_available = {{"syscall", "tracepoint", "sys_enter .. sys_exit", ""},
                         {"kernel_clone", "", "", "no tracepoint at its entry or exit"}};
@@ -103,6 +104,7 @@ void expect_equal(const Run& a, const Run& b) {
   EXPECT_EQ(a.host.cpus, b.host.cpus);
   EXPECT_EQ(a.host.thp, b.host.thp);
   EXPECT_EQ(a.backend, b.backend);
+  EXPECT_EQ(a.depth, b.depth);
   EXPECT_EQ(a.incomplete, b.incomplete);
   ASSERT_EQ(a.calibration.has_value(), b.calibration.has_value());
   if (a.calibration) {
