@@ -57,6 +57,8 @@ bool kprobes_available(std::string* why);
 // lists every one forkscope needs, else the raw sys_enter/sys_exit (*why says why).
 // Tracer::open falls back to the raw ones when the per-syscall ones fail to load.
 SyscallHooks choose_syscall_hooks(std::string* why);
+// Those tracepoints, by tracefs name ("sys_enter_clone", ...).
+const std::vector<std::string>& hooked_syscall_events();
 
 // Tries function probes for real: loads a minimal program and attaches it.
 // Each try returns "" when it works, otherwise the reason.
@@ -92,6 +94,12 @@ struct PlanOptions {
   bool exec = true;        // launches may exec (the exec phases' per-fault program loads)
   bool probe_cost = true;  // find a target for Tracer::probe_costs (trace measures no probe cost)
   Depth depth = Depth::kFull;
+  // The programs are detached and attached again every few dozen launches
+  // (--overhead's untraced blocks): detaching a per-syscall tracepoint's program
+  // waits for a grace period (20-90 ms each on 6.18, one after another), so such
+  // runs use the raw sys_enter/sys_exit, whose programs return at once for the
+  // syscalls that are none of ours.
+  bool reattaches = false;
 };
 
 // The one plan of a run, complete: which source measures each phase on this

@@ -174,7 +174,7 @@ RunPlan plan_run(const PlanOptions& o) {
   set_detail(plan, o.detail);
   set_depth(plan, o.depth);
   plan.exec = o.exec;
-  plan.syscall_hooks = choose_syscall_hooks(nullptr);
+  plan.syscall_hooks = o.reattaches ? SyscallHooks::kRaw : choose_syscall_hooks(nullptr);
   if (plan.depth != Depth::kSyscall) resolve_sites(plan);
   return plan;
 }
