@@ -9,6 +9,7 @@
 #include "forkscope/metrics.h"
 #include <linux/types.h>
 
+#include "forkscope/shared/catalog.h"
 #include "forkscope/shared/machine.h"
 
 namespace forkscope {
@@ -51,8 +52,12 @@ TEST(MetricsBuckets, KernelSlotsFoldIntoPowerOfTwoBuckets) {
     const size_t b = bucket_of_slot(fs_hist_slot(ns));
     const double v = static_cast<double>(ns) / 1e9;
     ASSERT_LE(b, bounds.size());
-    if (b < bounds.size()) EXPECT_LT(v, bounds[b]) << ns;
-    if (b > 0) EXPECT_GE(v, bounds[b - 1]) << ns;
+    if (b < bounds.size()) {
+      EXPECT_LT(v, bounds[b]) << ns;
+    }
+    if (b > 0) {
+      EXPECT_GE(v, bounds[b - 1]) << ns;
+    }
   }
   EXPECT_EQ(bucket_of_slot(FS_HIST_SLOTS - 1), bounds.size());  // the catch-all slot: +Inf
 }
