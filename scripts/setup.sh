@@ -7,6 +7,8 @@ BUILD="${FORKSCOPE_BUILD:-$ROOT/build}"
 
 PACKAGES=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
           libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev
+          prometheus-cpp-dev  # serve: the exposition and its HTTP endpoint
+          prometheus  # serve's runtime tests: the real server and promtool scrape it
           qemu-system-x86 busybox-static cpio kmod  # these four: the kernel lane (scripts/qemu-lab.sh)
           chromium  # the browser lane: report.html rendered headless
           stress-ng libclang-rt-14-dev  # fork storms for the runtime lane; libFuzzer for the fuzz lane
