@@ -119,24 +119,6 @@ void check_can_listen(const std::string& listen) {
 
 }  // namespace
 
-std::string parse_listen(const std::string& listen) {
-  const size_t colon = listen.rfind(':');
-  auto bad = [&](const std::string& why) {
-    return usage_error("--listen '" + listen + "': " + why + "; expected ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464");
-  };
-  if (colon == std::string::npos || colon == 0) throw bad("no address");
-  const std::string host = listen.substr(0, colon), port = listen.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) < 1 || std::stoi(port) > 65535)
-    throw bad("the port must be a number from 1 to 65535");
-  unsigned char buf[sizeof(in6_addr)];
-  const bool v6 = host.size() > 2 && host.front() == '[' && host.back() == ']';
-  if (v6 ? inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) != 1
-         : inet_pton(AF_INET, host.c_str(), buf) != 1)
-    throw bad("the address must be an IPv4 address or an IPv6 one in brackets");
-  return listen;
-}
-
 int serve_session(const ServeOptions& o) {
   check_can_listen(o.listen);
   int cgroup_fd = -1;

@@ -9,7 +9,7 @@
 namespace forkscope {
 
 struct ServeOptions {
-  std::string listen = "127.0.0.1:9464";  // validated: parse_listen()
+  std::string listen = "127.0.0.1:9464";  // ADDR:PORT or [ADDR6]:PORT, validated by the CLI
   pid_t pid = 0;           // follow this process and what it launches
   std::string cgroup;      // or a cgroup v2 directory
   // neither: every task but forkscope (-a)
@@ -19,9 +19,6 @@ struct ServeOptions {
   bool quiet = false;
   bool verbose = false;
 };
-
-// ADDR:PORT (IPv4, or [IPv6]:PORT) as civetweb takes it; throws usage_error.
-std::string parse_listen(const std::string& listen);
 
 // Runs until SIGINT or SIGTERM; every BPF program is detached when it returns.
 // Throws usage_error when it cannot listen (exit 2).
