@@ -182,7 +182,7 @@ TEST_P(Backend, CopyPageRangeCallsAreWhatTheBackendPromises) {
     const Phase* cpr = f.phase("copy_page_range");
     const Phase* setup = f.phase("vma_setup");
     ASSERT_TRUE(cpr && setup) << "heap " << heap;
-    if (cpr->source == "tracepoint") {
+    if (cpr->source != "fentry" && cpr->source != "kprobe") {
       EXPECT_GE(cpr->calls, f.launches) << "heap " << heap;
       EXPECT_LT(cpr->calls, setup->calls) << "heap " << heap << ": file-backed VMAs copy no page tables";
     } else {
@@ -438,11 +438,19 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
         const double predicted = per_run * (runs_f + runs_k) / 2;
         const double observed = pb->mean_ns - pa.mean_ns;
         const double tolerance = 0.25 * std::abs(predicted) + 0.05 * pa.mean_ns + 1500;
-        const bool judged = heap == small;
+        // The two runs' runners need not map the same page tables: on 6.12 (THP
+        // "always", anonymous mappings aligned to 2 MiB) the fentry run of one lane
+        // copied 20 page-table pages per fork at 2M and the kprobe run 18, and
+        // copy_page_range was 19 us faster under kprobes.  Phases inside dup_mm
+        // are then not the same work in both runs: printed, not judged.
+        const bool same_work = a->kernel.pt_pages == b->kernel.pt_pages ||
+                               (pa.path.find(";dup_mm;") == std::string::npos && !pa.path.ends_with(";dup_mm"));
+        const bool judged = heap == small && same_work;
         std::printf("  %-8s %9llu %-17s %6.1f runs  fentry %10.0f  kprobe %10.0f  kprobe-fentry %+9.0f ns, "
                     "costs explain %+9.0f +- %.0f%s\n",
                     mode, static_cast<unsigned long long>(heap), pa.name.c_str(), runs_f, pa.mean_ns, pb->mean_ns,
-                    observed, predicted, tolerance, judged ? "" : "  (not judged)");
+                    observed, predicted, tolerance,
+                    judged ? "" : same_work ? "  (not judged)" : "  (not judged: page-table pages differ)");
         if (!judged) continue;
         checked++;
         // Would the check fail with the costs swapped?  It must, somewhere, to mean anything.
