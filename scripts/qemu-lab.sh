@@ -406,6 +406,8 @@ mkdir -p /proc /sys /dev /host /newroot
 mount -t proc proc /proc || fail "cannot mount proc"
 mount -t sysfs sysfs /sys || fail "cannot mount sysfs"
 mount -t devtmpfs devtmpfs /dev || fail "cannot mount devtmpfs"
+# A name for results' host field ("qemu-lab 6.12...", not "(none)").
+hostname qemu-lab
 for m in $(cat /modules.order); do
   insmod "/lib/modules/$m.ko" || fail "insmod $m failed"
 done
