@@ -335,7 +335,7 @@ if [[ -n $PKG ]]; then
 else
   # No package lists and no mirror: fall back to the newest matching kernel cached.
   KVER=$(cached_kernel)
-  [[ -n $KVER ]] || die 3 "no Debian kernel package for --kernel $KERNEL_SPEC (no apt lists or mirror?) and none cached in $CACHE"
+  [[ -n $KVER ]] || die 3 "no Debian kernel package for --kernel $KERNEL_SPEC in the machine's suites or ${PRIVATE_SUITES[*]} (or no mirror reachable), and none cached in $CACHE"
   say "--kernel $KERNEL_SPEC unresolvable; using the cached $KVER"
 fi
 flock -u 9
