@@ -489,35 +489,44 @@ class Reader {
 
 // Duplicate keys and nesting depth, checked while parsing: nlohmann keeps the last
 // of two equal keys silently, and would build any depth before the reader saw it.
-class ParseGuard {
+// A SAX handler around nlohmann's own document builder (its callback parser
+// rescans an array at the end of each element, quadratic in the array's length).
+class GuardedParser {
  public:
-  explicit ParseGuard(const Reader& reader) : reader_(reader) {}
+  explicit GuardedParser(const Reader& reader, Json& root) : reader_(reader), dom_(root, true) {}
 
-  bool operator()(int, Json::parse_event_t event, Json& parsed) {
-    using E = Json::parse_event_t;
-    switch (event) {
-      case E::object_start:
-      case E::array_start:
-        if (frames_.size() >= kMaxJsonDepth)
-          reader_.fail(path(), fmt::format("nested deeper than {} levels; not a forkscope results file", kMaxJsonDepth));
-        frames_.push_back({event == E::array_start, 0, {}, {}});
-        break;
-      case E::key: {
-        Frame& f = frames_.back();
-        f.key = parsed.get<std::string>();
-        if (!f.keys.insert(f.key).second) reader_.fail(path(), "appears twice in one object; keep one");
-        break;
-      }
-      case E::object_end:
-      case E::array_end:
-        frames_.pop_back();
-        next();
-        break;
-      case E::value:
-        next();
-        break;
-    }
-    return true;
+  bool null() { return value(dom_.null()); }
+  bool boolean(bool v) { return value(dom_.boolean(v)); }
+  bool number_integer(Json::number_integer_t v) { return value(dom_.number_integer(v)); }
+  bool number_unsigned(Json::number_unsigned_t v) { return value(dom_.number_unsigned(v)); }
+  bool number_float(Json::number_float_t v, const Json::string_t& s) { return value(dom_.number_float(v, s)); }
+  bool string(Json::string_t& v) { return value(dom_.string(v)); }
+  bool binary(Json::binary_t& v) { return value(dom_.binary(v)); }
+  bool start_object(std::size_t n) {
+    open(false);
+    return dom_.start_object(n);
+  }
+  bool key(Json::string_t& k) {
+    Frame& f = frames_.back();
+    f.key = k;
+    if (!f.keys.insert(k).second) reader_.fail(path(), "appears twice in one object; keep one");
+    return dom_.key(k);
+  }
+  bool end_object() {
+    frames_.pop_back();
+    return value(dom_.end_object());
+  }
+  bool start_array(std::size_t n) {
+    open(true);
+    return dom_.start_array(n);
+  }
+  bool end_array() {
+    frames_.pop_back();
+    return value(dom_.end_array());
+  }
+  template <class E>
+  bool parse_error(std::size_t at, const std::string& token, const E& e) {
+    return dom_.parse_error(at, token, e);
   }
 
  private:
@@ -528,8 +537,16 @@ class ParseGuard {
     std::set<std::string> keys;
   };
 
-  void next() {
+  void open(bool array) {
+    if (frames_.size() >= kMaxJsonDepth)
+      reader_.fail(path(), fmt::format("nested deeper than {} levels; not a forkscope results file", kMaxJsonDepth));
+    frames_.push_back({array, 0, {}, {}});
+  }
+
+  // A value ended: the next one in an array has the next index.
+  bool value(bool ok) {
     if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+    return ok;
   }
 
   std::string path() const {
@@ -539,6 +556,7 @@ class ParseGuard {
   }
 
   const Reader& reader_;
+  nlohmann::detail::json_sax_dom_parser<Json> dom_;
   std::vector<Frame> frames_;
 };
 
@@ -566,10 +584,10 @@ std::string to_json(const Run& run, int indent) {
 
 Run run_from_json(const std::string& text, const std::string& source) {
   const Reader reader(source);
-  ParseGuard guard(reader);
   Json root;
+  GuardedParser parser(reader, root);
   try {
-    root = Json::parse(text, std::ref(guard));
+    Json::sax_parse(text, &parser);
   } catch (const Json::parse_error& e) {
     throw usage_error(fmt::format("{}: not valid JSON (error at byte {}); expected a forkscope results file",
                                   source, e.byte));

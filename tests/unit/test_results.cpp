@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "forkscope/error.h"
@@ -339,6 +341,205 @@ TEST_F(TempDir, LoadNamesTheFileInFieldErrors) {
   std::ofstream(path) << edited([](nlohmann::json& j) { j["cells"][0]["phases"][0]["count"] = "x"; });
   EXPECT_EQ(usage_message([&] { load_results(path); }),
             path + ": cells[0].phases[0].count: expected a non-negative integer");
+}
+
+}  // namespace
+}  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+// The sample run with one cell and one phase, as JSON, for the limit tests.
+nlohmann::json small_doc() {
+  nlohmann::json j = nlohmann::json::parse(to_json(sample_run()));
+  j["cells"] = nlohmann::json::array({j["cells"][1]});
+  return j;
+}
+
+double seconds_to_read(const std::string& text, std::string& message) {
+  const auto start = std::chrono::steady_clock::now();
+  message = usage_message([&] { run_from_json(text); });
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST(ResultsLimits, AHundredThousandPartPathIsRejectedFast) {
+  nlohmann::json j = small_doc();
+  std::string path;
+  for (int i = 0; i < 100000; ++i) path += "syscall;";
+  j["cells"][0]["phases"][0]["path"] = path + "syscall";
+  std::string message;
+  EXPECT_LT(seconds_to_read(j.dump(), message), 2.0);
+  EXPECT_EQ(message.rfind("results: cells[0].phases[0].path: ", 0), 0u) << message;
+}
+
+TEST(ResultsLimits, PathPartsAtTheBoundAreAcceptedPastItRejected) {
+  nlohmann::json j = small_doc();
+  std::string path;
+  for (size_t i = 1; i < kMaxPathParts; ++i) path += "copy_process;";
+  j["cells"][0]["phases"][0]["path"] = path + "syscall";
+  EXPECT_EQ(run_from_json(j.dump()).cells[0].phases[0].path, path + "syscall");
+  j["cells"][0]["phases"][0]["path"] = "copy_process;" + path + "syscall";
+  EXPECT_EQ(usage_message([&] { run_from_json(j.dump()); }),
+            fmt::format("results: cells[0].phases[0].path: has {} parts; a phase path has at most {}", kMaxPathParts + 1,
+                        kMaxPathParts));
+}
+
+TEST(ResultsLimits, DeepNestingIsRejectedBeforeItIsBuilt) {
+  std::string message;
+  const std::string deep(100'000'000, '[');
+  EXPECT_LT(seconds_to_read(deep, message), 2.0);
+  EXPECT_NE(message.find("nested deeper than 16 levels"), std::string::npos) << message;
+  // At the bound (the document's own level plus 15 in an unknown member) it reads.
+  nlohmann::json j = small_doc();
+  nlohmann::json nest = nlohmann::json::array();
+  for (size_t i = 2; i < kMaxJsonDepth; ++i) nest = nlohmann::json::array({nest});
+  j["extra"] = nest;
+  EXPECT_NO_THROW(run_from_json(j.dump()));
+  j["extra"] = nlohmann::json::array({nest});
+  std::string at = "results: extra";
+  for (size_t i = 1; i < kMaxJsonDepth; ++i) at += "[0]";
+  EXPECT_EQ(usage_message([&] { run_from_json(j.dump()); }),
+            at + ": nested deeper than 16 levels; not a forkscope results file");
+}
+
+TEST(ResultsLimits, DevZeroIsRejectedWithoutReadingItAll) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string message = usage_message([] { load_results("/dev/zero"); });
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  EXPECT_EQ(message.rfind("/dev/zero: not valid JSON", 0), 0u) << message;
+}
+
+TEST_F(TempDir, AFileLargerThanTheBoundIsRejectedUnread) {
+  const std::string path = (dir_ / "big.json").string();
+  std::ofstream(path) << "{";
+  fs::resize_file(path, kMaxResultsBytes + 1);  // sparse: nothing is written
+  EXPECT_NE(usage_message([&] { load_results(path); }).find("larger than any results file"), std::string::npos);
+}
+
+// Each list and string: at its bound it reads, one past it is refused with the field named.
+TEST(ResultsLimits, ListsAndStringsAtTheBoundAreAcceptedPastItRejected) {
+  struct Case {
+    const char* what;
+    size_t bound;
+    std::function<void(nlohmann::json&, size_t)> fill;
+    std::string field;
+  };
+  const nlohmann::json base = small_doc();
+  const std::vector<Case> cases = {
+      {"cells", kMaxCells,
+       [&](nlohmann::json& j, size_t n) {
+         nlohmann::json cell = base["cells"][0];
+         cell["phases"] = nlohmann::json::array();
+         j["cells"] = nlohmann::json::array();
+         for (size_t i = 0; i < n; ++i) {
+           cell["heap_bytes"] = i;
+           j["cells"].push_back(cell);
+         }
+       },
+       "cells"},
+      {"phases", kMaxPhases,
+       [&](nlohmann::json& j, size_t n) {
+         nlohmann::json phase = base["cells"][0]["phases"][0];
+         j["phases_available"] = nlohmann::json::array();
+         j["cells"][0]["phases"] = nlohmann::json::array();
+         // phases_available has the same bound: past it, the extra phase is the catalog's.
+         for (size_t i = 0; i < n; ++i) {
+           const std::string name = i < kMaxPhases ? fmt::format("fn{}", i) : "syscall";
+           if (i < kMaxPhases)
+             j["phases_available"].push_back({{"name", name}, {"source", "fentry"}, {"how", ""}, {"reason", ""}});
+           phase["name"] = name;
+           phase["path"] = name;
+           j["cells"][0]["phases"].push_back(phase);
+         }
+       },
+       "cells[0].phases"},
+      {"samples", kMaxSamples,
+       [](nlohmann::json& j, size_t n) {
+         const nlohmann::json sample = {{"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3},
+                                        {"spans", nlohmann::json::array()}};
+         j["cells"][0]["samples"] = nlohmann::json::array();
+         for (size_t i = 0; i < n; ++i) j["cells"][0]["samples"].push_back(sample);
+       },
+       "cells[0].samples"},
+      {"spans", kMaxSpans,
+       [](nlohmann::json& j, size_t n) {
+         const nlohmann::json span = {{"name", "syscall"}, {"path", "syscall"}, {"start_ns", 0}, {"dur_ns", 1},
+                                      {"task", "parent"}};
+         nlohmann::json sample = {{"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3},
+                                  {"spans", nlohmann::json::array()}};
+         for (size_t i = 0; i < n; ++i) sample["spans"].push_back(span);
+         j["cells"][0]["samples"] = nlohmann::json::array({sample});
+       },
+       "cells[0].samples[0].spans"},
+      {"trace parents", kMaxParents,
+       [](nlohmann::json& j, size_t n) {
+         j["trace"] = {{"target", "-a"}, {"seconds", 1}, {"command_exit", -1}, {"parents", nlohmann::json::array()}};
+         for (size_t i = 0; i < n; ++i)
+           j["trace"]["parents"].push_back({{"pid", 1}, {"comm", "sh"}, {"launches", 1}, {"execs", 0}});
+       },
+       "trace.parents"},
+      {"string bytes", kMaxStringBytes,
+       [](nlohmann::json& j, size_t n) { j["cells"][0]["failed_errno"] = std::string(n, 'E'); },
+       "cells[0].failed_errno"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    nlohmann::json j = base;
+    c.fill(j, c.bound);
+    EXPECT_NO_THROW(run_from_json(j.dump()));
+    c.fill(j, c.bound + 1);
+    const std::string message = usage_message([&] { run_from_json(j.dump()); });
+    EXPECT_EQ(message.rfind("results: " + c.field + ": ", 0), 0u) << message;
+    EXPECT_NE(message.find(fmt::format("at most {}", c.bound)), std::string::npos) << message;
+  }
+}
+
+TEST(ResultsSemantics, DuplicateKeysAreRefusedWithTheirPath) {
+  std::string text = to_json(sample_run(), -1);
+  const std::string mode = "\"mode\":\"pthread\"";
+  text.replace(text.find(mode), mode.size(), mode + "," + mode);
+  EXPECT_EQ(usage_message([&] { run_from_json(text); }),
+            "results: cells[1].mode: appears twice in one object; keep one");
+}
+
+TEST(ResultsSemantics, DuplicateCellsAndPhasesAreRefused) {
+  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1] = j["cells"][0]; })); }),
+            "results: cells[1]: the same cell (mode, heap_bytes, comm, host) as cells[0]; a results file holds each "
+            "cell once");
+  // The same cell on another host is another cell.
+  EXPECT_NO_THROW(run_from_json(edited([](nlohmann::json& j) {
+    j["cells"][1] = j["cells"][0];
+    j["cells"][1]["host"] = "other 6.1";
+  })));
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1] = j["cells"][0]["phases"][0]; }));
+            }),
+            "results: cells[0].phases[1].name: \"syscall\" is already cells[0].phases[0]; a cell holds each phase once");
+  EXPECT_NE(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["phases_available"][1] = j["phases_available"][0]; }));
+            }).find("phases_available[1].name"),
+            std::string::npos);
+}
+
+TEST(ResultsSemantics, PhaseNamesAreTheCatalogsOrListedUserPhases) {
+  auto renamed = [](nlohmann::json& j) {
+    j["cells"][0]["phases"][1]["name"] = "anon_vma_fork";
+    j["cells"][0]["phases"][1]["path"] = "syscall;copy_process;dup_mm;dup_mmap;anon_vma_fork";
+  };
+  EXPECT_EQ(usage_message([&] { run_from_json(edited(renamed)); }),
+            "results: cells[0].phases[1].name: \"anon_vma_fork\" is no phase of the catalog and not in "
+            "phases_available; a phase name is one of those");
+  // --phase anon_vma_fork: the run lists it as available, named for its function.
+  const forkscope::Run user = run_from_json(edited([&](nlohmann::json& j) {
+    renamed(j);
+    j["phases_available"].push_back({{"name", "anon_vma_fork"}, {"source", "fentry"}, {"how", ""}, {"reason", ""}});
+  }));
+  EXPECT_NE(user.cells[0].phase("anon_vma_fork"), nullptr);
+  // A path ends in its phase's name.
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1]["path"] = "syscall;dup_mm"; }));
+            }),
+            "results: cells[0].phases[1].path: \"syscall;dup_mm\" does not end in the phase's name \"copy_page_range\"");
 }
 
 }  // namespace
