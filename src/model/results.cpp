@@ -1,6 +1,7 @@
 // The results schema, written once: one describe() per struct lists its fields in
 // file order with what each may hold, and drives both the writer and the validating
-// reader (equality is the structs' defaulted operator==).
+// reader (equality is the structs' defaulted operator==).  Past 500 lines because
+// the description, the two visitors and the parse guard change together.
 #include "forkscope/results.h"
 
 #include <algorithm>
