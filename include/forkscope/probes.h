@@ -28,6 +28,9 @@ class Kallsyms {
  public:
   static Kallsyms load();
   std::optional<KsymRange> find(const std::string& name) const;
+  // Whether a text symbol of this name is listed (names show even when addresses are hidden).
+  bool has(const std::string& name) const;
+  bool empty() const { return syms_.empty(); }
   bool readable() const { return readable_; }
 
  private:
@@ -62,6 +65,7 @@ class FunctionProber {
   FunctionProber(const FunctionProber&) = delete;
   FunctionProber& operator=(const FunctionProber&) = delete;
   bool in_btf(const std::string& function) const;
+  bool has_btf() const { return btf_ != nullptr; }
   std::string try_fentry(const std::string& function) const;
   std::string try_kprobe(const std::string& function) const;
 

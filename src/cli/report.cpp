@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/preflight.h"
 #include "forkscope/error.h"
 #include "forkscope/report.h"
 #include "forkscope/visual.h"
@@ -54,6 +55,7 @@ std::string render(const Run& run, const ReportOptions& o) {
 }
 
 int report_command(const ReportOptions& o) {
+  if (!o.out.empty()) check_out_file(o.out, "-o");
   const Run run = load_results(o.input);
   const std::string text = render(run, o);
   if (o.out.empty()) {

@@ -17,6 +17,7 @@
 
 #include "forkscope/error.h"
 #include "forkscope/probes.h"
+#include "forkscope/untrusted.h"
 
 namespace forkscope {
 
@@ -55,9 +56,10 @@ Host read_host() {
   Host h;
   struct utsname u;
   if (uname(&u) == 0) {
-    h.hostname = u.nodename;
-    h.kernel = u.release;
-    h.arch = u.machine;
+    // Set by whoever administers the machine (or a container): made safe here.
+    h.hostname = safe_text(u.nodename);
+    h.kernel = safe_text(u.release);
+    h.arch = safe_text(u.machine);
   }
   h.cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   std::string thp = read_first_line("/sys/kernel/mm/transparent_hugepage/enabled");
