@@ -138,8 +138,71 @@ TEST_P(Interrupted, ReapsEveryChildDetachesAndSavesTheCellsDone) {
   EXPECT_TRUE(left.empty()) << describe(left) << " of forkscope's still loaded";
 }
 
-INSTANTIATE_TEST_SUITE_P(Signals, Interrupted, ::testing::Values(SIGINT, SIGTERM),
+// SIGHUP (the terminal closed) and SIGQUIT end a run as SIGTERM does.
+INSTANTIATE_TEST_SUITE_P(Signals, Interrupted, ::testing::Values(SIGINT, SIGTERM, SIGHUP, SIGQUIT),
                          [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+
+// A stop signal while the programs load: the documented exit 1, no output, and
+// nothing made (the default action would be exit 130 or 143).
+class InterruptedAtStart : public ::testing::TestWithParam<int> {};
+
+TEST_P(InterruptedAtStart, ExitsOneAndLeavesNothing) {
+  const int sig = GetParam();
+  TempDir dir;
+  const std::string out = dir / "out";
+  const Started s = start_forkscope(long_sweep(out));
+  // The first program loaded: the rest are still loading.
+  ASSERT_TRUE(wait_for([&] { return !bpf_ids_of(s.pid).progs.empty(); }, 60)) << whereabouts(s);
+  ASSERT_EQ(kill(s.pid, sig), 0);
+  const Outcome o = finish_forkscope(s);
+  if (o.err.find("[1/") != std::string::npos)
+    GTEST_SKIP() << "the signal came after the first cell had begun, not during start-up: " << o.err;
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_EQ(o.out, "");
+  EXPECT_NE(o.err.find("interrupted while starting"), std::string::npos) << o.err;
+  EXPECT_FALSE(fs::exists(out)) << "nothing is made when nothing was measured";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, InterruptedAtStart, ::testing::Values(SIGINT, SIGTERM),
+                         [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+
+// nohup and a shell's background jobs start forkscope with SIGINT ignored: it
+// stays ignored; SIGTERM still ends the run with its results.
+TEST(InheritedIgnore, SigintStaysIgnored) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] { return signal(SIGINT, SIG_IGN) != SIG_ERR; };
+  const Started s = start_forkscope(long_sweep(dir.str()), setup);
+  ASSERT_TRUE(launching(s)) << whereabouts(s);
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(waitpid(s.pid, nullptr, WNOHANG), 0) << "an ignored SIGINT ended forkscope";
+  EXPECT_EQ(slurp(s.err_path).find("interrupted"), std::string::npos);
+  ASSERT_EQ(kill(s.pid, SIGTERM), 0);
+  const Outcome o = finish_forkscope(s);
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_TRUE(load_results(dir / "results.json").incomplete);
+}
+
+// The second Ctrl-C ends forkscope at once, as SIGINT's default action does, but
+// not before the launch in flight is reaped: no child is left to forkscope's parent.
+TEST(SecondSigint, ReapsTheChildInFlight) {
+  TempDir dir;
+  Subreaper reaper;
+  std::vector<std::string> args = long_sweep(dir.str());
+  args[2] = "fork-exec";
+  const Started s = start_forkscope(args);
+  ASSERT_TRUE(launching(s)) << whereabouts(s);
+  const std::string syscall = "/proc/" + std::to_string(s.pid) + "/syscall";
+  wait_for([&] { return slurp(syscall).rfind("61 ", 0) == 0; }, 5);
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  const Outcome o = finish_forkscope(s);
+  EXPECT_TRUE(o.exit_code == 128 + SIGINT || o.exit_code == 1) << o.exit_code << " " << o.err;
+  const std::vector<pid_t> orphans = Subreaper::children();
+  EXPECT_TRUE(orphans.empty()) << orphans.size() << " children of forkscope were left behind, not reaped";
+}
 
 TEST(Killed, LeavesNothingOfOursBehind) {
   TempDir dir;
