@@ -42,6 +42,10 @@ Host read_host();
 
 // Each throws privilege_error (exit 3) with what is missing and what to do.
 void check_privileges();
+// CAP_BPF and CAP_PERFMON are not enough to load forkscope's programs: the kernel
+// refuses them without CAP_SYS_ADMIN.  Checked after the mounts, whose own
+// messages say more when those fail too.
+void check_cap_sys_admin();
 // Mounts tracefs at /sys/kernel/tracing when it is not mounted; returns false
 // (and says why in *why) when that fails.
 bool ensure_tracefs(std::string* why);

@@ -120,6 +120,7 @@ void check_kernel_access() {
   std::string why;
   if (!ensure_tracefs(&why)) throw privilege_error(why);
   ensure_bpffs();
+  check_cap_sys_admin();
 }
 
 void check_out_dir(const std::string& dir) {

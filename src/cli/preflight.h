@@ -6,8 +6,8 @@
 
 namespace forkscope {
 
-// Root (or CAP_BPF + CAP_PERFMON), kernel BTF, tracefs and the BPF filesystem,
-// mounting the last two when they are missing.  Throws privilege_error (exit 3)
+// Root (CAP_SYS_ADMIN; CAP_BPF + CAP_PERFMON alone are refused), kernel BTF,
+// tracefs and the BPF filesystem, mounting the last two when they are missing.  Throws privilege_error (exit 3)
 // saying what is missing and how to provide it.
 void check_kernel_access();
 

@@ -479,6 +479,18 @@ TEST(UpFront, WithoutCapBpfAndCapPerfmonRootExitsThree) {
   expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "CAP_BPF", dir);
 }
 
+// This kernel refuses forkscope's programs to CAP_BPF+CAP_PERFMON without
+// CAP_SYS_ADMIN: said up front, before anything is loaded.
+TEST(UpFront, WithoutCapSysAdminExitsThreeAndSaysSo) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] { return drop_capabilities({CAP_SYS_ADMIN}); };
+  expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "CAP_SYS_ADMIN", dir);
+  const Outcome doctor = run_forkscope({"doctor"}, setup);
+  EXPECT_EQ(doctor.exit_code, 3) << doctor.err;
+  EXPECT_NE(doctor.out.find("without CAP_SYS_ADMIN"), std::string::npos) << doctor.out;
+}
+
 TEST(UpFront, WithoutKernelBtfExitsThree) {
   TempDir dir;
   ChildSetup setup;
@@ -501,7 +513,8 @@ TEST(UpFront, MountsTracefsAndBpffsWhenMissing) {
 TEST(UpFront, TracefsThatCannotBeMountedExitsThree) {
   TempDir dir;
   ChildSetup setup;
-  // CAP_BPF and CAP_PERFMON are enough to trace; without CAP_SYS_ADMIN nothing can be mounted.
+  // Without CAP_SYS_ADMIN nothing can be mounted (the mounts are checked, and
+  // said, before CAP_SYS_ADMIN itself).
   setup.before_exec = [] {
     return private_mounts() && unmount_all("/sys/kernel/tracing") && drop_capabilities({CAP_SYS_ADMIN});
   };
