@@ -150,7 +150,7 @@ BackendChoice parse_backend(const std::string& name) {
   if (name == "fentry") return BackendChoice::kFentry;
   if (name == "kprobe") return BackendChoice::kKprobe;
   if (name == "tracepoint") return BackendChoice::kTracepoint;
-  throw usage_error("unknown --backend '" + name + "'; choose auto, fentry, kprobe or tracepoint");
+  throw usage_error("unknown --backend '" + safe_text(name) + "'; choose auto, fentry, kprobe or tracepoint");
 }
 
 UserPhase parse_user_phase(const std::string& spec) {
