@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Installs forkscope's build and test dependencies from Debian's packages (only
-# what is missing), then configures and builds.  Sourced by run.sh and test.sh.
+# Installs what building forkscope needs from Debian's packages (only what is
+# missing), then configures and builds.  Used by run.sh, the quick start.
+# Usage: setup.sh [PACKAGE...]: further packages to install when missing
+# (setup-tests.sh passes what the test lanes need).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${FORKSCOPE_BUILD:-$ROOT/build}"
 
 PACKAGES=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
-          libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev
-          qemu-system-x86 busybox-static cpio kmod  # these four: the kernel lane (scripts/qemu-lab.sh)
-          chromium  # the browser lane: report.html rendered headless
-          stress-ng libclang-rt-14-dev  # fork storms for the runtime lane; libFuzzer for the fuzz lane
-          procps)  # pgrep: the trace tests check that no traced command is left running
+          libcli11-dev libfmt-dev nlohmann-json3-dev
+          libgtest-dev)  # the test binaries are part of the build
+PACKAGES+=("$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -28,5 +28,7 @@ if ((${#missing[@]})); then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${FORKSCOPE_CMAKE_ARGS:-} >/dev/null
+# FORKSCOPE_CMAKE_ARGS: further cmake options, split at spaces.
+read -ra cmake_args <<<"${FORKSCOPE_CMAKE_ARGS:-}"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]}" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"

@@ -21,7 +21,7 @@ struct Summary {
 uint64_t percentile_sorted(const std::vector<uint64_t>& sorted, double q);
 Summary summarize(std::vector<uint64_t> samples);
 
-// Histogram slots as the BPF side fills them (machine.h fs_hist_slot).
+// Histogram slots as the BPF side fills them (shared/hist.h fs_hist_slot).
 uint64_t hist_slot_low(uint32_t slot);   // smallest value in the slot
 uint64_t hist_slot_high(uint32_t slot);  // one past the largest value
 // Percentile estimate from slot counts, interpolating linearly inside the slot.

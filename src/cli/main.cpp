@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "forkscope/error.h"
 #include "forkscope/untrusted.h"
+#include "forkscope/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
       "3 missing privilege or kernel feature.",
       "forkscope"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "forkscope 0.1.0");
+  app.set_version_flag("--version", "forkscope " FORKSCOPE_VERSION);
   int exit_code = forkscope::kExitOk;
   forkscope::add_run_command(app, exit_code);
   forkscope::add_doctor_command(app, exit_code);

@@ -1,5 +1,10 @@
 #include <iostream>
 #include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/commands.h"
 #include "cli/preflight.h"
@@ -32,26 +37,72 @@ bool has_samples(const Run& run) {
   return false;
 }
 
+std::string render_table(const Run& run, const ReportOptions& o) {
+  std::ostringstream text;
+  const Cell* tree = o.cell.empty() ? featured_cell(run) : &find_cell(run, o.cell);
+  // Colour only for a terminal, never into a file.
+  render_text_report(run, tree, text, !o.no_color && o.out.empty() && stdout_is_tty());
+  return text.str();
+}
+
+std::string render_trace(const Run& run, const ReportOptions& o) {
+  if (!has_samples(run))
+    throw usage_error(o.input + " has no sampled launches (cells[].samples) to draw a timeline from; use a run "
+                                "whose backend records samples");
+  return trace_events(run);
+}
+
+// Every format `report` knows: the help text, the --format check and the dispatch
+// all read this table.
+struct Format {
+  const char* name;
+  const char* description;  // lines after the first are indented under it in --help
+  std::string (*render)(const Run& run, const ReportOptions& o);
+};
+
+const std::vector<Format>& formats() {
+  static const std::vector<Format> table = {
+      {"table", "what `forkscope run` prints: summary, growth with the heap, one cell's phase tree", render_table},
+      {"folded",
+       "one cell's phases as folded stacks (a;b;c <self ns summed over launches>) for\nflamegraph.pl or speedscope",
+       [](const Run& run, const ReportOptions& o) { return folded_stacks(chosen_cell(run, o)); }},
+      {"flame", "one cell's flame graph as a self-contained SVG (click to zoom, search)",
+       [](const Run& run, const ReportOptions& o) { return flame_svg(run, chosen_cell(run, o)); }},
+      {"trace", "the sampled launches as Chrome trace-event JSON (Perfetto UI, speedscope)", render_trace},
+      {"html", "the self-contained HTML report `run` writes as report.html",
+       [](const Run& run, const ReportOptions& o) { return html_report(run, &chosen_cell(run, o)); }},
+      {"csv", "one row per cell and phase", [](const Run& run, const ReportOptions&) { return phases_csv(run); }},
+      {"json", "the results file itself, re-validated",
+       [](const Run& run, const ReportOptions&) { return to_json(run) + "\n"; }},
+  };
+  return table;
+}
+
 std::string render(const Run& run, const ReportOptions& o) {
-  const std::string& f = o.format;
-  if (f == "table") {
-    std::ostringstream text;
-    const Cell* tree = o.cell.empty() ? featured_cell(run) : &find_cell(run, o.cell);
-    // Colour only for a terminal, never into a file.
-    render_text_report(run, tree, text, !o.no_color && o.out.empty() && stdout_is_tty());
-    return text.str();
+  for (const Format& f : formats()) {
+    if (o.format == f.name) return f.render(run, o);
   }
-  if (f == "folded") return folded_stacks(chosen_cell(run, o));
-  if (f == "flame") return flame_svg(run, chosen_cell(run, o));
-  if (f == "trace") {
-    if (!has_samples(run))
-      throw usage_error(o.input + " has no sampled launches (cells[].samples) to draw a timeline from; use a run "
-                                  "whose backend records samples");
-    return trace_events(run);
+  throw usage_error("unknown report format '" + o.format + "'");  // --format's check lets none through
+}
+
+// "  name    description", continuation lines indented under the description.
+std::string formats_help() {
+  std::string help;
+  for (const Format& f : formats()) {
+    std::string line = fmt::format("  {:<8}", f.name);
+    for (const char* c = f.description; *c != '\0'; ++c) {
+      line += *c;
+      if (*c == '\n') line += std::string(10, ' ');
+    }
+    help += line + "\n";
   }
-  if (f == "html") return html_report(run, &chosen_cell(run, o));
-  if (f == "csv") return phases_csv(run);
-  return to_json(run) + "\n";
+  return help;
+}
+
+std::vector<std::string> format_names() {
+  std::vector<std::string> names;
+  for (const Format& f : formats()) names.emplace_back(f.name);
+  return names;
 }
 
 int report_command(const ReportOptions& o) {
@@ -72,19 +123,11 @@ void add_report_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<ReportOptions>();
   CLI::App* sub = app.add_subcommand(
       "report",
-      "Render a results file.  Formats:\n"
-      "  table   what `forkscope run` prints: summary, growth with the heap, one cell's phase tree\n"
-      "  folded  one cell's phases as folded stacks (a;b;c <self ns summed over launches>) for\n"
-      "          flamegraph.pl or speedscope\n"
-      "  flame   one cell's flame graph as a self-contained SVG (click to zoom, search)\n"
-      "  trace   the sampled launches as Chrome trace-event JSON (Perfetto UI, speedscope)\n"
-      "  html    the self-contained HTML report `run` writes as report.html\n"
-      "  csv     one row per cell and phase\n"
-      "  json    the results file itself, re-validated\n"
-      "Example: forkscope report forkscope-out/results.json --format flame --cell fork:64M -o fork.svg");
+      "Render a results file.  Formats:\n" + formats_help() +
+          "Example: forkscope report forkscope-out/results.json --format flame --cell fork:64M -o fork.svg");
   sub->add_option("results", opts->input, "results.json written by forkscope run (or merge)")->required();
-  sub->add_option("--format", opts->format, "table, folded, flame, trace, html, csv or json")
-      ->check(CLI::IsMember({"table", "folded", "flame", "trace", "html", "csv", "json"}))
+  sub->add_option("--format", opts->format, fmt::format("{}", fmt::join(format_names(), ", ")))
+      ->check(CLI::IsMember(format_names()))
       ->capture_default_str();
   sub->add_option("-o,--output", opts->out, "Write to this file (atomically) instead of stdout");
   sub->add_option("--cell", opts->cell,

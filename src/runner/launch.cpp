@@ -99,12 +99,15 @@ LaunchSample failed(int err) {
   return s;
 }
 
+// fork(2) or vfork(2), which differ only in the call: vfork's child borrows the
+// parent's memory and stack until it exits, so it does nothing but stamp and _exit.
 class ForkLauncher : public Launcher {
  public:
+  explicit ForkLauncher(bool vfork) : vfork_(vfork) {}
   LaunchSample launch() override {
     *my_stamp() = 0;
     uint64_t t0 = now_ns();
-    pid_t pid = fork();
+    pid_t pid = vfork_ ? vfork() : fork();
     if (pid == 0) {
       child_stamp();
       _exit(0);
@@ -113,22 +116,9 @@ class ForkLauncher : public Launcher {
     if (pid < 0) return failed(errno);
     return finish(t0, t1, reap(pid));
   }
-};
 
-class VforkLauncher : public Launcher {
- public:
-  LaunchSample launch() override {
-    *my_stamp() = 0;
-    uint64_t t0 = now_ns();
-    pid_t pid = vfork();
-    if (pid == 0) {
-      child_stamp();
-      _exit(0);
-    }
-    uint64_t t1 = now_ns();
-    if (pid < 0) return failed(errno);
-    return finish(t0, t1, reap(pid));
-  }
+ private:
+  bool vfork_;
 };
 
 // A CLONE_VM child may not share the parent's TLS: it gets its slot as argument.
@@ -365,8 +355,7 @@ LaunchSpec parse_mode(const std::string& mode) {
 
 std::unique_ptr<Launcher> make_launcher(const LaunchSpec& spec, const std::string& child_program) {
   stamp_page();
-  if (spec.mode == "fork") return std::make_unique<ForkLauncher>();
-  if (spec.mode == "vfork") return std::make_unique<VforkLauncher>();
+  if (spec.mode == "fork" || spec.mode == "vfork") return std::make_unique<ForkLauncher>(spec.mode == "vfork");
   if (spec.mode == "clone") return std::make_unique<RawCloneLauncher>();
   if (spec.mode == "pthread") return std::make_unique<PthreadLauncher>();
   using How = ProgramLauncher::How;

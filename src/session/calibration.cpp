@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "forkscope/calibration.h"
 #include "forkscope/catalog.h"
 #include "forkscope/observer.h"
 #include "forkscope/runner.h"
@@ -27,7 +28,7 @@ Calibration calibrate(Tracer& tracer, const std::string& child_program, std::map
                       uint32_t full_cell, uint32_t lean_cell, const std::atomic<bool>* stop) {
   const RunPlan& plan = tracer.plan();
   const std::string backend = backend_name(plan);
-  constexpr int kRounds = 30, kMinRounds = 8, kBlock = 20;
+  constexpr int kRounds = kCalibrationRounds, kMinRounds = kCalibrationMinRounds, kBlock = kCalibrationBlock;
   constexpr double kBudgetSeconds = 3;
   const uint64_t t0 = now_ns();
   auto launcher = make_launcher(parse_mode("fork"), child_program);

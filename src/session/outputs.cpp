@@ -5,6 +5,7 @@
 #include "forkscope/catalog.h"
 #include "forkscope/report.h"
 #include "forkscope/session.h"
+#include "forkscope/version.h"
 #include "forkscope/visual.h"
 
 namespace forkscope {
@@ -24,7 +25,7 @@ std::string iso_now() {
 
 Run start_results(const Tracer& tracer) {
   Run run;
-  run.tool_version = "0.1.0";
+  run.tool_version = FORKSCOPE_VERSION;
   run.started = iso_now();
   run.host = read_host();
   run.backend = backend_name(tracer.plan());

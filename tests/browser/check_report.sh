@@ -9,7 +9,7 @@ set -euo pipefail
 FORKSCOPE=$1 RESULTS=$2 OUT=$3 MIN_SVGS=${4:-3} NEEDLE=${5:-copy_page_range}
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [[ -z $CHROMIUM ]]; then
-  echo "chromium is not installed; scripts/setup.sh installs Debian's chromium package" >&2
+  echo "chromium is not installed; scripts/setup-tests.sh installs Debian's chromium package" >&2
   exit 1
 fi
 rm -rf "$OUT"

@@ -69,6 +69,7 @@ fi
 for backend in fentry kprobe; do
   step "forkscope trace --backend $backend (a shell loop: launches and execs)"
   rc=0
+  # shellcheck disable=SC2016  # $(seq 20) is for the guest's sh to expand
   "$FORKSCOPE" trace --backend "$backend" --out "$OUT/trace-$backend" --no-color \
     -- sh -c 'for i in $(seq 20); do /bin/true; done' || rc=$?
   if ((rc == 0)); then

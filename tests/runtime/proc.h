@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -87,10 +90,43 @@ inline Outcome run_forkscope(const std::vector<std::string>& args, int uid = -1)
   return run_forkscope(args, setup);
 }
 
+// The backend `forkscope doctor` finds --backend auto would use on this kernel
+// ("fentry", "kprobe" or "tracepoint"), so tests follow the kernel they run on;
+// "" when doctor cannot say.
+inline std::string doctor_auto_backend() {
+  const Outcome o = run_forkscope({"doctor"});
+  const std::string mark = "loaded and attached as --backend auto would: ";
+  const size_t at = o.out.find(mark);
+  if (o.exit_code != 0 || at == std::string::npos) return "";
+  const size_t from = at + mark.size();
+  return o.out.substr(from, o.out.find('\n', from) - from);
+}
+
 inline std::string make_temp_dir() {
   char dir[] = "/tmp/fs-test-XXXXXX";
-  return mkdtemp(dir);
+  if (mkdtemp(dir) == nullptr) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+  return dir;
 }
+
+// A make_temp_dir removed with everything in it when the test ends, however it
+// ends (a failed ASSERT returns early).
+class TempDir {
+ public:
+  TempDir() : path_(make_temp_dir()) {}
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& str() const { return path_; }
+  operator const std::string&() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  friend std::string operator+(const TempDir& dir, const std::string& tail) { return dir.path_ + tail; }
+
+ private:
+  std::string path_;
+};
 
 inline int count_lines(const std::string& s) {
   int n = 0;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "forkscope/results.h"
@@ -35,18 +36,8 @@ using test::run_forkscope;
 using test::slurp;
 using test::start_forkscope;
 using test::Started;
+using test::TempDir;
 using test::wait_for;
-
-class TempDir {
- public:
-  TempDir() : path_(test::make_temp_dir()) {}
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& str() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 std::set<std::string> pinned() {
   std::set<std::string> names;
@@ -394,7 +385,7 @@ TEST(FailingLaunches, SomeLaunchesRefusedThenTheLimitLifts) {
 // Unrelated fork storms on every CPU while forkscope runs: it attributes only its
 // own launches.
 TEST(Noise, ForkStormsElsewhereDoNotLeakIntoTheCounts) {
-  if (system("command -v stress-ng >/dev/null 2>&1") != 0) GTEST_SKIP() << "stress-ng is not installed (scripts/setup.sh installs it)";
+  if (system("command -v stress-ng >/dev/null 2>&1") != 0) GTEST_SKIP() << "stress-ng is not installed (scripts/setup-tests.sh installs it)";
   const pid_t storm = fork();
   if (storm == 0) {
     setpgid(0, 0);
@@ -506,8 +497,29 @@ TEST(UpFront, MountsTracefsAndBpffsWhenMissing) {
   setup.before_exec = [] {
     return private_mounts() && unmount_all("/sys/kernel/tracing") && unmount_all("/sys/fs/bpf");
   };
-  const Outcome o = run_forkscope(small_run(dir.str()), setup);
+  // forkscope mounts in its own mount namespace, so its mount table is read while
+  // it runs (/proc/PID/mounts: what it reads as /proc/self/mounts), once it runs
+  // forkscope: after the exec, so after the unmounts above.
+  const Started s = start_forkscope(small_run(dir.str()), setup);
+  const std::string proc = "/proc/" + std::to_string(s.pid);
+  const fs::path exe = fs::canonical(FORKSCOPE_BIN);
+  bool tracefs = false, bpffs = false;
+  while (test::running(s.pid)) {
+    std::error_code ec;
+    if (fs::read_symlink(proc + "/exe", ec) == exe) {
+      std::istringstream table(slurp(proc + "/mounts"));
+      std::string source, target, type, rest;
+      while (table >> source >> target >> type && std::getline(table, rest)) {
+        tracefs |= target == "/sys/kernel/tracing" && type == "tracefs";
+        bpffs |= target == "/sys/fs/bpf" && type == "bpf";
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const Outcome o = finish_forkscope(s);
   EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_TRUE(tracefs) << "no tracefs on /sys/kernel/tracing in forkscope's mount table";
+  EXPECT_TRUE(bpffs) << "no bpf file system on /sys/fs/bpf in forkscope's mount table";
 }
 
 TEST(UpFront, TracefsThatCannotBeMountedExitsThree) {

@@ -141,7 +141,7 @@ TEST_P(TracePid, CountsExactlyTheSignalsSent) {
   int ack = -1;
   const pid_t worker = start_worker(&ack, "", GetParam());
   ASSERT_GT(worker, 0);
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   const test::Started fs = test::start_forkscope({"trace", "-p", std::to_string(worker), "--out", dir});
   ASSERT_TRUE(test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; }, 30))
       << test::slurp(fs.err_path);
@@ -172,7 +172,6 @@ TEST_P(TracePid, CountsExactlyTheSignalsSent) {
   EXPECT_EQ(run.trace->parents[0].pid, worker);
   // Every launch of the worker, of any kind, is its own (a sanitizer build adds one).
   EXPECT_EQ(run.trace->parents[0].launches, sum_launches(run, "fork_on_signal"));
-  std::filesystem::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Waits, TracePid, ::testing::Values("waitpid", "waitid"));
@@ -195,7 +194,7 @@ TEST(TraceCgroup, CountsTheLaunchesOfTasksInTheCgroup) {
   int ack = -1;
   const pid_t worker = start_worker(&ack, cg);
   ASSERT_GT(worker, 0);
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   const test::Started fs = test::start_forkscope({"trace", "--cgroup", cg, "--out", dir});
   ASSERT_TRUE(test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; }, 30))
       << test::slurp(fs.err_path);
@@ -211,12 +210,11 @@ TEST(TraceCgroup, CountsTheLaunchesOfTasksInTheCgroup) {
   const forkscope::Run run = load_results(dir + "/results.json");
   EXPECT_EQ(run.trace->target, "--cgroup " + cg);
   EXPECT_EQ(sum_launches(run, "fork_on_signal", "fork"), static_cast<uint64_t>(kSignals));
-  std::filesystem::remove_all(dir);
 }
 
 // --duration ends the trace; a command still running then is ended and reaped.
 TEST(TraceDuration, EndsTheCommandStillRunning) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   const std::string marker = "forkscope-test-sleep-" + std::to_string(getpid());
   // exec -a names the sleep so that only this test's process is looked for.
   const test::Outcome o = run_forkscope(
@@ -229,12 +227,11 @@ TEST(TraceDuration, EndsTheCommandStillRunning) {
   EXPECT_EQ(run.trace->command_exit, -1) << "ended by SIGTERM";
   // "[f]orkscope-...": the pattern does not match the shell running pgrep.
   EXPECT_NE(system(("pgrep -f '[f]" + marker.substr(1) + "' >/dev/null").c_str()), 0) << "the command outlived the trace";
-  std::filesystem::remove_all(dir);
 }
 
 // Bad input: one line, exit 2, nothing written.
 TEST(TraceUsage, BadTargetsExitTwoAndWriteNothing) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   const std::vector<std::vector<std::string>> cases = {
       {"trace", "--out", dir},
       {"trace", "-a", "-p", "1", "--out", dir},
@@ -252,7 +249,6 @@ TEST(TraceUsage, BadTargetsExitTwoAndWriteNothing) {
     EXPECT_EQ(test::count_lines(o.err), 1) << joined << "\n" << o.err;
     EXPECT_FALSE(std::filesystem::exists(dir + "/results.json")) << joined;
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "forkscope/shared/catalog.h"
+#include "forkscope/shared/hist.h"
 #include "forkscope/shared/machine.h"
 
 namespace {

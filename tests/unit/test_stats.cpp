@@ -9,6 +9,7 @@
 #include <random>
 
 #include "forkscope/shared/catalog.h"
+#include "forkscope/shared/hist.h"
 #include "forkscope/shared/machine.h"
 
 namespace forkscope {

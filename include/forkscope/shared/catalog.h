@@ -98,6 +98,12 @@
 	X(USER2, user2, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
 	X(USER3, user3, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice")
 
+#ifdef __cplusplus
+#define FS_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define FS_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
 #define FS_PH_NONE (-1)
 #define FS_BIT(ph) (1ull << (ph)) /* phase masks are 64-bit */
 
@@ -107,16 +113,25 @@ enum fs_phase {
 #undef FS_X_ENUM
 	FS_NPHASES
 };
+FS_STATIC_ASSERT(FS_NPHASES <= 64, "phase masks (FS_BIT) are 64-bit");
+
+/* Phases the tracepoint backend measures by itself: the rows whose
+ * tracepoint_source is not NONE. */
+#define FS_TP_BIT_TP 1ull
+#define FS_TP_BIT_DERIVED 1ull
+#define FS_TP_BIT_NONE 0ull
+#define FS_X_TP_BIT(id, name, parent, src, fns, how) | (FS_TP_BIT_##src << FS_PH_##id)
+#define FS_TP_MASK (0ull FS_PHASES(FS_X_TP_BIT))
 
 enum fs_source { FS_SRC_NONE = 0, FS_SRC_TP = 1, FS_SRC_DERIVED = 2, FS_SRC_FENTRY = 3, FS_SRC_KPROBE = 4 };
 
 /* Limits shared by both sides. */
 #define FS_MAX_CELLS 64
-#define FS_STACK_DEPTH 8 /* a power of two: indices are masked with FS_STACK_DEPTH - 1 */
+#define FS_STACK_DEPTH 8 /* a power of two: indices are masked (machine.h) */
 #define FS_HIST_SLOTS 320
 #define FS_MAX_SITES 16
 #define FS_MAX_FN_SLOTS 24
-#define FS_MAX_SPANS 128 /* per sampled launch */
+#define FS_MAX_SPANS 128 /* per sampled launch; a power of two: indices are masked */
 #define FS_MAX_SAMPLES 16 /* sampled launches per cell */
 #define FS_USER_PHASES 4
 #define FS_NO_CELL 0xffffffffu

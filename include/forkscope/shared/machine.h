@@ -1,16 +1,21 @@
 /* The per-task phase stack and the landmark rules of the tracepoint backend.
  *
- * Compiled into the BPF programs and into the unit tests, so the inference the
- * kernel side performs is the one the tests feed with recorded event sequences.
+ * Compiled into the BPF programs, the unit tests and the fuzzer, so the inference
+ * the kernel side performs is the one the tests feed with recorded event sequences.
  * Plain C that the BPF verifier accepts: bounded loops, checked indices, no libc.
- * Include catalog.h and the base types (vmlinux.h or <linux/types.h>) first. */
+ * Include catalog.h and the base types (vmlinux.h or <linux/types.h>) first; the
+ * records the machine works on (records.h) come with it. */
 #ifndef FORKSCOPE_SHARED_MACHINE_H
 #define FORKSCOPE_SHARED_MACHINE_H
 
+#include "records.h"
+
+#ifndef FS_INLINE
 #ifdef __cplusplus
 #define FS_INLINE static inline
 #else
 #define FS_INLINE static __always_inline
+#endif
 #endif
 
 /* Landmarks: what the BPF programs recognise in the tracepoint stream. */
@@ -47,7 +52,9 @@ enum fs_landmark {
 #define FS_LF_CALIB 64u        /* the probe-cost calibration's record: no syscall ends it */
 
 /* Indices are masked as well as checked: the verifier keeps the mask's bound
- * where the compiler may drop a comparison's.  FS_STACK_DEPTH is a power of 2. */
+ * where the compiler may drop a comparison's, so the sizes masked are powers of 2. */
+FS_STATIC_ASSERT((FS_STACK_DEPTH & (FS_STACK_DEPTH - 1)) == 0, "FS_STACK_DEPTH must be a power of two");
+FS_STATIC_ASSERT((FS_MAX_SPANS & (FS_MAX_SPANS - 1)) == 0, "FS_MAX_SPANS must be a power of two");
 #define FS_STACK_MASK (FS_STACK_DEPTH - 1)
 #ifdef __cplusplus
 #define FS_STACK_IDX(x) ((x) & FS_STACK_MASK)
@@ -60,51 +67,8 @@ enum fs_landmark {
 #define FS_BARRIER(x) asm volatile("" : "+r"(x))
 #endif
 
-struct fs_frame {
-	__u64 start;
-	__u64 child_ns;
-	__u32 phase;
-	__u32 pad;
-};
-
-#define FS_OUTER_SPANS 16 /* span slots kept for the three outermost levels */
-
-/* A closed span of a sampled launch. */
-struct fs_span {
-	__u64 start;
-	__u64 dur;
-	__u32 phase;
-	__u32 pad;
-};
-
-/* Ring-buffer records start with their type (the launch record is fs_launch itself). */
-enum fs_rec_type { FS_REC_LAUNCH = 1, FS_REC_CHILD_SPAN = 2 };
-
-/* One launch in flight, per launching thread. */
-struct fs_launch {
-	__u32 rec_type; /* FS_REC_LAUNCH */
-	__u32 seq;      /* != 0: sampled, span by span, as launch number seq of its cell */
-	__u64 start_ns; /* sys_enter */
-	__u32 tid;
-	__s32 child;    /* the syscall's return */
-	__u32 nspans;
-	__u32 spans_dropped;
-	struct fs_span spans[FS_MAX_SPANS];
-	struct fs_frame stack[FS_STACK_DEPTH];
-	__u32 depth;
-	__u32 cell;
-	__u32 flags;
-	__u32 pt_pages;
-	__u64 cpr_candidate;
-	__u32 cand_events;    /* our runs counted in vma_setup since cpr_candidate, */
-	__u32 cand_fn_events; /* which move to copy_page_range with the VMA's tail */
-	__u64 old_mm; /* exec: the mm the task had at sys_enter */
-	__u64 total_ns[FS_NPHASES];
-	__u64 self_ns[FS_NPHASES];
-	__u32 calls[FS_NPHASES];
-	__u32 events[FS_NPHASES];    /* tracepoint programs that ran while the phase was innermost */
-	__u32 fn_events[FS_NPHASES]; /* function-probe programs likewise */
-};
+#define FS_OUTER_SPANS 16 /* span slots kept for the three outermost levels (fs_pop) */
+FS_STATIC_ASSERT(FS_OUTER_SPANS < FS_MAX_SPANS, "inner spans need slots too");
 
 /* Catalog parent of a phase (user slots have none until configured). */
 FS_INLINE int fs_catalog_parent(int ph)
@@ -118,18 +82,6 @@ FS_INLINE int fs_catalog_parent(int ph)
 	}
 	return FS_PH_NONE;
 }
-
-/* What one run measures, fixed before the BPF programs load. */
-struct fs_config {
-	__s32 parent[FS_NPHASES]; /* the catalog's, plus the parents of --phase slots */
-	__u64 measured;           /* phases measured at all, by any source (FS_BIT) */
-	__u64 landmarks;          /* phases opened and closed by tracepoint landmarks */
-};
-
-/* Phases the tracepoint backend measures by itself. */
-#define FS_TP_MASK                                                                            \
-	(FS_BIT(FS_PH_USER0) - 1ull - FS_BIT(FS_PH_KERNEL_CLONE) - FS_BIT(FS_PH_SCHED_FORK) -    \
-	 FS_BIT(FS_PH_COPY_NAMESPACES) - FS_BIT(FS_PH_COPY_THREAD))
 
 /* The tracepoint-only configuration; other backends start from it. */
 FS_INLINE void fs_config_tracepoint(struct fs_config *c)
@@ -514,108 +466,5 @@ FS_INLINE void fs_function_exit(struct fs_launch *l, int ph, __u64 ts, const str
 	if (ph == FS_PH_WAKE_UP_NEW_TASK && (l->flags & FS_LF_VFORK))
 		fs_lm_open(l, FS_PH_VFORK_WAIT, ts, c);
 }
-
-/* Histogram: log-linear, 8 slots per power of two (values < 8 ns exact). */
-FS_INLINE __u32 fs_log2(__u64 v)
-{
-	__u32 r = 0, s;
-	s = (v > 0xffffffffULL) << 5; v >>= s; r |= s;
-	s = (v > 0xffff) << 4; v >>= s; r |= s;
-	s = (v > 0xff) << 3; v >>= s; r |= s;
-	s = (v > 0xf) << 2; v >>= s; r |= s;
-	s = (v > 0x3) << 1; v >>= s; r |= s;
-	r |= (__u32)(v >> 1);
-	return r;
-}
-
-FS_INLINE __u32 fs_hist_slot(__u64 ns)
-{
-	if (ns < 8)
-		return (__u32)ns;
-	__u32 msb = fs_log2(ns);
-	__u32 slot = (msb - 2) * 8 + (__u32)((ns >> (msb - 3)) & 7);
-	return slot < FS_HIST_SLOTS ? slot : FS_HIST_SLOTS - 1;
-}
-
-/* Call sites: [start, end) of a kernel function whose allocations mark a landmark.
- * lm == 0 means copy_process itself, classified by the cache allocated from. */
-struct fs_site {
-	__u64 start;
-	__u64 end;
-	__u32 lm;
-	__u32 pad;
-};
-
-/* Aggregates, one per (cell, phase), in a per-CPU array. */
-struct fs_agg {
-	__u64 events;    /* our tracepoint programs that ran while the phase was innermost */
-	__u64 fn_events; /* our function-probe programs likewise: with events, the observer cost */
-	__u64 count;    /* launches in which the phase was seen */
-	__u64 calls;    /* spans (e.g. VMAs whose page tables were copied) */
-	__u64 total_ns; /* inclusive */
-	__u64 self_ns;  /* inclusive minus time in measured children */
-	__u32 hist[FS_HIST_SLOTS]; /* per-launch inclusive ns */
-};
-
-/* The same without histogram, for launches whose syscall failed. */
-struct fs_agg_failed {
-	__u64 count;
-	__u64 calls;
-	__u64 total_ns;
-	__u64 self_ns;
-};
-
-/* A span that happens in the child of a sampled launch. */
-struct fs_child_span {
-	__u32 rec_type; /* FS_REC_CHILD_SPAN */
-	__u32 seq;
-	__u32 cell;
-	__u32 phase;
-	__u32 pid;
-	__u32 pad;
-	__u64 start;
-	__u64 dur;
-};
-
-/* Per-cell counters, in a per-CPU array. */
-struct fs_cellstat {
-	__u64 launches;      /* syscalls that returned a child id */
-	__u64 failed;        /* syscalls that returned an error */
-	__u64 pt_pages;      /* pages allocated while dup_mm ran (page tables, pgd) */
-	__u64 faults_parent; /* write faults of the launcher after its launches */
-	__u64 faults_child;  /* write faults of the children */
-	__u64 lost;          /* launches not tracked: per-task state map full */
-	__u64 samples_lost;  /* sampled-launch records the ring buffer had no room for */
-	__u64 first_run_missed; /* children that exited with no switch into them seen */
-	__u64 children_born;    /* children recorded at task_newtask ... */
-	__u64 children_exited;  /* ... and seen dying: equal once every child is gone */
-	__u64 execs;            /* execve/execveat that succeeded in launched children */
-	__u64 exec_failed;
-	/* The launcher's mm when its launch returned, summed over launches. */
-	__u64 mm_vmas;
-	__u64 mm_total_vm;   /* pages */
-	__u64 mm_rss;        /* pages */
-	__u64 mm_pgtables;   /* bytes */
-};
-
-/* trace: launches are grouped by launching command and clone flags. */
-struct fs_group_key {
-	char comm[16];
-	__u64 flags; /* clone flags with the signal and tid/tls bits masked off; FS_GROUP_EXEC_ONLY */
-};
-/* trace: a process that launched. */
-struct fs_launcher {
-	char comm[16];
-	__u64 launches;
-	__u64 execs;
-};
-#define FS_GROUP_EXEC_ONLY (1ull << 63) /* execs by tasks that were not launched under tracing */
-/* Flags that do not change what a launch is. */
-#define FS_CLONE_IGNORED (0xffull /* CSIGNAL */ | 0x00100000ull /* PARENT_SETTID */ | \
-			  0x00200000ull /* CHILD_CLEARTID */ | 0x01000000ull /* CHILD_SETTID */ | \
-			  0x00080000ull /* SETTLS */ | 0x00001000ull /* PIDFD */ | 0x00400000ull /* DETACHED */)
-
-/* Who the BPF side follows. */
-enum fs_follow { FS_FOLLOW_TGID = 0, FS_FOLLOW_TREE = 1, FS_FOLLOW_CGROUP = 2, FS_FOLLOW_ALL = 3 };
 
 #endif

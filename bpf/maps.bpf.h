@@ -1,0 +1,214 @@
+/* BPF-only state: the configuration and run-time globals user space sets through
+ * the skeleton, the maps, and the helpers that add to the per-CPU aggregates.
+ * Include vmlinux.h, the libbpf headers, catalog.h, machine.h and hist.h first. */
+#ifndef FORKSCOPE_MAPS_BPF_H
+#define FORKSCOPE_MAPS_BPF_H
+
+/* The kernel wants a ring buffer's size a power of two (and a page multiple). */
+#define FS_SAMPLES_RING_BYTES (1u << 20)
+FS_STATIC_ASSERT((FS_SAMPLES_RING_BYTES & (FS_SAMPLES_RING_BYTES - 1)) == 0,
+		 "ring buffer size must be a power of two");
+
+/* Allocation call sites (landmarks.bpf.h): rodata, set between open and load. */
+const volatile struct fs_site sites[FS_MAX_SITES] = {};
+const volatile __u32 nsites = 0;
+/* What this run measures and how (machine.h), and the phase of each function slot:
+ * written into the .bss image between open and load (Tracer::open; calibration
+ * rewrites slot_phase[cal slot] the same way).  Not rodata: the machine reads cfg
+ * through plain pointers, and clang folds reads of a zero-initialised const object
+ * through those to zero. */
+struct fs_config cfg = {};
+__u32 slot_phase[FS_MAX_FN_SLOTS] = {};
+#define CFG (&cfg)
+
+/* Who is followed (enum fs_follow).  trace writes these through the mmapped .bss
+ * after load (Tracer::follow); until then only the runner (target_tgid) is. */
+__u32 follow = FS_FOLLOW_TGID;
+__u32 self_tgid = 0;   /* forkscope itself, never followed */
+__u32 max_groups = 0;  /* trace: cells 0..max_groups-1 for groups, max_groups for the rest */
+
+/* Set by user space at run time through the mmapped .bss. */
+__u32 target_tgid = 0;
+__u32 cur_cell = FS_NO_CELL;
+__u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
+__u32 sample_tid = 0; /* ... if this thread makes it (--threads: one thread samples) */
+__u32 next_group = 0;
+/* trace: launches recorded span by span per group, up to trace_sample_limit. */
+__u32 trace_samples[FS_MAX_CELLS] = {};
+__u32 trace_sample_limit = 0;
+/* execve records in flight: while there are none, events of tasks other than the
+ * runner are dropped before any map lookup. */
+__u32 execs_in_flight = 0;
+
+/* A launched child, from task_newtask to its reaping (child.bpf.h). */
+#define FS_CF_THREAD 1u /* reaps itself: forgotten when it dies */
+#define FS_CF_REAPED 2u /* its parent's wait returned it before its last switch-out */
+
+struct fs_child {
+	__u32 cell;
+	__u32 ran;
+	__u64 wake_ts;
+	__u64 exit_ts;     /* exit/exit_group entered */
+	__u32 seq;         /* of a sampled launch, else 0 */
+	__u32 flags;       /* FS_CF_* */
+	__u64 mm_first;    /* first and last mmap_lock events after exit_ts: exit_mm */
+	__u64 mm_last;
+	__u64 dead_ts;     /* switched out for the last time */
+	__u64 exec_ret_ts; /* execve returned: the first instruction is next */
+	__u32 launcher;    /* tgid that launched it */
+	__u32 pad2;
+};
+
+
+/* Sampled launches and their children's spans, drained after each cell. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FS_SAMPLES_RING_BYTES);
+} samples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); /* trace; the runner sizes it down */
+	__type(key, __u32);
+	__type(value, struct fs_launch);
+} launches SEC(".maps");
+
+/* trace -p / -- CMD: the thread groups followed (the root and its descendants). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} tracked SEC(".maps");
+
+/* trace --cgroup: the cgroup (v2) followed, with its descendants. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroups SEC(".maps");
+
+/* trace: (command, clone flags) -> cell. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FS_MAX_CELLS);
+	__type(key, struct fs_group_key);
+	__type(value, __u32);
+} groups SEC(".maps");
+
+/* trace: launches and execs per launching process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct fs_launcher);
+} parents SEC(".maps");
+
+/* A followed thread in wait4/waitid: when it entered, and waitid's siginfo. */
+struct fs_wait {
+	__u64 since;
+	__u64 infop; /* waitid: where the kernel writes the reaped child's pid; 0 for wait4 */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct fs_wait);
+} waits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fs_launch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct fs_child);
+} children SEC(".maps");
+
+/* Launching thread -> cell of its last launch, for post-launch faults. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} last_cell SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, __u32);
+} cache_lm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FS_MAX_CELLS * FS_NPHASES);
+	__type(key, __u32);
+	__type(value, struct fs_agg);
+} agg SEC(".maps");
+
+/* Phases of launches that failed (the syscall returned an error), kept apart. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FS_MAX_CELLS * FS_NPHASES);
+	__type(key, __u32);
+	__type(value, struct fs_agg_failed);
+} agg_failed SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FS_MAX_CELLS);
+	__type(key, __u32);
+	__type(value, struct fs_cellstat);
+} cellstats SEC(".maps");
+
+static __always_inline struct fs_cellstat *cellstat(__u32 cell)
+{
+	if (cell >= FS_MAX_CELLS)
+		return NULL;
+	return bpf_map_lookup_elem(&cellstats, &cell);
+}
+
+static __always_inline void agg_add(__u32 cell, __u32 ph, __u64 count, __u64 calls, __u64 total,
+				    __u64 self, __u64 events, __u64 fn_events)
+{
+	if (cell >= FS_MAX_CELLS || ph >= FS_NPHASES)
+		return;
+	__u32 key = cell * FS_NPHASES + ph;
+	struct fs_agg *a = bpf_map_lookup_elem(&agg, &key);
+	if (!a)
+		return;
+	a->events += events;
+	a->fn_events += fn_events;
+	a->count += count;
+	a->calls += calls;
+	a->total_ns += total;
+	a->self_ns += self;
+	__u32 slot = fs_hist_slot(total);
+	FS_BARRIER(slot); /* older verifiers (6.1) need the bound on the indexing register */
+	if (slot < FS_HIST_SLOTS)
+		a->hist[slot] += 1;
+}
+
+/* A finished launch's (or exec's) phases into its cell's aggregates.  A global
+ * function: the verifier checks it once per program instead of on every path that
+ * reaches it. */
+__noinline int aggregate(struct fs_launch *l)
+{
+	if (!l)
+		return 0;
+	__u32 cell = l->cell;
+	for (int i = 0; i < FS_NPHASES; i++) {
+		if (l->calls[i])
+			agg_add(cell, i, 1, l->calls[i], l->total_ns[i], l->self_ns[i], l->events[i], l->fn_events[i]);
+	}
+	return 0;
+}
+
+#endif

@@ -1,0 +1,83 @@
+/* The user ABI the programs decode: syscall numbers, the arguments they read, and
+ * the constants of those arguments and results.  forkscope builds for x86_64 only
+ * (CMakeLists.txt says so and passes -D__TARGET_ARCH_x86); the numbers below are
+ * x86_64's, and the arguments are read with libbpf's PT_REGS_PARM*_CORE_SYSCALL.
+ * Include vmlinux.h and the libbpf headers first. */
+#ifndef FORKSCOPE_SYSCALLS_BPF_H
+#define FORKSCOPE_SYSCALLS_BPF_H
+
+#ifndef __TARGET_ARCH_x86
+#error "forkscope's BPF programs decode the x86_64 syscall ABI: build with -D__TARGET_ARCH_x86"
+#endif
+
+/* arch/x86/entry/syscalls/syscall_64.tbl */
+#define FS_NR_CLONE 56
+#define FS_NR_FORK 57
+#define FS_NR_VFORK 58
+#define FS_NR_EXECVE 59
+#define FS_NR_EXIT 60
+#define FS_NR_WAIT4 61
+#define FS_NR_EXIT_GROUP 231
+#define FS_NR_WAITID 247
+#define FS_NR_EXECVEAT 322
+#define FS_NR_CLONE3 435
+
+/* waitid(idtype, id, infop, options, rusage) */
+#define FS_WNOWAIT 0x01000000 /* options: leave the child waitable, reap nothing */
+/* siginfo_t's si_pid: after si_signo, si_errno, si_code and the padding that
+ * aligns the union (the 64-bit layout). */
+#define FS_SIGINFO_PID_OFFSET 16
+FS_STATIC_ASSERT(__builtin_offsetof(struct kernel_siginfo, _sifields._kill._pid) == FS_SIGINFO_PID_OFFSET,
+		 "siginfo's si_pid offset");
+
+/* A launch syscall that returns this was interrupted and restarts: not a failure. */
+#define FS_ERESTARTNOINTR 513
+
+/* page_fault_user's error_code (arch/x86/include/asm/trap_pf.h) */
+#define FS_X86_PF_WRITE 0x2
+
+static __always_inline int is_launch_syscall(long id)
+{
+	return id == FS_NR_CLONE || id == FS_NR_FORK || id == FS_NR_VFORK || id == FS_NR_CLONE3;
+}
+
+static __always_inline int is_exit_syscall(long id) { return id == FS_NR_EXIT || id == FS_NR_EXIT_GROUP; }
+static __always_inline int is_exec_syscall(long id) { return id == FS_NR_EXECVE || id == FS_NR_EXECVEAT; }
+static __always_inline int is_wait_syscall(long id) { return id == FS_NR_WAIT4 || id == FS_NR_WAITID; }
+
+/* The clone flags a launch syscall asks for, from its arguments. */
+static __always_inline __u64 launch_flags(long id, struct pt_regs *regs)
+{
+	if (id == FS_NR_FORK)
+		return 0;
+	if (id == FS_NR_VFORK)
+		return FS_CLONE_VM | FS_CLONE_VFORK;
+	__u64 arg = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	if (id == FS_NR_CLONE)
+		return arg;
+	__u64 flags = 0; /* clone3: struct clone_args begins with the flags */
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)arg);
+	return flags;
+}
+
+/* waitid's options: does the call reap at all (WNOWAIT does not)? */
+static __always_inline int waitid_reaps(struct pt_regs *regs)
+{
+	return !(PT_REGS_PARM4_CORE_SYSCALL(regs) & FS_WNOWAIT);
+}
+
+/* waitid's infop: where the kernel writes the reaped child's siginfo. */
+static __always_inline __u64 waitid_infop(struct pt_regs *regs)
+{
+	return PT_REGS_PARM3_CORE_SYSCALL(regs);
+}
+
+/* The pid waitid reaped, from the siginfo it wrote; <= 0 when WNOHANG found none. */
+static __always_inline __s32 waitid_pid(__u64 infop)
+{
+	__s32 si_pid = 0;
+	bpf_probe_read_user(&si_pid, sizeof(si_pid), (void *)(infop + FS_SIGINFO_PID_OFFSET));
+	return si_pid;
+}
+
+#endif

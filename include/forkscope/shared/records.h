@@ -1,0 +1,156 @@
+/* The records both sides share: what the BPF programs keep per launch, what they
+ * aggregate per (cell, phase) in maps, what they send through the ring buffer, and
+ * the keys and values of the trace-mode maps.  User space reads them with the same
+ * layout, so a field is added here once.
+ * Plain C, no includes: each side includes its base types (vmlinux.h or
+ * <linux/types.h>) and catalog.h first. */
+#ifndef FORKSCOPE_SHARED_RECORDS_H
+#define FORKSCOPE_SHARED_RECORDS_H
+
+/* A phase open on a launch's stack. */
+struct fs_frame {
+	__u64 start;
+	__u64 child_ns;
+	__u32 phase;
+	__u32 pad;
+};
+
+/* A closed span of a sampled launch. */
+struct fs_span {
+	__u64 start;
+	__u64 dur;
+	__u32 phase;
+	__u32 pad;
+};
+
+/* Ring-buffer records start with their type (the launch record is fs_launch itself). */
+enum fs_rec_type { FS_REC_LAUNCH = 1, FS_REC_CHILD_SPAN = 2 };
+
+/* One launch in flight, per launching thread; flags are machine.h's FS_LF_*. */
+struct fs_launch {
+	__u32 rec_type; /* FS_REC_LAUNCH */
+	__u32 seq;      /* != 0: sampled, span by span, as launch number seq of its cell */
+	__u64 start_ns; /* sys_enter */
+	__u32 tid;
+	__s32 child;    /* the syscall's return */
+	__u32 nspans;
+	__u32 spans_dropped;
+	struct fs_span spans[FS_MAX_SPANS];
+	struct fs_frame stack[FS_STACK_DEPTH];
+	__u32 depth;
+	__u32 cell;
+	__u32 flags;
+	__u32 pt_pages;
+	__u64 cpr_candidate;
+	__u32 cand_events;    /* our runs counted in vma_setup since cpr_candidate, */
+	__u32 cand_fn_events; /* which move to copy_page_range with the VMA's tail */
+	__u64 old_mm; /* exec: the mm the task had at sys_enter */
+	__u64 total_ns[FS_NPHASES];
+	__u64 self_ns[FS_NPHASES];
+	__u32 calls[FS_NPHASES];
+	__u32 events[FS_NPHASES];    /* tracepoint programs that ran while the phase was innermost */
+	__u32 fn_events[FS_NPHASES]; /* function-probe programs likewise */
+};
+
+/* What one run measures, fixed before the BPF programs load (the machine's rules
+ * read it; see fs_config_tracepoint in machine.h). */
+struct fs_config {
+	__s32 parent[FS_NPHASES]; /* the catalog's, plus the parents of --phase slots */
+	__u64 measured;           /* phases measured at all, by any source (FS_BIT) */
+	__u64 landmarks;          /* phases opened and closed by tracepoint landmarks */
+};
+
+/* Call sites: [start, end) of a kernel function whose allocations mark a landmark.
+ * lm == 0 means copy_process itself, classified by the cache allocated from. */
+struct fs_site {
+	__u64 start;
+	__u64 end;
+	__u32 lm;
+	__u32 pad;
+};
+
+/* Aggregates, one per (cell, phase), in a per-CPU array. */
+struct fs_agg {
+	__u64 events;    /* our tracepoint programs that ran while the phase was innermost */
+	__u64 fn_events; /* our function-probe programs likewise: with events, the observer cost */
+	__u64 count;    /* launches in which the phase was seen */
+	__u64 calls;    /* spans (e.g. VMAs whose page tables were copied) */
+	__u64 total_ns; /* inclusive */
+	__u64 self_ns;  /* inclusive minus time in measured children */
+	__u32 hist[FS_HIST_SLOTS]; /* per-launch inclusive ns */
+};
+
+/* The same without histogram, for launches whose syscall failed. */
+struct fs_agg_failed {
+	__u64 count;
+	__u64 calls;
+	__u64 total_ns;
+	__u64 self_ns;
+};
+
+/* A span that happens in the child of a sampled launch. */
+struct fs_child_span {
+	__u32 rec_type; /* FS_REC_CHILD_SPAN */
+	__u32 seq;
+	__u32 cell;
+	__u32 phase;
+	__u32 pid;
+	__u32 pad;
+	__u64 start;
+	__u64 dur;
+};
+
+/* Per-cell counters, in a per-CPU array. */
+struct fs_cellstat {
+	__u64 launches;      /* syscalls that returned a child id */
+	__u64 failed;        /* syscalls that returned an error */
+	__u64 pt_pages;      /* pages allocated while dup_mm ran (page tables, pgd) */
+	__u64 faults_parent; /* write faults of the launcher after its launches */
+	__u64 faults_child;  /* write faults of the children */
+	__u64 lost;          /* launches not tracked: per-task state map full */
+	__u64 samples_lost;  /* sampled-launch records the ring buffer had no room for */
+	__u64 first_run_missed; /* children that exited with no switch into them seen */
+	__u64 children_born;    /* children recorded at task_newtask ... */
+	__u64 children_exited;  /* ... and seen dying: equal once every child is gone */
+	__u64 execs;            /* execve/execveat that succeeded in launched children */
+	__u64 exec_failed;
+	/* The launcher's mm when its launch returned, summed over launches. */
+	__u64 mm_vmas;
+	__u64 mm_total_vm;   /* pages */
+	__u64 mm_rss;        /* pages */
+	__u64 mm_pgtables;   /* bytes */
+};
+
+/* trace: launches are grouped by launching command and clone flags. */
+struct fs_group_key {
+	char comm[16];
+	__u64 flags; /* clone flags with the signal and tid/tls bits masked off; FS_GROUP_EXEC_ONLY */
+};
+/* trace: a process that launched. */
+struct fs_launcher {
+	char comm[16];
+	__u64 launches;
+	__u64 execs;
+};
+#define FS_GROUP_EXEC_ONLY (1ull << 63) /* execs by tasks that were not launched under tracing */
+/* Clone flags (uapi linux/sched.h), named here: neither vmlinux.h nor the
+ * C++ side's headers are guaranteed to define them. */
+#define FS_CLONE_CSIGNAL 0x000000ffull /* exit signal */
+#define FS_CLONE_VM 0x00000100ull
+#define FS_CLONE_PIDFD 0x00001000ull
+#define FS_CLONE_VFORK 0x00004000ull
+#define FS_CLONE_THREAD 0x00010000ull
+#define FS_CLONE_SETTLS 0x00080000ull
+#define FS_CLONE_PARENT_SETTID 0x00100000ull
+#define FS_CLONE_CHILD_CLEARTID 0x00200000ull
+#define FS_CLONE_DETACHED 0x00400000ull
+#define FS_CLONE_CHILD_SETTID 0x01000000ull
+/* Flags that do not change what a launch is. */
+#define FS_CLONE_IGNORED                                                                       \
+	(FS_CLONE_CSIGNAL | FS_CLONE_PARENT_SETTID | FS_CLONE_CHILD_CLEARTID |                   \
+	 FS_CLONE_CHILD_SETTID | FS_CLONE_SETTLS | FS_CLONE_PIDFD | FS_CLONE_DETACHED)
+
+/* Who the BPF side follows. */
+enum fs_follow { FS_FOLLOW_TGID = 0, FS_FOLLOW_TREE = 1, FS_FOLLOW_CGROUP = 2, FS_FOLLOW_ALL = 3 };
+
+#endif
