@@ -213,7 +213,7 @@ void Tracer::set_allocation_landmarks(bool attached) {
 // Only the calling thread's next launch is sampled: with --threads, the other
 // launching threads' launches would take the same number.
 void Tracer::sample_next(uint32_t seq) {
-  __atomic_store_n(&impl_->skel->bss->sample_tid, static_cast<uint32_t>(gettid()), __ATOMIC_SEQ_CST);
+  if (seq != 0) __atomic_store_n(&impl_->skel->bss->sample_tid, static_cast<uint32_t>(gettid()), __ATOMIC_SEQ_CST);
   __atomic_store_n(&impl_->skel->bss->sample_seq, seq, __ATOMIC_SEQ_CST);
 }
 
