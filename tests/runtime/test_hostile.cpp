@@ -2,15 +2,19 @@
 // checked before anything happens, and the small usage mistakes.
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 
 #include "forkscope/results.h"
 #include "forkscope/untrusted.h"
+#include "bpf_objects.h"
 #include "proc.h"
 
 namespace forkscope {
@@ -49,6 +53,57 @@ TEST(HostileNames, TraceWritesOnlySafeTextAndEveryFormatReadsItBack) {
     EXPECT_EQ(r.exit_code, 0) << format << ": " << r.err;
     EXPECT_EQ(control_byte(r.out), -1) << format << " output holds a raw control byte";
   }
+  fs::remove_all(dir);
+}
+
+// -a sees every task: the hostile name among them, printed and saved safely.
+TEST(HostileNames, SystemWideTraceCountsAndPrintsThemSafely) {
+  const std::string dir = test::make_temp_dir();
+  constexpr int kForks = 20;
+  const test::Started s = test::start_forkscope({"trace", "-a", "--out", dir});
+  ASSERT_TRUE(test::wait_for([&] { return test::slurp(s.err_path).find("attached") != std::string::npos; }, 60))
+      << test::slurp(s.err_path);
+  const pid_t worker = fork();
+  if (worker == 0) {
+    execl(HOSTILE_NAME_BIN, "hostile_name", std::to_string(kForks).c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(worker, &status, 0), worker);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  const test::Outcome o = test::finish_forkscope(s);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(control_byte(o.out), -1) << "stdout holds a raw control byte";
+  EXPECT_EQ(control_byte(o.err), -1) << "stderr holds a raw control byte";
+  const forkscope::Run run = load_results(dir + "/results.json");
+  uint64_t forks = 0;
+  for (const Cell& c : run.cells)
+    if (c.comm == safe_text(kHostileComm) && c.mode == "fork") forks += c.launches;
+  EXPECT_EQ(forks, static_cast<uint64_t>(kForks));
+  fs::remove_all(dir);
+}
+
+// A full disk is named as such: exit 1, one line.
+TEST(OutChecks, AFullDiskSaysSo) {
+  const std::string dir = test::make_temp_dir();
+  test::ChildSetup setup;
+  setup.before_exec = [dir] {
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+    if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=64k") != 0) return false;
+    FILE* f = std::fopen((dir + "/filler").c_str(), "w");
+    if (!f) return false;
+    static char block[4096];
+    while (std::fwrite(block, 1, sizeof block, f) == sizeof block && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+    return true;
+  };
+  const std::string data = std::string(FS_TEST_DATA) + "/results.json";
+  const test::Outcome o = run_forkscope({"report", data, "--format", "html", "-o", dir + "/report.html"}, setup);
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_NE(o.err.find("No space left on device"), std::string::npos) << o.err;
+  EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
   fs::remove_all(dir);
 }
 
