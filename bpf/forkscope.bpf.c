@@ -171,7 +171,7 @@ int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, stru
 		return 0;
 	if (lm == 0)
 		lm = classify_copy_process_cache(l, s);
-	fs_landmark(l, lm, bpf_ktime_get_ns(), CFG);
+	fs_alloc_landmark(l, lm, call_site, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 

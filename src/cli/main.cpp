@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   forkscope::add_diff_command(app, exit_code);
   forkscope::add_merge_command(app, exit_code);
   forkscope::add_trace_command(app, exit_code);
+  forkscope::add_serve_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -114,6 +114,10 @@ RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_p
     std::string why = probe(e.id, e.functions);
     if (!plan.measured(e.id)) {
       plan.reason[e.id] = why + (fentry || kprobe ? "" : "; no function probes on this kernel");
+    } else if ((fentry || kprobe) && !why.empty()) {
+      // Function probes work here, but not on this phase's function (dup_mmap is
+      // inlined on 6.12): its landmarks measure it, and phases_available says why.
+      plan.reason[e.id] = why;
     }
   }
   for (size_t i = 0; i < user_phases.size(); i++) {

@@ -30,14 +30,16 @@ int control_byte(const std::string& text) {
   return -1;
 }
 
-// The name hostile_name.c gives itself, as the kernel keeps it (15 bytes).
+// A name a process can give itself (fork_count.c takes it with PR_SET_NAME): a
+// terminal escape (a window-title change), a newline and invalid UTF-8, within the
+// kernel's 15 bytes.
 const std::string kHostileComm = "\x1b]0;pw\x07\n\xff\xfe";
 
 TEST(HostileNames, TraceWritesOnlySafeTextAndEveryFormatReadsItBack) {
   const std::string dir = test::make_temp_dir();
   constexpr int kForks = 25;
-  // Its arguments are hostile too: they reach the target description.
-  const test::Outcome o = run_forkscope({"trace", "--out", dir, "--", HOSTILE_NAME_BIN, std::to_string(kForks), "\x1b[2J"});
+  // The name is an argument too: it reaches the target description.
+  const test::Outcome o = run_forkscope({"trace", "--out", dir, "--", FORK_COUNT_BIN, kHostileComm, std::to_string(kForks)});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(control_byte(o.out), -1) << "stdout holds a raw control byte";
   EXPECT_EQ(control_byte(o.err), -1) << "stderr holds a raw control byte";
@@ -65,7 +67,7 @@ TEST(HostileNames, SystemWideTraceCountsAndPrintsThemSafely) {
       << test::slurp(s.err_path);
   const pid_t worker = fork();
   if (worker == 0) {
-    execl(HOSTILE_NAME_BIN, "hostile_name", std::to_string(kForks).c_str(), nullptr);
+    execl(FORK_COUNT_BIN, "fork_count", kHostileComm.c_str(), std::to_string(kForks).c_str(), nullptr);
     _exit(127);
   }
   int status = 0;
