@@ -66,7 +66,7 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	struct fs_launch *l = bpf_map_lookup_elem(&scratch, &zero);
 	if (!l)
 		return 0;
-	__u32 seq = sample_seq;
+	__u32 seq = tid == sample_tid ? sample_seq : 0;
 	if (follow != FS_FOLLOW_TGID) {
 		__u32 idx = cell;
 		FS_BARRIER(idx);

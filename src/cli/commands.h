@@ -5,6 +5,10 @@
 
 namespace forkscope {
 
+// The check of every count option (--iterations, --threads, --cpu, -p, ...):
+// decimal digits only, as parse_whole_number reads them.
+CLI::Validator whole_number();
+
 void add_run_command(CLI::App& app, int& exit_code);
 void add_doctor_command(CLI::App& app, int& exit_code);
 void add_report_command(CLI::App& app, int& exit_code);

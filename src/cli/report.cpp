@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "cli/commands.h"
+#include "cli/preflight.h"
 #include "forkscope/error.h"
 #include "forkscope/report.h"
 #include "forkscope/visual.h"
@@ -102,6 +103,7 @@ std::vector<std::string> format_names() {
 }
 
 int report_command(const ReportOptions& o) {
+  if (!o.out.empty()) check_out_file(o.out, "-o");
   const Run run = load_results(o.input);
   // Every format refuses a file without cells alike (one with nothing to show).
   if (run.cells.empty()) throw usage_error(o.input + " has no cells; report a results file of a run that finished a cell");
