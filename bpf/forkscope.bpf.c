@@ -73,7 +73,7 @@ static __always_inline int sys_enter_common(long id, __u64 a1, __u64 a3, __u64 a
 	struct fs_launch *l = bpf_map_lookup_elem(&scratch, &zero);
 	if (!l)
 		return 0;
-	__u32 seq = sample_seq;
+	__u32 seq = tid == sample_tid ? sample_seq : 0;
 	if (follow != FS_FOLLOW_TGID) {
 		__u32 idx = cell;
 		FS_BARRIER(idx);
@@ -229,7 +229,7 @@ int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, stru
 		return 0;
 	if (lm == 0)
 		lm = classify_copy_process_cache(l, s);
-	fs_landmark(l, lm, bpf_ktime_get_ns(), CFG);
+	fs_alloc_landmark(l, lm, call_site, bpf_ktime_get_ns(), CFG);
 	return 0;
 }
 

@@ -31,6 +31,7 @@ __u32 max_groups = 0;  /* trace: cells 0..max_groups-1 for groups, max_groups fo
 __u32 target_tgid = 0;
 __u32 cur_cell = FS_NO_CELL;
 __u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
+__u32 sample_tid = 0; /* ... if this thread makes it (--threads: one thread samples) */
 __u32 next_group = 0;
 /* trace: launches recorded span by span per group, up to trace_sample_limit. */
 __u32 trace_samples[FS_MAX_CELLS] = {};

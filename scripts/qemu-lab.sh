@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Kernel lab: run one command inside a QEMU guest booted with Debian's current
-# stock kernel (linux-image-amd64), which has fentry/fexit and kprobes, unlike
-# the locked-down kernels our machines run.  Recipe: ../../shared/KERNEL-LAB.md §2.
+# Kernel lab: run one command inside a QEMU guest booted with one of Debian's
+# stock kernels, which have fentry/fexit and kprobes, unlike the locked-down
+# kernels our machines run.  Recipe: ../../shared/KERNEL-LAB.md §2.
 #
-#   scripts/qemu-lab.sh [--timeout S] [--out DIR] [--env NAME[=VALUE]]... [--icount] -- COMMAND [ARGS...]
+#   scripts/qemu-lab.sh [--kernel K] [--timeout S] [--out DIR] [--env NAME[=VALUE]]... [--icount] -- COMMAND [ARGS...]
+#
+# --kernel K: a kernel series, 6.1 (default: bookworm's linux-image-amd64) or
+# 6.12 (the newest 6.12 of bookworm-backports and trixie), optionally with a
+# flavour (6.12-rt, 6.12-cloud); or a package name (linux-image-6.12.57+deb12-amd64).
+# Series other than the machine's own are read from the mirror the machine's
+# apt uses, through a private apt state in $FORKSCOPE_CACHE/kernel/apt (its own
+# sources list, lists and cache): the machine's apt setup is never changed.
 #
 # The guest sees the host's / read-only (over virtio-9p), so COMMAND can be a
 # binary just built on the host, e.g. /work/main/build/forkscope doctor.  Inside
@@ -29,9 +36,10 @@
 # printed); 2 for bad usage; 3 when the host cannot provide QEMU or the kernel
 # (missing packages and not root, no Debian mirror and nothing cached).
 #
-# Environment: FORKSCOPE_CACHE (default /var/cache/forkscope): the kernel is
-# kept in $FORKSCOPE_CACHE/kernel/<version>/ and re-used until Debian moves
-# linux-image-amd64 to a newer version.
+# Environment: FORKSCOPE_CACHE (default /var/cache/forkscope): each kernel is
+# kept in $FORKSCOPE_CACHE/kernel/<version>/ and re-used until Debian moves its
+# series to a newer version (without apt lists or a mirror, the newest cached
+# kernel of the series is used).
 set -euo pipefail
 
 CACHE="${FORKSCOPE_CACHE:-/var/cache/forkscope}/kernel"
@@ -39,6 +47,7 @@ TIMEOUT=480
 OUT=""
 ENV_VARS=()
 ICOUNT=0
+KERNEL_SPEC=6.1
 # The markers the host looks for on the serial console.
 START_MARK="=== qemu-lab: command start ==="
 END_MARK="=== qemu-lab: command end"
@@ -47,8 +56,9 @@ FAIL_MARK="qemu-lab-guest-failure:"
 say() { echo "qemu-lab: $*" >&2; }
 die() { local code=$1; shift; say "$*"; exit "$code"; }
 usage() {
-  echo "usage: scripts/qemu-lab.sh [--timeout S] [--out DIR] [--env NAME[=VALUE]]... [--icount] -- COMMAND [ARGS...]" >&2
-  echo "  runs COMMAND in a QEMU guest with Debian's stock kernel; see the top of this script" >&2
+  echo "usage: scripts/qemu-lab.sh [--kernel 6.1|6.12|6.12-rt|6.12-cloud|linux-image-...] [--timeout S] [--out DIR]" >&2
+  echo "                           [--env NAME[=VALUE]]... [--icount] -- COMMAND [ARGS...]" >&2
+  echo "  runs COMMAND in a QEMU guest with a Debian stock kernel; see the top of this script" >&2
   exit 2
 }
 
@@ -58,6 +68,9 @@ while (($#)); do
     --out) [[ $# -ge 2 && -n $2 ]] || die 2 "--out needs a directory"; OUT=$2; shift 2 ;;
     --env) [[ $# -ge 2 && $2 =~ ^[A-Za-z_][A-Za-z0-9_]*(=.*)?$ ]] || die 2 "--env needs NAME or NAME=VALUE"; ENV_VARS+=("$2"); shift 2 ;;
     --icount) ICOUNT=1; shift ;;
+    --kernel) [[ $# -ge 2 && $2 =~ ^([0-9]+\.[0-9]+(-(rt|cloud))?|linux-image-[0-9][A-Za-z0-9.+~-]*)$ ]] \
+                || die 2 "--kernel needs a series (6.1, 6.12, 6.12-rt, 6.12-cloud) or a package (linux-image-...)"
+              KERNEL_SPEC=$2; shift 2 ;;
     -h|--help) usage ;;
     --) shift; break ;;
     *) say "unknown option '$1' (the command goes after --)"; usage ;;
@@ -90,13 +103,57 @@ ensure_packages() {
 ensure_packages qemu-system-x86 busybox-static cpio kmod xz-utils zstd binutils
 
 # ---------------------------------------------------------------------------
-# The kernel: Debian's current linux-image-amd64, by version, cached.
+# The kernel: a Debian kernel package chosen by --kernel, by version, cached.
 # ---------------------------------------------------------------------------
-# Prints the package linux-image-amd64 currently depends on, e.g.
-# linux-image-6.1.0-56-amd64 (moves with every security update).
-resolve_kernel_package() {
-  apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
+# The Debian mirror the machine's apt reads (it may be a proxy or a registry),
+# from apt's own view of its sources: the URI of this release's main suite.
+machine_mirror() {
+  local codename
+  # shellcheck disable=SC1091  # the running system's file
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  # shellcheck disable=SC2016  # apt's own placeholders
+  apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null \
+    | awk -v c="$codename" '$2 == c {print $1; exit}'
 }
+
+# Newer kernels (bookworm-backports, trixie) are read through a private apt
+# state under the cache: its own sources list, lists and package cache, so the
+# machine's apt sources and lists are never touched.
+APT_DIR="$CACHE/apt"
+PRIVATE_APT=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=/dev/null
+             -o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache")
+PRIVATE_SUITES=(bookworm-backports trixie)
+APT_OPTS=()
+
+# Refreshes the private lists: when missing, older than a day, or given "force".
+private_apt_update() {
+  local mirror suite
+  if [[ ${1:-} != force ]] \
+     && [[ -n $(find "$APT_DIR/lists" -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1) ]]; then
+    return 0
+  fi
+  mirror=$(machine_mirror)
+  [[ -n $mirror ]] || { say "cannot find the machine's Debian mirror in its apt sources"; return 1; }
+  mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
+  for suite in "${PRIVATE_SUITES[@]}"; do
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main"
+  done >"$APT_DIR/sources.list"
+  say "reading ${PRIVATE_SUITES[*]} from $mirror (private apt state in $APT_DIR)"
+  apt-get "${PRIVATE_APT[@]}" -o APT::Sandbox::User="$(id -un)" update -qq >/dev/null 2>&1
+}
+
+# Prints the newest kernel package of series $1 (e.g. 6.12) and flavour $2
+# ("", rt or cloud) that a linux-image-[FLAVOUR-]amd64 metapackage depends on
+# in the apt state APT_OPTS, e.g. linux-image-6.12.57+deb12-amd64.
+resolve_series() {
+  local series=$1 flavour=${2:+$2-}
+  apt-cache "${APT_OPTS[@]}" show "linux-image-${flavour}amd64" 2>/dev/null \
+    | sed -n 's/^Depends: \(linux-image-[0-9][^ ,]*\).*/\1/p' \
+    | grep -E "^linux-image-${series//./\\.}[.-][0-9].*-${flavour}amd64\$" | sort -uV | tail -n1 || true
+}
+
+# True when package $1 is known to the apt state APT_OPTS.
+apt_knows() { apt-cache "${APT_OPTS[@]}" show "$1" >/dev/null 2>&1; }
 
 # The modules the guest loads; their dependencies are added by modprobe.
 # virtio_pci finds the 9p devices, 9pnet_virtio is the transport (9p.ko only
@@ -137,14 +194,16 @@ extract_pvh_vmlinux() {
   return 1
 }
 
-# Downloads the .deb of package $1 into $CACHE/debs unless it is there.
+# Downloads the .deb of package $1 into $CACHE/debs unless it is there, with
+# the apt state APT_OPTS.
 download_deb() {
   local pkg=$1
   ls "$CACHE/debs/${pkg}_"*.deb >/dev/null 2>&1 && return 0
   say "downloading $pkg"
   mkdir -p "$CACHE/debs/.partial"
   # The sandbox user _apt cannot write to a root-only cache: download as us.
-  (cd "$CACHE/debs/.partial" && apt-get -o APT::Sandbox::User="$(id -un)" download "$pkg" >/dev/null) || return 1
+  (cd "$CACHE/debs/.partial" && apt-get "${APT_OPTS[@]}" -o APT::Sandbox::User="$(id -un)" download "$pkg" >/dev/null) \
+    || return 1
   mv "$CACHE/debs/.partial/${pkg}_"*.deb "$CACHE/debs/"
 }
 
@@ -158,6 +217,10 @@ unpack_kernel() {
   say "unpacking $(basename "$deb")"
   dpkg-deb -x "$deb" "$tmp/root"
   [[ -f $tmp/root/boot/vmlinuz-$ver ]] || die 3 "$deb has no boot/vmlinuz-$ver"
+  # trixie's packages are merged-/usr: depmod and modprobe look in lib/modules.
+  if [[ ! -d $tmp/root/lib/modules && -d $tmp/root/usr/lib/modules ]]; then
+    mkdir -p "$tmp/root/lib" && ln -s ../usr/lib/modules "$tmp/root/lib/modules"
+  fi
   # The package ships no modules.dep (its postinst runs depmod): make one.
   depmod -b "$tmp/root" "$ver"
   mkdir -p "$tmp/stage/modules"
@@ -192,9 +255,48 @@ unpack_kernel() {
   rm -rf "$tmp"
 }
 
+# Refreshes the machine's own lists (fresh machines, CI, may have none).
 apt_update() {
   [[ $(id -u) -eq 0 ]] || return 0
   apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || true
+}
+
+# Resolves --kernel to a package: sets PKG and APT_OPTS (the apt state that
+# knows it), or leaves PKG empty.  With "force" the lists are updated first.
+resolve_spec() {
+  local force=${1:-} series flavour=""
+  PKG=""
+  APT_OPTS=()
+  [[ -n $force ]] && apt_update
+  if [[ $KERNEL_SPEC == linux-image-* ]]; then
+    apt_knows "$KERNEL_SPEC" && { PKG=$KERNEL_SPEC; return 0; }
+    APT_OPTS=("${PRIVATE_APT[@]}")
+    private_apt_update "$force" || true
+    apt_knows "$KERNEL_SPEC" && PKG=$KERNEL_SPEC
+    return 0
+  fi
+  series=${KERNEL_SPEC%%-*}
+  [[ $KERNEL_SPEC == *-* ]] && flavour=${KERNEL_SPEC#*-}
+  # The machine's own release first (bookworm: 6.1), then the newer suites.
+  PKG=$(resolve_series "$series" "$flavour")
+  [[ -n $PKG ]] && return 0
+  APT_OPTS=("${PRIVATE_APT[@]}")
+  private_apt_update "$force" || true
+  PKG=$(resolve_series "$series" "$flavour")
+}
+
+# The newest cached kernel that matches --kernel, for when apt cannot say.
+cached_kernel() {
+  local pattern series flavour=""
+  if [[ $KERNEL_SPEC == linux-image-* ]]; then
+    pattern="^${KERNEL_SPEC#linux-image-}\$"
+  else
+    series=${KERNEL_SPEC%%-*}
+    [[ $KERNEL_SPEC == *-* ]] && flavour="${KERNEL_SPEC#*-}-"
+    pattern="^${series//./\\.}[.-][0-9].*-${flavour}amd64\$"
+  fi
+  find "$CACHE" -mindepth 2 -maxdepth 2 -name guest-modules -printf '%h\n' 2>/dev/null \
+    | xargs -r -n1 basename | grep -E "$pattern" | sort -V | tail -n1 || true
 }
 
 CLEANUP_DIRS=()
@@ -214,28 +316,27 @@ t_prepare=$(now_us)
 # One preparation at a time (parallel runs share the cache).
 exec 9>"$CACHE/.lock"
 flock 9
-pkg=$(resolve_kernel_package)
-# Fresh machines (CI) may not have package lists yet.
-[[ -n $pkg ]] || { apt_update; pkg=$(resolve_kernel_package); }
-if [[ -n $pkg ]]; then
-  KVER=${pkg#linux-image-}
+resolve_spec
+# No lists yet (fresh machine) or a series newer than them: update once.
+[[ -n $PKG ]] || resolve_spec force
+if [[ -n $PKG ]]; then
+  KVER=${PKG#linux-image-}
   if ! kernel_ready "$KVER"; then
-    if ! download_deb "$pkg"; then
+    if ! download_deb "$PKG"; then
       # Stale lists name a version the mirror no longer has: update once, retry.
-      apt_update
-      pkg=$(resolve_kernel_package)
-      KVER=${pkg#linux-image-}
-      kernel_ready "$KVER" || download_deb "$pkg" \
-        || die 3 "apt-get download $pkg failed (no Debian mirror reachable?)"
+      resolve_spec force
+      [[ -n $PKG ]] || die 3 "no Debian kernel package for --kernel $KERNEL_SPEC after updating the lists"
+      KVER=${PKG#linux-image-}
+      kernel_ready "$KVER" || download_deb "$PKG" \
+        || die 3 "apt-get download $PKG failed (no Debian mirror reachable?)"
     fi
     kernel_ready "$KVER" || unpack_kernel "$KVER"
   fi
 else
-  # No package lists and no mirror: fall back to the newest kernel cached.
-  KVER=$(find "$CACHE" -mindepth 2 -maxdepth 2 -name guest-modules -printf '%h\n' 2>/dev/null \
-           | xargs -r -n1 basename | sort -V | tail -n1)
-  [[ -n $KVER ]] || die 3 "cannot resolve linux-image-amd64 (no apt lists, no mirror) and no kernel is cached in $CACHE"
-  say "linux-image-amd64 unresolvable; using the cached $KVER"
+  # No package lists and no mirror: fall back to the newest matching kernel cached.
+  KVER=$(cached_kernel)
+  [[ -n $KVER ]] || die 3 "no Debian kernel package for --kernel $KERNEL_SPEC in the machine's suites or ${PRIVATE_SUITES[*]} (or no mirror reachable), and none cached in $CACHE"
+  say "--kernel $KERNEL_SPEC unresolvable; using the cached $KVER"
 fi
 flock -u 9
 KDIR="$CACHE/$KVER"
@@ -305,6 +406,8 @@ mkdir -p /proc /sys /dev /host /newroot
 mount -t proc proc /proc || fail "cannot mount proc"
 mount -t sysfs sysfs /sys || fail "cannot mount sysfs"
 mount -t devtmpfs devtmpfs /dev || fail "cannot mount devtmpfs"
+# A name for results' host field ("qemu-lab 6.12...", not "(none)").
+hostname qemu-lab
 for m in $(cat /modules.order); do
   insmod "/lib/modules/$m.ko" || fail "insmod $m failed"
 done
@@ -378,12 +481,14 @@ say "kernel $KVER and initramfs ready in $(since "$t_prepare") s"
 # ---------------------------------------------------------------------------
 t_boot=$(now_us)
 # Never -enable-kvm.  -nic none: no network (and no NIC option ROM needed).
+# no_timer_check: on a loaded host the emulated 8254 can miss the kernel's
+# IO-APIC timer check, which then panics ("IO-APIC + timer doesn't work").
 CPU_OPTS=(-smp 2)
 ((ICOUNT)) && CPU_OPTS=(-icount shift=0 -smp 1)
 timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
   -accel tcg "${CPU_OPTS[@]}" -m 2048 -nic none \
   -kernel "$KERNEL_IMAGE" -initrd "$WORK/initrd.cpio.gz" \
-  -append "console=ttyS0 quiet panic=-1" \
+  -append "console=ttyS0 quiet panic=-1 no_timer_check" \
   -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
   -device virtio-9p-pci,fsdev=hostroot,mount_tag=host \
   -fsdev local,id=outdir,path="$OUT",security_model=none,multidevs=remap \

@@ -9,6 +9,7 @@ BUILD="${FORKSCOPE_BUILD:-$ROOT/build}"
 
 PACKAGES=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
           libcli11-dev libfmt-dev nlohmann-json3-dev
+          prometheus-cpp-dev  # serve: the exposition and its HTTP endpoint
           libgtest-dev)  # the test binaries are part of the build
 PACKAGES+=("$@")
 

@@ -28,6 +28,9 @@ class Kallsyms {
  public:
   static Kallsyms load();
   std::optional<KsymRange> find(const std::string& name) const;
+  // Whether a text symbol of this name is listed (names show even when addresses are hidden).
+  bool has(const std::string& name) const;
+  bool empty() const { return syms_.empty(); }
   bool readable() const { return readable_; }
 
  private:
@@ -39,6 +42,10 @@ Host read_host();
 
 // Each throws privilege_error (exit 3) with what is missing and what to do.
 void check_privileges();
+// CAP_BPF and CAP_PERFMON are not enough to load forkscope's programs: the kernel
+// refuses them without CAP_SYS_ADMIN.  Checked after the mounts, whose own
+// messages say more when those fail too.
+void check_cap_sys_admin();
 // Mounts tracefs at /sys/kernel/tracing when it is not mounted; returns false
 // (and says why in *why) when that fails.
 bool ensure_tracefs(std::string* why);
@@ -69,6 +76,7 @@ class FunctionProber {
   FunctionProber(const FunctionProber&) = delete;
   FunctionProber& operator=(const FunctionProber&) = delete;
   bool in_btf(const std::string& function) const;
+  bool has_btf() const { return btf_ != nullptr; }
   std::string try_fentry(const std::string& function) const;
   std::string try_kprobe(const std::string& function) const;
 

@@ -15,8 +15,9 @@ namespace forkscope {
 
 // The cell whose tree explains the most: the largest fork cell, else the largest cell.
 const Cell* featured_cell(const Run& run);
-// "fork:64M" (MODE:HEAP, split at the last colon): the first such cell.  Throws
-// usage_error listing the cells there are.
+// "fork:64M" (MODE:HEAP, split at the last colon; COMM:KIND for trace results),
+// "HOST/fork:64M" in merged results, HOST being "hostname kernel" or the hostname.
+// Throws usage_error listing the cells there are, or the hosts' cells when several match.
 const Cell& find_cell(const Run& run, const std::string& spec);
 // "fork 64M", and " on HOST" for cells of merged results.
 std::string cell_label(const Cell& cell);

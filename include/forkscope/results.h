@@ -2,6 +2,7 @@
 // The results model: one Run, its Cells, each with user-side latency summaries
 // and the kernel phase tree.  Serialized as the versioned JSON results file
 // (schema "forkscope.results/1"), the one interchange format.
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -20,6 +21,8 @@ struct Host {
   std::string arch;
   int cpus = 0;
   std::string thp;     // transparent_hugepage/enabled, the bracketed choice
+
+  bool operator==(const Host&) const = default;
 };
 
 struct PhaseAvailability {
@@ -27,6 +30,8 @@ struct PhaseAvailability {
   std::string source;  // "tracepoint", "derived", "fentry", "kprobe" or "" when not measured
   std::string how;     // what bounds it
   std::string reason;  // why it is not measured (empty when it is)
+
+  bool operator==(const PhaseAvailability&) const = default;
 };
 
 struct Phase {
@@ -45,6 +50,8 @@ struct Phase {
   // times the calibrated cost per program, the observer effect inside its self time.
   uint64_t events = 0;     // tracepoint programs
   uint64_t fn_events = 0;  // fentry/kprobe programs
+
+  bool operator==(const Phase&) const = default;
 };
 
 // One span of a sampled launch, for timelines.  Times are relative to the
@@ -55,6 +62,8 @@ struct SampleSpan {
   int64_t start_ns = 0;
   uint64_t dur_ns = 0;
   std::string task;  // "parent" or "child"
+
+  bool operator==(const SampleSpan&) const = default;
 };
 
 // A launch recorded span by span (a few per cell, spread over the cell).
@@ -64,6 +73,8 @@ struct Sample {
   int child_pid = 0;
   uint64_t start_ns = 0;   // CLOCK_MONOTONIC of the sys_enter
   std::vector<SampleSpan> spans;
+
+  bool operator==(const Sample&) const = default;
 };
 
 struct Backing {
@@ -72,6 +83,8 @@ struct Backing {
   uint64_t vm_pte_bytes = 0;     // VmPTE: page tables fork has to copy
   uint64_t vm_rss_bytes = 0;
   uint64_t vmas = 0;             // lines of /proc/self/maps
+
+  bool operator==(const Backing&) const = default;
 };
 
 struct KernelCounts {
@@ -90,12 +103,16 @@ struct KernelCounts {
   uint64_t mm_vm_bytes = 0;
   uint64_t mm_rss_bytes = 0;
   uint64_t mm_pgtables_bytes = 0;
+
+  bool operator==(const KernelCounts&) const = default;
 };
 
 struct UserSpans {
   Summary call_to_return;  // launch call -> return in the parent
   Summary call_to_child;   // launch call -> child running (stamped by the child)
   Summary call_to_reaped;  // launch call -> child reaped / thread joined
+
+  bool operator==(const UserSpans&) const = default;
 };
 
 // --overhead: blocks of untraced launches (every program detached) interleaved
@@ -113,6 +130,8 @@ struct Overhead {
   // with the untraced launch, like with like, it checks the calibration itself.
   double corrected_launch_ns = 0;
   double corrected_launch_error = 0;  // corrected_launch_ns / untraced p50 - 1
+
+  bool operator==(const Overhead&) const = default;
 };
 
 // The cost of our programs, measured at start-up (--overhead) from fork launches
@@ -129,6 +148,8 @@ struct Calibration {
   // Measured whenever function probes are in use, with or without --overhead
   // (the fields above stay 0 without it); empty when not measured.
   std::map<std::string, double> probe_cost_ns;
+
+  bool operator==(const Calibration&) const = default;
 };
 
 struct Cell {
@@ -155,6 +176,7 @@ struct Cell {
   std::string comm;
 
   const Phase* phase(const std::string& name) const;
+  bool operator==(const Cell&) const = default;
 };
 
 // trace: a process that launched, with what it launched.
@@ -163,6 +185,8 @@ struct TraceParent {
   std::string comm;
   uint64_t launches = 0;
   uint64_t execs = 0;
+
+  bool operator==(const TraceParent&) const = default;
 };
 
 // trace: what was followed, for how long, and who launched.
@@ -171,6 +195,8 @@ struct TraceInfo {
   double seconds = 0;
   int command_exit = -1;     // the command's exit status (-- CMD), -1 otherwise or when killed
   std::vector<TraceParent> parents;  // most launches first
+
+  bool operator==(const TraceInfo&) const = default;
 };
 
 struct Run {
@@ -186,11 +212,32 @@ struct Run {
   std::optional<Calibration> calibration;
   std::optional<TraceInfo> trace;  // forkscope trace; absent for forkscope run
   std::vector<Cell> cells;
+
+  bool operator==(const Run&) const = default;
 };
 
-// JSON round trip.  from_json throws usage_error naming the first bad field.
+// What a results file may hold: far above anything forkscope writes, so that a
+// crafted file is refused (exit 2) in bounded time and memory instead of being
+// rendered.  The README's results-format section states them.
+inline constexpr size_t kMaxResultsBytes = size_t{256} << 20;  // the file
+inline constexpr size_t kMaxJsonDepth = 16;          // nested arrays and objects (forkscope writes 7)
+inline constexpr size_t kMaxStringBytes = 64 << 10;  // any string but trace.target
+inline constexpr size_t kMaxCommandBytes = 16 << 20;  // trace.target: a traced command line
+inline constexpr size_t kMaxCells = 10000;
+inline constexpr size_t kMaxPhases = 1024;     // phases_available, and phases/failed_phases per cell
+inline constexpr size_t kMaxPathParts = 64;    // parts of a phase or span path
+inline constexpr size_t kMaxSamples = 1024;    // per cell (forkscope records at most 16)
+inline constexpr size_t kMaxSpans = 65536;     // per sample
+inline constexpr size_t kMaxParents = 100000;  // trace.parents
+
+// JSON round trip.  run_from_json throws usage_error naming the source (a file
+// name, or "results") and the path of the first bad field.  Beyond the types and
+// limits, a file holds each cell (mode, heap, comm, host) once, each phase name
+// once per list, only phase names phases_available lists, paths ending in their
+// phase's name, and no JSON key twice in one object.
 std::string to_json(const Run& run, int indent = 2);
-Run run_from_json(const std::string& text);
+Run run_from_json(const std::string& text, const std::string& source = "results");
+// Reads at most kMaxResultsBytes of the file (results_io.cpp).
 Run load_results(const std::string& path);
 // Under sudo (root with SUDO_UID and SUDO_GID set) the user who ran sudo: files
 // forkscope writes are given to them.  Throws usage_error when the variables are

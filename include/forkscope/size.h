@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace forkscope {
@@ -9,6 +11,10 @@ namespace forkscope {
 // Throws usage_error with the offending text on anything else.
 uint64_t parse_size(const std::string& text);
 std::vector<uint64_t> parse_size_list(const std::string& text);
+// The one parser of counts given on the command line (--iterations, --threads,
+// --cpu, -p, ...): decimal digits only, so "0x10", " 5", "+5", "-1" and "" are not
+// numbers (strtoul would take most of them); nullopt also past UINT64_MAX.
+std::optional<uint64_t> parse_whole_number(std::string_view text);
 // 2097152 -> "2M", 1536 -> "1.5K": short, for labels.
 std::string format_size(uint64_t bytes);
 // 61234 -> "61.2 µs" (ns, µs, ms, s chosen per value).

@@ -14,6 +14,8 @@ struct Summary {
   uint64_t p90 = 0;
   uint64_t p99 = 0;
   uint64_t max = 0;
+
+  bool operator==(const Summary&) const = default;
 };
 
 // Nearest-rank percentile (q in [0,1]) of sorted samples: the smallest value with

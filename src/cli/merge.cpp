@@ -1,8 +1,10 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/preflight.h"
 #include "forkscope/compare.h"
 #include "forkscope/error.h"
+#include "forkscope/untrusted.h"
 
 namespace forkscope {
 namespace {
@@ -13,6 +15,7 @@ struct MergeOptions {
 };
 
 int merge_command(const MergeOptions& o) {
+  check_out_file(o.out, "-o");
   std::vector<Run> runs;
   for (const std::string& path : o.inputs) runs.push_back(load_results(path));
   const Run merged = merge_runs(runs, o.inputs);
@@ -20,7 +23,7 @@ int merge_command(const MergeOptions& o) {
   std::fprintf(stderr,
                "forkscope: merged %zu files (%zu cells) into %s; each cell names its host, the top-level host, "
                "backend and phases_available are %s's\n",
-               runs.size(), merged.cells.size(), o.out.c_str(), o.inputs.front().c_str());
+               runs.size(), merged.cells.size(), safe_text(o.out).c_str(), safe_text(o.inputs.front()).c_str());
   return kExitOk;
 }
 

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "cli/commands.h"
+#include "cli/preflight.h"
 #include "forkscope/error.h"
 #include "forkscope/report.h"
 #include "forkscope/visual.h"
@@ -23,10 +24,7 @@ struct ReportOptions {
 };
 
 const Cell& chosen_cell(const Run& run, const ReportOptions& o) {
-  if (!o.cell.empty()) return find_cell(run, o.cell);
-  const Cell* c = featured_cell(run);
-  if (c == nullptr) throw usage_error(o.input + " has no cells; report a results file of a run that finished a cell");
-  return *c;
+  return o.cell.empty() ? *featured_cell(run) : find_cell(run, o.cell);
 }
 
 bool has_samples(const Run& run) {
@@ -105,7 +103,10 @@ std::vector<std::string> format_names() {
 }
 
 int report_command(const ReportOptions& o) {
+  if (!o.out.empty()) check_out_file(o.out, "-o");
   const Run run = load_results(o.input);
+  // Every format refuses a file without cells alike (one with nothing to show).
+  if (run.cells.empty()) throw usage_error(o.input + " has no cells; report a results file of a run that finished a cell");
   const std::string text = render(run, o);
   if (o.out.empty()) {
     std::cout << text << std::flush;
@@ -129,7 +130,8 @@ void add_report_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   sub->add_option("-o,--output", opts->out, "Write to this file (atomically) instead of stdout");
   sub->add_option("--cell", opts->cell,
-                  "MODE:HEAP, e.g. fork:64M: the cell for table (tree), folded, flame and html (flame graph)\n"
+                  "MODE:HEAP, e.g. fork:64M: the cell for table (tree), folded, flame and html (flame graph);\n"
+                  "HOST/MODE:HEAP in merged results (HOST: hostname, or \"hostname kernel\")\n"
                   "[default: the largest fork cell, as run chooses]");
   sub->add_flag("--no-color", opts->no_color, "No colour even on a terminal");
   sub->callback([opts, &exit_code] { exit_code = report_command(*opts); });

@@ -1,10 +1,12 @@
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/preflight.h"
@@ -12,6 +14,7 @@
 #include "forkscope/report.h"
 #include "forkscope/session.h"
 #include "forkscope/size.h"
+#include "forkscope/untrusted.h"
 #include "forkscope/visual.h"
 
 namespace forkscope {
@@ -29,6 +32,7 @@ struct RunOptions {
   std::string modes = "fork,vfork,clone,clone-vm,pthread,posix_spawn";
   std::vector<std::string> clone_flags;
   std::string heaps;
+  bool heaps_given = false;  // --heap '' is an error, not the defaults
   uint64_t iterations = 10000;
   double cell_seconds = 8.0;
   uint64_t warmup = 20;
@@ -59,6 +63,27 @@ std::string self_dir() {
   return ec ? "." : exe.parent_path().string();
 }
 
+// The CPUs this process may run on (its affinity: cpuset, taskset), as "0-3,6".
+std::string allowed_cpus(const cpu_set_t& set) {
+  std::string out;
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (!CPU_ISSET(c, &set)) continue;
+    int last = c;
+    while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set)) last++;
+    out += (out.empty() ? "" : ",") + std::to_string(c) + (last > c ? "-" + std::to_string(last) : "");
+    c = last;
+  }
+  return out;
+}
+
+void check_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) throw usage_error(std::string("--cpu: cannot read this process's CPUs (") + std::strerror(errno) + ")");
+  if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set))
+    throw usage_error("--cpu " + std::to_string(cpu) + ": this process may run on CPUs " + allowed_cpus(set) + " only");
+}
+
 // Everything a user can get wrong is checked here, before anything is loaded or
 // launched, and nothing is changed: the options, parsed, for the session.
 RunSessionOptions validate(const RunOptions& o) {
@@ -69,21 +94,33 @@ RunSessionOptions validate(const RunOptions& o) {
   session.plan.depth = parse_depth(o.depth);
   session.verbose = o.verbose;
   SweepOptions& s = session.sweep;
-  std::stringstream ss(o.modes);
-  std::string m;
-  while (std::getline(ss, m, ',')) {
-    if (!m.empty()) s.modes.push_back(parse_mode(m));
+  for (size_t begin = 0; !o.modes.empty();) {
+    const size_t comma = o.modes.find(',', begin);
+    const std::string m = o.modes.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
+    if (m.empty())
+      throw usage_error("--modes " + safe_text(o.modes) + ": item " + std::to_string(s.modes.size() + 1) +
+                        " is empty; give modes separated by single commas, e.g. --modes fork,pthread");
+    s.modes.push_back(parse_mode(m));
+    if (comma == std::string::npos) break;
+    begin = comma + 1;
   }
   for (const auto& f : o.clone_flags) s.modes.push_back(parse_clone_flags(f));
   if (s.modes.empty()) throw usage_error("--modes is empty; give at least one mode, e.g. --modes fork,pthread");
-  // Results, diff and merge tell cells apart by mode and heap: each once.
+  // Results, diff and merge tell cells apart by mode and heap: each launch once.
+  // clone-vm is clone(2) with CLONE_VM, the same launch as --clone-flags VM.
+  auto by_clone = [](const LaunchSpec& m) { return m.mode == "clone-vm" || m.mode.starts_with("clone:"); };
   for (size_t i = 0; i < s.modes.size(); i++) {
-    for (size_t j = 0; j < i; j++)
-      if (s.modes[i].mode == s.modes[j].mode) throw usage_error("mode " + s.modes[i].mode + " is given twice; give each mode once");
+    for (size_t j = 0; j < i; j++) {
+      const LaunchSpec &a = s.modes[j], &b = s.modes[i];
+      if (a.mode == b.mode) throw usage_error("mode " + b.mode + " is given twice; give each mode once");
+      if (by_clone(a) && by_clone(b) && a.clone_flags == b.clone_flags)
+        throw usage_error(a.mode + " and " + b.mode + " are the same launch (clone with " + a.flags_label +
+                          "); give it once");
+    }
   }
 
   const uint64_t avail = mem_available_bytes();
-  const bool defaults = o.heaps.empty();
+  const bool defaults = !o.heaps_given;
   for (uint64_t h : parse_size_list(defaults ? kDefaultHeaps : o.heaps)) {
     if (defaults && avail && h > avail / 4) {
       if (!o.quiet)
@@ -112,8 +149,7 @@ RunSessionOptions validate(const RunOptions& o) {
   if (!(o.cell_seconds > 0 && o.cell_seconds <= kMaxCellSeconds))
     throw usage_error("--cell-seconds must be more than 0 and at most " + std::to_string(static_cast<int>(kMaxCellSeconds)) +
                       " (a day)");
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  if (o.cpu >= ncpu) throw usage_error("--cpu " + std::to_string(o.cpu) + ": this machine has CPUs 0.." + std::to_string(ncpu - 1));
+  if (o.cpu >= 0) check_cpu(o.cpu);
 
   // Room for the runner's own mappings and forkscope-child's under vm.max_map_count.
   std::ifstream max_map_count("/proc/sys/vm/max_map_count");
@@ -139,9 +175,10 @@ RunSessionOptions validate(const RunOptions& o) {
 
 int run_command(const RunOptions& o) {
   const RunSessionOptions session = validate(o);
+  check_out_dir(o.out);
   check_kernel_access();
-  prepare_out_dir(o.out);
   const Run run = run_session(session);
+  prepare_out_dir(o.out);
 
   const auto [path, report] = save_outputs(run, o.out);
 
@@ -157,13 +194,17 @@ int run_command(const RunOptions& o) {
   return kExitOk;
 }
 
-// Digits only: CLI11 reads "-1" into an unsigned count as a huge number.
-std::string whole_number(std::string& value) {
-  if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) return "";
-  return "'" + value + "' is not a whole number (0, 1, 2, ...)";
-}
-
 }  // namespace
+
+// Digits only: CLI11 reads "-1" into an unsigned count as a huge number, and
+// "0x10" or " 5" as numbers.
+CLI::Validator whole_number() {
+  return CLI::Validator(
+      [](std::string& value) {
+        return parse_whole_number(value) ? std::string() : "'" + safe_text(value) + "' is not a whole number (0, 1, 2, ...)";
+      },
+      "N");
+}
 
 void add_run_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<RunOptions>();
@@ -181,11 +222,12 @@ void add_run_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   sub->add_option("--clone-flags", opts->clone_flags,
                   "Add a clone(2) mode with these CLONE_* flags by name, e.g. VM,FS,FILES,SIGHAND\n"
-                  "(known: VM FS FILES SIGHAND THREAD SYSVSEM IO VFORK PARENT); repeatable");
+                  "(known: VM FS FILES SIGHAND THREAD SYSVSEM IO VFORK; PARENT is refused: forkscope could\n"
+                  "not wait for such children); repeatable");
   sub->add_option("--heap", opts->heaps,
                   "Comma-separated heap sizes touched before launching, K/M/G suffixes (binary)\n"
                   "[default: 2M,64M,512M,2G]");
-  const CLI::Validator count(whole_number, "N");
+  const CLI::Validator count = whole_number();
   sub->add_option("--iterations", opts->iterations, "Counted launches per cell (the classic measurement used 10000)")
       ->check(count)
       ->capture_default_str();
@@ -213,6 +255,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_option("--threads", opts->threads,
                   "Launching threads per cell, launching at once (e.g. 2 to load both CPUs); the\n"
                   "iterations are shared among them")
+      ->check(count)
       ->capture_default_str();
   sub->add_option("--depth", opts->depth,
                   "How far into each launch to look: syscall (the launch syscall, wakeup, child's first\n"
@@ -229,7 +272,10 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_flag("-q,--quiet", opts->quiet, "No progress on stderr");
   sub->add_flag("--no-color", opts->no_color, "No colour even on a terminal");
   sub->add_flag("-v,--verbose", opts->verbose, "Show libbpf's log (verifier output on load failures)");
-  sub->callback([opts, &exit_code] { exit_code = run_command(*opts); });
+  sub->callback([opts, sub, &exit_code] {
+    opts->heaps_given = sub->count("--heap") > 0;
+    exit_code = run_command(*opts);
+  });
 }
 
 }  // namespace forkscope

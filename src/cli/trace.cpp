@@ -10,12 +10,14 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
 #include "forkscope/report.h"
 #include "forkscope/session.h"
+#include "forkscope/untrusted.h"
 #include "forkscope/visual.h"
 
 namespace forkscope {
@@ -27,6 +29,7 @@ constexpr double kMaxSeconds = 86400;
 struct TraceOptions {
   std::vector<std::string> command;
   int pid = 0;
+  bool pid_given = false;  // -p 0 is refused, not taken for "no -p"
   std::string cgroup;
   bool all = false;
   double duration = 0;
@@ -69,26 +72,54 @@ pid_t thread_group_of(pid_t pid) {
   return pid;
 }
 
+// Why -p PID has nothing to trace, or "" when it names a live user-space process.
+// A zombie has exited (it launches nothing more) and a kernel thread's launches
+// are the kernel's own, never a user's workload.
+std::string untraceable(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold anything, so from the last ')'.
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return "";
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string state;
+  long skip = 0;
+  unsigned long flags = 0;
+  fields >> state >> skip >> skip >> skip >> skip >> skip >> flags;
+  if (state == "Z" || state == "X") return "it has exited (a zombie waiting for its parent), so it launches nothing more";
+  constexpr unsigned long kPfKthread = 0x00200000;  // include/linux/sched.h PF_KTHREAD
+  if (flags & kPfKthread) return "it is a kernel thread; give a user-space process, or -a for the whole system";
+  return "";
+}
+
 // Everything a user can get wrong is checked here, before anything is loaded or
 // launched, and nothing is changed: the options, parsed, for the session.
 TraceSessionOptions validate(const TraceOptions& o) {
-  const int targets = !o.command.empty() + (o.pid != 0) + !o.cgroup.empty() + o.all;
+  if (o.pid_given && o.pid == 0)
+    throw usage_error("-p 0: nothing to trace (0 is no process); give the pid of a running process");
+  const int targets = !o.command.empty() + o.pid_given + !o.cgroup.empty() + o.all;
   if (targets != 1)
     throw usage_error(targets == 0 ? "nothing to trace: give -- CMD ARGS..., -p PID, --cgroup PATH or -a"
                                    : "give only one of -- CMD, -p PID, --cgroup PATH and -a");
   if (!o.command.empty() && !runnable(o.command[0]))
-    throw usage_error("cannot run " + o.command[0] + ": not found or not executable (PATH is searched as for a shell)");
+    throw usage_error("cannot run " + safe_text(o.command[0]) +
+                      ": not found or not executable (PATH is searched as for a shell)");
   if (!(o.duration >= 0 && o.duration <= kMaxSeconds))
     throw usage_error("--duration must be between 0 (no limit) and 86400 seconds");
   if (o.pid < 0 || (o.pid > 0 && kill(o.pid, 0) != 0 && errno == ESRCH))
     throw usage_error("-p " + std::to_string(o.pid) + ": no such process");
   if (o.pid > 0 && o.pid == getpid()) throw usage_error("-p: forkscope cannot trace itself");
+  if (o.pid > 0) {
+    if (const std::string why = untraceable(o.pid); !why.empty())
+      throw usage_error("-p " + std::to_string(o.pid) + ": nothing to trace: " + why);
+  }
   if (!o.cgroup.empty()) {
     struct statfs fs;
     if (statfs(o.cgroup.c_str(), &fs) != 0)
-      throw usage_error("--cgroup " + o.cgroup + ": " + std::strerror(errno) + "; give a directory under /sys/fs/cgroup");
+      throw usage_error("--cgroup " + safe_text(o.cgroup) + ": " + std::strerror(errno) + "; give a directory under /sys/fs/cgroup");
     if (fs.f_type != CGROUP2_SUPER_MAGIC)
-      throw usage_error("--cgroup " + o.cgroup + ": not a cgroup v2 directory; give one under /sys/fs/cgroup");
+      throw usage_error("--cgroup " + safe_text(o.cgroup) + ": not a cgroup v2 directory; give one under /sys/fs/cgroup");
   }
   TraceSessionOptions session;
   session.command = o.command;
@@ -107,9 +138,10 @@ TraceSessionOptions validate(const TraceOptions& o) {
 
 int trace_command(const TraceOptions& o) {
   const TraceSessionOptions session = validate(o);
+  check_out_dir(o.out);
   check_kernel_access();
-  prepare_out_dir(o.out);
   const Run run = trace_session(session);
+  prepare_out_dir(o.out);
 
   const auto [path, report] = save_outputs(run, o.out);
   render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
@@ -135,7 +167,8 @@ void add_trace_command(CLI::App& app, int& exit_code) {
       "  forkscope trace -- make -j8\n"
       "  forkscope trace -p $(pgrep -o gunicorn) --duration 30\n"
       "  forkscope trace -a --duration 10");
-  sub->add_option("-p,--pid", opts->pid, "Follow this running process and the processes it launches from now on");
+  sub->add_option("-p,--pid", opts->pid, "Follow this running process and the processes it launches from now on")
+      ->check(whole_number());
   sub->add_option("--cgroup", opts->cgroup, "Follow every task in this cgroup v2 directory and its descendants");
   sub->add_flag("-a,--all", opts->all, "Follow every task on the system (but forkscope)");
   sub->add_option("--duration", opts->duration, "Stop after this many seconds (0: no limit)")->capture_default_str();
@@ -151,7 +184,10 @@ void add_trace_command(CLI::App& app, int& exit_code) {
   sub->add_flag("-v,--verbose", opts->verbose, "Show libbpf's log");
   sub->add_option("command", opts->command, "-- CMD ARGS...: run this command (as the invoking user under sudo)");
   sub->positionals_at_end();
-  sub->callback([opts, &exit_code] { exit_code = trace_command(*opts); });
+  sub->callback([opts, sub, &exit_code] {
+    opts->pid_given = sub->count("-p") > 0;
+    exit_code = trace_command(*opts);
+  });
 }
 
 }  // namespace forkscope

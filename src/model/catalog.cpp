@@ -151,6 +151,9 @@ std::vector<PhaseAvailability> availability(const RunPlan& plan) {
     if (plan.measured(e.id)) {
       a.source = source_name(plan.source[e.id]);
       a.how = plan.function[e.id].empty() ? e.how : "entry .. exit of " + plan.function[e.id];
+      // A catalog function this kernel cannot probe (inlined): its landmarks stand in.
+      if (plan.function[e.id].empty() && !plan.reason[e.id].empty())
+        a.how += " (no function probe: " + plan.reason[e.id] + ")";
     } else {
       a.how = e.how;
       a.reason = plan.reason[e.id];

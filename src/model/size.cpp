@@ -108,6 +108,18 @@ uint64_t parse_size(const std::string& text) {
   return value + (numerator << shift) / denominator;
 }
 
+std::optional<uint64_t> parse_whole_number(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<uint64_t>(c - '0');
+    if (value > (UINT64_MAX - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 std::vector<uint64_t> parse_size_list(const std::string& text) {
   std::vector<uint64_t> sizes;
   size_t begin = 0;

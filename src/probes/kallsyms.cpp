@@ -43,4 +43,8 @@ std::optional<KsymRange> Kallsyms::find(const std::string& name) const {
   return std::nullopt;
 }
 
+bool Kallsyms::has(const std::string& name) const {
+  return std::any_of(syms_.begin(), syms_.end(), [&](const auto& s) { return s.second == name; });
+}
+
 }  // namespace forkscope

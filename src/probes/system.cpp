@@ -17,6 +17,7 @@
 
 #include "forkscope/error.h"
 #include "forkscope/probes.h"
+#include "forkscope/untrusted.h"
 
 namespace forkscope {
 
@@ -55,9 +56,10 @@ Host read_host() {
   Host h;
   struct utsname u;
   if (uname(&u) == 0) {
-    h.hostname = u.nodename;
-    h.kernel = u.release;
-    h.arch = u.machine;
+    // Set by whoever administers the machine (or a container): made safe here.
+    h.hostname = safe_text(u.nodename);
+    h.kernel = safe_text(u.release);
+    h.arch = safe_text(u.machine);
   }
   h.cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   std::string thp = read_first_line("/sys/kernel/mm/transparent_hugepage/enabled");
@@ -68,12 +70,19 @@ Host read_host() {
   return h;
 }
 
+void check_cap_sys_admin() {
+  if (!has_cap(effective_caps(), kCapSysAdmin))
+    throw privilege_error(
+        "forkscope needs CAP_SYS_ADMIN (root): with CAP_BPF and CAP_PERFMON alone the kernel refuses its "
+        "programs; run it with sudo");
+}
+
 void check_privileges() {
   uint64_t caps = effective_caps();
   bool ok = has_cap(caps, kCapSysAdmin) || (has_cap(caps, kCapBpf) && has_cap(caps, kCapPerfmon));
   if (!ok) {
     throw privilege_error(
-        "forkscope needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load BPF "
+        "forkscope needs root (CAP_SYS_ADMIN; CAP_BPF and CAP_PERFMON alone are not enough) to load BPF "
         "programs; run it with sudo");
   }
   if (!exists("/sys/kernel/btf/vmlinux")) {
@@ -198,10 +207,14 @@ bool kprobes_available(std::string* why) {
 std::vector<FeatureCheck> probe_features() {
   std::vector<FeatureCheck> out;
   uint64_t caps = effective_caps();
-  bool priv = has_cap(caps, kCapSysAdmin) || (has_cap(caps, kCapBpf) && has_cap(caps, kCapPerfmon));
+  // CAP_BPF+CAP_PERFMON without CAP_SYS_ADMIN: the kernel refuses forkscope's
+  // programs (tried on 6.18: the load fails with EPERM), so CAP_SYS_ADMIN is needed.
+  const bool priv = has_cap(caps, kCapSysAdmin);
+  const bool bpf_only = !priv && has_cap(caps, kCapBpf) && has_cap(caps, kCapPerfmon);
   out.push_back({"privileges", priv,
-                 priv ? "CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN present"
-                      : "missing CAP_BPF/CAP_PERFMON: run as root"});
+                 priv       ? "CAP_SYS_ADMIN present"
+                 : bpf_only ? "CAP_BPF+CAP_PERFMON without CAP_SYS_ADMIN: the kernel refuses forkscope's programs; run as root"
+                            : "missing CAP_SYS_ADMIN: run as root"});
   bool btf = exists("/sys/kernel/btf/vmlinux");
   out.push_back({"kernel BTF", btf,
                  btf ? "/sys/kernel/btf/vmlinux" : "missing: needs CONFIG_DEBUG_INFO_BTF=y"});

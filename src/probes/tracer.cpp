@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "forkscope/error.h"
+#include "forkscope/untrusted.h"
 #include "probes/tracer_impl.h"
 
 namespace forkscope {
@@ -267,7 +268,12 @@ std::vector<std::string> Tracer::attached_programs() const {
   return out;
 }
 
-void Tracer::sample_next(uint32_t seq) { __atomic_store_n(&impl_->skel->bss->sample_seq, seq, __ATOMIC_SEQ_CST); }
+// Only the calling thread's next launch is sampled: with --threads, the other
+// launching threads' launches would take the same number.
+void Tracer::sample_next(uint32_t seq) {
+  if (seq != 0) __atomic_store_n(&impl_->skel->bss->sample_tid, static_cast<uint32_t>(gettid()), __ATOMIC_SEQ_CST);
+  __atomic_store_n(&impl_->skel->bss->sample_seq, seq, __ATOMIC_SEQ_CST);
+}
 
 void Tracer::consume_samples() { ring_buffer__consume(impl_->ring); }
 
@@ -350,7 +356,8 @@ void for_each_entry(bpf_map* map, Visit visit) {
   }
 }
 
-std::string comm_of(const char (&comm)[16]) { return std::string(comm, strnlen(comm, sizeof comm)); }
+// A task names itself (prctl PR_SET_NAME): made safe here, where it enters.
+std::string comm_of(const char (&comm)[16]) { return safe_text(std::string_view(comm, strnlen(comm, sizeof comm))); }
 
 }  // namespace
 

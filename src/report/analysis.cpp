@@ -25,27 +25,64 @@ const Cell* featured_cell(const Run& run) {
   return best;
 }
 
-const Cell& find_cell(const Run& run, const std::string& spec) {
-  if (run.trace) {  // COMM:KIND
-    std::string cells;
+namespace {
+
+// A cell as --cell names it: MODE:HEAP, or COMM:KIND for trace results.
+std::string cell_spec(const Run& run, const Cell& c) {
+  return run.trace ? c.comm + ":" + c.mode : c.mode + ":" + format_size(c.heap_bytes);
+}
+
+// With HOST/ in front for cells of merged results.
+std::string qualified_spec(const Run& run, const Cell& c) {
+  return c.host.empty() ? cell_spec(run, c) : c.host + "/" + cell_spec(run, c);
+}
+
+// HOST is the cell's host as merge labels it ("hostname kernel") or its hostname.
+bool on_host(const Cell& c, const std::string& host) {
+  return c.host == host || c.host.substr(0, c.host.find(' ')) == host;
+}
+
+std::vector<const Cell*> cells_named(const Run& run, const std::string& spec, const std::string* host) {
+  std::vector<const Cell*> found;
+  if (run.trace) {
     for (const Cell& c : run.cells) {
-      if (spec == c.comm + ":" + c.mode) return c;
-      cells += fmt::format("{}{}:{}", cells.empty() ? "" : ", ", c.comm, c.mode);
+      if (spec == cell_spec(run, c) && (host == nullptr || on_host(c, *host))) found.push_back(&c);
     }
-    throw usage_error(fmt::format("--cell {:?}: no such group; expected COMMAND:KIND, the groups are {}", spec,
-                                  cells.empty() ? "none" : cells));
+    return found;
   }
   const size_t colon = spec.rfind(':');
-  std::string cells;
-  for (const Cell& c : run.cells) cells += fmt::format("{}{}:{}", cells.empty() ? "" : ", ", c.mode, format_size(c.heap_bytes));
-  if (colon == std::string::npos || colon == 0)
-    throw usage_error(fmt::format("--cell {:?}: expected MODE:HEAP, e.g. fork:64M; the cells are {}", spec, cells));
+  if (colon == std::string::npos || colon == 0) return found;
   const std::string mode = spec.substr(0, colon);
   const uint64_t heap = parse_size(spec.substr(colon + 1));
   for (const Cell& c : run.cells) {
-    if (c.mode == mode && c.heap_bytes == heap) return c;
+    if (c.mode == mode && c.heap_bytes == heap && (host == nullptr || on_host(c, *host))) found.push_back(&c);
   }
-  throw usage_error(fmt::format("--cell {}: no such cell; the cells are {}", spec, cells.empty() ? "none" : cells));
+  return found;
+}
+
+}  // namespace
+
+const Cell& find_cell(const Run& run, const std::string& spec) {
+  std::vector<const Cell*> found = cells_named(run, spec, nullptr);
+  // Host names hold no '/', so the first one ends HOST/ (a trace COMM may hold one:
+  // the whole spec was tried first).
+  if (const size_t slash = spec.find('/'); found.empty() && slash != std::string::npos) {
+    const std::string host = spec.substr(0, slash);
+    found = cells_named(run, spec.substr(slash + 1), &host);
+  }
+  if (found.size() == 1) return *found.front();
+  std::string choices;
+  for (const Cell* c : found) choices += fmt::format("{}{:?}", choices.empty() ? "" : ", ", qualified_spec(run, *c));
+  if (found.size() > 1)
+    throw usage_error(fmt::format("--cell {}: {} cells of the merged results match; choose one with HOST/: {}", spec,
+                                  found.size(), choices));
+  for (const Cell& c : run.cells) choices += fmt::format("{}{}", choices.empty() ? "" : ", ", qualified_spec(run, c));
+  if (choices.empty()) choices = "none";
+  if (run.trace)
+    throw usage_error(fmt::format("--cell {:?}: no such group; expected COMMAND:KIND, the groups are {}", spec, choices));
+  if (spec.find(':') == std::string::npos)
+    throw usage_error(fmt::format("--cell {:?}: expected MODE:HEAP, e.g. fork:64M; the cells are {}", spec, choices));
+  throw usage_error(fmt::format("--cell {}: no such cell; the cells are {}", spec, choices));
 }
 
 std::string cell_label(const Cell& cell) {

@@ -23,47 +23,47 @@ constexpr double kBottom = 30;  // details line
 constexpr double kCharWidth = 7.2;  // 12px monospace
 
 // One frame: a phase path with its own (self) time and the time of its subtree.
+// Frames are kept flat, each after its parent, so no walk of the tree recurses
+// (a phase path may be as deep as the reader allows).
 struct Frame {
   std::string name;
   std::string path;
   uint64_t self_ns = 0;
   uint64_t total_ns = 0;
-  std::vector<Frame> children;
+  int depth = 0;
+  size_t parent = 0;
+  std::vector<size_t> children;
 };
 
 // The tree the folded lines describe, so the graph and the folded output agree.
-Frame build_tree(const Cell& cell) {
-  Frame root{"all", "", 0, 0, {}};
+// frames[0] is the root.
+std::vector<Frame> build_tree(const Cell& cell) {
+  std::vector<Frame> frames{Frame{"all", "", 0, 0, 0, 0, {}}};
   for (const Phase& p : cell.phases) {
     if (p.self_ns == 0) continue;
-    Frame* at = &root;
+    size_t at = 0;
     size_t begin = 0;
     while (true) {
       const size_t end = p.path.find(';', begin);
       const std::string name = p.path.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-      auto it = std::find_if(at->children.begin(), at->children.end(), [&](const Frame& f) { return f.name == name; });
-      if (it == at->children.end()) {
-        it = at->children.insert(at->children.end(), Frame{name, p.path.substr(0, end), 0, 0, {}});
+      const std::vector<size_t>& kids = frames[at].children;
+      auto it = std::find_if(kids.begin(), kids.end(), [&](size_t k) { return frames[k].name == name; });
+      if (it != kids.end()) {
+        at = *it;
+      } else {
+        frames.push_back(Frame{name, p.path.substr(0, end), 0, 0, frames[at].depth + 1, at, {}});
+        frames[at].children.push_back(frames.size() - 1);
+        at = frames.size() - 1;
       }
-      at = &*it;
       if (end == std::string::npos) break;
       begin = end + 1;
     }
-    at->self_ns += p.self_ns;
+    frames[at].self_ns += p.self_ns;
   }
-  auto sum = [](auto& self, Frame& f) -> uint64_t {
-    f.total_ns = f.self_ns;
-    for (Frame& c : f.children) f.total_ns += self(self, c);
-    return f.total_ns;
-  };
-  sum(sum, root);
-  return root;
-}
-
-int depth_of(const Frame& f) {
-  int d = 0;
-  for (const Frame& c : f.children) d = std::max(d, 1 + depth_of(c));
-  return d;
+  // Children come after their parents: summing from the back adds each subtree once.
+  for (Frame& f : frames) f.total_ns = f.self_ns;
+  for (size_t i = frames.size() - 1; i > 0; --i) frames[frames[i].parent].total_ns += frames[i].total_ns;
+  return frames;
 }
 
 // Warm colours for the launch syscall's phases, cool ones for the time around it
@@ -89,10 +89,29 @@ std::string fit(const std::string& name, double w) {
 
 class FlameWriter {
  public:
-  FlameWriter(const Cell& cell, const Frame& root, double height)
-      : cell_(cell), root_(root), bottom_(height - kBottom - kFrameHeight) {}
+  FlameWriter(const Cell& cell, const std::vector<Frame>& frames, double height)
+      : cell_(cell), frames_(frames), root_(frames.front()), bottom_(height - kBottom - kFrameHeight) {}
 
-  void frame(const Frame& f, int depth, uint64_t offset_ns, std::string& out) const {
+  // Depth first, each frame before its children, with an explicit stack.
+  void frames(std::string& out) const {
+    std::vector<std::pair<size_t, uint64_t>> todo{{0, 0}};  // frame, offset
+    while (!todo.empty()) {
+      const auto [i, offset] = todo.back();
+      todo.pop_back();
+      frame(frames_[i], offset, out);
+      uint64_t child_offset = offset;
+      std::vector<std::pair<size_t, uint64_t>> kids;
+      for (size_t c : frames_[i].children) {
+        kids.emplace_back(c, child_offset);
+        child_offset += frames_[c].total_ns;
+      }
+      todo.insert(todo.end(), kids.rbegin(), kids.rend());
+    }
+  }
+
+ private:
+  void frame(const Frame& f, uint64_t offset_ns, std::string& out) const {
+    const int depth = f.depth;
     const double total = static_cast<double>(root_.total_ns);
     const double fx = static_cast<double>(offset_ns) / total;
     const double fw = static_cast<double>(f.total_ns) / total;
@@ -106,14 +125,8 @@ class FlameWriter {
                        num(kFrameHeight - 1), frame_color(f));
     out += fmt::format(R"(<text x="{}" y="{}">{}</text></g>)", num(x + 3), num(y + 12.5), escape(fit(f.name, w)));
     out += '\n';
-    uint64_t child_offset = offset_ns;
-    for (const Frame& c : f.children) {
-      frame(c, depth + 1, child_offset, out);
-      child_offset += c.total_ns;
-    }
   }
 
- private:
   // Per launch in which the phase ran (as the terminal tree says), and its share of the graph.
   std::string tooltip(const Frame& f) const {
     const double share = static_cast<double>(f.total_ns) / static_cast<double>(root_.total_ns);
@@ -135,6 +148,7 @@ class FlameWriter {
   }
 
   const Cell& cell_;
+  const std::vector<Frame>& frames_;
   const Frame& root_;
   double bottom_;
 };
@@ -219,8 +233,10 @@ std::string folded_stacks(const Cell& cell) {
 }
 
 std::string flame_svg(const Run& run, const Cell& cell) {
-  const Frame root = build_tree(cell);
-  const int depth = depth_of(root);
+  const std::vector<Frame> tree = build_tree(cell);
+  const Frame& root = tree.front();
+  int depth = 0;
+  for (const Frame& f : tree) depth = std::max(depth, f.depth);
   const double height = kTop + (depth + 1) * kFrameHeight + kBottom;
   const std::string host = cell.host.empty() ? run.host.hostname + " " + run.host.kernel : cell.host;
   std::string out = fmt::format(
@@ -263,7 +279,7 @@ std::string flame_svg(const Run& run, const Cell& cell) {
                        "\n",
                        num(kWidth / 2), num(kTop + kFrameHeight));
   } else {
-    FlameWriter(cell, root, height).frame(root, 0, 0, out);
+    FlameWriter(cell, tree, height).frames(out);
   }
   out += "<script><![CDATA[";
   out += kScript;

@@ -20,7 +20,18 @@ Run merge_runs(const std::vector<Run>& runs, const std::vector<std::string>& nam
       throw usage_error(fmt::format("{} has schema {:?} but {} has {:?}; merge files written by the same forkscope "
                                     "version",
                                     names[i], r.schema, names[0], merged.schema));
+    // A trace section describes one traced target: merging would drop all but one.
+    if (r.trace)
+      throw usage_error(fmt::format("{} holds forkscope trace results; merge combines forkscope run results only "
+                                    "(report each trace on its own)",
+                                    names[i]));
     merged.incomplete = merged.incomplete || r.incomplete;
+    // Every input's phases stay listed: user phases (--phase FUNC) may differ between runs.
+    for (const PhaseAvailability& a : r.phases_available) {
+      if (std::none_of(merged.phases_available.begin(), merged.phases_available.end(),
+                       [&](const PhaseAvailability& m) { return m.name == a.name; }))
+        merged.phases_available.push_back(a);
+    }
     for (const Cell& c : r.cells) {
       Cell labelled = c;
       // Cells of an already merged file keep the host they were labelled with.

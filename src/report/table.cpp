@@ -231,6 +231,8 @@ std::string growth_summary(const HeapGrowth& g) {
 }
 
 void render_growth(const Run& run, std::ostream& out, bool color) {
+  // Trace groups are process groups, not heap sizes: nothing grows with a heap.
+  if (run.trace) return;
   const std::vector<Series> series = series_by_mode(run);
   const std::vector<HeapGrowth> growth = heap_growth(series);
   if (growth.empty()) return;

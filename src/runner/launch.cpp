@@ -14,12 +14,12 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "forkscope/error.h"
 #include "forkscope/runner.h"
+#include "forkscope/untrusted.h"
 
 extern char** environ;
 
@@ -293,19 +293,28 @@ const std::vector<std::string>& known_modes() {
 
 LaunchSpec parse_clone_flags(const std::string& names) {
   LaunchSpec spec;
-  std::stringstream ss(names);
-  std::string name;
-  while (std::getline(ss, name, ',')) {
+  if (names.empty()) throw usage_error("--clone-flags is empty; give CLONE_* names, e.g. --clone-flags VM,FS");
+  for (size_t begin = 0;;) {
+    const size_t comma = names.find(',', begin);
+    std::string name = names.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
+    if (name.empty()) throw usage_error("--clone-flags " + safe_text(names) + ": an empty name; give names separated by single commas");
     for (auto& c : name) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
     if (name.rfind("CLONE_", 0) == 0) name = name.substr(6);
     auto it = flag_names().find(name);
     if (it == flag_names().end()) {
       std::string all;
       for (const auto& [n, v] : flag_names()) all += (all.empty() ? "" : ",") + n;
-      throw usage_error("unknown clone flag '" + name + "' in --clone-flags; known: " + all);
+      throw usage_error("unknown clone flag '" + safe_text(name) + "' in --clone-flags; known: " + all);
     }
     spec.clone_flags |= it->second;
+    if (comma == std::string::npos) break;
+    begin = comma + 1;
   }
+  // The child of CLONE_PARENT is forkscope's sibling: its exit goes to forkscope's
+  // parent, so forkscope could neither wait for it nor reap it.
+  if (spec.clone_flags & CLONE_PARENT)
+    throw usage_error("--clone-flags: PARENT makes each child a sibling of forkscope, which forkscope cannot wait for "
+                      "or reap; leave PARENT out");
   if ((spec.clone_flags & CLONE_SIGHAND) && !(spec.clone_flags & CLONE_VM))
     throw usage_error("--clone-flags: SIGHAND needs VM (the kernel refuses it with EINVAL)");
   if ((spec.clone_flags & CLONE_THREAD) && !(spec.clone_flags & CLONE_SIGHAND))
@@ -338,7 +347,7 @@ LaunchSpec parse_mode(const std::string& mode) {
   } else if (m != "fork") {
     std::string all;
     for (const auto& m : known_modes()) all += (all.empty() ? "" : ",") + m;
-    throw usage_error("unknown mode '" + mode + "'; choose from " + all +
+    throw usage_error("unknown mode '" + safe_text(mode) + "'; choose from " + all +
                       " (or --clone-flags for a custom CLONE_* set)");
   }
   return spec;

@@ -149,8 +149,11 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       hooks.begin(index);
       const uint64_t start = now_ns();
       deadline = start + static_cast<uint64_t>(opt.cell_seconds * 1e9);
-      // A few launches spread over the cell are recorded span by span for timelines.
-      const uint64_t stride = std::max<uint64_t>(1, opt.iterations / FS_MAX_SAMPLES);
+      // A few launches spread over the cell are recorded span by span for timelines:
+      // this thread's only (the probes sample the thread that asks), spread over
+      // its share of the launches, each numbered by its place in the cell.
+      const uint64_t stride = std::max<uint64_t>(1, opt.iterations / opt.threads / FS_MAX_SAMPLES);
+      uint64_t own = 0;
       go = true;
       for (uint64_t i; (i = next++) < opt.iterations;) {
         if (stop->load() || capped.load()) break;
@@ -158,7 +161,8 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
           const std::vector<uint64_t> u = untraced_block(*launcher, block, hooks.trace, stop);
           untraced.insert(untraced.end(), u.begin(), u.end());
         }
-        const bool sampled = i % stride == 0 && i / stride < FS_MAX_SAMPLES;
+        const bool sampled = own % stride == 0 && own / stride < FS_MAX_SAMPLES;
+        own++;
         hooks.sample(sampled ? static_cast<uint32_t>(i + 1) : 0);
         LaunchSample s = launcher->launch();
         if (s.ok) {

@@ -12,16 +12,9 @@
 #include "forkscope/session.h"
 #include "session/calibration.h"
 #include "session/outputs.h"
+#include "session/signals.h"
 
 namespace forkscope {
-
-namespace {
-
-std::atomic<bool> g_stop{false};
-
-void on_signal(int) { g_stop.store(true); }
-
-}  // namespace
 
 Run run_session(const RunSessionOptions& o) {
   const SweepOptions& sweep = o.sweep;
@@ -32,20 +25,18 @@ Run run_session(const RunSessionOptions& o) {
   plan.reattaches = sweep.overhead;
   // Cells 0..n-1 are the sweep's, cells n and n+1 the calibration's.
   const auto sweep_cells = static_cast<uint32_t>(sweep.modes.size() * sweep.heaps.size());
+  // From before the load: the first SIGINT/SIGTERM/SIGHUP/SIGQUIT ends the sweep
+  // cleanly; a second one, e.g. during a slow heap set-up, takes effect at once
+  // (the kernel still detaches everything).
+  catch_stop_signals(/*second_ends=*/true);
+  const std::atomic<bool>* stop = stop_requested();
   std::unique_ptr<Tracer> tracer = Tracer::open(plan_run(plan), o.verbose, sweep_cells + 2);
   tracer->set_target(getpid());
   // Loading parsed kallsyms and BTF: give the freed memory back, so the runner's
   // own footprint (copied by every fork) is as small as it can be.
   malloc_trim(0);
 
-  // The first SIGINT/SIGTERM ends the sweep cleanly; a second one, e.g. during a
-  // slow heap set-up, takes effect at once (the kernel still detaches everything).
-  struct sigaction sa = {};
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-
+  if (stop->load()) throw interrupted_at_start();
   Run run = start_results(*tracer);
   // What one function probe costs, per kind in use: a fraction of a second, so
   // always (results of different backends can then be compared phase by phase).
@@ -53,7 +44,7 @@ Run run_session(const RunSessionOptions& o) {
   // The per-run calibration costs seconds under emulation; only --overhead reports it.
   if (sweep.overhead) {
     if (!sweep.quiet) std::fprintf(stderr, "forkscope: calibrating the cost of its own programs (--overhead)...\n");
-    run.calibration = calibrate(*tracer, sweep.child_program, std::move(costs), sweep_cells, sweep_cells + 1, &g_stop);
+    run.calibration = calibrate(*tracer, sweep.child_program, std::move(costs), sweep_cells, sweep_cells + 1, stop);
   } else if (!costs.empty()) {
     run.calibration = Calibration{};
     run.calibration->probe_cost_ns = std::move(costs);
@@ -74,8 +65,11 @@ Run run_session(const RunSessionOptions& o) {
                  run.backend.c_str(), static_cast<double>(run.bpf_map_bytes) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
                  static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
   }
-  run.cells = run_sweep(sweep, hooks, &g_stop);
-  run.incomplete = g_stop.load();
+  if (stop->load()) throw interrupted_at_start();
+  run.cells = run_sweep(sweep, hooks, stop);
+  run.incomplete = stop->load();
+  // Stopped before a single launch: there is nothing to save.
+  if (run.incomplete && run.cells.empty()) throw interrupted_at_start();
   return run;  // the tracer goes here: everything is detached before anything is written
 }
 

@@ -17,14 +17,13 @@
 #include "forkscope/runner.h"
 #include "forkscope/session.h"
 #include "forkscope/shared/catalog.h"
+#include "forkscope/untrusted.h"
 #include "session/outputs.h"
+#include "session/signals.h"
 
 namespace forkscope {
 
 namespace {
-
-std::atomic<int> g_signal{0};
-void on_signal(int sig) { g_signal.store(sig); }
 
 double seconds_since(const timespec& t0) {
   timespec t;
@@ -35,7 +34,7 @@ double seconds_since(const timespec& t0) {
 std::string quoted_command(const std::vector<std::string>& argv) {
   std::string s = "--";
   for (const std::string& a : argv)
-    s += " " + (a.find_first_of(" \t'\"$\\") == std::string::npos ? a : "'" + a + "'");
+    s += " " + (a.find_first_of(" \t'\"$\\") == std::string::npos ? safe_text(a) : "'" + safe_text(a) + "'");
   return s;
 }
 
@@ -75,17 +74,16 @@ Run trace_session(const TraceSessionOptions& o) {
   int cgroup_fd = -1;
   if (!o.cgroup.empty()) {
     cgroup_fd = open(o.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cgroup_fd < 0) throw usage_error("--cgroup " + o.cgroup + ": " + std::strerror(errno));
+    if (cgroup_fd < 0) throw usage_error("--cgroup " + safe_text(o.cgroup) + ": " + std::strerror(errno));
   }
   PlanOptions plan = o.plan;
   plan.exec = true;
   plan.probe_cost = false;  // trace runs no probe-cost calibration: no spare slot
+  // From before the load, so a signal at any moment ends tracing the documented way.
+  catch_stop_signals(/*second_ends=*/false);
+  const std::atomic<bool>* stop = stop_requested();
   std::unique_ptr<Tracer> tracer = Tracer::open(plan_run(plan), o.verbose, kTraceGroups + 1, /*following=*/true);
-
-  struct sigaction sa = {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  if (stop->load()) throw interrupted_at_start();
 
   std::unique_ptr<Command> command;
   int watch_fd = -1;  // the command or -p process: tracing ends when it exits
@@ -109,7 +107,7 @@ Run trace_session(const TraceSessionOptions& o) {
   info.target = !o.command.empty() ? quoted_command(o.command)
                 : o.pid > 0        ? "-p " + std::to_string(o.pid)
                 : o.all            ? "-a"
-                                   : "--cgroup " + o.cgroup;
+                                   : "--cgroup " + safe_text(o.cgroup);
 
   timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -124,14 +122,14 @@ Run trace_session(const TraceSessionOptions& o) {
   if (command) {
     if (int err = command->go(); err != 0) {
       command->try_reap();
-      throw usage_error("cannot run " + o.command[0] + ": " + std::strerror(err));
+      throw usage_error("cannot run " + safe_text(o.command[0]) + ": " + std::strerror(err));
     }
   }
 
   bool target_gone = false;
   double last_progress = 0;
   const bool progress = !o.quiet && isatty(STDERR_FILENO);
-  while (g_signal.load() == 0) {
+  while (!stop->load()) {
     const double t = seconds_since(t0);
     if (o.duration > 0 && t >= o.duration) break;
     pollfd p{watch_fd, POLLIN, 0};
@@ -165,7 +163,7 @@ Run trace_session(const TraceSessionOptions& o) {
   tracer.reset();  // detach before anything else happens
   if (watch_fd >= 0 && !command) close(watch_fd);
   if (command) {
-    if (!target_gone && !o.quiet) std::fprintf(stderr, "forkscope: stopping %s\n", o.command[0].c_str());
+    if (!target_gone && !o.quiet) std::fprintf(stderr, "forkscope: stopping %s\n", safe_text(o.command[0]).c_str());
     if (target_gone) command->try_reap();
     command->stop();
     info.command_exit = command->status();

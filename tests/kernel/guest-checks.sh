@@ -35,6 +35,12 @@ echo "$doctor"
 grep -Eq '^\s*fentry/fexit\s+yes' <<<"$doctor" || fail "doctor does not report fentry/fexit usable"
 grep -Eq '^\s*kprobe/kretprobe\s+yes' <<<"$doctor" || fail "doctor does not report kprobe/kretprobe usable"
 ((doctor_rc == 0)) || fail "doctor exited $doctor_rc"
+# A catalog function this kernel inlined (dup_mmap on 6.12) must be named as such.
+for fn in dup_mmap copy_page_range copy_process; do
+  grep -q "^$fn\b" /sys/kernel/tracing/available_filter_functions && continue
+  grep -Eq "^\s*\S+\s+$fn\s+fentry: not in kernel BTF \(inlined" <<<"$doctor" \
+    || fail "doctor does not say that $fn cannot be probed on $(uname -r)"
+done
 
 # One sweep per backend: fork and pthread, a small and a large heap.  The cell
 # time cap is lifted so every cell runs exactly ITERATIONS launches despite

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -55,6 +56,19 @@ const Run* load(const std::string& backend) {
     it = cache.emplace(backend, std::move(run)).first;
   }
   return it->second ? &*it->second : nullptr;
+}
+
+// Whether this guest's kernel can probe `function` (ftrace lists it): 6.12
+// inlines dup_mmap into copy_process, 6.1 does not.
+bool traceable(const std::string& function) {
+  static std::set<std::string> names = [] {
+    std::set<std::string> out;
+    std::ifstream in("/sys/kernel/tracing/available_filter_functions");
+    std::string line;
+    while (std::getline(in, line)) out.insert(line.substr(0, line.find_first_of(" \t")));
+    return out;
+  }();
+  return names.contains(function);
 }
 
 const Cell* find_cell(const Run& run, const std::string& mode, uint64_t heap) {
@@ -117,12 +131,15 @@ TEST_P(Backend, EveryCellCountsExactlyItsLaunches) {
 TEST_P(Backend, FunctionPhasesComeFromFunctionProbes) {
   if (!function_probed()) GTEST_SKIP() << "tracepoint run: landmarks, not function probes";
   auto [small, large] = heaps();
+  // A catalog function the kernel inlined (dup_mmap on 6.12) falls back to its
+  // landmarks, and the tree says which function is missing.
+  auto expected_source = [&](const std::string& name) { return traceable(name) ? GetParam() : "tracepoint"; };
   for (uint64_t heap : {small, large}) {
     const Cell& f = cell("fork", heap);
     for (const char* name : {"copy_process", "dup_mmap", "copy_page_range"}) {
       const Phase* p = f.phase(name);
       ASSERT_NE(p, nullptr) << name << " missing at heap " << heap;
-      EXPECT_EQ(p->source, GetParam()) << name << " at heap " << heap;
+      EXPECT_EQ(p->source, expected_source(name)) << name << " at heap " << heap;
     }
     const Phase* cp = cell("pthread", heap).phase("copy_process");
     ASSERT_NE(cp, nullptr);
@@ -130,7 +147,46 @@ TEST_P(Backend, FunctionPhasesComeFromFunctionProbes) {
   }
   for (const PhaseAvailability& a : run_->phases_available) {
     if (a.name == "copy_process" || a.name == "dup_mmap" || a.name == "copy_page_range") {
-      EXPECT_EQ(a.source, GetParam()) << "phases_available " << a.name;
+      EXPECT_EQ(a.source, expected_source(a.name)) << "phases_available " << a.name;
+      if (!traceable(a.name))
+        EXPECT_NE((a.how + " " + a.reason).find(a.name), std::string::npos)
+            << "phases_available " << a.name << " does not name the untraceable function: how '" << a.how
+            << "', reason '" << a.reason << "'";
+    }
+  }
+}
+
+// Every VMA dup_mmap copies gets one set-up: vma_setup calls per fork equal the
+// launcher's VMA count (kernel.mm_vmas, read at each launch's return).  On 6.12
+// the per-VMA lock allocation in vm_area_dup counted each VMA twice.
+TEST_P(Backend, VmaSetupCallsEqualTheVmasCopied) {
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell& f = cell("fork", heap);
+    const Phase* setup = f.phase("vma_setup");
+    ASSERT_NE(setup, nullptr) << "heap " << heap;
+    ASSERT_GT(f.kernel.mm_vmas, 0u) << "kernel.mm_vmas not recorded";
+    EXPECT_EQ(setup->calls, f.launches * f.kernel.mm_vmas)
+        << "heap " << heap << ": " << setup->calls << " set-ups for " << f.launches << " forks of "
+        << f.kernel.mm_vmas << " VMAs";
+  }
+}
+
+// copy_page_range: a function probe counts dup_mmap's call for every VMA (it
+// returns early inside for VMAs with nothing to copy); the landmarks count the
+// VMAs with an anon_vma only, at least one per fork, never more than the VMAs.
+TEST_P(Backend, CopyPageRangeCallsAreWhatTheBackendPromises) {
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell& f = cell("fork", heap);
+    const Phase* cpr = f.phase("copy_page_range");
+    const Phase* setup = f.phase("vma_setup");
+    ASSERT_TRUE(cpr && setup) << "heap " << heap;
+    if (cpr->source != "fentry" && cpr->source != "kprobe") {
+      EXPECT_GE(cpr->calls, f.launches) << "heap " << heap;
+      EXPECT_LT(cpr->calls, setup->calls) << "heap " << heap << ": file-backed VMAs copy no page tables";
+    } else {
+      EXPECT_EQ(cpr->calls, f.launches * f.kernel.mm_vmas) << "heap " << heap;
     }
   }
 }
@@ -382,11 +438,19 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
         const double predicted = per_run * (runs_f + runs_k) / 2;
         const double observed = pb->mean_ns - pa.mean_ns;
         const double tolerance = 0.25 * std::abs(predicted) + 0.05 * pa.mean_ns + 1500;
-        const bool judged = heap == small;
+        // The two runs' runners need not map the same page tables: on 6.12 (THP
+        // "always", anonymous mappings aligned to 2 MiB) the fentry run of one lane
+        // copied 20 page-table pages per fork at 2M and the kprobe run 18, and
+        // copy_page_range was 19 us faster under kprobes.  Phases inside dup_mm
+        // are then not the same work in both runs: printed, not judged.
+        const bool same_work = a->kernel.pt_pages == b->kernel.pt_pages ||
+                               (pa.path.find(";dup_mm;") == std::string::npos && !pa.path.ends_with(";dup_mm"));
+        const bool judged = heap == small && same_work;
         std::printf("  %-8s %9llu %-17s %6.1f runs  fentry %10.0f  kprobe %10.0f  kprobe-fentry %+9.0f ns, "
                     "costs explain %+9.0f +- %.0f%s\n",
                     mode, static_cast<unsigned long long>(heap), pa.name.c_str(), runs_f, pa.mean_ns, pb->mean_ns,
-                    observed, predicted, tolerance, judged ? "" : "  (not judged)");
+                    observed, predicted, tolerance,
+                    judged ? "" : same_work ? "  (not judged)" : "  (not judged: page-table pages differ)");
         if (!judged) continue;
         checked++;
         // Would the check fail with the costs swapped?  It must, somewhere, to mean anything.

@@ -129,8 +129,73 @@ TEST_P(Interrupted, ReapsEveryChildDetachesAndSavesTheCellsDone) {
   EXPECT_TRUE(left.empty()) << describe(left) << " of forkscope's still loaded";
 }
 
-INSTANTIATE_TEST_SUITE_P(Signals, Interrupted, ::testing::Values(SIGINT, SIGTERM),
+// SIGHUP (the terminal closed) and SIGQUIT end a run as SIGTERM does.
+INSTANTIATE_TEST_SUITE_P(Signals, Interrupted, ::testing::Values(SIGINT, SIGTERM, SIGHUP, SIGQUIT),
                          [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+
+// A stop signal while the programs load: the documented exit 1, no output, and
+// nothing made (the default action would be exit 130 or 143).
+class InterruptedAtStart : public ::testing::TestWithParam<int> {};
+
+TEST_P(InterruptedAtStart, ExitsOneAndLeavesNothing) {
+  const int sig = GetParam();
+  TempDir dir;
+  const std::string out = dir / "out";
+  const Started s = start_forkscope(long_sweep(out));
+  // The first program loaded: the rest are still loading.
+  ASSERT_TRUE(wait_for([&] { return !bpf_ids_of(s.pid).progs.empty(); }, 60)) << whereabouts(s);
+  ASSERT_EQ(kill(s.pid, sig), 0);
+  const Outcome o = finish_forkscope(s);
+  // Non-tty progress shows a cell only once it ends: the sweep's own message says
+  // the signal came after the first launch instead.
+  if (o.err.find("interrupted; ") != std::string::npos)
+    GTEST_SKIP() << "the signal came after the first launch, not during start-up: " << o.err;
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_EQ(o.out, "");
+  EXPECT_NE(o.err.find("interrupted while starting"), std::string::npos) << o.err;
+  EXPECT_FALSE(fs::exists(out)) << "nothing is made when nothing was measured";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, InterruptedAtStart, ::testing::Values(SIGINT, SIGTERM),
+                         [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+
+// nohup and a shell's background jobs start forkscope with SIGINT ignored: it
+// stays ignored; SIGTERM still ends the run with its results.
+TEST(InheritedIgnore, SigintStaysIgnored) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] { return signal(SIGINT, SIG_IGN) != SIG_ERR; };
+  const Started s = start_forkscope(long_sweep(dir.str()), setup);
+  ASSERT_TRUE(launching(s)) << whereabouts(s);
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(waitpid(s.pid, nullptr, WNOHANG), 0) << "an ignored SIGINT ended forkscope";
+  EXPECT_EQ(slurp(s.err_path).find("interrupted"), std::string::npos);
+  ASSERT_EQ(kill(s.pid, SIGTERM), 0);
+  const Outcome o = finish_forkscope(s);
+  EXPECT_EQ(o.exit_code, 1) << o.err;
+  EXPECT_TRUE(load_results(dir / "results.json").incomplete);
+}
+
+// The second Ctrl-C ends forkscope at once, as SIGINT's default action does, but
+// not before the launch in flight is reaped: no child is left to forkscope's parent.
+TEST(SecondSigint, ReapsTheChildInFlight) {
+  TempDir dir;
+  Subreaper reaper;
+  std::vector<std::string> args = long_sweep(dir.str());
+  args[2] = "fork-exec";
+  const Started s = start_forkscope(args);
+  ASSERT_TRUE(launching(s)) << whereabouts(s);
+  const std::string syscall = "/proc/" + std::to_string(s.pid) + "/syscall";
+  wait_for([&] { return slurp(syscall).rfind("61 ", 0) == 0; }, 5);
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  const Outcome o = finish_forkscope(s);
+  EXPECT_TRUE(o.exit_code == 128 + SIGINT || o.exit_code == 1) << o.exit_code << " " << o.err;
+  const std::vector<pid_t> orphans = Subreaper::children();
+  EXPECT_TRUE(orphans.empty()) << orphans.size() << " children of forkscope were left behind, not reaped";
+}
 
 TEST(Killed, LeavesNothingOfOursBehind) {
   TempDir dir;
@@ -407,6 +472,18 @@ TEST(UpFront, WithoutCapBpfAndCapPerfmonRootExitsThree) {
   expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "CAP_BPF", dir);
 }
 
+// This kernel refuses forkscope's programs to CAP_BPF+CAP_PERFMON without
+// CAP_SYS_ADMIN: said up front, before anything is loaded.
+TEST(UpFront, WithoutCapSysAdminExitsThreeAndSaysSo) {
+  TempDir dir;
+  ChildSetup setup;
+  setup.before_exec = [] { return drop_capabilities({CAP_SYS_ADMIN}); };
+  expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "CAP_SYS_ADMIN", dir);
+  const Outcome doctor = run_forkscope({"doctor"}, setup);
+  EXPECT_EQ(doctor.exit_code, 3) << doctor.err;
+  EXPECT_NE(doctor.out.find("without CAP_SYS_ADMIN"), std::string::npos) << doctor.out;
+}
+
 TEST(UpFront, WithoutKernelBtfExitsThree) {
   TempDir dir;
   ChildSetup setup;
@@ -450,7 +527,8 @@ TEST(UpFront, MountsTracefsAndBpffsWhenMissing) {
 TEST(UpFront, TracefsThatCannotBeMountedExitsThree) {
   TempDir dir;
   ChildSetup setup;
-  // CAP_BPF and CAP_PERFMON are enough to trace; without CAP_SYS_ADMIN nothing can be mounted.
+  // Without CAP_SYS_ADMIN nothing can be mounted (the mounts are checked, and
+  // said, before CAP_SYS_ADMIN itself).
   setup.before_exec = [] {
     return private_mounts() && unmount_all("/sys/kernel/tracing") && drop_capabilities({CAP_SYS_ADMIN});
   };

@@ -147,6 +147,49 @@ TEST_F(ReportCli, MergeOfIncompatibleInputsExits2) {
   EXPECT_FALSE(fs::exists(path("all.json")));
 }
 
+// Trace results keep their trace section: merge refuses them rather than drop it.
+TEST_F(ReportCli, MergeOfRunAndTraceResultsExits2) {
+  const std::string trace = std::string(FS_TEST_DATA) + "/trace-results.json";
+  expect_usage_error(run_forkscope({"merge", kFixture, trace, "-o", path("all.json")}), "holds forkscope trace results");
+  EXPECT_FALSE(fs::exists(path("all.json")));
+}
+
+// In merged results --cell HOST/MODE:HEAP picks the host; without it an ambiguous cell lists the choices.
+TEST_F(ReportCli, MergedCellsAreChosenByHost) {
+  const std::string big = edited("big.json", [](nlohmann::json& j) { j["host"]["hostname"] = "big"; });
+  ASSERT_EQ(run_forkscope({"merge", kFixture, big, "-o", path("all.json")}).exit_code, 0);
+  const test::Outcome ambiguous = run_forkscope({"report", path("all.json"), "--format", "folded", "--cell", "fork:2M"});
+  expect_usage_error(ambiguous, "choose one with HOST/");
+  EXPECT_NE(ambiguous.err.find("\"big 6.18.44-fc-v657/fork:2M\""), std::string::npos) << ambiguous.err;
+  const test::Outcome chosen = run_forkscope({"report", path("all.json"), "--format", "flame", "--cell", "big/fork:2M"});
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.err;
+  EXPECT_NE(chosen.out.find("host big 6.18.44-fc-v657"), std::string::npos);
+}
+
+// A file without cells is refused alike by every format.
+TEST_F(ReportCli, AFileWithoutCellsExits2InEveryFormat) {
+  const std::string empty = edited("empty.json", [](nlohmann::json& j) { j["cells"] = nlohmann::json::array(); });
+  for (const char* format : {"table", "folded", "flame", "trace", "html", "csv", "json"}) {
+    SCOPED_TRACE(format);
+    expect_usage_error(run_forkscope({"report", empty, "--format", format}), "has no cells");
+  }
+}
+
+// Hostile files: refused with exit 2 quickly, without reading or building without bound.
+TEST_F(ReportCli, HostileFilesExit2) {
+  expect_usage_error(run_forkscope({"report", "/dev/zero"}), "not valid JSON");
+  std::ofstream(path("deep.json")) << std::string(10'000'000, '[');
+  expect_usage_error(run_forkscope({"report", path("deep.json"), "--format", "flame"}), "nested deeper than");
+  const std::string long_path = edited("long.json", [](nlohmann::json& j) {
+    std::string parts;
+    for (int i = 0; i < 100000; ++i) parts += "syscall;";
+    j["cells"][0]["phases"][0]["path"] = parts + "syscall";
+  });
+  expect_usage_error(run_forkscope({"report", long_path, "--format", "html"}), "cells[0].phases[0].path", true);
+  const std::string dup = edited("dup.json", [](nlohmann::json& j) { j["cells"][1] = j["cells"][0]; });
+  expect_usage_error(run_forkscope({"diff", dup, kFixture}), "cells[1]: the same cell");
+}
+
 // `forkscope run` leaves report.html next to results.json.
 TEST_F(ReportCli, RunWritesTheHtmlReport) {
   const test::Outcome o = run_forkscope(

@@ -338,6 +338,61 @@ TEST(Merge, LabelsEveryCellWithItsHost) {
   EXPECT_NE(series_by_mode(merged).back().label().find("on big"), std::string::npos);
 }
 
+// Merged results: the same MODE:HEAP on several hosts is chosen with HOST/.
+TEST(Merge, CellsOfMergedResultsAreChosenByHost) {
+  forkscope::Run other = fixture();
+  other.host.hostname = "big";
+  other.host.kernel = "6.1.0-21-amd64";
+  const forkscope::Run merged = merge_runs({fixture(), other}, {"a.json", "b.json"});
+  const std::string ambiguous = usage_message([&] { find_cell(merged, "fork:2M"); });
+  EXPECT_EQ(ambiguous,
+            "--cell fork:2M: 2 cells of the merged results match; choose one with HOST/: \"vm 6.18.44-fc-v657/fork:2M\", "
+            "\"big 6.1.0-21-amd64/fork:2M\"");
+  EXPECT_EQ(find_cell(merged, "big/fork:2M").host, "big 6.1.0-21-amd64");
+  EXPECT_EQ(find_cell(merged, "vm 6.18.44-fc-v657/fork:2M").host, "vm 6.18.44-fc-v657");
+  EXPECT_NE(usage_message([&] { find_cell(merged, "small/fork:2M"); }).find("no such cell"), std::string::npos);
+  // The same host name on two kernels needs the kernel too.
+  forkscope::Run newer = fixture();
+  newer.host.kernel = "6.19";
+  const forkscope::Run kernels = merge_runs({fixture(), newer}, {"a.json", "b.json"});
+  EXPECT_NE(usage_message([&] { find_cell(kernels, "vm/fork:2M"); }).find("2 cells"), std::string::npos);
+  EXPECT_EQ(find_cell(kernels, "vm 6.19/fork:2M").host, "vm 6.19");
+}
+
+TEST(Merge, RefusesTraceResultsAndKeepsEveryInputsPhases) {
+  const forkscope::Run trace = load_results(kData + "/trace-results.json");
+  EXPECT_EQ(usage_message([&] { merge_runs({fixture(), trace}, {"run.json", "trace.json"}); }),
+            "trace.json holds forkscope trace results; merge combines forkscope run results only (report each trace "
+            "on its own)");
+  EXPECT_NE(usage_message([&] { merge_runs({trace, fixture()}, {"trace.json", "run.json"}); }).find("trace.json holds"),
+            std::string::npos);
+  // A user phase of the second input stays listed, so the merged file reads back.
+  forkscope::Run other = fixture();
+  other.host.hostname = "big";
+  other.phases_available.push_back({"anon_vma_fork", "fentry", "", ""});
+  Phase user = other.cells[0].phases.back();
+  user.name = "anon_vma_fork";
+  user.path = "syscall;anon_vma_fork";
+  other.cells[0].phases.push_back(user);
+  const forkscope::Run merged = merge_runs({fixture(), other}, {"a.json", "b.json"});
+  EXPECT_EQ(merged.phases_available.size(), fixture().phases_available.size() + 1);
+  EXPECT_EQ(run_from_json(to_json(merged)), merged);
+}
+
+TEST(Growth, IsNotShownForTraceResults) {
+  const forkscope::Run trace = load_results(kData + "/trace-results.json");
+  std::ostringstream growth;
+  render_growth(trace, growth, false);
+  EXPECT_EQ(growth.str(), "");
+  std::ostringstream text;
+  render_text_report(trace, featured_cell(trace), text, false);
+  EXPECT_EQ(text.str().find("heap"), std::string::npos) << text.str();
+  // Run results with two heaps per mode do show it.
+  std::ostringstream run_growth;
+  render_growth(fixture(), run_growth, false);
+  EXPECT_NE(run_growth.str(), "");
+}
+
 TEST(Merge, RejectsDuplicatesSchemasAndSingleInputs) {
   const std::string dup = usage_message([] { merge_runs({fixture(), fixture()}, {"a.json", "b.json"}); });
   EXPECT_NE(dup.find("b.json: cell fork 2M on vm 6.18.44-fc-v657 is already in an earlier input"), std::string::npos)

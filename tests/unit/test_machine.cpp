@@ -112,6 +112,35 @@ TEST(Machine, ForkWithTwoMegabyteHeap) {
   expect_self_adds_up(l);
 }
 
+// The same fork on a kernel whose per-VMA lock is a slab object of its own
+// (Debian 6.12): each vm_area_dup allocates the VMA (call site vm_area_dup+0x1f)
+// and then its lock (vm_area_dup+0x46), recorded in the 6.12 guest with the
+// kmem_cache_alloc tracepoint.  Fed through fs_alloc_landmark as the BPF side
+// does, the lock allocations start no VMA: the same breakdown as one
+// allocation per VMA, five vma_setup calls, not ten.
+TEST(Machine, PerVmaLockAllocationIsNotAnotherVma) {
+  constexpr __u64 kVmaSite = 0xffffffff81301a1f, kLockSite = 0xffffffff81301a46, kOtherSite = 0xffffffff81300000;
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0, 0);
+  int lock_allocs = 0;
+  for (const Event& e : kFork2M) {
+    const __u64 ts = e.us * kNsPerUs;
+    if (e.landmark == FS_LM_VMA_DUP) {
+      fs_alloc_landmark(&l, FS_LM_VMA_DUP, kVmaSite, ts, &kTp);
+      fs_alloc_landmark(&l, FS_LM_VMA_DUP, kLockSite, ts + 400, &kTp);  // a few hundred ns later
+      ++lock_allocs;
+    } else {
+      fs_alloc_landmark(&l, e.landmark, kOtherSite, ts, &kTp);
+    }
+  }
+  ASSERT_EQ(lock_allocs, 5);
+  const fs_launch one_alloc_per_vma = replay(kFork2M);
+  EXPECT_EQ(l.calls[FS_PH_VMA_SETUP], 5u);
+  EXPECT_EQ(l.calls[FS_PH_COPY_PAGE_RANGE], 2u);
+  EXPECT_TRUE(same_totals(l, one_alloc_per_vma));
+  expect_self_adds_up(l);
+}
+
 TEST(Machine, ThreadLaunchHasNoMemoryPhases) {
   const fs_launch l = replay({{FS_LM_TASK_STRUCT, 1},
                               {FS_LM_PID, 3},

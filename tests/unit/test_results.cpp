@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "forkscope/error.h"
@@ -84,88 +86,38 @@ Run sample_run() {
   return r;
 }
 
-void expect_equal(const Summary& a, const Summary& b) {
-  EXPECT_EQ(a.n, b.n);
-  EXPECT_EQ(a.min, b.min);
-  EXPECT_EQ(a.mean, b.mean);
-  EXPECT_EQ(a.p50, b.p50);
-  EXPECT_EQ(a.p90, b.p90);
-  EXPECT_EQ(a.p99, b.p99);
-  EXPECT_EQ(a.max, b.max);
-}
-
-void expect_equal(const Run& a, const Run& b) {
-  EXPECT_EQ(a.schema, b.schema);
-  EXPECT_EQ(a.tool_version, b.tool_version);
-  EXPECT_EQ(a.started, b.started);
-  EXPECT_EQ(a.host.hostname, b.host.hostname);
-  EXPECT_EQ(a.host.kernel, b.host.kernel);
-  EXPECT_EQ(a.host.arch, b.host.arch);
-  EXPECT_EQ(a.host.cpus, b.host.cpus);
-  EXPECT_EQ(a.host.thp, b.host.thp);
-  EXPECT_EQ(a.backend, b.backend);
-  EXPECT_EQ(a.depth, b.depth);
-  EXPECT_EQ(a.incomplete, b.incomplete);
-  ASSERT_EQ(a.calibration.has_value(), b.calibration.has_value());
-  if (a.calibration) {
-    EXPECT_EQ(a.calibration->ns_per_event, b.calibration->ns_per_event);
-    EXPECT_EQ(a.calibration->ns_per_launch, b.calibration->ns_per_launch);
-    EXPECT_EQ(a.calibration->events_per_launch, b.calibration->events_per_launch);
-    EXPECT_EQ(a.calibration->launches, b.calibration->launches);
-    EXPECT_EQ(a.calibration->probe_cost_ns, b.calibration->probe_cost_ns);
-  }
-  ASSERT_EQ(a.phases_available.size(), b.phases_available.size());
-  for (size_t i = 0; i < a.phases_available.size(); ++i) {
-    EXPECT_EQ(a.phases_available[i].name, b.phases_available[i].name);
-    EXPECT_EQ(a.phases_available[i].source, b.phases_available[i].source);
-    EXPECT_EQ(a.phases_available[i].how, b.phases_available[i].how);
-    EXPECT_EQ(a.phases_available[i].reason, b.phases_available[i].reason);
-  }
-  ASSERT_EQ(a.cells.size(), b.cells.size());
-  for (size_t i = 0; i < a.cells.size(); ++i) {
-    SCOPED_TRACE(testing::Message() << "cell " << i);
-    const Cell& x = a.cells[i];
-    const Cell& y = b.cells[i];
-    EXPECT_EQ(x.mode, y.mode);
-    EXPECT_EQ(x.clone_flags, y.clone_flags);
-    EXPECT_EQ(x.heap_bytes, y.heap_bytes);
-    EXPECT_EQ(x.iterations, y.iterations);
-    EXPECT_EQ(x.launches, y.launches);
-    EXPECT_EQ(x.failed, y.failed);
-    EXPECT_EQ(x.failed_errno, y.failed_errno);
-    EXPECT_EQ(x.time_capped, y.time_capped);
-    EXPECT_EQ(x.seconds, y.seconds);
-    expect_equal(x.user.call_to_return, y.user.call_to_return);
-    expect_equal(x.user.call_to_child, y.user.call_to_child);
-    expect_equal(x.user.call_to_reaped, y.user.call_to_reaped);
-    EXPECT_EQ(x.backing.heap_bytes_touched, y.backing.heap_bytes_touched);
-    EXPECT_EQ(x.backing.anon_huge_bytes, y.backing.anon_huge_bytes);
-    EXPECT_EQ(x.backing.vm_pte_bytes, y.backing.vm_pte_bytes);
-    EXPECT_EQ(x.backing.vm_rss_bytes, y.backing.vm_rss_bytes);
-    EXPECT_EQ(x.backing.vmas, y.backing.vmas);
-    EXPECT_EQ(x.kernel.launches, y.kernel.launches);
-    EXPECT_EQ(x.kernel.failed, y.kernel.failed);
-    EXPECT_EQ(x.kernel.pt_pages, y.kernel.pt_pages);
-    EXPECT_EQ(x.kernel.faults_parent, y.kernel.faults_parent);
-    EXPECT_EQ(x.kernel.faults_child, y.kernel.faults_child);
-    EXPECT_EQ(x.kernel.lost, y.kernel.lost);
-    ASSERT_EQ(x.phases.size(), y.phases.size());
-    for (size_t k = 0; k < x.phases.size(); ++k) {
-      const Phase& p = x.phases[k];
-      const Phase& q = y.phases[k];
-      EXPECT_EQ(p.name, q.name);
-      EXPECT_EQ(p.path, q.path);
-      EXPECT_EQ(p.source, q.source);
-      EXPECT_EQ(p.count, q.count);
-      EXPECT_EQ(p.calls, q.calls);
-      EXPECT_EQ(p.total_ns, q.total_ns);
-      EXPECT_EQ(p.self_ns, q.self_ns);
-      EXPECT_EQ(p.mean_ns, q.mean_ns);
-      EXPECT_EQ(p.p50_ns, q.p50_ns);
-      EXPECT_EQ(p.p99_ns, q.p99_ns);
-      EXPECT_EQ(p.hist, q.hist);
+// Every field of every struct set to a value other than its default, so that a
+// field the writer or the reader forgets fails read(write(r)) == r.
+forkscope::Run full_run() {
+  forkscope::Run r = sample_run();
+  r.bpf_map_bytes = 1 << 21;
+  for (Cell& c : r.cells) {
+    c.kernel.samples_lost = 3;
+    c.kernel.first_run_missed = 4;
+    c.kernel.execs = 5;
+    c.kernel.exec_failed = 6;
+    c.kernel.mm_vmas = 7;
+    c.kernel.mm_vm_bytes = 8;
+    c.kernel.mm_rss_bytes = 9;
+    c.kernel.mm_pgtables_bytes = 10;
+    c.host = "lab 6.1.0-21-amd64";
+    c.comm = "sh";
+    c.failed_phases = {phase("syscall", "syscall", 10, false)};
+    for (Phase& p : c.phases) {
+      p.events = p.count * 3;
+      p.fn_events = p.count * 2;
+      p.hist = {1, 2, 3};
     }
+    Sample s{7, 4242, 4243, 123456789, {{"syscall", "syscall", -5, 900, "parent"}, {"child_first_run", "child_first_run", 1000, 50, "child"}}};
+    c.samples = {s};
+    c.overhead = Overhead{summary(400), 1.5, 1.25, 1.75, -1500, -0.25, 900, 0.125};
+    c.failed_errno = "EAGAIN";
+    c.time_capped = true;
+    c.failed = 2;
+    c.backing = {1, 2, 3, 4, 5};
   }
+  r.trace = TraceInfo{"-- sh -c true", 0.4, 3, {{4242, "sh", 201, 7}}};
+  return r;
 }
 
 using test::usage_message;
@@ -195,23 +147,32 @@ class TempDir : public testing::Test {
 };
 
 TEST(Results, RoundTripsFieldForField) {
-  const auto run = sample_run();
-  expect_equal(run_from_json(to_json(run)), run);
-  expect_equal(run_from_json(to_json(run, -1)), run);
+  const forkscope::Run run = full_run();
+  // Guards the guard: full_run leaves nothing at its default.
+  const nlohmann::json j = nlohmann::json::parse(to_json(run));
+  EXPECT_TRUE(j.contains("trace") && j.contains("calibration"));
+  for (const char* key : {"failed_phases", "samples", "host", "comm", "overhead"}) EXPECT_TRUE(j["cells"][0].contains(key)) << key;
+  EXPECT_TRUE(j["cells"][0]["phases"][1].contains("hist"));
+  EXPECT_EQ(run_from_json(to_json(run)), run);
+  EXPECT_EQ(run_from_json(to_json(run, -1)), run);
+  // And equality sees a change in any field.
+  forkscope::Run other = run;
+  other.cells[1].samples[0].spans[1].dur_ns += 1;
+  EXPECT_NE(run_from_json(to_json(run)), other);
 }
 
 TEST(Results, RoundTripsWithoutCalibrationOrProbeCosts) {
   forkscope::Run run = sample_run();  // qualified: testing::Test has a Run()
   run.calibration->probe_cost_ns.clear();  // --overhead on a tracepoint-only kernel
-  expect_equal(run_from_json(to_json(run)), run);
+  EXPECT_EQ(run_from_json(to_json(run)), run);
   EXPECT_FALSE(nlohmann::json::parse(to_json(run))["calibration"].contains("probe_cost_ns"))
       << "no probe costs measured: the field is left out";
   run.calibration.reset();
-  expect_equal(run_from_json(to_json(run)), run);
+  EXPECT_EQ(run_from_json(to_json(run)), run);
   // Only the probe costs (function probes without --overhead): the rest stays 0.
   run.calibration = Calibration{};
   run.calibration->probe_cost_ns = {{"kprobe", 3310}};
-  expect_equal(run_from_json(to_json(run)), run);
+  EXPECT_EQ(run_from_json(to_json(run)), run);
 }
 
 // A noisy calibration can overestimate our cost: the corrected time is then
@@ -246,6 +207,7 @@ TEST(Results, RoundTripsNegativeCorrectionsAndTraceResults) {
   doc["trace"]["command_exit"] = 300;
   EXPECT_EQ(usage_message([&] { run_from_json(doc.dump()); }),
             "results: trace.command_exit: must be an exit status 0..255, or -1");
+  EXPECT_EQ(run_from_json(to_json(run)), run);
 }
 
 TEST(Results, ProbeCostsAreOptionalAndChecked) {
@@ -349,7 +311,7 @@ TEST_F(TempDir, SaveAndLoadLeaveOneReadableFile) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0644u);
   EXPECT_EQ(entries(), std::vector<std::string>{"results.json"});
-  expect_equal(load_results(path), run);
+  EXPECT_EQ(load_results(path), run);
 }
 
 TEST_F(TempDir, SaveIntoAMissingDirectoryFailsCleanly) {
@@ -380,6 +342,205 @@ TEST_F(TempDir, LoadNamesTheFileInFieldErrors) {
   std::ofstream(path) << edited([](nlohmann::json& j) { j["cells"][0]["phases"][0]["count"] = "x"; });
   EXPECT_EQ(usage_message([&] { load_results(path); }),
             path + ": cells[0].phases[0].count: expected a non-negative integer");
+}
+
+}  // namespace
+}  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+// The sample run with one cell and one phase, as JSON, for the limit tests.
+nlohmann::json small_doc() {
+  nlohmann::json j = nlohmann::json::parse(to_json(sample_run()));
+  j["cells"] = nlohmann::json::array({j["cells"][1]});
+  return j;
+}
+
+double seconds_to_read(const std::string& text, std::string& message) {
+  const auto start = std::chrono::steady_clock::now();
+  message = usage_message([&] { run_from_json(text); });
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST(ResultsLimits, AHundredThousandPartPathIsRejectedFast) {
+  nlohmann::json j = small_doc();
+  std::string path;
+  for (int i = 0; i < 100000; ++i) path += "syscall;";
+  j["cells"][0]["phases"][0]["path"] = path + "syscall";
+  std::string message;
+  EXPECT_LT(seconds_to_read(j.dump(), message), 2.0);
+  EXPECT_EQ(message.rfind("results: cells[0].phases[0].path: ", 0), 0u) << message;
+}
+
+TEST(ResultsLimits, PathPartsAtTheBoundAreAcceptedPastItRejected) {
+  nlohmann::json j = small_doc();
+  std::string path;
+  for (size_t i = 1; i < kMaxPathParts; ++i) path += "copy_process;";
+  j["cells"][0]["phases"][0]["path"] = path + "syscall";
+  EXPECT_EQ(run_from_json(j.dump()).cells[0].phases[0].path, path + "syscall");
+  j["cells"][0]["phases"][0]["path"] = "copy_process;" + path + "syscall";
+  EXPECT_EQ(usage_message([&] { run_from_json(j.dump()); }),
+            fmt::format("results: cells[0].phases[0].path: has {} parts; a phase path has at most {}", kMaxPathParts + 1,
+                        kMaxPathParts));
+}
+
+TEST(ResultsLimits, DeepNestingIsRejectedBeforeItIsBuilt) {
+  std::string message;
+  const std::string deep(100'000'000, '[');
+  EXPECT_LT(seconds_to_read(deep, message), 2.0);
+  EXPECT_NE(message.find("nested deeper than 16 levels"), std::string::npos) << message;
+  // At the bound (the document's own level plus 15 in an unknown member) it reads.
+  nlohmann::json j = small_doc();
+  nlohmann::json nest = nlohmann::json::array();
+  for (size_t i = 2; i < kMaxJsonDepth; ++i) nest = nlohmann::json::array({nest});
+  j["extra"] = nest;
+  EXPECT_NO_THROW(run_from_json(j.dump()));
+  j["extra"] = nlohmann::json::array({nest});
+  std::string at = "results: extra";
+  for (size_t i = 1; i < kMaxJsonDepth; ++i) at += "[0]";
+  EXPECT_EQ(usage_message([&] { run_from_json(j.dump()); }),
+            at + ": nested deeper than 16 levels; not a forkscope results file");
+}
+
+TEST(ResultsLimits, DevZeroIsRejectedWithoutReadingItAll) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string message = usage_message([] { load_results("/dev/zero"); });
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  EXPECT_EQ(message.rfind("/dev/zero: not valid JSON", 0), 0u) << message;
+}
+
+TEST_F(TempDir, AFileLargerThanTheBoundIsRejectedUnread) {
+  const std::string path = (dir_ / "big.json").string();
+  std::ofstream(path) << "{";
+  fs::resize_file(path, kMaxResultsBytes + 1);  // sparse: nothing is written
+  EXPECT_NE(usage_message([&] { load_results(path); }).find("larger than any results file"), std::string::npos);
+}
+
+// Each list and string: at its bound it reads, one past it is refused with the field named.
+TEST(ResultsLimits, ListsAndStringsAtTheBoundAreAcceptedPastItRejected) {
+  struct Case {
+    const char* what;
+    size_t bound;
+    std::function<void(nlohmann::json&, size_t)> fill;
+    std::string field;
+  };
+  const nlohmann::json base = small_doc();
+  const std::vector<Case> cases = {
+      {"cells", kMaxCells,
+       [&](nlohmann::json& j, size_t n) {
+         nlohmann::json cell = base["cells"][0];
+         cell["phases"] = nlohmann::json::array();
+         j["cells"] = nlohmann::json::array();
+         for (size_t i = 0; i < n; ++i) {
+           cell["heap_bytes"] = i;
+           j["cells"].push_back(cell);
+         }
+       },
+       "cells"},
+      {"phases", kMaxPhases,
+       [&](nlohmann::json& j, size_t n) {
+         nlohmann::json phase = base["cells"][0]["phases"][0];
+         j["phases_available"] = nlohmann::json::array();
+         j["cells"][0]["phases"] = nlohmann::json::array();
+         // phases_available has the same bound: past it, the extra phase is the catalog's.
+         for (size_t i = 0; i < n; ++i) {
+           const std::string name = i < kMaxPhases ? fmt::format("fn{}", i) : "syscall";
+           if (i < kMaxPhases)
+             j["phases_available"].push_back({{"name", name}, {"source", "fentry"}, {"how", ""}, {"reason", ""}});
+           phase["name"] = name;
+           phase["path"] = name;
+           j["cells"][0]["phases"].push_back(phase);
+         }
+       },
+       "cells[0].phases"},
+      {"samples", kMaxSamples,
+       [](nlohmann::json& j, size_t n) {
+         const nlohmann::json sample = {{"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3},
+                                        {"spans", nlohmann::json::array()}};
+         j["cells"][0]["samples"] = nlohmann::json::array();
+         for (size_t i = 0; i < n; ++i) j["cells"][0]["samples"].push_back(sample);
+       },
+       "cells[0].samples"},
+      {"spans", kMaxSpans,
+       [](nlohmann::json& j, size_t n) {
+         const nlohmann::json span = {{"name", "syscall"}, {"path", "syscall"}, {"start_ns", 0}, {"dur_ns", 1},
+                                      {"task", "parent"}};
+         nlohmann::json sample = {{"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3},
+                                  {"spans", nlohmann::json::array()}};
+         for (size_t i = 0; i < n; ++i) sample["spans"].push_back(span);
+         j["cells"][0]["samples"] = nlohmann::json::array({sample});
+       },
+       "cells[0].samples[0].spans"},
+      {"trace parents", kMaxParents,
+       [](nlohmann::json& j, size_t n) {
+         j["trace"] = {{"target", "-a"}, {"seconds", 1}, {"command_exit", -1}, {"parents", nlohmann::json::array()}};
+         for (size_t i = 0; i < n; ++i)
+           j["trace"]["parents"].push_back({{"pid", 1}, {"comm", "sh"}, {"launches", 1}, {"execs", 0}});
+       },
+       "trace.parents"},
+      {"string bytes", kMaxStringBytes,
+       [](nlohmann::json& j, size_t n) { j["cells"][0]["failed_errno"] = std::string(n, 'E'); },
+       "cells[0].failed_errno"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    nlohmann::json j = base;
+    c.fill(j, c.bound);
+    EXPECT_NO_THROW(run_from_json(j.dump()));
+    c.fill(j, c.bound + 1);
+    const std::string message = usage_message([&] { run_from_json(j.dump()); });
+    EXPECT_EQ(message.rfind("results: " + c.field + ": ", 0), 0u) << message;
+    EXPECT_NE(message.find(fmt::format("at most {}", c.bound)), std::string::npos) << message;
+  }
+}
+
+TEST(ResultsSemantics, DuplicateKeysAreRefusedWithTheirPath) {
+  std::string text = to_json(sample_run(), -1);
+  const std::string mode = "\"mode\":\"pthread\"";
+  text.replace(text.find(mode), mode.size(), mode + "," + mode);
+  EXPECT_EQ(usage_message([&] { run_from_json(text); }),
+            "results: cells[1].mode: appears twice in one object; keep one");
+}
+
+TEST(ResultsSemantics, DuplicateCellsAndPhasesAreRefused) {
+  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1] = j["cells"][0]; })); }),
+            "results: cells[1]: the same cell (mode, heap_bytes, comm, host) as cells[0]; a results file holds each "
+            "cell once");
+  // The same cell on another host is another cell.
+  EXPECT_NO_THROW(run_from_json(edited([](nlohmann::json& j) {
+    j["cells"][1] = j["cells"][0];
+    j["cells"][1]["host"] = "other 6.1";
+  })));
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1] = j["cells"][0]["phases"][0]; }));
+            }),
+            "results: cells[0].phases[1].name: \"syscall\" is already cells[0].phases[0]; a cell holds each phase once");
+  EXPECT_NE(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["phases_available"][1] = j["phases_available"][0]; }));
+            }).find("phases_available[1].name"),
+            std::string::npos);
+}
+
+TEST(ResultsSemantics, PhaseNamesAreTheCatalogsOrListedUserPhases) {
+  auto renamed = [](nlohmann::json& j) {
+    j["cells"][0]["phases"][1]["name"] = "anon_vma_fork";
+    j["cells"][0]["phases"][1]["path"] = "syscall;copy_process;dup_mm;dup_mmap;anon_vma_fork";
+  };
+  EXPECT_EQ(usage_message([&] { run_from_json(edited(renamed)); }),
+            "results: cells[0].phases[1].name: \"anon_vma_fork\" is no phase of the catalog and not in "
+            "phases_available; a phase name is one of those");
+  // --phase anon_vma_fork: the run lists it as available, named for its function.
+  const forkscope::Run user = run_from_json(edited([&](nlohmann::json& j) {
+    renamed(j);
+    j["phases_available"].push_back({{"name", "anon_vma_fork"}, {"source", "fentry"}, {"how", ""}, {"reason", ""}});
+  }));
+  EXPECT_NE(user.cells[0].phase("anon_vma_fork"), nullptr);
+  // A path ends in its phase's name.
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1]["path"] = "syscall;dup_mm"; }));
+            }),
+            "results: cells[0].phases[1].path: \"syscall;dup_mm\" does not end in the phase's name \"copy_page_range\"");
 }
 
 }  // namespace

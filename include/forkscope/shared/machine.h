@@ -253,6 +253,7 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 	l->pt_pages = 0;
 	fs_vma_candidate(l, 0);
 	l->old_mm = 0;
+	l->vma_site = 0;
 	for (int i = 0; i < FS_NPHASES; i++) {
 		l->total_ns[i] = 0;
 		l->self_ns[i] = 0;
@@ -424,6 +425,24 @@ FS_INLINE void fs_landmark(struct fs_launch *l, int lm, __u64 ts, const struct f
 		fs_lm_close(l, FS_PH_EXEC_LOAD, ts, c);
 		break;
 	}
+}
+
+/* A landmark from a slab allocation at call site `site` (kmem_cache_alloc).
+ * vm_area_dup allocates the VMA first; kernels whose per-VMA lock is a slab
+ * object of its own (CONFIG_PER_VMA_LOCK since 6.4; Debian's 6.12) then
+ * allocate the lock from a second call site in vm_area_dup (vma_lock_alloc,
+ * inlined), which made two vm_area_dup landmarks per VMA (vma_setup counted
+ * twice).  The first call site a launch sees in vm_area_dup is the VMA's own
+ * (every call begins with it): only that one starts a VMA. */
+FS_INLINE void fs_alloc_landmark(struct fs_launch *l, int lm, __u64 site, __u64 ts, const struct fs_config *c)
+{
+	if (lm == FS_LM_VMA_DUP) {
+		if (!l->vma_site)
+			l->vma_site = site;
+		else if (l->vma_site != site)
+			return;
+	}
+	fs_landmark(l, lm, ts, c);
 }
 
 /* An execve starts: a record like a launch's, rooted at FS_PH_EXEC, whose first

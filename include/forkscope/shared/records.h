@@ -45,6 +45,7 @@ struct fs_launch {
 	__u32 cand_events;    /* our runs counted in vma_setup since cpr_candidate, */
 	__u32 cand_fn_events; /* which move to copy_page_range with the VMA's tail */
 	__u64 old_mm; /* exec: the mm the task had at sys_enter */
+	__u64 vma_site; /* the call site in vm_area_dup that allocates a VMA (fs_alloc_landmark) */
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
 	__u32 calls[FS_NPHASES];

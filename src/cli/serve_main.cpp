@@ -1,0 +1,29 @@
+// forkscope-serve: `forkscope serve` in a process of its own (see cli/serve.h).
+#include <cstdio>
+
+#include "cli/preflight.h"
+#include "cli/serve.h"
+#include "forkscope/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"forkscope-serve: what `forkscope serve` runs; see forkscope serve --help", "forkscope-serve"};
+  forkscope::ServeOptions opts;
+  bool all = false;
+  forkscope::add_serve_options(app, opts, all);
+  try {
+    app.parse(argc, argv);
+    forkscope::validate_serve(opts, all);
+    forkscope::check_kernel_access();
+    return forkscope::serve_session(opts);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "forkscope: %s; see forkscope serve --help\n", e.what());
+    return forkscope::kExitUsage;
+  } catch (const forkscope::Error& e) {
+    std::fprintf(stderr, "forkscope: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "forkscope: %s\n", e.what());
+    return forkscope::kExitFailure;
+  }
+}

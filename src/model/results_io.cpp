@@ -1,0 +1,133 @@
+// Results files on disk: the capped read, atomic writes, and who owns what forkscope writes.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "forkscope/error.h"
+#include "forkscope/results.h"
+
+namespace forkscope {
+namespace {
+
+// The temporary file write_atomically writes: closed and removed unless committed.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& target) : path_(target + ".tmpXXXXXX"), fd_(mkstemp(path_.data())) {}
+  ~TempFile() {
+    if (fd_ >= 0) close(fd_);
+    if (created_ && !committed_) unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  // close can report a late write error (e.g. on NFS), so it is checked.
+  bool close_fd() {
+    const int fd = fd_;
+    fd_ = -1;
+    return close(fd) == 0;
+  }
+  void commit() { committed_ = true; }
+
+ private:
+  std::string path_;
+  int fd_;
+  bool created_ = fd_ >= 0;
+  bool committed_ = false;
+};
+
+// Closes the descriptor whichever way load_results leaves.
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+[[noreturn]] void read_failed(const std::string& path, const std::string& why) {
+  throw usage_error(fmt::format("cannot read results file {}: {}; check the path", path, why));
+}
+
+[[noreturn]] void write_failed(const std::string& what, const std::string& path, int err) {
+  throw Error(kExitFailure, fmt::format("cannot write {} {}: {}; check that its directory exists and is writable",
+                                        what, path, std::strerror(err)));
+}
+
+size_t first_non_space(const std::string& text) { return text.find_first_not_of(" \t\r\n"); }
+
+}  // namespace
+
+Run load_results(const std::string& path) {
+  const Fd in{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (in.fd < 0) read_failed(path, std::strerror(errno));
+  const std::string too_large = fmt::format("larger than any results file (at most {} MiB)", kMaxResultsBytes >> 20);
+  struct stat st {};
+  if (fstat(in.fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > kMaxResultsBytes)
+    read_failed(path, too_large);
+  std::string text;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = read(in.fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) read_failed(path, std::strerror(errno));
+    if (text.size() + static_cast<size_t>(n) > kMaxResultsBytes) read_failed(path, too_large);
+    text.append(buf, static_cast<size_t>(n));
+    // A results file is one object: anything else (a device full of zeros, say) is
+    // refused from what has been read, without reading on.
+    const size_t start = first_non_space(text);
+    if (start != std::string::npos && text[start] != '{') break;
+  }
+  return run_from_json(text, path);
+}
+
+std::optional<FileOwner> invoking_user() {
+  const char* uid = std::getenv("SUDO_UID");
+  const char* gid = std::getenv("SUDO_GID");
+  if (geteuid() != 0 || uid == nullptr || gid == nullptr) return std::nullopt;
+  auto id = [](const char* name, const char* text) {
+    uint32_t v = 0;
+    const char* end = text + std::strlen(text);
+    const auto [stop, ec] = std::from_chars(text, end, v);
+    // (uid_t)-1 means "leave unchanged" to chown: not an id either.
+    if (ec != std::errc() || stop != end || stop == text || v == UINT32_MAX)
+      throw usage_error(fmt::format("{}={:?} is not a numeric id; unset it, or run forkscope through sudo", name, text));
+    return v;
+  };
+  return FileOwner{id("SUDO_UID", uid), id("SUDO_GID", gid)};
+}
+
+void save_results(const Run& run, const std::string& path) {
+  write_atomically(path, to_json(run) + "\n", "results file");
+}
+
+void write_atomically(const std::string& path, const std::string& text, const std::string& what) {
+  TempFile tmp(path);
+  if (tmp.fd() < 0) write_failed(what, path, errno);
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(tmp.fd(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) write_failed(what, path, errno);
+    done += static_cast<size_t>(n);
+  }
+  // mkstemp creates the file 0600; results are meant to be shared.  fsync before
+  // rename so a crash leaves either the old file or the complete new one.
+  if (fchmod(tmp.fd(), 0644) != 0) write_failed(what, path, errno);
+  // Under sudo the file is the invoking user's, as if they had written it: fchown
+  // on the open file, never on a path a planted link could redirect.
+  const std::optional<FileOwner> owner = invoking_user();
+  if (owner && fchown(tmp.fd(), owner->uid, owner->gid) != 0) write_failed(what, path, errno);
+  if (fsync(tmp.fd()) != 0 || !tmp.close_fd()) write_failed(what, path, errno);
+  if (rename(tmp.path().c_str(), path.c_str()) != 0) write_failed(what, path, errno);
+  tmp.commit();
+}
+
+}  // namespace forkscope

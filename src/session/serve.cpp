@@ -1,0 +1,174 @@
+#include "session/serve.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "forkscope/error.h"
+#include "forkscope/metrics.h"
+#include "forkscope/probes.h"
+#include "forkscope/runner.h"
+
+namespace forkscope {
+
+namespace {
+
+double monotonic_s() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
+// Reads the tracer at scrape time (no per-event traffic to user space) and hands
+// the exporter's registry to the exposer.  Scrapes may come on two threads.
+class ScrapeCollector : public prometheus::Collectable {
+ public:
+  ScrapeCollector(const Tracer& tracer, const ServeOptions& o)
+      : tracer_(tracer), exporter_(o.max_groups, o.evict_after_s) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const double t0 = monotonic_s();
+    exporter_.update(snapshot(), t0);
+    exporter_.set_scrape_seconds(monotonic_s() - t0);
+    return exporter_.registry()->Collect();
+  }
+
+ private:
+  MetricsSnapshot snapshot() const {
+    MetricsSnapshot s;
+    const RunPlan& plan = tracer_.plan();
+    size_t named = 0;
+    for (const TraceGroup& g : tracer_.read_groups()) {
+      named += !g.other;
+      const KernelCounts k = tracer_.read_counts(g.cell);
+      s.health.events_dropped += k.lost;
+      if (k.launches == 0 && k.failed == 0 && k.execs == 0) continue;
+      GroupSample out;
+      out.comm = g.comm;
+      out.other = g.other;
+      out.kind = g.other ? "mixed" : g.flags == FS_GROUP_EXEC_ONLY ? "exec" : launch_kind(g.flags);
+      out.launches = k.launches;
+      out.failed = k.failed;
+      out.execs = k.execs;
+      const std::vector<PhaseAgg> phases = tracer_.read_phases(g.cell);
+      for (int id = 0; id < FS_NPHASES; id++) {
+        const PhaseAgg& a = phases[id];
+        s.health.program_runs += a.events + a.fn_events;
+        if (!plan.measured(id) || a.count == 0) continue;
+        out.phases.push_back({plan.name[id], a.count, a.total_ns, a.hist});
+      }
+      s.groups.push_back(std::move(out));
+    }
+    s.health.kernel_groups_full = named >= kTraceGroups;
+    s.health.map_bytes = tracer_.map_bytes();
+    return s;
+  }
+
+  const Tracer& tracer_;
+  mutable std::mutex mutex_;
+  mutable MetricsExporter exporter_;
+};
+
+// A bind of our own first: the exposer's failure would not say why.
+void check_can_listen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  const int port = std::stoi(listen.substr(colon + 1));
+  const bool v6 = host.size() >= 2 && host.front() == '[';
+  if (v6) host = host.substr(1, host.size() - 2);
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Error(kExitFailure, std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as civetweb does
+  int r;
+  if (v6) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET6, host.c_str(), &a.sin6_addr);
+    r = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  } else {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, host.c_str(), &a.sin_addr);
+    r = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  if (r == 0) r = ::listen(fd, 1);
+  const int err = errno;
+  close(fd);
+  if (r != 0)
+    throw usage_error("--listen " + listen + ": " + std::strerror(err) + "; choose another address or port");
+}
+
+}  // namespace
+
+int serve_session(const ServeOptions& o) {
+  check_can_listen(o.listen);
+  int cgroup_fd = -1;
+  if (!o.cgroup.empty()) {
+    cgroup_fd = open(o.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd < 0) throw usage_error("--cgroup " + o.cgroup + ": " + std::strerror(errno));
+  }
+  PlanOptions plan;
+  plan.backend = parse_backend(o.backend);
+  plan.depth = parse_depth(o.depth);
+  plan.exec = true;
+  plan.probe_cost = false;  // no probe-cost calibration: no spare slot
+  std::unique_ptr<Tracer> tracer = Tracer::open(plan_run(plan), o.verbose, kTraceGroups + 1, /*following=*/true);
+  Follow follow;
+  follow.all = o.pid == 0 && cgroup_fd < 0;
+  follow.root = o.pid;
+  follow.cgroup_fd = cgroup_fd;
+  follow.samples_per_group = 0;  // no span-by-span records: nothing flows to user space per launch
+  tracer->follow(follow);
+  if (cgroup_fd >= 0) close(cgroup_fd);
+
+  // Blocked before the exposer starts its threads, which inherit the mask: the
+  // signals come to sigwait below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  auto collector = std::make_shared<ScrapeCollector>(*tracer, o);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(o.listen, 2);
+  } catch (const std::exception& e) {
+    throw usage_error("--listen " + o.listen + ": cannot listen (" + e.what() + "); choose another address or port");
+  }
+  exposer->RegisterCollectable(collector);
+  if (!o.quiet) {
+    const std::string target = o.pid ? "-p " + std::to_string(o.pid) : !o.cgroup.empty() ? "--cgroup " + o.cgroup : "-a";
+    std::fprintf(stderr, "forkscope: %s backend attached; tracing %s; metrics on http://%s/metrics until Ctrl-C\n",
+                 backend_name(tracer->plan()).c_str(), target.c_str(), o.listen.c_str());
+  }
+  int sig = 0;
+  sigwait(&stop, &sig);
+  // Scrapes end before the tracer they read goes; then every program is detached.
+  exposer.reset();
+  collector.reset();
+  tracer.reset();
+  if (!o.quiet) std::fprintf(stderr, "forkscope: %s: detached\n", strsignal(sig));
+  return kExitOk;
+}
+
+}  // namespace forkscope

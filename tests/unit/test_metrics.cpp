@@ -1,0 +1,160 @@
+// serve's exporter: label safety, (other) folding, counters that never go back.
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <map>
+#include <string>
+
+#include "forkscope/metrics.h"
+#include <linux/types.h>
+
+#include "forkscope/shared/catalog.h"
+#include "forkscope/shared/hist.h"
+
+namespace forkscope {
+namespace {
+
+GroupSample group(const std::string& comm, const std::string& kind, uint64_t launches, uint64_t syscall_ns = 0) {
+  GroupSample g;
+  g.comm = comm;
+  g.kind = kind;
+  g.launches = launches;
+  if (syscall_ns) {
+    PhaseSample p;
+    p.name = "syscall";
+    p.count = launches;
+    p.total_ns = launches * syscall_ns;
+    p.hist.assign(FS_HIST_SLOTS, 0);
+    p.hist[fs_hist_slot(syscall_ns)] = launches;
+    g.phases.push_back(p);
+  }
+  return g;
+}
+
+std::string exposition(const MetricsExporter& e) {
+  return prometheus::TextSerializer().Serialize(e.registry()->Collect());
+}
+
+// The value of one series line, by its exact name{labels} prefix; -1: absent.
+double value_of(const std::string& text, const std::string& series) {
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST(MetricsBuckets, KernelSlotsFoldIntoPowerOfTwoBuckets) {
+  const auto& bounds = phase_bucket_bounds();
+  ASSERT_EQ(bounds.size(), 27u);
+  EXPECT_DOUBLE_EQ(bounds.front(), 256e-9);
+  // Every value's slot lands in the first bucket whose bound is above the value.
+  for (uint64_t ns : {0ull, 7ull, 255ull, 256ull, 1000ull, 65535ull, 65536ull, 1234567ull, 17179869183ull}) {
+    const size_t b = bucket_of_slot(fs_hist_slot(ns));
+    const double v = static_cast<double>(ns) / 1e9;
+    ASSERT_LE(b, bounds.size());
+    if (b < bounds.size()) {
+      EXPECT_LT(v, bounds[b]) << ns;
+    }
+    if (b > 0) {
+      EXPECT_GE(v, bounds[b - 1]) << ns;
+    }
+  }
+  EXPECT_EQ(bucket_of_slot(FS_HIST_SLOTS - 1), bounds.size());  // the catch-all slot: +Inf
+}
+
+TEST(MetricsLabels, HostileCommsStayOneLabelValue) {
+  EXPECT_EQ(safe_comm("bash"), "bash");
+  EXPECT_EQ(safe_comm("a\nb"), "a\\x0ab");
+  EXPECT_EQ(safe_comm("q\"\\"), "q\"\\x5c");
+  EXPECT_EQ(safe_comm("\xff"), "\\xff");
+  EXPECT_EQ(safe_comm("(other)"), "\\x28other)");
+  EXPECT_NE(safe_comm("a\\x0ab"), safe_comm("a\nb"));  // injective: the backslash is escaped too
+
+  MetricsExporter e(10, 600);
+  MetricsSnapshot s;
+  s.groups = {group("x\n} 1\ny{", "fork", 3), group("q\"\\", "fork", 2)};
+  e.update(s, 0);
+  const std::string text = exposition(e);
+  // No raw newline or quote inside a label value: every line of the exposition is
+  // a comment or one series.
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    EXPECT_EQ(line.rfind("forkscope_", 0), 0u) << line;
+  }
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"x\\\\x0a} 1\\\\x0ay{\",kind=\"fork\"}"), 3);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"q\\\"\\\\x5c\",kind=\"fork\"}"), 2);
+}
+
+TEST(MetricsFolding, GroupsPastMaxGroupsCountInOther) {
+  MetricsExporter e(2, 600);
+  MetricsSnapshot s;
+  s.groups = {group("a", "fork", 5), group("b", "fork", 7), group("c", "fork", 11), group("d", "thread", 13)};
+  GroupSample kernel_other = group("(other)", "mixed", 17);
+  kernel_other.other = true;
+  s.groups.push_back(kernel_other);
+  e.update(s, 0);
+  const std::string text = exposition(e);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 5);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"b\",kind=\"fork\"}"), 7);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"c\",kind=\"fork\"}"), -1);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 11);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"thread\"}"), 13);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"mixed\"}"), 17);
+  EXPECT_EQ(value_of(text, "forkscope_groups_folded"), 2);
+  EXPECT_EQ(e.folded_groups(), 2u);
+}
+
+TEST(MetricsFolding, CountersNeverGoBackwardsAcrossEviction) {
+  MetricsExporter e(1, 10);
+  MetricsSnapshot s;
+  s.groups = {group("a", "fork", 4, 50000)};
+  e.update(s, 0);
+  // b arrives while a is fresh: folded.  Later a is idle long enough: b takes its place.
+  s.groups = {group("a", "fork", 4, 50000), group("b", "fork", 3)};
+  e.update(s, 5);
+  EXPECT_EQ(value_of(exposition(e), "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 3);
+  s.groups = {group("a", "fork", 4, 50000), group("b", "fork", 6)};
+  e.update(s, 20);
+  std::string text = exposition(e);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), -1);  // evicted
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"b\",kind=\"fork\"}"), 3);   // the growth since admission
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 3);
+  // a comes back (b now idle): it resumes at its total, with its histogram.
+  s.groups = {group("a", "fork", 9, 50000), group("b", "fork", 6)};
+  e.update(s, 40);
+  text = exposition(e);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 9);
+  EXPECT_EQ(value_of(text, "forkscope_phase_seconds_count{comm=\"a\",kind=\"fork\",phase=\"syscall\"}"), 9);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 3);
+  // The kernel's totals start over (the tracer reopened): growth, not a drop.
+  s.groups = {group("a", "fork", 2, 50000)};
+  e.update(s, 41);
+  EXPECT_EQ(value_of(exposition(e), "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 11);
+}
+
+TEST(MetricsHistogram, BucketsSumAndCountFollowTheKernelHistogram) {
+  MetricsExporter e(5, 600);
+  MetricsSnapshot s;
+  s.groups = {group("w", "fork", 10, 40000)};  // 40 us each
+  e.update(s, 0);
+  const std::string text = exposition(e);
+  const std::string labels = "comm=\"w\",kind=\"fork\",phase=\"syscall\"";
+  EXPECT_EQ(value_of(text, "forkscope_phase_seconds_count{" + labels + "}"), 10);
+  EXPECT_NEAR(value_of(text, "forkscope_phase_seconds_sum{" + labels + "}"), 10 * 40e-6, 1e-12);
+  // 40 us = 40000 ns: 2^15 <= v < 2^16, so le = 2^16 ns has all, le = 2^15 ns none.
+  EXPECT_EQ(value_of(text, "forkscope_phase_seconds_bucket{" + labels + ",le=\"3.2768e-05\"}"), 0);
+  EXPECT_EQ(value_of(text, "forkscope_phase_seconds_bucket{" + labels + ",le=\"6.5536e-05\"}"), 10);
+  // Phases outside the exported set are not exposed.
+  s.groups[0].phases[0].name = "copy_creds";
+  s.groups[0].launches = 20;
+  s.groups[0].phases[0].count = 20;
+  e.update(s, 1);
+  EXPECT_EQ(exposition(e).find("copy_creds"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace forkscope
