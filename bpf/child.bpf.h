@@ -68,6 +68,8 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 			cs->execs += 1;
 		struct fs_child *c = child_of(tid);
 		if (c) {
+			if (!c->exec_ret_ts)
+				__sync_fetch_and_add(&first_insn_pending, 1);
 			c->exec_ret_ts = now;
 			__u32 n = l->nspans;
 			for (__u32 i = 0; i < FS_EXEC_MAX_SPANS; i++) {

@@ -417,7 +417,7 @@ int BPF_PROG(fs_page_fault_user, unsigned long address, struct pt_regs *regs,
 	     unsigned long error_code)
 {
 	const int cow = (cfg.measured & FS_BIT(FS_PH_POST_LAUNCH_COW)) && (error_code & FS_X86_PF_WRITE);
-	if (!children_live && !cow)
+	if (!first_insn_pending && !cow)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
@@ -430,6 +430,7 @@ int BPF_PROG(fs_page_fault_user, unsigned long address, struct pt_regs *regs,
 			agg_add(c->cell, FS_PH_EXEC_FIRST_INSN, 1, 1, d, d, 1, 0);
 			emit_child_span(c, tid, FS_PH_EXEC_FIRST_INSN, c->exec_ret_ts, d);
 			c->exec_ret_ts = 0;
+			fs_count_down(&first_insn_pending);
 		}
 		if (cow) {
 			struct fs_cellstat *cs = cellstat(c->cell);

@@ -47,6 +47,10 @@ __u32 trace_sample_limit = 0;
 __u32 launches_in_flight = 0;
 __u32 execs_in_flight = 0;
 __u32 children_live = 0;
+/* Children whose execve returned and whose first instruction has not faulted yet:
+ * page_fault_user, which runs for every fault on the machine, looks no further
+ * while there are none (and copy-on-write faults are not counted). */
+__u32 first_insn_pending = 0;
 
 static __always_inline void fs_count_down(__u32 *counter)
 {

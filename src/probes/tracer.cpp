@@ -219,6 +219,7 @@ void Tracer::set_attached(bool attached) {
       if (bpf_map_delete_elem(launches_fd, &tid)) break;
     __atomic_store_n(&bss->launches_in_flight, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&bss->execs_in_flight, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&bss->first_insn_pending, 0, __ATOMIC_SEQ_CST);
     __u32 children = 0;
     const int children_fd = bpf_map__fd(impl_->skel->maps.children);
     __u32 key = 0, next = 0;
