@@ -162,6 +162,10 @@ static __always_inline void child_dead(struct fs_child *c, __u32 pid, __u64 now)
 		if (!c->ran)
 			cs->first_run_missed += 1;
 	}
+	if (!c->ran) {
+		c->ran = 1;
+		fs_count_down(&first_run_pending);
+	}
 	if (c->flags & (FS_CF_THREAD | FS_CF_REAPED))
 		child_forget(pid);
 }

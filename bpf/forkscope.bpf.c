@@ -304,6 +304,7 @@ int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
 	else if (follow == FS_FOLLOW_TREE)
 		bpf_map_update_elem(&tracked, &pid, &pid, BPF_ANY); /* a new process: followed too */
 	if (child_remember(pid, &c) == 0) {
+		__sync_fetch_and_add(&first_run_pending, 1);
 		struct fs_cellstat *cs = cellstat(l->cell);
 		if (cs)
 			cs->children_born += 1;
@@ -397,11 +398,14 @@ int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		if (d && !d->dead_ts)
 			child_dead(d, prev_pid, now);
 	}
+	if (!first_run_pending)
+		return 0;
 	__u32 pid = next->pid;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
 	if (!c || c->ran)
 		return 0;
 	c->ran = 1;
+	fs_count_down(&first_run_pending);
 	/* Another CPU may switch the child in before sched_wakeup_new's handler ran
 	 * on the parent's: then it waited for nothing. */
 	if (!c->wake_ts)

@@ -51,6 +51,10 @@ __u32 children_live = 0;
  * page_fault_user, which runs for every fault on the machine, looks no further
  * while there are none (and copy-on-write faults are not counted). */
 __u32 first_insn_pending = 0;
+/* Children not yet switched in for the first time: sched_switch, which runs for
+ * every switch on the machine, looks the task switched in up only while there are
+ * some (a dying task it checks by its state first). */
+__u32 first_run_pending = 0;
 
 static __always_inline void fs_count_down(__u32 *counter)
 {

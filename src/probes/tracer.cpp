@@ -226,6 +226,7 @@ void Tracer::set_attached(bool attached) {
     for (const void* prev = nullptr; bpf_map_get_next_key(children_fd, prev, &next) == 0; key = next, prev = &key)
       children++;
     __atomic_store_n(&bss->children_live, children, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&bss->first_run_pending, children, __ATOMIC_SEQ_CST);  // at most that many
     if (int err = forkscope_bpf__attach(impl_->skel))
       throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
     impl_->attach_kprobes(plan_);
