@@ -10,9 +10,20 @@
 #include "cli/preflight.h"
 #include "forkscope/error.h"
 #include "forkscope/report.h"
+#include "forkscope/session.h"
 #include "forkscope/visual.h"
 
 namespace forkscope {
+
+std::string save_and_print(const Run& run, const std::string& out, bool color) {
+  const auto [path, report] = save_outputs(run, out);
+  render_text_report(run, featured_cell(run), std::cout, color);
+  std::cout << "\n";
+  render_overhead(run, std::cout);
+  std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
+  return path;
+}
+
 namespace {
 
 struct ReportOptions {

@@ -96,11 +96,7 @@ int trace_command(const TraceOptions& o) {
   const Run run = trace_session(session);
   prepare_out_dir(o.out);
 
-  const auto [path, report] = save_outputs(run, o.out);
-  render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
-  std::cout << "\n";
-  render_overhead(run, std::cout);
-  std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
+  const std::string path = save_and_print(run, o.out, !o.no_color && stdout_is_tty());
   if (run.cells.empty() && !o.quiet)
     std::fprintf(stderr, "forkscope: no launch or exec was seen in %.1f s\n", run.trace->seconds);
   return kExitOk;
