@@ -11,11 +11,11 @@
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 #include "forkscope/session.h"
 #include "forkscope/size.h"
 #include "forkscope/untrusted.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
 
