@@ -105,6 +105,8 @@ TEST(OutChecks, AFullDiskSaysSo) {
   const test::Outcome o = run_forkscope({"report", data, "--format", "html", "-o", dir + "/report.html"}, setup);
   EXPECT_EQ(o.exit_code, 1) << o.err;
   EXPECT_NE(o.err.find("No space left on device"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("the disk is full"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("directory exists"), std::string::npos) << o.err;
   EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
   fs::remove_all(dir);
 }
