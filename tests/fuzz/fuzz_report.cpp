@@ -25,10 +25,10 @@ void render_everything(const forkscope::Run& run) {
     render_text_report(run, featured_cell(run), text, color);
     render_overhead(run, text);
   }
-  std::string out = phases_csv(run) + trace_events(run) + latency_chart_svg(run) + group_chart_svg(run);
-  for (const Series& s : series_by_mode(run)) out += phase_chart_svg(s);
+  // The HTML report once (it holds the charts and every cell's tree); each cell's own formats after.
+  std::string out = html_report(run, featured_cell(run)) + phases_csv(run) + trace_events(run);
   for (const Cell& cell : run.cells) {
-    out += folded_stacks(cell) + flame_svg(run, cell) + html_report(run, &cell);
+    out += folded_stacks(cell) + flame_svg(run, cell);
     render_phase_tree(cell, text, false, run.calibration ? &*run.calibration : nullptr, run.backend);
   }
   render_diff(diff_runs(run, run, "a", "b"), "a", "b", text, false);
