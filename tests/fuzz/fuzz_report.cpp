@@ -4,7 +4,6 @@
 // usage error, exit code 2); nothing may crash, hang or escape as another error.
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 #include <string>
@@ -14,6 +13,7 @@
 #include "forkscope/error.h"
 #include "forkscope/formats.h"
 #include "forkscope/results.h"
+#include "refusal.h"
 #include "forkscope/terminal.h"
 
 namespace {
@@ -49,11 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     render_everything(run);
   } catch (const forkscope::Error& e) {
-    const std::string what = e.what();
-    if (e.exit_code() != forkscope::kExitUsage || what.find('\n') != std::string::npos) {
-      std::fprintf(stderr, "refused with exit code %d and message: %s\n", e.exit_code(), e.what());
-      std::abort();
-    }
+    check_refusal(e);
   }
   return 0;
 }
