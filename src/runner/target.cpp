@@ -33,7 +33,8 @@ std::string untraceable(pid_t pid) {
   long skip = 0;
   unsigned long flags = 0;
   fields >> state >> skip >> skip >> skip >> skip >> skip >> flags;
-  if (state == "Z" || state == "X") return "it has exited (a zombie waiting for its parent), so it launches nothing more";
+  if (state == "Z" || state == "X")
+    return "it has exited (a zombie waiting for its parent), so it launches nothing more";
   constexpr unsigned long kPfKthread = 0x00200000;  // include/linux/sched.h PF_KTHREAD
   if (flags & kPfKthread) return "it is a kernel thread; give a user-space process, or -a for the whole system";
   return "";
@@ -62,7 +63,8 @@ pid_t check_pid_target(pid_t pid) {
 void check_cgroup_target(const std::string& path) {
   struct statfs fs;
   if (statfs(path.c_str(), &fs) != 0)
-    throw usage_error("--cgroup " + safe_text(path) + ": " + std::strerror(errno) + "; give a directory under /sys/fs/cgroup");
+    throw usage_error("--cgroup " + safe_text(path) + ": " + std::strerror(errno) +
+                      "; give a directory under /sys/fs/cgroup");
   if (fs.f_type != CGROUP2_SUPER_MAGIC)
     throw usage_error("--cgroup " + safe_text(path) + ": not a cgroup v2 directory; give one under /sys/fs/cgroup");
 }
