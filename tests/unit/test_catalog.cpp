@@ -55,10 +55,8 @@ TEST(Depth, PlanMeasuresThePhasesOfItsDepth) {
     for (const CatalogEntry& e : catalog()) {
       const bool deeper = phase_depth(e.id) > depth;
       EXPECT_EQ(plan.measured(e.id), full.measured(e.id) && !deeper) << depth_name(depth) << " " << e.name;
-      if (deeper)
-        EXPECT_EQ(plan.reason[e.id], std::string("not at --depth ") + depth_name(depth)) << e.name;
-      else
-        EXPECT_EQ(plan.reason[e.id], full.reason[e.id]) << e.name;
+      if (deeper) EXPECT_EQ(plan.reason[e.id], std::string("not at --depth ") + depth_name(depth)) << e.name;
+      else EXPECT_EQ(plan.reason[e.id], full.reason[e.id]) << e.name;
     }
     EXPECT_EQ(plan.cfg.landmarks, plan.cfg.measured) << depth_name(depth);
     EXPECT_EQ(plan.allocation_programs(), depth != Depth::kSyscall);
@@ -70,8 +68,8 @@ TEST(Depth, PlanMeasuresThePhasesOfItsDepth) {
   std::set<std::string> measured;
   for (const CatalogEntry& e : catalog())
     if (syscall.measured(e.id)) measured.insert(e.name);
-  EXPECT_EQ(measured, (std::set<std::string>{"syscall", "wake_up_new_task", "vfork_wait", "child_first_run",
-                                             "teardown", "reap", "execve", "exec_first_insn"}));
+  EXPECT_EQ(measured, (std::set<std::string>{"syscall", "wake_up_new_task", "vfork_wait", "child_first_run", "teardown",
+                                             "reap", "execve", "exec_first_insn"}));
   // Phases still add up: a syscall-depth child opens under the syscall.
   EXPECT_EQ(phase_path(syscall, FS_PH_WAKE_UP_NEW_TASK), "syscall;wake_up_new_task");
   RunPlan process = tracepoint_plan();
