@@ -111,7 +111,7 @@ std::string summary_section(const Run& run) {
   for (const Cell& c : run.cells) {
     const UserSpans& u = c.user;
     const Phase* sys = c.phase("syscall");
-    out += "<tr>" + td(mode_label(c.mode, c.host)) + td(format_size(c.heap_bytes), "n") + td(launches_label(c)) +
+    out += "<tr>" + td(mode_label(c.mode, c.host)) + td(format_size(c.heap_bytes) + vmas_label(c.vmas), "n") + td(launches_label(c)) +
            td(latency(u.call_to_return, u.call_to_return.p50), "n") +
            td(latency(u.call_to_return, u.call_to_return.p99), "n") +
            td(latency(u.call_to_child, u.call_to_child.p50), "n") +

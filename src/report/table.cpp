@@ -42,7 +42,7 @@ std::string failures_note(const Run& run) {
   size_t cells = 0;
   for (const Cell& c : run.cells) {
     if (c.failed == 0 || ++cells > kNamed) continue;
-    named += fmt::format("{}{} {}: {} of {} failed", named.empty() ? "" : "; ", c.mode, format_size(c.heap_bytes),
+    named += fmt::format("{}{} {}: {} of {} failed", named.empty() ? "" : "; ", c.mode, format_size(c.heap_bytes) + vmas_label(c.vmas),
                          c.failed, c.launches + c.failed);
     if (!c.failed_errno.empty()) named += " (" + c.failed_errno + ")";
   }
@@ -162,7 +162,7 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
              "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
     const UserSpans& u = c.user;
-    t.add_row({mode_label(c.mode, c.host), format_size(c.heap_bytes), launches_label(c), latency(u.call_to_return, u.call_to_return.p50),
+    t.add_row({mode_label(c.mode, c.host), format_size(c.heap_bytes) + vmas_label(c.vmas), launches_label(c), latency(u.call_to_return, u.call_to_return.p50),
                latency(u.call_to_return, u.call_to_return.p99), latency(u.call_to_child, u.call_to_child.p50),
                latency(u.call_to_reaped, u.call_to_reaped.p50), top_phases(c)});
   }
@@ -172,7 +172,7 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
 
 void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Calibration* cal,
                        const std::string& backend) {
-  const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode, format_size(cell.heap_bytes))
+  const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode, format_size(cell.heap_bytes) + vmas_label(cell.vmas))
                                              : fmt::format("{} {}", cell.comm, cell.mode);
   const std::string execs = cell.kernel.execs ? fmt::format(", {} execs", cell.kernel.execs) : "";
   out << styled(fmt::format("{}: kernel phases per launch ({} launches{})", what, cell.launches, execs),
