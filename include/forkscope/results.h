@@ -80,12 +80,12 @@ struct Sample {
 struct Backing {
   uint64_t heap_bytes_touched = 0;
   uint64_t anon_huge_bytes = 0;  // AnonHugePages of the whole runner: huge pages mapped by a PMD
-  // Heap bytes in large folios however mapped (kpageflags THP; --thp layouts only):
-  // with --thp pte these are mapped by PTEs, so AnonHugePages leaves them out.
-  uint64_t large_folio_bytes = 0;
   uint64_t vm_pte_bytes = 0;     // VmPTE: page tables fork has to copy
   uint64_t vm_rss_bytes = 0;
   uint64_t vmas = 0;             // lines of /proc/self/maps
+  // Heap bytes in large folios however mapped (kpageflags THP; --thp layouts only):
+  // with --thp pte these are mapped by PTEs, so AnonHugePages leaves them out.
+  uint64_t large_folio_bytes = 0;
 
   bool operator==(const Backing&) const = default;
 };

@@ -85,9 +85,9 @@ const Cell& find_cell(const Run& run, const std::string& spec) {
   std::string choices;
   for (const Cell* c : found) choices += fmt::format("{}{:?}", choices.empty() ? "" : ", ", qualified_spec(run, *c));
   if (found.size() > 1)
-    throw usage_error(fmt::format("--cell {}: {} cells match; choose one (HOST/ in merged results, @VMAS for "
-                                  "the VMA count): {}",
-                                  spec, found.size(), choices));
+    throw usage_error(fmt::format("--cell {}: {} cells {}match; choose one with {}: {}", spec, found.size(),
+                                  found.front()->host.empty() ? "" : "of the merged results ",
+                                  found.front()->host.empty() ? "@VMAS" : "HOST/", choices));
   for (const Cell& c : run.cells) choices += fmt::format("{}{}", choices.empty() ? "" : ", ", qualified_spec(run, c));
   if (choices.empty()) choices = "none";
   if (run.trace)

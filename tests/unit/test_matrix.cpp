@@ -24,7 +24,7 @@ TEST(VmaCounts, RefusesEmptyItemsNonNumbersAndRepeats) {
     parse_vma_counts("100,100");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), kExitUsage);
+    EXPECT_EQ(e.exit_code(), kExitUsage);
     EXPECT_NE(std::string(e.what()).find("given twice"), std::string::npos) << e.what();
   }
 }
@@ -40,7 +40,7 @@ TEST(ThpLayout, Names) {
 }
 
 Run two_vma_cells() {
-  Run run;
+  forkscope::Run run;
   run.host = {"lab", "6.1.0-21-amd64", "x86_64", 2, "madvise"};
   run.backend = "tracepoint";
   for (uint64_t vmas : {0, 1000}) {
@@ -58,7 +58,7 @@ Run two_vma_cells() {
 }
 
 TEST(VmaCells, RoundTripAndWrittenOnlyWhenSet) {
-  const Run run = two_vma_cells();
+  const forkscope::Run run = two_vma_cells();
   const std::string text = to_json(run);
   EXPECT_EQ(run_from_json(text), run);
   EXPECT_NE(text.find("\"vmas\": 1000"), std::string::npos);
@@ -70,7 +70,7 @@ TEST(VmaCells, RoundTripAndWrittenOnlyWhenSet) {
 }
 
 TEST(VmaCells, FilesWithoutTheFieldsReadAsTheDefaults) {
-  Run run = two_vma_cells();
+  forkscope::Run run = two_vma_cells();
   run.cells.resize(1);
   run.cells[0].thp.clear();
   std::string text = to_json(run);
@@ -81,7 +81,7 @@ TEST(VmaCells, FilesWithoutTheFieldsReadAsTheDefaults) {
 }
 
 TEST(VmaCells, SameHeapTwoCountsAreTwoCellsButTheSameCountTwiceIsRefused) {
-  Run run = two_vma_cells();
+  forkscope::Run run = two_vma_cells();
   EXPECT_NO_THROW(run_from_json(to_json(run)));
   run.cells[1].vmas = 0;
   run.cells[1].vma_touch.clear();
@@ -94,7 +94,7 @@ TEST(VmaCells, SameHeapTwoCountsAreTwoCellsButTheSameCountTwiceIsRefused) {
 }
 
 TEST(VmaCells, UnknownLayoutValuesAreRefused) {
-  Run run = two_vma_cells();
+  forkscope::Run run = two_vma_cells();
   run.cells[0].thp = "huge";
   EXPECT_THROW(run_from_json(to_json(run)), Error);
   run = two_vma_cells();
@@ -103,7 +103,7 @@ TEST(VmaCells, UnknownLayoutValuesAreRefused) {
 }
 
 TEST(VmaCells, LabelsSpecsAndIdentity) {
-  const Run run = two_vma_cells();
+  const forkscope::Run run = two_vma_cells();
   EXPECT_EQ(cell_label(run.cells[0]), "fork 2M");
   EXPECT_EQ(cell_label(run.cells[1]), "fork 2M +1000 VMAs");
   EXPECT_FALSE(same_cell(run.cells[0], run.cells[1]));
@@ -117,10 +117,10 @@ TEST(VmaCells, LabelsSpecsAndIdentity) {
 }
 
 TEST(VmaCells, MergeAndDiffMatchByVmaCount) {
-  Run a = two_vma_cells();
-  Run b = two_vma_cells();
+  forkscope::Run a = two_vma_cells();
+  forkscope::Run b = two_vma_cells();
   b.host.kernel = "6.12.57+deb12-amd64";
-  const Run merged = merge_runs({a, b}, {"a.json", "b.json"});
+  const forkscope::Run merged = merge_runs({a, b}, {"a.json", "b.json"});
   ASSERT_EQ(merged.cells.size(), 4u);
   EXPECT_EQ(cell_label(merged.cells[3]), "fork 2M +1000 VMAs on lab 6.12.57+deb12-amd64");
   b.host.kernel = a.host.kernel;
