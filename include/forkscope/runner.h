@@ -123,6 +123,9 @@ std::vector<uint64_t> launch_block(Launcher& launcher, uint64_t n, const std::at
 std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::function<void(bool)>& trace,
                                      const std::atomic<bool>* stop = nullptr);
 
+// Cells the sweep runs: modes x heap sizes x VMA counts.
+size_t sweep_cells_count(const SweepOptions& opt);
+
 // Runs every cell; stops early (returning the cells done) when *stop becomes true.
 std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks,
                             const std::atomic<bool>* stop);

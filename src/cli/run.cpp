@@ -136,7 +136,7 @@ RunSessionOptions validate(const RunOptions& o) {
   }
   if (s.heaps.empty()) throw usage_error("no heap size left to run; pass --heap with sizes that fit in memory");
   s.vma_counts = parse_vma_counts(o.vmas);
-  const size_t ncells = s.heaps.size() * s.vma_counts.size() * s.modes.size();
+  const size_t ncells = sweep_cells_count(s);
   if (ncells > FS_MAX_CELLS - 2)  // the last two cells are the calibration's
     throw usage_error("too many cells (" + std::to_string(ncells) + "); at most " + std::to_string(FS_MAX_CELLS - 2) +
                       " (modes x heap sizes x VMA counts) per run");

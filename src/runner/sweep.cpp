@@ -107,11 +107,14 @@ std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::
   return out;
 }
 
+size_t sweep_cells_count(const SweepOptions& opt) {
+  return opt.heaps.size() * opt.vma_counts.size() * opt.modes.size();
+}
+
 std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, const std::atomic<bool>* stop) {
   if (opt.cpu >= 0) pin_to_cpu(opt.cpu);
   std::vector<Cell> cells;
-  const size_t ncells = opt.heaps.size() * opt.vma_counts.size() * opt.modes.size();
-  Progress progress(opt.quiet, ncells);
+  Progress progress(opt.quiet, sweep_cells_count(opt));
   std::vector<uint64_t> ret, child, reaped;
   // Touched before any launch, so recording a sample does not fault a fresh page.
   ret.assign(opt.iterations, 0);
