@@ -20,6 +20,8 @@ const Cell* featured_cell(const Run& run);
 // "HOST/fork:64M" in merged results, HOST being "hostname kernel" or the hostname.
 // Throws usage_error listing the cells there are, or the hosts' cells when several match.
 const Cell& find_cell(const Run& run, const std::string& spec);
+// --overhead: the cell's untraced launch (call to return) p50, "-" without.
+std::string untraced_label(const Cell& cell);
 // " +1000 VMAs" for a cell with extra VMAs; "" without.
 std::string vmas_label(uint64_t vmas);
 // "fork 64M", " +N VMAs" with extra VMAs, and " on HOST" for cells of merged results.
@@ -67,6 +69,10 @@ std::string launches_label(const Cell& cell);
 // The two phases inside the syscall with the most self time, as shares of the
 // syscall: where a launch's kernel time actually goes.  "" without a syscall phase.
 std::string top_phases(const Cell& cell);
+
+// The hosts of merged results in the order their cells first appear ("hostname
+// kernel" each); empty for a single run.
+std::vector<std::string> cell_hosts(const Run& run);
 
 // trace: the launching process's RSS, VM, VMAs and page tables at its launches,
 // formatted ("-" each for a group that only exec'd).

@@ -97,6 +97,18 @@ const Cell& find_cell(const Run& run, const std::string& spec) {
   throw usage_error(fmt::format("--cell {}: no such cell; the cells are {}", spec, choices));
 }
 
+std::vector<std::string> cell_hosts(const Run& run) {
+  std::vector<std::string> hosts;
+  for (const Cell& c : run.cells)
+    if (!c.host.empty() && std::find(hosts.begin(), hosts.end(), c.host) == hosts.end()) hosts.push_back(c.host);
+  return hosts;
+}
+
+std::string untraced_label(const Cell& cell) {
+  if (!cell.overhead || cell.overhead->untraced.n == 0) return "-";
+  return format_ns(static_cast<double>(cell.overhead->untraced.p50));
+}
+
 std::string vmas_label(uint64_t vmas) { return vmas ? " +" + std::to_string(vmas) + " VMAs" : ""; }
 
 std::string cell_label(const Cell& cell) {

@@ -156,15 +156,27 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
   out << '\n';
   if (run.trace) return render_trace_summary(run, out, color);
 
-  Table t({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
-           Align::kLeft});
-  t.add_row({"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
-             "top kernel phases (self)"});
+  // --overhead: the untraced launch first, the traced one beside it.
+  const bool untraced = std::any_of(run.cells.begin(), run.cells.end(), [](const Cell& c) { return c.overhead; });
+  std::vector<Align> align{Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
+                           Align::kRight, Align::kLeft};
+  std::vector<std::string> head{"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
+                                "top kernel phases (self)"};
+  if (untraced) {
+    align.insert(align.begin() + 3, Align::kRight);
+    head.insert(head.begin() + 3, "untraced p50");
+  }
+  Table t(align);
+  t.add_row(head);
   for (const Cell& c : run.cells) {
     const UserSpans& u = c.user;
-    t.add_row({mode_label(c.mode, c.host), format_size(c.heap_bytes) + vmas_label(c.vmas), launches_label(c), latency(u.call_to_return, u.call_to_return.p50),
-               latency(u.call_to_return, u.call_to_return.p99), latency(u.call_to_child, u.call_to_child.p50),
-               latency(u.call_to_reaped, u.call_to_reaped.p50), top_phases(c)});
+    std::vector<std::string> row{mode_label(c.mode, c.host), format_size(c.heap_bytes) + vmas_label(c.vmas),
+                                 launches_label(c), latency(u.call_to_return, u.call_to_return.p50),
+                                 latency(u.call_to_return, u.call_to_return.p99),
+                                 latency(u.call_to_child, u.call_to_child.p50),
+                                 latency(u.call_to_reaped, u.call_to_reaped.p50), top_phases(c)};
+    if (untraced) row.insert(row.begin() + 3, untraced_label(c));
+    t.add_row(row);
   }
   t.render(out, color);
   if (const std::string note = failures_note(run); !note.empty()) out << styled(note, kBold, color) << '\n';
