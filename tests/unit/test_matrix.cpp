@@ -7,6 +7,7 @@
 #include "forkscope/report.h"
 #include "forkscope/results.h"
 #include "forkscope/runner.h"
+#include "forkscope/visual.h"
 
 namespace forkscope {
 namespace {
@@ -137,6 +138,82 @@ TEST(VmaCells, MergeAndDiffMatchByVmaCount) {
   EXPECT_EQ(other[0].b, nullptr);
   EXPECT_EQ(other[1].a, &a.cells[1]) << "matched by VMA count";
   EXPECT_EQ(other[1].b, &b.cells[0]);
+}
+
+}  // namespace
+}  // namespace forkscope
+
+namespace forkscope {
+namespace {
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
+  return n;
+}
+
+// The recorded fixture as two kernels: the second's launches 20% slower, both
+// with untraced blocks (--overhead), merged as kernel-matrix.sh merges them.
+forkscope::Run two_kernels() {
+  forkscope::Run a = load_results(std::string(FS_TEST_DATA) + "/results.json");
+  forkscope::Run b = a;
+  b.host.kernel = "6.12.57+deb12-amd64";
+  for (forkscope::Run* r : {&a, &b}) {
+    for (Cell& c : r->cells) {
+      Overhead o;
+      o.untraced = c.user.call_to_return;
+      o.untraced.p50 = o.untraced.p50 * (r == &a ? 8 : 10) / 10;
+      c.overhead = o;
+      if (r == &b)
+        for (Phase& p : c.phases) p.mean_ns *= 1.2;
+    }
+  }
+  return merge_runs({a, b}, {"6.1.json", "6.12.json"});
+}
+
+TEST(KernelView, KernelsSideBySideUntracedFirst) {
+  const forkscope::Run merged = two_kernels();
+  const std::string html = html_report(merged, featured_cell(merged));
+  const size_t section = html.find("<section id=\"kernels\">");
+  ASSERT_NE(section, std::string::npos);
+  const size_t end = html.find("</section>", section);
+  const std::string view = html.substr(section, end - section);
+  EXPECT_EQ(count(view, "<th>vm 6.18.44-fc-v657</th>"), 1u);
+  EXPECT_EQ(count(view, "<th>vm 6.12.57+deb12-amd64</th>"), 1u);
+  // Every cell (mode x heap) once, the untraced launch first.
+  EXPECT_EQ(count(view, "<td>untraced launch p50</td>"), 6u);
+  EXPECT_LT(view.find("untraced launch p50"), view.find("traced launch p50</td>", view.find("untraced") + 9));
+  // A chart per phase of fork and pthread against heap size, a line per kernel.
+  EXPECT_GE(count(view, "<svg"), 4u);
+  const std::string chart = kernel_chart_svg(merged, "fork", "syscall");
+  EXPECT_EQ(count(chart, "<polyline"), 2u) << "one line per kernel";
+  EXPECT_NE(chart.find("heap size (log scale)"), std::string::npos);
+  EXPECT_EQ(count(kernel_chart_svg(merged, "fork", "untraced"), "<polyline"), 2u);
+}
+
+TEST(KernelView, ChartsAgainstTheVmaCountWhenTheCellsSweepIt) {
+  forkscope::Run a = two_vma_cells();
+  for (Cell& c : a.cells) {
+    Phase p;
+    p.name = p.path = "syscall";
+    p.count = c.launches;
+    p.calls = c.launches;
+    p.mean_ns = 1000.0 + static_cast<double>(c.vmas);
+    c.phases = {p};
+  }
+  forkscope::Run b = a;
+  b.host.kernel = "6.12.57+deb12-amd64";
+  const forkscope::Run merged = merge_runs({a, b}, {"a", "b"});
+  const std::string chart = kernel_chart_svg(merged, "fork", "syscall");
+  EXPECT_NE(chart.find("extra VMAs"), std::string::npos);
+  EXPECT_EQ(count(chart, "<polyline"), 2u);
+  EXPECT_NE(chart.find(">1000</text>"), std::string::npos) << "the VMA counts label the x axis";
+  EXPECT_EQ(kernel_chart_svg(merged, "fork", "untraced"), "") << "no --overhead: nothing to plot";
+}
+
+TEST(KernelView, NoViewForASingleKernel) {
+  const forkscope::Run one = load_results(std::string(FS_TEST_DATA) + "/results.json");
+  EXPECT_EQ(html_report(one, featured_cell(one)).find("id=\"kernels\""), std::string::npos);
 }
 
 }  // namespace
