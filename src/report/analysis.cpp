@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/size.h"
 
 namespace forkscope {

@@ -9,7 +9,7 @@
 
 #include "forkscope/report.h"
 #include "forkscope/size.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 #include "report/markup.h"
 
 namespace forkscope {

@@ -1,0 +1,26 @@
+#pragma once
+// Terminal rendering of results: the one-row-per-cell summary table and one
+// cell's kernel phase tree.  Colour is the caller's choice (see stdout_is_tty).
+#include <ostream>
+#include <string>
+
+#include "forkscope/analysis.h"
+
+namespace forkscope {
+
+void render_summary(const Run& run, std::ostream& out, bool color);
+void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Calibration* cal = nullptr,
+                       const std::string& backend = "");
+// Per mode, smallest vs largest heap: how much the kernel time grew and which
+// phases' self time the growth went to.  Prints nothing for single-heap runs.
+void render_growth(const Run& run, std::ostream& out, bool color);
+// What `forkscope run` prints: summary, growth, and the phase tree of `tree_cell`.
+void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out, bool color);
+// Whether stdout deserves colour: a terminal, TERM is not "dumb", NO_COLOR unset.
+bool stdout_is_tty();
+
+// The observer effect: the calibrated cost per program run, and per cell the
+// traced/untraced ratio (--overhead), or a line saying it was not measured.
+void render_overhead(const Run& run, std::ostream& out);
+
+}  // namespace forkscope
