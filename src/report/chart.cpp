@@ -7,7 +7,7 @@
 #include <cmath>
 #include <optional>
 
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/size.h"
 #include "forkscope/formats.h"
 #include "report/markup.h"

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string_view>
 
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/size.h"
 #include "forkscope/formats.h"
 #include "report/markup.h"

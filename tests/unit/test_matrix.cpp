@@ -2,12 +2,12 @@
 // as cell fields of the results file, and as cell identity in reports.
 #include <gtest/gtest.h>
 
-#include "forkscope/compare.h"
+#include "forkscope/diff_merge.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/results.h"
 #include "forkscope/runner.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
 namespace {
