@@ -13,23 +13,30 @@ namespace forkscope {
 
 // The cell whose tree explains the most: the largest fork cell, else the largest cell.
 const Cell* featured_cell(const Run& run);
-// "fork:64M" (MODE:HEAP, split at the last colon; COMM:KIND for trace results),
+// "fork:64M" (MODE:HEAP, split at the last colon; MODE:HEAP@VMAS picks a VMA
+// count, MODE:HEAP alone matches any; COMM:KIND for trace results),
 // "HOST/fork:64M" in merged results, HOST being "hostname kernel" or the hostname.
 // Throws usage_error listing the cells there are, or the hosts' cells when several match.
 const Cell& find_cell(const Run& run, const std::string& spec);
-// "fork 64M", and " on HOST" for cells of merged results.
+// --overhead: the cell's untraced launch (call to return) p50, "-" without.
+std::string untraced_label(const Cell& cell);
+// " +1000 VMAs" for a cell with extra VMAs; "" without.
+std::string vmas_label(uint64_t vmas);
+// "fork 64M", " +N VMAs" with extra VMAs, and " on HOST" for cells of merged results.
 std::string cell_label(const Cell& cell);
-// The same cell of two runs: mode, heap size and host agree.
+// The same cell of two runs: mode, heap size, VMA count and host agree.
 bool same_cell(const Cell& a, const Cell& b);
 // "fork", or "fork on HOST" when the host is set.
 std::string mode_label(const std::string& mode, const std::string& host);
 
-// The cells of one mode (on one host, for merged results) by increasing heap.
+// The cells of one mode (on one host, for merged results; with one VMA count) by
+// increasing heap.
 struct Series {
   std::string mode;
   std::string host;
+  uint64_t vmas = 0;
   std::vector<const Cell*> cells;
-  std::string label() const;  // "fork", or "fork on HOST"
+  std::string label() const;  // "fork", "fork +N VMAs", "fork on HOST"
 };
 // In the order the modes first appear.
 std::vector<Series> series_by_mode(const Run& run);
@@ -60,6 +67,10 @@ std::string launches_label(const Cell& cell);
 // The two phases inside the syscall with the most self time, as shares of the
 // syscall: where a launch's kernel time actually goes.  "" without a syscall phase.
 std::string top_phases(const Cell& cell);
+
+// The hosts of merged results in the order their cells first appear ("hostname
+// kernel" each); empty for a single run.
+std::vector<std::string> cell_hosts(const Run& run);
 
 // trace: the launching process's RSS, VM, VMAs and page tables at its launches,
 // formatted ("-" each for a group that only exec'd).

@@ -35,7 +35,7 @@ struct PhaseDiff {
   Verdict verdict = Verdict::kUnknown;
 };
 
-// Cells are matched by mode, heap size and (for merged results) host.
+// Cells are matched by mode, heap size, VMA count and (for merged results) host.
 struct CellDiff {
   const Cell* a = nullptr;  // null: only in B
   const Cell* b = nullptr;  // null: only in A
@@ -52,7 +52,7 @@ void render_diff(const std::vector<CellDiff>& diff, const std::string& a_name, c
 // One run holding every input's cells, each labelled with its host
 // ("hostname kernel"); the rest (host, backend, phases_available) is the first
 // input's.  Throws usage_error for fewer than two inputs, differing schemas or a
-// cell (mode, heap, host) present twice.
+// cell (mode, heap, VMA count, host) present twice.
 Run merge_runs(const std::vector<Run>& runs, const std::vector<std::string>& names);
 
 }  // namespace forkscope

@@ -33,6 +33,11 @@ std::string phase_chart_svg(const Series& series);
 // trace results: per (command, kind) group, the mean time of each part of a
 // launch (syscall, child's first run, execve, first instruction, teardown, reap).
 std::string group_chart_svg(const Run& run);
+// Merged results of several kernels: `phase` of `mode` (mean per launch; "untraced"
+// for the untraced launch p50 of --overhead) against the swept variable, VMA count
+// when the cells have several, else heap size, a line per kernel (cell host).
+// "" when no kernel has two points or the phase was not measured.
+std::string kernel_chart_svg(const Run& run, const std::string& mode, const std::string& phase);
 
 // One row per cell and phase.
 std::string phases_csv(const Run& run);

@@ -79,10 +79,13 @@ struct Sample {
 
 struct Backing {
   uint64_t heap_bytes_touched = 0;
-  uint64_t anon_huge_bytes = 0;  // AnonHugePages of the whole runner
+  uint64_t anon_huge_bytes = 0;  // AnonHugePages of the whole runner: huge pages mapped by a PMD
   uint64_t vm_pte_bytes = 0;     // VmPTE: page tables fork has to copy
   uint64_t vm_rss_bytes = 0;
   uint64_t vmas = 0;             // lines of /proc/self/maps
+  // Heap bytes in large folios however mapped (kpageflags THP; --thp layouts only):
+  // with --thp pte these are mapped by PTEs, so AnonHugePages leaves them out.
+  uint64_t large_folio_bytes = 0;
 
   bool operator==(const Backing&) const = default;
 };
@@ -156,6 +159,9 @@ struct Cell {
   std::string mode;         // fork, vfork, clone, clone-vm, pthread, posix_spawn, clone:<FLAGS>
   std::string clone_flags;  // what the kernel was asked for, e.g. "VM|FS|FILES|SIGHAND"
   uint64_t heap_bytes = 0;
+  uint64_t vmas = 0;        // extra one-page VMAs mapped for this cell (--vmas)
+  std::string vma_touch;    // "none" when those VMAs were never faulted (--vma-touch none); empty: touched
+  std::string thp;          // heap layout asked for: "pmd" (--thp), "pte" (--thp pte); empty: small pages
   uint64_t iterations = 0;  // requested
   uint64_t launches = 0;    // counted (not warm-up)
   uint64_t failed = 0;
@@ -232,7 +238,7 @@ inline constexpr size_t kMaxParents = 100000;  // trace.parents
 
 // JSON round trip.  run_from_json throws usage_error naming the source (a file
 // name, or "results") and the path of the first bad field.  Beyond the types and
-// limits, a file holds each cell (mode, heap, comm, host) once, each phase name
+// limits, a file holds each cell (mode, heap, vmas, comm, host) once, each phase name
 // once per list, only phase names phases_available lists, paths ending in their
 // phase's name, and no JSON key twice in one object.
 std::string to_json(const Run& run, int indent = 2);

@@ -1,6 +1,6 @@
 #pragma once
 // The runner: prepares a touched heap, issues launches of one kind, times each
-// from user space, and drives a sweep of (heap size x mode) cells while telling
+// from user space, and drives a sweep of (heap size x VMA count x mode) cells while telling
 // the BPF side which cell the launches belong to.
 #include <sys/types.h>
 
@@ -15,27 +15,44 @@
 
 namespace forkscope {
 
-// An anonymous private mapping touched page by page and kept observably alive.
+// How the heap is backed (--thp): small pages (the default), 2 MiB transparent
+// huge pages mapped by a PMD (--thp), or the same large folios mapped by 512 PTEs
+// each (--thp pte: the PMD mapping split, the folio kept).
+enum class ThpLayout { kNone, kPmd, kPte };
+ThpLayout parse_thp_layout(const std::string& value);  // "" or "pmd", "pte", "none": throws usage_error
+std::string thp_layout_name(ThpLayout layout);         // "", "pmd", "pte"
+// --vmas "0,1000,4000": whole numbers, each once, in the order given; throws usage_error.
+std::vector<uint64_t> parse_vma_counts(const std::string& list);
+
 // The runner's memory for a cell: a heap of `bytes`, touched page by page, and
-// `vmas` extra one-page anonymous mappings, each touched and kept apart (every
-// other page of a region unmapped), so fork meets that many more VMAs.
+// `vmas` extra one-page anonymous mappings kept apart (every other page of a
+// region unmapped), so fork meets that many more VMAs; touched (each with its
+// anon_vma and a page to copy) or, with touch_vmas false, mapped and never faulted.
 class Heap {
  public:
-  Heap(uint64_t bytes, bool allow_thp, uint64_t vmas = 0);
+  Heap(uint64_t bytes, ThpLayout thp, uint64_t vmas = 0, bool touch_vmas = true);
   ~Heap();
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
   uint64_t bytes() const { return bytes_; }
-  uint64_t checksum() const;  // reads every page: the compiler cannot drop the heap
+  uint64_t checksum() const;  // reads every touched page: the compiler cannot drop the heap
+  // Heap bytes in large folios however they are mapped (/proc/self/pagemap and
+  // /proc/kpageflags, root only); 0 when they cannot be read, and for the default
+  // layout (MADV_NOHUGEPAGE: not read, it would cost a read per page).
+  uint64_t large_folio_bytes() const;
 
  private:
+  unsigned char* map_ = nullptr;  // what was mapped: the heap, aligned to 2 MiB inside it for THP
+  uint64_t map_bytes_ = 0;
   unsigned char* base_ = nullptr;
   uint64_t bytes_ = 0;
+  ThpLayout thp_ = ThpLayout::kNone;
+  bool touch_vmas_ = true;
   unsigned char* vma_base_ = nullptr;  // 2 * vmas pages, the odd ones unmapped
   uint64_t vmas_ = 0;
 };
 
-Backing read_backing(uint64_t heap_bytes);
+Backing read_backing(const Heap& heap);
 uint64_t mem_available_bytes();
 
 // One kind of launch.  mode is fork, vfork, clone, clone-vm, pthread, posix_spawn,
@@ -86,8 +103,9 @@ struct SweepOptions {
   uint64_t iterations = 10000;
   double cell_seconds = 4.0;
   uint64_t warmup = 20;
-  bool allow_thp = false;
-  uint64_t extra_vmas = 0;  // one-page mappings added to the runner (--vmas)
+  ThpLayout thp = ThpLayout::kNone;
+  std::vector<uint64_t> vma_counts{0};  // one-page mappings added to the runner (--vmas): cells per count
+  bool touch_vmas = true;               // --vma-touch touched (or none)
   int cpu = -1;
   bool quiet = false;
   unsigned threads = 1;   // launching threads per cell, each with its own launches
@@ -104,6 +122,9 @@ std::vector<uint64_t> launch_block(Launcher& launcher, uint64_t n, const std::at
 // succeeded.  Stops early when *stop becomes true.
 std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::function<void(bool)>& trace,
                                      const std::atomic<bool>* stop = nullptr);
+
+// Cells the sweep runs: modes x heap sizes x VMA counts.
+size_t sweep_cells_count(const SweepOptions& opt);
 
 // Runs every cell; stops early (returning the cells done) when *stop becomes true.
 std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks,

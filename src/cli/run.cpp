@@ -37,8 +37,9 @@ struct RunOptions {
   double cell_seconds = 8.0;
   uint64_t warmup = 20;
   int cpu = -1;
-  bool thp = false;
-  uint64_t vmas = 0;
+  std::string thp = "none";  // --thp alone: pmd
+  std::string vmas = "0";
+  std::string vma_touch = "touched";
   std::string out = "forkscope-out";
   bool quiet = false;
   bool no_color = false;
@@ -136,9 +137,11 @@ RunSessionOptions validate(const RunOptions& o) {
     s.heaps.push_back(h);
   }
   if (s.heaps.empty()) throw usage_error("no heap size left to run; pass --heap with sizes that fit in memory");
-  if (s.heaps.size() * s.modes.size() > FS_MAX_CELLS - 2)  // the last two cells are the calibration's
-    throw usage_error("too many cells (" + std::to_string(s.heaps.size() * s.modes.size()) + "); at most " +
-                      std::to_string(FS_MAX_CELLS - 2) + " (modes x heap sizes) per run");
+  s.vma_counts = parse_vma_counts(o.vmas);
+  const size_t ncells = sweep_cells_count(s);
+  if (ncells > FS_MAX_CELLS - 2)  // the last two cells are the calibration's
+    throw usage_error("too many cells (" + std::to_string(ncells) + "); at most " + std::to_string(FS_MAX_CELLS - 2) +
+                      " (modes x heap sizes x VMA counts) per run");
   if (o.iterations == 0 || o.iterations > kMaxIterations)
     throw usage_error("--iterations must be between 1 and " + std::to_string(kMaxIterations));
   if (o.warmup > kMaxWarmup) throw usage_error("--warmup must be at most " + std::to_string(kMaxWarmup));
@@ -155,16 +158,19 @@ RunSessionOptions validate(const RunOptions& o) {
   std::ifstream max_map_count("/proc/sys/vm/max_map_count");
   uint64_t map_limit = 65530;
   max_map_count >> map_limit;
-  if (o.vmas > 0 && o.vmas > map_limit - std::min<uint64_t>(map_limit, 1000))
-    throw usage_error("--vmas " + std::to_string(o.vmas) + ": at most " +
+  const uint64_t most_vmas = *std::max_element(s.vma_counts.begin(), s.vma_counts.end());
+  if (most_vmas > 0 && most_vmas > map_limit - std::min<uint64_t>(map_limit, 1000))
+    throw usage_error("--vmas " + std::to_string(most_vmas) + ": at most " +
                       std::to_string(map_limit > 1000 ? map_limit - 1000 : 0) +
                       " here (vm.max_map_count is " + std::to_string(map_limit) + ")");
 
   s.iterations = o.iterations;
   s.cell_seconds = o.cell_seconds;
   s.warmup = o.warmup;
-  s.allow_thp = o.thp;
-  s.extra_vmas = o.vmas;
+  s.thp = parse_thp_layout(o.thp);
+  if (o.vma_touch != "touched" && o.vma_touch != "none")
+    throw usage_error("--vma-touch " + safe_text(o.vma_touch) + ": expected touched or none");
+  s.touch_vmas = o.vma_touch == "touched";
   s.cpu = o.cpu;
   s.quiet = o.quiet;
   s.overhead = o.overhead;
@@ -232,10 +238,18 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_option("--warmup", opts->warmup, "Uncounted launches before each cell")->check(count)->capture_default_str();
   sub->add_option("--cpu", opts->cpu, "Pin the runner (and so its children) to this CPU")->check(count);
   sub->add_option("--vmas", opts->vmas,
-                  "Add N one-page anonymous mappings (touched, kept apart) to the runner, so each fork\n"
-                  "copies N more VMAs: fork's cost per VMA, traced and untraced (scripts/bench-scale.sh)")
-      ->check(count);
-  sub->add_flag("--thp", opts->thp, "Allow transparent huge pages for the heap (off by default: they hide page-table cost)");
+                  "Comma-separated counts of one-page anonymous mappings (kept apart) added to the runner,\n"
+                  "a cell per count, so each fork copies that many more VMAs, e.g. --vmas 0,1000,4000:\n"
+                  "fork's cost per VMA, traced and untraced (scripts/bench-scale.sh) [default: 0]");
+  sub->add_option("--vma-touch", opts->vma_touch,
+                  "touched: each extra VMA gets a page (an anon_vma, a PTE to copy); none: mapped, never\n"
+                  "faulted (fork copies the VMA and no page table)")
+      ->capture_default_str();
+  sub->add_option("--thp", opts->thp,
+                  "Back the heap with 2 MiB transparent huge pages (off by default: they hide page-table\n"
+                  "cost): --thp or --thp pmd maps each by a PMD; --thp pte keeps the 2 MiB folios but\n"
+                  "maps them by PTEs (the PMD split); backing.large_folio_bytes says what it became")
+      ->expected(0, 1);
   sub->add_option("--out", opts->out, "Directory for results.json")->capture_default_str();
   sub->add_option("--backend", opts->backend,
                   "How the kernel is traced: auto picks, per phase, fentry/fexit, else kprobe/kretprobe\n"

@@ -154,6 +154,8 @@ void describe(V& v, S& s) {
   v("vm_pte_bytes", s.vm_pte_bytes);
   v("vm_rss_bytes", s.vm_rss_bytes);
   v("vmas", s.vmas);
+  // Files from before --thp pte lack it.
+  v("large_folio_bytes", s.large_folio_bytes, kOptional);
 }
 
 template <class V, Of<KernelCounts> S>
@@ -217,6 +219,16 @@ void describe(V& v, S& s) {
   v("mode", s.mode);
   v("clone_flags", s.clone_flags);
   v("heap_bytes", s.heap_bytes);
+  // Files from before --vmas lists lack it (their cells had no extra VMAs or did
+  // not say): it reads as 0.
+  v("vmas", s.vmas, kOptional);
+  // Written only when not the default (touched VMAs, small pages).
+  v("vma_touch", s.vma_touch, kIfSet);
+  v.require("vma_touch", s.vma_touch.empty() || s.vma_touch == "none",
+            [&] { return fmt::format("is {:?}; expected \"none\" or no field (touched)", s.vma_touch); });
+  v("thp", s.thp, kIfSet);
+  v.require("thp", s.thp.empty() || s.thp == "pmd" || s.thp == "pte",
+            [&] { return fmt::format("is {:?}; expected \"pmd\", \"pte\" or no field (small pages)", s.thp); });
   v("iterations", s.iterations);
   v("launches", s.launches);
   v("failed", s.failed);
@@ -431,13 +443,13 @@ class Reader {
              fmt::format("{:?} is already phases_available[{}]; a phase is listed once", it->first, it->second));
       known_names.insert(it->first);
     }
-    std::map<std::tuple<std::string, std::string, std::string, uint64_t>, size_t> cells;
+    std::map<std::tuple<std::string, std::string, std::string, uint64_t, uint64_t>, size_t> cells;
     for (size_t i = 0; i < r.cells.size(); ++i) {
       const Cell& c = r.cells[i];
       const std::string at = index("cells", i);
-      const auto [it, fresh] = cells.emplace(std::tuple{c.host, c.comm, c.mode, c.heap_bytes}, i);
+      const auto [it, fresh] = cells.emplace(std::tuple{c.host, c.comm, c.mode, c.heap_bytes, c.vmas}, i);
       if (!fresh)
-        fail(at, fmt::format("the same cell (mode, heap_bytes, comm, host) as cells[{}]; a results file holds each "
+        fail(at, fmt::format("the same cell (mode, heap_bytes, vmas, comm, host) as cells[{}]; a results file holds each "
                              "cell once",
                              it->second));
       check_phases(c.phases, join(at, "phases"), known_names);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "forkscope/error.h"
 #include "forkscope/analysis.h"
@@ -27,9 +28,11 @@ const Cell* featured_cell(const Run& run) {
 
 namespace {
 
-// A cell as --cell names it: MODE:HEAP, or COMM:KIND for trace results.
+// A cell as --cell names it: MODE:HEAP (MODE:HEAP@VMAS with extra VMAs), or
+// COMM:KIND for trace results.
 std::string cell_spec(const Run& run, const Cell& c) {
-  return run.trace ? c.comm + ":" + c.mode : c.mode + ":" + format_size(c.heap_bytes);
+  if (run.trace) return c.comm + ":" + c.mode;
+  return c.mode + ":" + format_size(c.heap_bytes) + (c.vmas ? "@" + std::to_string(c.vmas) : "");
 }
 
 // With HOST/ in front for cells of merged results.
@@ -53,9 +56,17 @@ std::vector<const Cell*> cells_named(const Run& run, const std::string& spec, co
   const size_t colon = spec.rfind(':');
   if (colon == std::string::npos || colon == 0) return found;
   const std::string mode = spec.substr(0, colon);
-  const uint64_t heap = parse_size(spec.substr(colon + 1));
+  std::string size = spec.substr(colon + 1);
+  std::optional<uint64_t> vmas;  // MODE:HEAP alone matches every VMA count
+  if (const size_t at = size.find('@'); at != std::string::npos) {
+    vmas = parse_whole_number(size.substr(at + 1));
+    if (!vmas) return found;
+    size.resize(at);
+  }
+  const uint64_t heap = parse_size(size);
   for (const Cell& c : run.cells) {
-    if (c.mode == mode && c.heap_bytes == heap && (host == nullptr || on_host(c, *host))) found.push_back(&c);
+    if (c.mode == mode && c.heap_bytes == heap && (!vmas || c.vmas == *vmas) && (host == nullptr || on_host(c, *host)))
+      found.push_back(&c);
   }
   return found;
 }
@@ -74,8 +85,9 @@ const Cell& find_cell(const Run& run, const std::string& spec) {
   std::string choices;
   for (const Cell* c : found) choices += fmt::format("{}{:?}", choices.empty() ? "" : ", ", qualified_spec(run, *c));
   if (found.size() > 1)
-    throw usage_error(fmt::format("--cell {}: {} cells of the merged results match; choose one with HOST/: {}", spec,
-                                  found.size(), choices));
+    throw usage_error(fmt::format("--cell {}: {} cells {}match; choose one with {}: {}", spec, found.size(),
+                                  found.front()->host.empty() ? "" : "of the merged results ",
+                                  found.front()->host.empty() ? "@VMAS" : "HOST/", choices));
   for (const Cell& c : run.cells) choices += fmt::format("{}{}", choices.empty() ? "" : ", ", qualified_spec(run, c));
   if (choices.empty()) choices = "none";
   if (run.trace)
@@ -85,28 +97,44 @@ const Cell& find_cell(const Run& run, const std::string& spec) {
   throw usage_error(fmt::format("--cell {}: no such cell; the cells are {}", spec, choices));
 }
 
+std::vector<std::string> cell_hosts(const Run& run) {
+  std::vector<std::string> hosts;
+  for (const Cell& c : run.cells)
+    if (!c.host.empty() && std::find(hosts.begin(), hosts.end(), c.host) == hosts.end()) hosts.push_back(c.host);
+  return hosts;
+}
+
+std::string untraced_label(const Cell& cell) {
+  if (!cell.overhead || cell.overhead->untraced.n == 0) return "-";
+  return format_ns(static_cast<double>(cell.overhead->untraced.p50));
+}
+
+std::string vmas_label(uint64_t vmas) { return vmas ? " +" + std::to_string(vmas) + " VMAs" : ""; }
+
 std::string cell_label(const Cell& cell) {
   std::string label = cell.comm.empty() ? cell.mode + " " + format_size(cell.heap_bytes) : cell.comm + " " + cell.mode;
+  label += vmas_label(cell.vmas);
   if (!cell.host.empty()) label += " on " + cell.host;
   return label;
 }
 
 bool same_cell(const Cell& a, const Cell& b) {
-  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.host == b.host && a.comm == b.comm;
+  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.vmas == b.vmas && a.host == b.host &&
+         a.comm == b.comm;
 }
 
 std::string mode_label(const std::string& mode, const std::string& host) {
   return host.empty() ? mode : mode + " on " + host;
 }
 
-std::string Series::label() const { return mode_label(mode, host); }
+std::string Series::label() const { return mode_label(mode + vmas_label(vmas), host); }
 
 std::vector<Series> series_by_mode(const Run& run) {
   std::vector<Series> series;
   for (const Cell& c : run.cells) {
     auto it = std::find_if(series.begin(), series.end(),
-                           [&](const Series& s) { return s.mode == c.mode && s.host == c.host; });
-    if (it == series.end()) it = series.insert(series.end(), Series{c.mode, c.host, {}});
+                           [&](const Series& s) { return s.mode == c.mode && s.host == c.host && s.vmas == c.vmas; });
+    if (it == series.end()) it = series.insert(series.end(), Series{c.mode, c.host, c.vmas, {}});
     it->cells.push_back(&c);
   }
   for (Series& s : series) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <optional>
 
+#include "forkscope/analysis.h"
 #include "forkscope/size.h"
 #include "forkscope/formats.h"
 #include "report/markup.h"
@@ -38,7 +39,8 @@ struct LineChart {
   std::string title;
   std::string subtitle;
   std::string y_title;
-  std::vector<uint64_t> heaps;  // ascending
+  std::vector<uint64_t> heaps;  // ascending: heap sizes, or VMA counts when vma_axis
+  bool vma_axis = false;        // the x values are VMA counts, evenly spaced (0 has no log)
   std::vector<Line> lines;
   std::string legend_note;  // what a marker and a whisker mean
 };
@@ -54,6 +56,23 @@ class LogScale {
   double l0_, l1_, p0_, p1_;
 };
 
+// The x axis: log10 of heap sizes, or VMA counts at even steps (in the order of
+// c.heaps) so a count of 0 has a place.
+class XScale {
+ public:
+  XScale(const LineChart& c, double lo, double hi) : log_(lo, hi, kLeft, kPlotRight), chart_(c) {}
+  double operator()(double v) const {
+    if (!chart_.vma_axis) return log_(v);
+    const auto& xs = chart_.heaps;
+    const double i = static_cast<double>(std::lower_bound(xs.begin(), xs.end(), static_cast<uint64_t>(v)) - xs.begin());
+    return kLeft + (i + 0.5) / static_cast<double>(xs.size()) * (kPlotRight - kLeft);
+  }
+
+ private:
+  LogScale log_;
+  const LineChart& chart_;
+};
+
 // "1 µs", "20 ms": tick labels are round numbers, so no padding digits.
 std::string tick_label(double ns) {
   static constexpr std::array<std::pair<double, const char*>, 4> kUnits = {
@@ -63,7 +82,7 @@ std::string tick_label(double ns) {
   return fmt::format("{:g} {}", std::round(ns / kUnits[unit].first * 1000) / 1000, kUnits[unit].second);
 }
 
-void axes(const LineChart& c, const LogScale& xs, const LogScale& ys, double y_lo, double y_hi, std::string& out) {
+void axes(const LineChart& c, const XScale& xs, const LogScale& ys, double y_lo, double y_hi, std::string& out) {
   out += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" stroke="#999"/>)"
                      "\n",
                      num(kLeft), num(kTop), num(kPlotRight - kLeft), num(kPlotBottom - kTop));
@@ -89,11 +108,13 @@ void axes(const LineChart& c, const LogScale& xs, const LogScale& ys, double y_l
     out += fmt::format(R"(<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" stroke="#eee"/>)"
                        R"(<text x="{0}" y="{3}" text-anchor="middle">{4}</text>)"
                        "\n",
-                       num(x), num(kTop), num(kPlotBottom), num(kPlotBottom + 18), format_size(h));
+                       num(x), num(kTop), num(kPlotBottom), num(kPlotBottom + 18),
+                       c.vma_axis ? std::to_string(h) : format_size(h));
   }
-  out += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">heap size (log scale)</text>)"
+  out += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{}</text>)"
                      "\n",
-                     num((kLeft + kPlotRight) / 2), num(kHeight - 14));
+                     num((kLeft + kPlotRight) / 2), num(kHeight - 14),
+                     c.vma_axis ? "extra VMAs (evenly spaced)" : "heap size (log scale)");
   out += fmt::format(R"~(<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>)~"
                      "\n",
                      num((kTop + kPlotBottom) / 2), escape(c.y_title));
@@ -148,7 +169,7 @@ std::string render(const LineChart& c) {
   // A single heap still needs a span: half to double it.
   const double x_lo = static_cast<double>(c.heaps.front()) / (c.heaps.size() == 1 ? 2 : 1.25);
   const double x_hi = static_cast<double>(c.heaps.back()) * (c.heaps.size() == 1 ? 2 : 1.25);
-  const LogScale xs(x_lo, x_hi, kLeft, kPlotRight);
+  const XScale xs(c, std::max(x_lo, 1.0), std::max(x_hi, 2.0));
   const LogScale ys(y_lo, y_hi, kPlotBottom, kTop);
   axes(c, xs, ys, y_lo, y_hi, out);
 
@@ -268,6 +289,59 @@ std::string phase_chart_svg(const Series& series) {
     }
     c.lines.push_back(std::move(line));
   }
+  return render(c);
+}
+
+std::string kernel_chart_svg(const Run& run, const std::string& mode, const std::string& phase) {
+  const std::vector<std::string> hosts = cell_hosts(run);
+  std::vector<const Cell*> cells;
+  std::vector<uint64_t> vmas;
+  for (const Cell& c : run.cells) {
+    if (c.mode != mode) continue;
+    cells.push_back(&c);
+    if (std::find(vmas.begin(), vmas.end(), c.vmas) == vmas.end()) vmas.push_back(c.vmas);
+  }
+  LineChart c;
+  c.vma_axis = vmas.size() > 1;
+  if (c.vma_axis) {
+    std::sort(vmas.begin(), vmas.end());
+    c.heaps = vmas;
+  } else {
+    c.heaps = heaps_of(cells);
+  }
+  const bool untraced = phase == "untraced";
+  c.title = fmt::format("{} of {} by kernel, against {}", untraced ? "Untraced launch" : phase, mode,
+                        c.vma_axis ? "VMA count" : "heap size");
+  c.subtitle = untraced ? "call to return with every forkscope program detached (--overhead), p50"
+                        : "mean inclusive time per launch, traced";
+  c.y_title = "time per launch (log scale)";
+  size_t drawn = 0;
+  for (const std::string& host : hosts) {
+    // One line per kernel and, on a VMA axis, per heap size.
+    std::vector<uint64_t> heaps = c.vma_axis ? heaps_of(cells) : std::vector<uint64_t>{0};
+    for (uint64_t heap : heaps) {
+      Line line{host + (c.vma_axis && heaps.size() > 1 ? ", heap " + format_size(heap) : ""),
+                std::vector<std::optional<Point>>(c.heaps.size())};
+      size_t points = 0;
+      for (const Cell* cell : cells) {
+        if (cell->host != host || (c.vma_axis && cell->heap_bytes != heap)) continue;
+        double y = 0;
+        if (untraced) {
+          y = cell->overhead ? static_cast<double>(cell->overhead->untraced.p50) : 0;
+        } else if (const Phase* p = cell->phase(phase); p && p->count) {
+          y = p->mean_ns;
+        }
+        if (y <= 0) continue;
+        const uint64_t x = c.vma_axis ? cell->vmas : cell->heap_bytes;
+        line.points[heap_index(c.heaps, x)] = Point{static_cast<double>(x), y, std::nullopt,
+                                                    fmt::format("{}: {}", cell_label(*cell), format_ns(y))};
+        points++;
+      }
+      if (points > 0) c.lines.push_back(std::move(line));
+      drawn = std::max(drawn, points);
+    }
+  }
+  if (c.lines.size() < 2 || drawn < 2) return "";
   return render(c);
 }
 

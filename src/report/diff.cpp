@@ -152,8 +152,8 @@ std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a
       out.push_back({nullptr, &y, {}});
   }
   if (matched == 0)
-    throw usage_error(fmt::format("{} and {} have no cell in common (cells match by mode and heap size); diff "
-                                  "results of the same modes and heap sizes",
+    throw usage_error(fmt::format("{} and {} have no cell in common (cells match by mode, heap size and VMA count); diff "
+                                  "results of the same modes, heap sizes and VMA counts",
                                   a_name, b_name));
   return out;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "forkscope/analysis.h"
 #include "forkscope/size.h"
 #include "forkscope/formats.h"
 #include "report/markup.h"
@@ -257,7 +258,7 @@ std::string flame_svg(const Run& run, const Cell& cell) {
                      R"(<text x="{}" y="22" text-anchor="middle" font-size="16" font-weight="bold">{}</text>)"
                      "\n",
                      num(kWidth / 2), escape(cell.comm.empty() ? fmt::format("{}, heap {}: kernel time by phase", cell.mode,
-                                                                             format_size(cell.heap_bytes))
+                                                                             format_size(cell.heap_bytes) + vmas_label(cell.vmas))
                                                                  : fmt::format("{} {}: kernel time by phase", cell.comm,
                                                                                cell.mode)));
   out += fmt::format(

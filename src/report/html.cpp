@@ -42,9 +42,9 @@ std::string td(const std::string& text, const char* cls = nullptr) {
   return cls ? fmt::format(R"(<td class="{}">{}</td>)", cls, escape(text)) : "<td>" + escape(text) + "</td>";
 }
 
-std::string header_row(std::initializer_list<const char*> names) {
+std::string header_row(const std::vector<std::string>& names) {
   std::string out = "<tr>";
-  for (const char* n : names) out += fmt::format("<th>{}</th>", escape(n));
+  for (const std::string& n : names) out += fmt::format("<th>{}</th>", escape(n));
   return out + "</tr>\n";
 }
 
@@ -106,13 +106,17 @@ std::string summary_section(const Run& run) {
       "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">User-side latency per launch: call to return "
       "in the parent, call until the child runs, call until it is reaped or joined. Kernel time is the launch "
       "syscall's mean.</p>\n<table>\n";
-  out += header_row({"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
-                     "kernel time", "top kernel phases (self)"});
+  // --overhead: the untraced launch first, the traced one beside it.
+  const bool untraced = std::any_of(run.cells.begin(), run.cells.end(), [](const Cell& c) { return c.overhead; });
+  std::vector<std::string> head{"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
+                                "kernel time", "top kernel phases (self)"};
+  if (untraced) head.insert(head.begin() + 3, "untraced p50");
+  out += header_row(head);
   for (const Cell& c : run.cells) {
     const UserSpans& u = c.user;
     const Phase* sys = c.phase("syscall");
-    out += "<tr>" + td(mode_label(c.mode, c.host)) + td(format_size(c.heap_bytes), "n") + td(launches_label(c)) +
-           td(latency(u.call_to_return, u.call_to_return.p50), "n") +
+    out += "<tr>" + td(mode_label(c.mode, c.host)) + td(format_size(c.heap_bytes) + vmas_label(c.vmas), "n") + td(launches_label(c)) +
+           (untraced ? td(untraced_label(c), "n") : "") + td(latency(u.call_to_return, u.call_to_return.p50), "n") +
            td(latency(u.call_to_return, u.call_to_return.p99), "n") +
            td(latency(u.call_to_child, u.call_to_child.p50), "n") +
            td(latency(u.call_to_reaped, u.call_to_reaped.p50), "n") +
@@ -134,6 +138,68 @@ std::string growth_section(const std::vector<Series>& series) {
            td(format_ns(g.before_ns) + " → " + format_ns(g.after_ns), "n") + td(growth_summary(g)) + "</tr>\n";
   }
   return out + "</table>\n</section>\n";
+}
+
+// Merged results of several kernels (or hosts): per swept point, the kernels side
+// by side, the untraced launch first (what the kernel costs without our
+// programs), then the traced launch and the kernel phases; then a chart per
+// phase against the swept variable, a line per kernel.
+std::string kernels_section(const Run& run) {
+  const std::vector<std::string> hosts = cell_hosts(run);
+  if (hosts.size() < 2 || run.trace) return "";
+  std::string out =
+      "<section id=\"kernels\"><h2>Kernels compared</h2>\n<p class=\"note\">The same cells on each kernel. "
+      "Untraced launch: call to return with every forkscope program detached (--overhead), the kernel's own "
+      "cost; compare it first, since forkscope's programs cost differently on each kernel and backend. Phases: "
+      "mean inclusive time per launch, traced.</p>\n";
+  std::vector<const Cell*> firsts;  // one cell per (mode, heap, VMA count), the first host's or the first seen
+  for (const Cell& c : run.cells) {
+    if (std::none_of(firsts.begin(), firsts.end(), [&](const Cell* f) {
+          return f->mode == c.mode && f->heap_bytes == c.heap_bytes && f->vmas == c.vmas;
+        }))
+      firsts.push_back(&c);
+  }
+  auto on = [&](const Cell& like, const std::string& host) -> const Cell* {
+    for (const Cell& c : run.cells)
+      if (c.host == host && c.mode == like.mode && c.heap_bytes == like.heap_bytes && c.vmas == like.vmas) return &c;
+    return nullptr;
+  };
+  std::vector<std::string> head{"cell", "measure"};
+  head.insert(head.end(), hosts.begin(), hosts.end());
+  out += "<table class=\"kernels\">\n" + header_row(head);
+  for (const Cell* f : firsts) {
+    const std::string what = f->mode + " " + format_size(f->heap_bytes) + vmas_label(f->vmas);
+    auto row = [&](const std::string& measure, auto&& value) {
+      out += "<tr>" + td(what) + td(measure);
+      for (const std::string& h : hosts) {
+        const Cell* c = on(*f, h);
+        out += td(c ? value(*c) : "-", "n");
+      }
+      out += "</tr>\n";
+    };
+    row("untraced launch p50", [](const Cell& c) { return untraced_label(c); });
+    row("traced launch p50", [](const Cell& c) { return latency(c.user.call_to_return, c.user.call_to_return.p50); });
+    for (const Phase& p : f->phases) {
+      if (!p.path.starts_with("syscall")) continue;
+      row(std::string(2 * static_cast<size_t>(std::count(p.path.begin(), p.path.end(), ';')), ' ') + p.name,
+          [&](const Cell& c) {
+            const Phase* q = c.phase(p.name);
+            return q && q->count ? format_ns(q->mean_ns) + (q->calls > q->count ? fmt::format(" ({:.0f} calls)",
+                                                                                                static_cast<double>(q->calls) / static_cast<double>(q->count))
+                                                                                  : "")
+                                 : std::string("-");
+          });
+    }
+  }
+  out += "</table>\n";
+  std::vector<std::string> modes;
+  for (const Cell* f : firsts)
+    if (std::find(modes.begin(), modes.end(), f->mode) == modes.end()) modes.push_back(f->mode);
+  for (const std::string& mode : modes) {
+    for (const char* phase : {"untraced", "syscall", "dup_mmap", "vma_setup", "copy_page_range"})
+      out += kernel_chart_svg(run, mode, phase);
+  }
+  return out + "</section>\n";
 }
 
 std::string charts_section(const Run& run, const std::vector<Series>& series) {
@@ -224,6 +290,7 @@ std::string html_report(const Run& run, const Cell* flame_cell) {
   out += host_section(run);
   out += summary_section(run);
   if (!run.trace) out += growth_section(series);
+  out += kernels_section(run);
   out += charts_section(run, series);
   out += flame_section(run, flame_cell);
   out += breakdown_section(run, flame_cell);

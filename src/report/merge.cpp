@@ -40,7 +40,7 @@ Run merge_runs(const std::vector<Run>& runs, const std::vector<std::string>& nam
                                      [&](const Cell& m) { return same_cell(m, labelled); });
       if (twin != merged.cells.end())
         throw usage_error(fmt::format("{}: cell {} is already in an earlier input; merge runs of different hosts, "
-                                      "kernels or heap sizes",
+                                      "kernels, heap sizes or VMA counts",
                                       names[i], cell_label(labelled)));
       merged.cells.push_back(std::move(labelled));
     }

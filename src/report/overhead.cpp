@@ -31,7 +31,7 @@ void render_overhead(const Run& run, std::ostream& out) {
     if (!c.overhead) continue;
     any = true;
     const Overhead& o = *c.overhead;
-    out << fmt::format("overhead {} {}: traced/untraced p50 x{:.2f} [{:.2f}, {:.2f}]", c.mode, format_size(c.heap_bytes),
+    out << fmt::format("overhead {} {}: traced/untraced p50 x{:.2f} [{:.2f}, {:.2f}]", c.mode, format_size(c.heap_bytes) + vmas_label(c.vmas),
                        o.ratio, o.ratio_low, o.ratio_high);
     if (o.corrected_kernel_ns > 0) {
       out << fmt::format("; untraced launch p50 {}: corrected traced launch {} ({:+.1f}%), corrected kernel {} ({:+.1f}%)",

@@ -42,7 +42,7 @@ std::string failures_note(const Run& run) {
   size_t cells = 0;
   for (const Cell& c : run.cells) {
     if (c.failed == 0 || ++cells > kNamed) continue;
-    named += fmt::format("{}{} {}: {} of {} failed", named.empty() ? "" : "; ", c.mode, format_size(c.heap_bytes),
+    named += fmt::format("{}{} {}: {} of {} failed", named.empty() ? "" : "; ", c.mode, format_size(c.heap_bytes) + vmas_label(c.vmas),
                          c.failed, c.launches + c.failed);
     if (!c.failed_errno.empty()) named += " (" + c.failed_errno + ")";
   }
@@ -160,15 +160,27 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
     out << "--depth process: the per-VMA work (vma_setup, copy_page_range) was not traced (--depth full sees it)\n";
   if (run.trace) return render_trace_summary(run, out, color);
 
-  Table t({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
-           Align::kLeft});
-  t.add_row({"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
-             "top kernel phases (self)"});
+  // --overhead: the untraced launch first, the traced one beside it.
+  const bool untraced = std::any_of(run.cells.begin(), run.cells.end(), [](const Cell& c) { return c.overhead; });
+  std::vector<Align> align{Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
+                           Align::kRight, Align::kLeft};
+  std::vector<std::string> head{"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
+                                "top kernel phases (self)"};
+  if (untraced) {
+    align.insert(align.begin() + 3, Align::kRight);
+    head.insert(head.begin() + 3, "untraced p50");
+  }
+  Table t(align);
+  t.add_row(head);
   for (const Cell& c : run.cells) {
     const UserSpans& u = c.user;
-    t.add_row({mode_label(c.mode, c.host), format_size(c.heap_bytes), launches_label(c), latency(u.call_to_return, u.call_to_return.p50),
-               latency(u.call_to_return, u.call_to_return.p99), latency(u.call_to_child, u.call_to_child.p50),
-               latency(u.call_to_reaped, u.call_to_reaped.p50), top_phases(c)});
+    std::vector<std::string> row{mode_label(c.mode, c.host), format_size(c.heap_bytes) + vmas_label(c.vmas),
+                                 launches_label(c), latency(u.call_to_return, u.call_to_return.p50),
+                                 latency(u.call_to_return, u.call_to_return.p99),
+                                 latency(u.call_to_child, u.call_to_child.p50),
+                                 latency(u.call_to_reaped, u.call_to_reaped.p50), top_phases(c)};
+    if (untraced) row.insert(row.begin() + 3, untraced_label(c));
+    t.add_row(row);
   }
   t.render(out, color);
   if (const std::string note = failures_note(run); !note.empty()) out << styled(note, kBold, color) << '\n';
@@ -176,7 +188,7 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
 
 void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Calibration* cal,
                        const std::string& backend) {
-  const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode, format_size(cell.heap_bytes))
+  const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode, format_size(cell.heap_bytes) + vmas_label(cell.vmas))
                                              : fmt::format("{} {}", cell.comm, cell.mode);
   const std::string execs = cell.kernel.execs ? fmt::format(", {} execs", cell.kernel.execs) : "";
   out << styled(fmt::format("{}: kernel phases per launch ({} launches{})", what, cell.launches, execs),

@@ -1,18 +1,25 @@
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "forkscope/error.h"
 #include "forkscope/runner.h"
 #include "forkscope/size.h"
+#include "forkscope/untrusted.h"
 
 namespace forkscope {
 
 namespace {
+
+constexpr uint64_t kHuge = 2ull << 20;  // a PMD's worth on x86-64 and arm64 (4K pages)
 
 // "VmPTE:	     128 kB" -> bytes
 uint64_t status_kb(const std::string& file, const std::string& key) {
@@ -26,7 +33,37 @@ uint64_t status_kb(const std::string& file, const std::string& key) {
 
 }  // namespace
 
-Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
+ThpLayout parse_thp_layout(const std::string& value) {
+  if (value.empty() || value == "pmd") return ThpLayout::kPmd;
+  if (value == "pte") return ThpLayout::kPte;
+  if (value == "none") return ThpLayout::kNone;
+  throw usage_error("--thp " + safe_text(value) +
+                    ": expected pmd (huge pages mapped by a PMD, the same as --thp alone), pte (2 MiB folios "
+                    "mapped by PTEs) or none");
+}
+
+std::string thp_layout_name(ThpLayout layout) {
+  return layout == ThpLayout::kPmd ? "pmd" : layout == ThpLayout::kPte ? "pte" : "";
+}
+
+std::vector<uint64_t> parse_vma_counts(const std::string& list) {
+  std::vector<uint64_t> out;
+  for (size_t begin = 0;;) {
+    const size_t comma = list.find(',', begin);
+    const std::string item = list.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
+    const std::optional<uint64_t> n = parse_whole_number(item);
+    if (!n)
+      throw usage_error("--vmas " + safe_text(list) + ": item " + std::to_string(out.size() + 1) + " (" +
+                        safe_text(item) + ") is not a whole number; give counts separated by commas, e.g. --vmas 0,1000,4000");
+    if (std::find(out.begin(), out.end(), *n) != out.end())
+      throw usage_error("--vmas " + std::to_string(*n) + " is given twice; give each count once");
+    out.push_back(*n);
+    if (comma == std::string::npos) return out;
+    begin = comma + 1;
+  }
+}
+
+Heap::Heap(uint64_t bytes, ThpLayout thp, uint64_t vmas, bool touch_vmas) : bytes_(bytes), thp_(thp), touch_vmas_(touch_vmas) {
   const long page = sysconf(_SC_PAGESIZE);
   if (vmas > 0) {
     void* v = mmap(nullptr, 2 * vmas * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -37,7 +74,7 @@ Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
     vma_base_ = static_cast<unsigned char*>(v);
     vmas_ = vmas;
     for (uint64_t i = 0; i < vmas; i++) {
-      vma_base_[2 * i * page] = static_cast<unsigned char>(i | 1);
+      if (touch_vmas) vma_base_[2 * i * page] = static_cast<unsigned char>(i | 1);
       // The page after each one goes, so neighbours cannot merge into one VMA.
       if (munmap(vma_base_ + (2 * i + 1) * page, page) != 0) {
         const int err = errno;
@@ -49,22 +86,39 @@ Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
     }
   }
   if (bytes == 0) return;
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Huge pages need 2 MiB-aligned ranges: map 2 MiB more and start at the boundary.
+  map_bytes_ = thp == ThpLayout::kNone ? bytes : bytes + kHuge;
+  void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     if (vma_base_) munmap(vma_base_, 2 * vmas_ * page);  // no destructor for a half-built Heap
     throw Error(kExitFailure, "cannot map a " + format_size(bytes) + " heap: " +
                                   std::strerror(errno) + "; choose smaller --heap sizes");
   }
-  base_ = static_cast<unsigned char*>(p);
+  map_ = static_cast<unsigned char*>(p);
+  const uintptr_t at = reinterpret_cast<uintptr_t>(map_);
+  base_ = thp == ThpLayout::kNone ? map_ : reinterpret_cast<unsigned char*>((at + kHuge - 1) & ~(kHuge - 1));
   // Huge pages would leave few page tables for fork to copy: off unless asked for.
-  madvise(base_, bytes, allow_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  madvise(map_, map_bytes_, thp == ThpLayout::kNone ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
   for (uint64_t off = 0; off < bytes; off += page) base_[off] = static_cast<unsigned char>(off >> 12 | 1);
+  if (thp == ThpLayout::kPte) {
+    // Changing the protection of one page inside a PMD-mapped huge page splits the
+    // PMD into 512 PTEs but keeps the 2 MiB folio; changing it back merges the
+    // VMAs again, so the heap stays one VMA with PTE-mapped large folios.
+    for (uint64_t off = 0; off + kHuge <= bytes; off += kHuge) {
+      if (mprotect(base_ + off, page, PROT_READ) != 0 || mprotect(base_ + off, page, PROT_READ | PROT_WRITE) != 0) {
+        const int err = errno;
+        munmap(map_, map_bytes_);
+        if (vma_base_) munmap(vma_base_, 2 * vmas_ * page);
+        throw Error(kExitFailure, std::string("cannot split the heap's huge-page mappings: ") + std::strerror(err));
+      }
+    }
+  }
   // The writes must happen: the compiler may not assume nobody reads them.
   asm volatile("" : : "r"(base_) : "memory");
 }
 
 Heap::~Heap() {
-  if (base_) munmap(base_, bytes_);
+  if (map_) munmap(map_, map_bytes_);
   const long page = sysconf(_SC_PAGESIZE);
   if (vma_base_) munmap(vma_base_, 2 * vmas_ * page);
 }
@@ -73,13 +127,49 @@ uint64_t Heap::checksum() const {
   uint64_t sum = 0;
   const long page = sysconf(_SC_PAGESIZE);
   for (uint64_t off = 0; off < bytes_; off += page) sum += static_cast<const volatile unsigned char*>(base_)[off];
-  for (uint64_t i = 0; i < vmas_; i++) sum += static_cast<const volatile unsigned char*>(vma_base_)[2 * i * page];
+  if (touch_vmas_) {
+    for (uint64_t i = 0; i < vmas_; i++) sum += static_cast<const volatile unsigned char*>(vma_base_)[2 * i * page];
+  }
   return sum;
 }
 
-Backing read_backing(uint64_t heap_bytes) {
+uint64_t Heap::large_folio_bytes() const {
+  if (bytes_ == 0 || thp_ == ThpLayout::kNone) return 0;  // MADV_NOHUGEPAGE: small pages only
+  const long page = sysconf(_SC_PAGESIZE);
+  const int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  const int flags = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+  uint64_t large = 0;
+  if (pagemap >= 0 && flags >= 0) {
+    const uint64_t pages = bytes_ / page;
+    std::vector<uint64_t> entries(pages);
+    const off_t first = static_cast<off_t>(reinterpret_cast<uintptr_t>(base_) / page * 8);
+    if (pread(pagemap, entries.data(), pages * 8, first) == static_cast<ssize_t>(pages * 8)) {
+      // PFNs of a large folio are consecutive: read their flags a run at a time.
+      constexpr uint64_t kPresent = 1ull << 63, kPfn = (1ull << 55) - 1, kThp = 1ull << 22;
+      std::vector<uint64_t> run;
+      for (uint64_t i = 0; i < pages;) {
+        const uint64_t pfn = entries[i] & kPfn;
+        uint64_t n = 1;
+        while (i + n < pages && (entries[i + n] & kPresent) && (entries[i + n] & kPfn) == pfn + n && n < 512) n++;
+        if ((entries[i] & kPresent) && pfn != 0) {
+          run.resize(n);
+          if (pread(flags, run.data(), n * 8, static_cast<off_t>(pfn * 8)) == static_cast<ssize_t>(n * 8)) {
+            for (uint64_t f : run) large += (f & kThp) ? page : 0;
+          }
+        }
+        i += n;
+      }
+    }
+  }
+  if (pagemap >= 0) close(pagemap);
+  if (flags >= 0) close(flags);
+  return large;
+}
+
+Backing read_backing(const Heap& heap) {
   Backing b;
-  b.heap_bytes_touched = heap_bytes;
+  b.heap_bytes_touched = heap.bytes();
+  b.large_folio_bytes = heap.large_folio_bytes();
   b.vm_pte_bytes = status_kb("/proc/self/status", "VmPTE:");
   b.vm_rss_bytes = status_kb("/proc/self/status", "VmRSS:");
   b.anon_huge_bytes = status_kb("/proc/self/smaps_rollup", "AnonHugePages:");

@@ -30,6 +30,8 @@ void pin_to_cpu(int cpu) {
   }
 }
 
+std::string vmas_note(const Cell& c) { return c.vmas ? " +" + std::to_string(c.vmas) + " VMAs" : ""; }
+
 // A live line on a terminal, a line per finished cell otherwise, nothing when quiet.
 class Progress {
  public:
@@ -39,8 +41,8 @@ class Progress {
     uint64_t now = now_ns();
     if (now - last_ < 100'000'000ull) return;
     last_ = now;
-    std::fprintf(stderr, "\r\033[K[%zu/%zu] %-12s heap %-6s %6llu/%llu launches  %.1fs", index + 1, cells_,
-                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), static_cast<unsigned long long>(done),
+    std::fprintf(stderr, "\r\033[K[%zu/%zu] %-12s heap %-6s%s %6llu/%llu launches  %.1fs", index + 1, cells_,
+                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), vmas_note(c).c_str(), static_cast<unsigned long long>(done),
                  static_cast<unsigned long long>(c.iterations), elapsed);
   }
   void finished(size_t index, const Cell& c) {
@@ -51,8 +53,8 @@ class Progress {
                              ? "every launch failed (" + c.failed_errno + ")"
                              : "p50 " + format_ns(static_cast<double>(c.user.call_to_return.p50));
     if (c.launches > 0 && c.failed > 0) result += ", " + std::to_string(c.failed) + " failed (" + c.failed_errno + ")";
-    std::fprintf(stderr, "[%zu/%zu] %-12s heap %-6s %llu launches in %.1fs%s, %s\n", index + 1, cells_,
-                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), static_cast<unsigned long long>(c.launches),
+    std::fprintf(stderr, "[%zu/%zu] %-12s heap %-6s%s %llu launches in %.1fs%s, %s\n", index + 1, cells_,
+                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), vmas_note(c).c_str(), static_cast<unsigned long long>(c.launches),
                  c.seconds, c.time_capped ? " (time cap)" : "", result.c_str());
   }
 
@@ -78,6 +80,14 @@ struct ThreadResult {
   }
 };
 
+// The memory layouts of the sweep, in order: each heap with each VMA count.
+std::vector<std::pair<uint64_t, uint64_t>> heap_vma_pairs(const SweepOptions& opt) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (uint64_t heap : opt.heaps)
+    for (uint64_t vmas : opt.vma_counts) out.emplace_back(heap, vmas);
+  return out;
+}
+
 }  // namespace
 
 std::vector<uint64_t> launch_block(Launcher& launcher, uint64_t n, const std::atomic<bool>* stop) {
@@ -97,20 +107,23 @@ std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::
   return out;
 }
 
+size_t sweep_cells_count(const SweepOptions& opt) {
+  return opt.heaps.size() * opt.vma_counts.size() * opt.modes.size();
+}
+
 std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, const std::atomic<bool>* stop) {
   if (opt.cpu >= 0) pin_to_cpu(opt.cpu);
   std::vector<Cell> cells;
-  const size_t ncells = opt.heaps.size() * opt.modes.size();
-  Progress progress(opt.quiet, ncells);
+  Progress progress(opt.quiet, sweep_cells_count(opt));
   std::vector<uint64_t> ret, child, reaped;
   // Touched before any launch, so recording a sample does not fault a fresh page.
   ret.assign(opt.iterations, 0);
   child.assign(opt.iterations, 0);
   reaped.assign(opt.iterations, 0);
 
-  for (uint64_t heap_bytes : opt.heaps) {
+  for (const auto& [heap_bytes, vmas] : heap_vma_pairs(opt)) {
     if (stop->load()) break;
-    Heap heap(heap_bytes, opt.allow_thp, opt.extra_vmas);
+    Heap heap(heap_bytes, opt.thp, vmas, opt.touch_vmas);
     for (const LaunchSpec& spec : opt.modes) {
       if (stop->load()) break;
       const uint32_t index = static_cast<uint32_t>(cells.size());
@@ -118,6 +131,9 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       cell.mode = spec.mode;
       cell.clone_flags = spec.flags_label;
       cell.heap_bytes = heap_bytes;
+      cell.vmas = vmas;
+      cell.vma_touch = vmas > 0 && !opt.touch_vmas ? "none" : "";
+      cell.thp = thp_layout_name(opt.thp);
       cell.iterations = opt.iterations;
       auto launcher = make_launcher(spec, opt.child_program);
       // Warm-up shares the cell's time budget, so no --warmup can stall a sweep.
@@ -199,7 +215,7 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       cell.user.call_to_return = summarize({ret.begin(), ret.begin() + nret});
       cell.user.call_to_reaped = summarize({reaped.begin(), reaped.begin() + nret});
       cell.user.call_to_child = summarize({child.begin(), child.begin() + nchild});
-      cell.backing = read_backing(heap_bytes);
+      cell.backing = read_backing(heap);
       if (opt.overhead && !untraced.empty() && nret > 0) {
         Overhead o;
         o.untraced = summarize(untraced);

@@ -24,7 +24,7 @@ Run run_session(const RunSessionOptions& o) {
   });
   plan.reattaches = sweep.overhead;
   // Cells 0..n-1 are the sweep's, cells n and n+1 the calibration's.
-  const auto sweep_cells = static_cast<uint32_t>(sweep.modes.size() * sweep.heaps.size());
+  const auto sweep_cells = static_cast<uint32_t>(sweep_cells_count(sweep));
   // From before the load: the first SIGINT/SIGTERM/SIGHUP/SIGQUIT ends the sweep
   // cleanly; a second one, e.g. during a slow heap set-up, takes effect at once
   // (the kernel still detaches everything).
@@ -62,7 +62,7 @@ Run run_session(const RunSessionOptions& o) {
   };
   if (!sweep.quiet) {
     std::fprintf(stderr, "forkscope: %s backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
-                 run.backend.c_str(), static_cast<double>(run.bpf_map_bytes) / (1 << 20), sweep.modes.size() * sweep.heaps.size(),
+                 run.backend.c_str(), static_cast<double>(run.bpf_map_bytes) / (1 << 20), sweep_cells_count(sweep),
                  static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
   }
   if (stop->load()) throw interrupted_at_start();

@@ -468,4 +468,77 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
 }
 
 }  // namespace
+// Issue 13 item 7: a landmark phase (tracepoint backend) against the same phase
+// timed by fentry/fexit on the same kernel, each with its own calibrated cost
+// taken out (the tracepoint run's --overhead calibration per program run; the
+// fentry run's probe_cost_ns per entry+exit pair, half per run).  A phase of at
+// least 5% of the launch agrees within 10%, or the catalog's account of its
+// landmark boundaries (phases_available[].how, shown by every report) names
+// what else the landmark segment holds ("also covers ...", "or .. the next VMA").
+double corrected_mean(const Cell& c, const Phase& p, double ns_per_event, double ns_per_fn_run) {
+  uint64_t events = 0, fn_events = 0;
+  for (const Phase& q : c.phases) {
+    if (q.path == p.path || q.path.starts_with(p.path + ";")) {
+      events += q.events;
+      fn_events += q.fn_events;
+    }
+  }
+  const double cost = static_cast<double>(events) * ns_per_event + static_cast<double>(fn_events) * ns_per_fn_run;
+  return p.count ? p.mean_ns - cost / static_cast<double>(p.count) : 0;
+}
+
+bool boundary_named(const Run& run, const std::string& phase) {
+  for (const PhaseAvailability& a : run.phases_available)
+    if (a.name == phase)
+      return a.how.find("also covers") != std::string::npos || a.how.find("or .. the next VMA") != std::string::npos;
+  return false;
+}
+
+TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
+  const forkscope::Run* tp = load("tracepoint");
+  const forkscope::Run* fe = load("fentry");
+  if (!tp || !fe) GTEST_SKIP() << "needs both FORKSCOPE_KERNEL_TRACEPOINT and FORKSCOPE_KERNEL_FENTRY";
+  if (!env("QEMU_LAB_ICOUNT"))
+    GTEST_SKIP() << "needs the guest's instruction-counted clock (scripts/qemu-lab.sh --icount): two runs' means "
+                    "are compared";
+  ASSERT_TRUE(tp->calibration && tp->calibration->ns_per_event > 0)
+      << "the tracepoint run has no --overhead calibration (guest-checks.sh runs it with --overhead)";
+  ASSERT_TRUE(fe->calibration && fe->calibration->probe_cost_ns.contains("fentry"));
+  const double per_event = tp->calibration->ns_per_event;
+  const double per_fn_run = fe->calibration->probe_cost_ns.at("fentry") / 2;
+  std::printf("  calibrated: %.0f ns per tracepoint program run, %.0f ns per fentry/fexit program run\n", per_event,
+              per_fn_run);
+  int compared = 0;
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell* a = find_cell(*tp, "fork", heap);
+    const Cell* b = find_cell(*fe, "fork", heap);
+    ASSERT_TRUE(a && b) << "fork " << heap;
+    const Phase* sys = b->phase("syscall");
+    ASSERT_NE(sys, nullptr);
+    const double launch = corrected_mean(*b, *sys, per_event, per_fn_run);
+    for (const Phase& pt : a->phases) {
+      const Phase* pf = b->phase(pt.name);
+      if (!pf || pf->source != "fentry" || pt.source == "fentry" || pt.name == "syscall" || pt.count == 0) continue;
+      SCOPED_TRACE("fork heap " + std::to_string(heap) + " " + pt.name);
+      const double t = corrected_mean(*a, pt, per_event, per_fn_run);
+      const double f = corrected_mean(*b, *pf, per_event, per_fn_run);
+      const double share = f / launch;
+      const bool agree = f > 0 && std::abs(t / f - 1) <= 0.10;
+      const bool named = boundary_named(*tp, pt.name);
+      std::printf("  fork %9llu %-16s landmark %9.0f ns  fentry %9.0f ns  x%.2f  %4.1f%% of the launch  calls %.1f vs %.1f%s\n",
+                  static_cast<unsigned long long>(heap), pt.name.c_str(), t, f, f > 0 ? t / f : 0, 100 * share,
+                  static_cast<double>(pt.calls) / static_cast<double>(pt.count),
+                  static_cast<double>(pf->calls) / static_cast<double>(std::max<uint64_t>(pf->count, 1)),
+                  share < 0.05 ? "  (under 5%: not judged)" : agree ? "  agree" : named ? "  boundary named in the catalog" : "  DIFFER");
+      compared++;
+      if (share >= 0.05) {
+        EXPECT_TRUE(agree || named) << "landmark " << t << " ns vs fentry " << f
+                                    << " ns per launch, and the catalog does not say what else the landmark segment holds";
+      }
+    }
+  }
+  EXPECT_GE(compared, 4) << "too few landmark phases with an fentry counterpart";
+}
+
 }  // namespace forkscope

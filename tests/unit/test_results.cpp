@@ -505,7 +505,7 @@ TEST(ResultsSemantics, DuplicateKeysAreRefusedWithTheirPath) {
 
 TEST(ResultsSemantics, DuplicateCellsAndPhasesAreRefused) {
   EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1] = j["cells"][0]; })); }),
-            "results: cells[1]: the same cell (mode, heap_bytes, comm, host) as cells[0]; a results file holds each "
+            "results: cells[1]: the same cell (mode, heap_bytes, vmas, comm, host) as cells[0]; a results file holds each "
             "cell once");
   // The same cell on another host is another cell.
   EXPECT_NO_THROW(run_from_json(edited([](nlohmann::json& j) {
