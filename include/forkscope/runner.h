@@ -15,6 +15,10 @@
 
 namespace forkscope {
 
+// The name the heap's mapping carries in /proc/PID/maps where the kernel allows
+// ([anon:forkscope heap]).
+extern const char* const kHeapVmaName;
+
 // An anonymous private mapping touched page by page and kept observably alive.
 // The runner's memory for a cell: a heap of `bytes`, touched page by page, and
 // `vmas` extra one-page anonymous mappings, each touched and kept apart (every

@@ -1,4 +1,5 @@
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,8 @@ uint64_t status_kb(const std::string& file, const std::string& key) {
 }
 
 }  // namespace
+
+const char* const kHeapVmaName = "forkscope heap";
 
 Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
   const long page = sysconf(_SC_PAGESIZE);
@@ -58,6 +61,10 @@ Heap::Heap(uint64_t bytes, bool allow_thp, uint64_t vmas) : bytes_(bytes) {
   base_ = static_cast<unsigned char*>(p);
   // Huge pages would leave few page tables for fork to copy: off unless asked for.
   madvise(base_, bytes, allow_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  // Named, so the per-mapping table says which mapping is the heap ([anon:forkscope
+  // heap]); kernels without CONFIG_ANON_VMA_NAME refuse it and it stays [anon].
+  prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, reinterpret_cast<unsigned long>(base_), bytes,
+        reinterpret_cast<unsigned long>(kHeapVmaName));
   for (uint64_t off = 0; off < bytes; off += page) base_[off] = static_cast<unsigned char>(off >> 12 | 1);
   // The writes must happen: the compiler may not assume nobody reads them.
   asm volatile("" : : "r"(base_) : "memory");
