@@ -25,16 +25,24 @@ struct {
 	__type(value, struct fs_vma_scratch);
 } vma_zero SEC(".maps");
 
-/* (cell, VMAs copied, k-th VMA) -> totals; shared by the CPUs, added to atomically. */
+/* (cell, VMAs copied, k-th VMA) -> totals; shared by the CPUs, added to atomically.
+ * Not preallocated: a run uses a slot per VMA of its forking cells, far below the bound. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 131072);
 	__type(key, struct fs_map_key);
 	__type(value, struct fs_map_agg);
 } map_agg SEC(".maps");
 
-static __always_inline void vma_store(struct fs_vma_scratch *s, __u32 k, __u64 setup, __u64 cpr)
+static __always_inline __u32 ns32(__u64 ns)
 {
+	return ns > 0xffffffffull ? 0xffffffffu : (__u32)ns;
+}
+
+static __always_inline void vma_store(struct fs_vma_scratch *s, __u32 k, __u64 setup64, __u64 cpr64)
+{
+	__u32 setup = ns32(setup64), cpr = ns32(cpr64);
 	/* Every slot below min(vmas, FS_MAP_OTHER) is written once per launch, and
 	 * the other slot first at k == FS_MAP_OTHER: no clearing between launches. */
 	if (k < FS_MAP_OTHER) {
@@ -48,8 +56,8 @@ static __always_inline void vma_store(struct fs_vma_scratch *s, __u32 k, __u64 s
 		s->ns[FS_MAP_OTHER][0] = setup;
 		s->ns[FS_MAP_OTHER][1] = cpr;
 	} else {
-		s->ns[FS_MAP_OTHER][0] += setup;
-		s->ns[FS_MAP_OTHER][1] += cpr;
+		s->ns[FS_MAP_OTHER][0] = ns32((__u64)s->ns[FS_MAP_OTHER][0] + setup);
+		s->ns[FS_MAP_OTHER][1] = ns32((__u64)s->ns[FS_MAP_OTHER][1] + cpr);
 	}
 }
 

@@ -34,12 +34,12 @@ std::vector<MappingInfo> read_smaps(pid_t pid);
 // What the kernel aggregated for one cell: per (VMAs a launch copied, k-th VMA).
 struct MappingSlot {
   uint32_t nvmas = 0;
-  uint32_t idx = 0;  // FS_MAP_OTHER (256) for every VMA past the first 256
+  uint32_t idx = 0;  // FS_MAP_OTHER (1024) for every VMA past the first 1024
   uint64_t calls = 0;
   uint64_t setup_ns = 0;
   uint64_t cpr_ns = 0;
 };
-inline constexpr uint32_t kMappingSlots = 256;  // FS_MAP_SLOTS of shared/records.h
+inline constexpr uint32_t kMappingSlots = 1024;  // FS_MAP_SLOTS of shared/records.h
 struct KernelMappings {
   std::vector<MappingSlot> slots;
   uint64_t lost = 0;  // launches whose per-VMA times had no room in the kernel's maps

@@ -133,7 +133,7 @@ struct fs_cellstat {
 /* Per-mapping attribution: the k-th VMA a launch's dup_mmap copied, per (cell, number
  * of VMAs that launch copied), so user space matches only launches whose count is its
  * snapshot's.  Indices past FS_MAP_SLOTS share the last slot, "(other mappings)". */
-#define FS_MAP_SLOTS 256
+#define FS_MAP_SLOTS 1024
 #define FS_MAP_OTHER FS_MAP_SLOTS
 struct fs_map_key {
 	__u32 cell;
@@ -146,9 +146,10 @@ struct fs_map_agg {
 	__u64 setup_ns; /* vma_setup, inclusive */
 	__u64 cpr_ns;   /* copy_page_range */
 };
-/* One launch's per-VMA ns while dup_mmap runs: [slot][0] vma_setup, [slot][1] copy_page_range. */
+/* One launch's per-VMA ns while dup_mmap runs: [slot][0] vma_setup, [slot][1]
+ * copy_page_range; 32 bits (saturating) keep it small: one VMA's copy takes ms. */
 struct fs_vma_scratch {
-	__u64 ns[FS_MAP_SLOTS + 1][2];
+	__u32 ns[FS_MAP_SLOTS + 1][2];
 };
 
 /* trace: launches are grouped by launching command and clone flags. */
