@@ -253,7 +253,7 @@ void describe(V& v, S& s) {
   v("mapping_method", s.mapping_method, kIfSet);
   v.require("mapping_method", s.mapping_method.empty() || s.mapping_method == "order",
             [&] { return fmt::format("unknown method {:?}; expected \"order\"", s.mapping_method); });
-  v("mapping_unattributed", s.mapping_unattributed, kOptional);
+  v("mapping_unattributed", s.mapping_unattributed, kIfSet);
   v("mappings", s.mappings, list(kMaxMappings, Presence::kIfSet));
 }
 
