@@ -305,6 +305,8 @@ bool is_set(const T& value) {
     return value.has_value();
   } else if constexpr (requires { value.empty(); }) {
     return !value.empty();
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    return value != 0;
   } else {
     return true;
   }
