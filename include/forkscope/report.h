@@ -101,4 +101,14 @@ bool stdout_is_tty();
 // traced/untraced ratio (--overhead), or a line saying it was not measured.
 void render_overhead(const Run& run, std::ostream& out);
 
+// Per-mapping attribution of dup_mmap (Cell::mappings).
+// "[anon] rw-p 256M", "(other mappings) (12 VMAs)".
+std::string mapping_label(const Mapping& m);
+// The mapping that holds most (over half) of copy_page_range, as measured, and what
+// typically cuts it; "" when no mapping does.
+std::string mapping_finding(const Cell& cell);
+// "where dup_mmap's time goes, by mapping": the top rows per fork, then the finding.
+// Nothing for a cell without per-mapping attribution.
+void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top = 10);
+
 }  // namespace forkscope

@@ -226,6 +226,7 @@ std::string html_report(const Run& run, const Cell* flame_cell) {
   if (!run.trace) out += growth_section(series);
   out += charts_section(run, series);
   out += flame_section(run, flame_cell);
+  if (flame_cell) out += mappings_html(*flame_cell);
   out += breakdown_section(run, flame_cell);
   out += availability_section(run);
   out += fmt::format(
