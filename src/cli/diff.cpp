@@ -1,9 +1,9 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "forkscope/compare.h"
+#include "forkscope/diff_merge.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 
 namespace forkscope {
 namespace {

@@ -1,8 +1,5 @@
-#include <cstdio>
-
 #include "cli/commands.h"
 #include "forkscope/error.h"
-#include "forkscope/untrusted.h"
 #include "forkscope/version.h"
 
 int main(int argc, char** argv) {
@@ -27,22 +24,9 @@ int main(int argc, char** argv) {
   forkscope::add_serve_command(app, exit_code);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::string sub = app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name() + " ";
-    // The arguments are the user's: made safe before they are echoed.
-    std::string what = forkscope::safe_text(e.what());
-    // CLI11 says "--out: At Most 1 required but received 2" of a repeated option.
-    if (const size_t at = what.find(": At Most 1 required"); at != std::string::npos)
-      what = what.substr(0, at) + " is given more than once; give it once";
-    std::fprintf(stderr, "forkscope: %s; see forkscope %s--help\n", what.c_str(), sub.c_str());
-    return forkscope::kExitUsage;
-  } catch (const forkscope::Error& e) {
-    std::fprintf(stderr, "forkscope: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "forkscope: %s\n", e.what());
-    return forkscope::kExitFailure;
+  } catch (...) {
+    const std::string sub = app.get_subcommands().empty() ? "" : " " + app.get_subcommands()[0]->get_name();
+    return forkscope::failure_exit(app, "forkscope" + sub);
   }
   return exit_code;
 }

@@ -2,7 +2,7 @@
 
 #include "cli/commands.h"
 #include "cli/preflight.h"
-#include "forkscope/compare.h"
+#include "forkscope/diff_merge.h"
 #include "forkscope/error.h"
 #include "forkscope/untrusted.h"
 

@@ -9,10 +9,21 @@
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
-#include "forkscope/visual.h"
+#include "forkscope/terminal.h"
+#include "forkscope/session.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
+
+std::string save_and_print(const Run& run, const std::string& out, bool color) {
+  const auto [path, report] = save_outputs(run, out);
+  render_text_report(run, featured_cell(run), std::cout, color);
+  std::cout << "\n";
+  render_overhead(run, std::cout);
+  std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
+  return path;
+}
+
 namespace {
 
 struct ReportOptions {

@@ -11,11 +11,11 @@
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 #include "forkscope/session.h"
 #include "forkscope/size.h"
 #include "forkscope/untrusted.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
 
@@ -178,12 +178,7 @@ int run_command(const RunOptions& o) {
   const Run run = run_session(session);
   prepare_out_dir(o.out);
 
-  const auto [path, report] = save_outputs(run, o.out);
-
-  render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
-  std::cout << "\n";
-  render_overhead(run, std::cout);
-  std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
+  const std::string path = save_and_print(run, o.out, !o.no_color && stdout_is_tty());
   if (run.incomplete) {
     std::fprintf(stderr, "forkscope: interrupted; %s holds the %zu cells done so far (marked incomplete)\n",
                  path.c_str(), run.cells.size());

@@ -2,33 +2,21 @@
 #include "cli/serve.h"
 
 #include <arpa/inet.h>
-#include <linux/magic.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/commands.h"
 #include "forkscope/error.h"
 #include "forkscope/probes.h"
+#include "forkscope/target.h"
 
 namespace forkscope {
 
 namespace {
-
-// The thread group of a pid: -p may name any thread of the process (as trace's).
-pid_t thread_group_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("Tgid:", 0) == 0) return static_cast<pid_t>(std::stol(line.substr(5)));
-  return pid;
-}
 
 // ADDR:PORT (IPv4) or [ADDR6]:PORT, as civetweb takes it.
 void check_listen(const std::string& listen) {
@@ -78,17 +66,8 @@ void validate_serve(ServeOptions& o, bool all) {
                       " (the kernel side's group cells)");
   if (!(o.evict_after_s >= 0 && o.evict_after_s <= 1e9))
     throw usage_error("--evict-after must be between 0 and 1e9 seconds");
-  if (o.pid < 0 || (o.pid > 0 && kill(o.pid, 0) != 0 && errno == ESRCH))
-    throw usage_error("-p " + std::to_string(o.pid) + ": no such process");
-  if (o.pid > 0) o.pid = thread_group_of(o.pid);
-  if (o.pid > 0 && o.pid == getpid()) throw usage_error("-p: forkscope cannot trace itself");
-  if (!o.cgroup.empty()) {
-    struct statfs fs;
-    if (statfs(o.cgroup.c_str(), &fs) != 0)
-      throw usage_error("--cgroup " + o.cgroup + ": " + std::strerror(errno) + "; give a directory under /sys/fs/cgroup");
-    if (fs.f_type != CGROUP2_SUPER_MAGIC)
-      throw usage_error("--cgroup " + o.cgroup + ": not a cgroup v2 directory; give one under /sys/fs/cgroup");
-  }
+  if (o.pid != 0) o.pid = check_pid_target(o.pid);
+  if (!o.cgroup.empty()) check_cgroup_target(o.cgroup);
   parse_backend(o.backend);
 }
 

@@ -1,6 +1,5 @@
 // forkscope-serve: `forkscope serve` in a process of its own (see cli/serve.h).
-#include <cstdio>
-
+#include "cli/commands.h"
 #include "cli/preflight.h"
 #include "cli/serve.h"
 #include "forkscope/error.h"
@@ -15,15 +14,7 @@ int main(int argc, char** argv) {
     forkscope::validate_serve(opts, all);
     forkscope::check_kernel_access();
     return forkscope::serve_session(opts);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "forkscope: %s; see forkscope serve --help\n", e.what());
-    return forkscope::kExitUsage;
-  } catch (const forkscope::Error& e) {
-    std::fprintf(stderr, "forkscope: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "forkscope: %s\n", e.what());
-    return forkscope::kExitFailure;
+  } catch (...) {
+    return forkscope::failure_exit(app, "forkscope serve");
   }
 }

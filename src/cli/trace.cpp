@@ -1,24 +1,20 @@
 // forkscope trace: the same per-phase breakdown for any workload's launches.
-#include <linux/magic.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 #include "forkscope/session.h"
+#include "forkscope/target.h"
 #include "forkscope/untrusted.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
 
@@ -62,36 +58,6 @@ bool runnable(const std::string& program) {
   return false;
 }
 
-// The thread group of a pid: -p may name any thread of the process.
-pid_t thread_group_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("Tgid:", 0) == 0) return static_cast<pid_t>(std::stol(line.substr(5)));
-  return pid;
-}
-
-// Why -p PID has nothing to trace, or "" when it names a live user-space process.
-// A zombie has exited (it launches nothing more) and a kernel thread's launches
-// are the kernel's own, never a user's workload.
-std::string untraceable(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  std::getline(in, stat);
-  // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold anything, so from the last ')'.
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return "";
-  std::istringstream fields(stat.substr(paren + 1));
-  std::string state;
-  long skip = 0;
-  unsigned long flags = 0;
-  fields >> state >> skip >> skip >> skip >> skip >> skip >> flags;
-  if (state == "Z" || state == "X") return "it has exited (a zombie waiting for its parent), so it launches nothing more";
-  constexpr unsigned long kPfKthread = 0x00200000;  // include/linux/sched.h PF_KTHREAD
-  if (flags & kPfKthread) return "it is a kernel thread; give a user-space process, or -a for the whole system";
-  return "";
-}
-
 // Everything a user can get wrong is checked here, before anything is loaded or
 // launched, and nothing is changed: the options, parsed, for the session.
 TraceSessionOptions validate(const TraceOptions& o) {
@@ -106,23 +72,12 @@ TraceSessionOptions validate(const TraceOptions& o) {
                       ": not found or not executable (PATH is searched as for a shell)");
   if (!(o.duration >= 0 && o.duration <= kMaxSeconds))
     throw usage_error("--duration must be between 0 (no limit) and 86400 seconds");
-  if (o.pid < 0 || (o.pid > 0 && kill(o.pid, 0) != 0 && errno == ESRCH))
-    throw usage_error("-p " + std::to_string(o.pid) + ": no such process");
-  if (o.pid > 0 && o.pid == getpid()) throw usage_error("-p: forkscope cannot trace itself");
-  if (o.pid > 0) {
-    if (const std::string why = untraceable(o.pid); !why.empty())
-      throw usage_error("-p " + std::to_string(o.pid) + ": nothing to trace: " + why);
-  }
-  if (!o.cgroup.empty()) {
-    struct statfs fs;
-    if (statfs(o.cgroup.c_str(), &fs) != 0)
-      throw usage_error("--cgroup " + safe_text(o.cgroup) + ": " + std::strerror(errno) + "; give a directory under /sys/fs/cgroup");
-    if (fs.f_type != CGROUP2_SUPER_MAGIC)
-      throw usage_error("--cgroup " + safe_text(o.cgroup) + ": not a cgroup v2 directory; give one under /sys/fs/cgroup");
-  }
+  pid_t session_pid = 0;
+  if (o.pid_given) session_pid = check_pid_target(o.pid);
+  if (!o.cgroup.empty()) check_cgroup_target(o.cgroup);
   TraceSessionOptions session;
   session.command = o.command;
-  session.pid = o.pid > 0 ? thread_group_of(o.pid) : 0;
+  session.pid = session_pid;
   session.cgroup = o.cgroup;
   session.all = o.all;
   session.duration = o.duration;
@@ -141,11 +96,7 @@ int trace_command(const TraceOptions& o) {
   const Run run = trace_session(session);
   prepare_out_dir(o.out);
 
-  const auto [path, report] = save_outputs(run, o.out);
-  render_text_report(run, featured_cell(run), std::cout, !o.no_color && stdout_is_tty());
-  std::cout << "\n";
-  render_overhead(run, std::cout);
-  std::cout << "\nresults: " << path << "\nreport: " << report << "\n";
+  const std::string path = save_and_print(run, o.out, !o.no_color && stdout_is_tty());
   if (run.cells.empty() && !o.quiet)
     std::fprintf(stderr, "forkscope: no launch or exec was seen in %.1f s\n", run.trace->seconds);
   return kExitOk;

@@ -55,9 +55,11 @@ struct Fd {
   throw usage_error(fmt::format("cannot read results file {}: {}; check the path", path, why));
 }
 
+// The advice fits the cause: a full disk (or quota) is not a missing directory.
 [[noreturn]] void write_failed(const std::string& what, const std::string& path, int err) {
-  throw Error(kExitFailure, fmt::format("cannot write {} {}: {}; check that its directory exists and is writable",
-                                        what, path, std::strerror(err)));
+  const char* advice = err == ENOSPC || err == EDQUOT ? "the disk is full; free space or choose another place"
+                                                      : "check that its directory exists and is writable";
+  throw Error(kExitFailure, fmt::format("cannot write {} {}: {}; {}", what, path, std::strerror(err), advice));
 }
 
 size_t first_non_space(const std::string& text) { return text.find_first_not_of(" \t\r\n"); }

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/size.h"
 
 namespace forkscope {

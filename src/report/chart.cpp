@@ -8,7 +8,7 @@
 #include <optional>
 
 #include "forkscope/size.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 #include "report/markup.h"
 
 namespace forkscope {

@@ -1,7 +1,7 @@
 // One row per cell and phase, for spreadsheets and plotting scripts.
 #include <fmt/format.h>
 
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
 namespace {

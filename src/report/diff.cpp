@@ -5,9 +5,9 @@
 #include <cmath>
 #include <numeric>
 
-#include "forkscope/compare.h"
+#include "forkscope/diff_merge.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/size.h"
 #include "forkscope/stats.h"
 #include "report/text.h"

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "forkscope/size.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 #include "report/markup.h"
 
 namespace forkscope {

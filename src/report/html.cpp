@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "forkscope/size.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 #include "report/markup.h"
 #include "report/text.h"
 

@@ -4,9 +4,10 @@
 
 #include <algorithm>
 
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
+#include "forkscope/terminal.h"
 #include "forkscope/size.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 #include "report/markup.h"
 #include "report/text.h"
 

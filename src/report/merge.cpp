@@ -3,9 +3,9 @@
 
 #include <algorithm>
 
-#include "forkscope/compare.h"
+#include "forkscope/diff_merge.h"
 #include "forkscope/error.h"
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 
 namespace forkscope {
 

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 #include "forkscope/size.h"
 
 namespace forkscope {

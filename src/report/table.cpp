@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string_view>
 
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 #include "forkscope/size.h"
 #include "report/text.h"
 

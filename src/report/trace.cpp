@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
 namespace {

@@ -3,10 +3,10 @@
 #include <ctime>
 
 #include "forkscope/catalog.h"
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/session.h"
 #include "forkscope/version.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 
 namespace forkscope {
 

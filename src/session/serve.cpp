@@ -1,12 +1,9 @@
 #include "session/serve.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <linux/magic.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +20,7 @@
 #include "forkscope/metrics.h"
 #include "forkscope/probes.h"
 #include "forkscope/runner.h"
+#include "forkscope/target.h"
 
 namespace forkscope {
 
@@ -121,11 +119,7 @@ void check_can_listen(const std::string& listen) {
 
 int serve_session(const ServeOptions& o) {
   check_can_listen(o.listen);
-  int cgroup_fd = -1;
-  if (!o.cgroup.empty()) {
-    cgroup_fd = open(o.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cgroup_fd < 0) throw usage_error("--cgroup " + o.cgroup + ": " + std::strerror(errno));
-  }
+  const int cgroup_fd = o.cgroup.empty() ? -1 : open_cgroup(o.cgroup);
   PlanOptions plan;
   plan.backend = parse_backend(o.backend);
   plan.exec = true;

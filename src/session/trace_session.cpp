@@ -1,5 +1,4 @@
 // The trace session: follows a workload's launches until it ends.
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include "forkscope/command.h"
 #include "forkscope/error.h"
 #include "forkscope/runner.h"
+#include "forkscope/target.h"
 #include "forkscope/session.h"
 #include "forkscope/shared/catalog.h"
 #include "forkscope/untrusted.h"
@@ -71,11 +71,7 @@ std::vector<Cell> collect(Tracer& tracer, double seconds) {
 
 Run trace_session(const TraceSessionOptions& o) {
   signal(SIGPIPE, SIG_IGN);  // a command that dies before it is let go must not take forkscope with it
-  int cgroup_fd = -1;
-  if (!o.cgroup.empty()) {
-    cgroup_fd = open(o.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cgroup_fd < 0) throw usage_error("--cgroup " + safe_text(o.cgroup) + ": " + std::strerror(errno));
-  }
+  const int cgroup_fd = o.cgroup.empty() ? -1 : open_cgroup(o.cgroup);
   PlanOptions plan = o.plan;
   plan.exec = true;
   plan.probe_cost = false;  // trace runs no probe-cost calibration: no spare slot

@@ -10,6 +10,7 @@
 
 #include "forkscope/error.h"
 #include "forkscope/results.h"
+#include "refusal.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
@@ -17,11 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     run = forkscope::run_from_json(text);
   } catch (const forkscope::Error& e) {
-    const std::string what = e.what();
-    if (e.exit_code() != forkscope::kExitUsage || what.find('\n') != std::string::npos) {
-      std::fprintf(stderr, "refused with exit code %d and message: %s\n", e.exit_code(), e.what());
-      std::abort();
-    }
+    check_refusal(e);
     return 0;
   }
   const std::string once = forkscope::to_json(run);

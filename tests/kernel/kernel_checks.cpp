@@ -148,10 +148,11 @@ TEST_P(Backend, FunctionPhasesComeFromFunctionProbes) {
   for (const PhaseAvailability& a : run_->phases_available) {
     if (a.name == "copy_process" || a.name == "dup_mmap" || a.name == "copy_page_range") {
       EXPECT_EQ(a.source, expected_source(a.name)) << "phases_available " << a.name;
-      if (!traceable(a.name))
+      if (!traceable(a.name)) {
         EXPECT_NE((a.how + " " + a.reason).find(a.name), std::string::npos)
             << "phases_available " << a.name << " does not name the untraceable function: how '" << a.how
             << "', reason '" << a.reason << "'";
+      }
     }
   }
 }

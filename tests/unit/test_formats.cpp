@@ -10,10 +10,10 @@
 #include <numeric>
 #include <sstream>
 
-#include "forkscope/compare.h"
-#include "forkscope/report.h"
+#include "forkscope/diff_merge.h"
+#include "forkscope/terminal.h"
 #include "forkscope/stats.h"
-#include "forkscope/visual.h"
+#include "forkscope/formats.h"
 #include "usage_message.h"
 
 namespace forkscope {

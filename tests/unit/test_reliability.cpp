@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 #include "forkscope/results.h"
 #include "usage_message.h"
 

@@ -1,4 +1,4 @@
-#include "forkscope/report.h"
+#include "forkscope/terminal.h"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 // the whole document; none of them refers to anything outside itself.
 #include <string>
 
-#include "forkscope/report.h"
+#include "forkscope/analysis.h"
 #include "forkscope/results.h"
 
 namespace forkscope {

@@ -1,10 +1,8 @@
 #pragma once
-// Terminal rendering of results: the one-row-per-cell summary table and one
-// cell's kernel phase tree.  Colour is the caller's choice (see stdout_is_tty).
-// Also what every report format shares: choosing cells, grouping them by mode,
-// and how a mode's launch grows with the heap.
+// What every report format reads from results: choosing and naming cells,
+// grouping them by mode, how a mode's launch grows with the heap, and a cell's
+// phase tree as rows.
 #include <optional>
-#include <ostream>
 #include <string>
 #include <vector>
 
@@ -86,29 +84,11 @@ struct TreeRow {
 std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal = nullptr,
                                      const std::string& backend = "");
 
-void render_summary(const Run& run, std::ostream& out, bool color);
-void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Calibration* cal = nullptr,
-                       const std::string& backend = "");
-// Per mode, smallest vs largest heap: how much the kernel time grew and which
-// phases' self time the growth went to.  Prints nothing for single-heap runs.
-void render_growth(const Run& run, std::ostream& out, bool color);
-// What `forkscope run` prints: summary, growth, and the phase tree of `tree_cell`.
-void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out, bool color);
-// Whether stdout deserves colour: a terminal, TERM is not "dumb", NO_COLOR unset.
-bool stdout_is_tty();
-
-// The observer effect: the calibrated cost per program run, and per cell the
-// traced/untraced ratio (--overhead), or a line saying it was not measured.
-void render_overhead(const Run& run, std::ostream& out);
-
 // Per-mapping attribution of dup_mmap (Cell::mappings).
 // "[anon] rw-p 256M", "(other mappings) (12 VMAs)".
 std::string mapping_label(const Mapping& m);
 // The mapping that holds most (over half) of copy_page_range, as measured, and what
 // typically cuts it; "" when no mapping does.
 std::string mapping_finding(const Cell& cell);
-// "where dup_mmap's time goes, by mapping": the top rows per fork, then the finding.
-// Nothing for a cell without per-mapping attribution.
-void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top = 10);
 
 }  // namespace forkscope

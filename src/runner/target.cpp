@@ -1,0 +1,78 @@
+#include "forkscope/target.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "forkscope/error.h"
+#include "forkscope/untrusted.h"
+
+namespace forkscope {
+
+namespace {
+
+// Why PID has nothing to follow, or "" when it names a live user-space process.
+// A zombie has exited (it launches nothing more) and a kernel thread's launches
+// are the kernel's own, never a user's workload.
+std::string untraceable(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold anything, so from the last ')'.
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return "";
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string state;
+  long skip = 0;
+  unsigned long flags = 0;
+  fields >> state >> skip >> skip >> skip >> skip >> skip >> flags;
+  if (state == "Z" || state == "X")
+    return "it has exited (a zombie waiting for its parent), so it launches nothing more";
+  constexpr unsigned long kPfKthread = 0x00200000;  // include/linux/sched.h PF_KTHREAD
+  if (flags & kPfKthread) return "it is a kernel thread; give a user-space process, or -a for the whole system";
+  return "";
+}
+
+}  // namespace
+
+pid_t thread_group_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Tgid:", 0) == 0) return static_cast<pid_t>(std::stol(line.substr(5)));
+  return pid;
+}
+
+pid_t check_pid_target(pid_t pid) {
+  if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
+    throw usage_error("-p " + std::to_string(pid) + ": no such process");
+  const pid_t group = thread_group_of(pid);
+  if (group == getpid()) throw usage_error("-p: forkscope cannot trace itself");
+  if (const std::string why = untraceable(pid); !why.empty())
+    throw usage_error("-p " + std::to_string(pid) + ": nothing to trace: " + why);
+  return group;
+}
+
+void check_cgroup_target(const std::string& path) {
+  struct statfs fs;
+  if (statfs(path.c_str(), &fs) != 0)
+    throw usage_error("--cgroup " + safe_text(path) + ": " + std::strerror(errno) +
+                      "; give a directory under /sys/fs/cgroup");
+  if (fs.f_type != CGROUP2_SUPER_MAGIC)
+    throw usage_error("--cgroup " + safe_text(path) + ": not a cgroup v2 directory; give one under /sys/fs/cgroup");
+}
+
+int open_cgroup(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw usage_error("--cgroup " + safe_text(path) + ": " + std::strerror(errno));
+  return fd;
+}
+
+}  // namespace forkscope
