@@ -47,7 +47,7 @@ std::string mapping_finding(const Cell& cell) {
   });
   const double share = static_cast<double>(top.copy_page_range_ns) / static_cast<double>(cpr);
   // Only a mapping that holds most of the copy is a finding.
-  if (share < 0.5) return "";
+  if (share <= 0.5) return "";
   return fmt::format("{} holds {} of copy_page_range ({} per fork, {} resident): a smaller or huge-page-backed "
                      "region, MADV_DONTFORK, or vfork/posix_spawn when the child only execs would cut it",
                      mapping_label(top), percent(share), format_ns(per_launch(top.copy_page_range_ns, top.launches)),

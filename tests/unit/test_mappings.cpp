@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 #include <linux/types.h>
 
+#include <algorithm>
+#include <sstream>
 #include <vector>
 
+#include "forkscope/formats.h"
 #include "forkscope/mappings.h"
+#include "forkscope/terminal.h"
 #include "forkscope/shared/catalog.h"
 #include "forkscope/shared/machine.h"
 
@@ -184,6 +188,49 @@ TEST(Attribution, NothingCopiedLeavesTheCellAlone) {
   forkscope::attribute_mappings(forkscope::parse_smaps(kSmaps), KernelMappings{}, cell);
   EXPECT_EQ(cell.mapping_method, "");
   EXPECT_TRUE(cell.mappings.empty());
+}
+
+}  // namespace
+
+namespace {
+
+forkscope::Cell attributed_cell() {
+  forkscope::Cell c;
+  c.mode = "fork";
+  c.heap_bytes = 512u << 20;
+  c.mapping_method = "order";
+  c.mapping_unattributed = 1;
+  c.mappings = {{"[anon]", "anon", "rw-p", 1, 512u << 20, 512u << 20, 1u << 20, 10, 10, 100, 9700},
+                {"/usr/lib/libc.so.6, \"x\"", "file", "r--p", 1, 16384, 16384, 4096, 10, 10, 200, 300}};
+  return c;
+}
+
+TEST(MappingReports, TheFindingNamesTheMappingHoldingMostOfTheCopy) {
+  const forkscope::Cell c = attributed_cell();
+  EXPECT_EQ(forkscope::mapping_label(c.mappings[0]), "[anon] rw-p 512M");
+  const std::string f = forkscope::mapping_finding(c);
+  EXPECT_EQ(f.rfind("[anon] rw-p 512M holds 97% of copy_page_range (970 ns per fork", 0), 0u) << f;
+  forkscope::Cell even = c;
+  even.mappings[1].copy_page_range_ns = 9700;  // no mapping holds over half
+  EXPECT_EQ(forkscope::mapping_finding(even), "");
+}
+
+TEST(MappingReports, TableCsvAndHtmlHaveARowPerMapping) {
+  forkscope::Run run;
+  run.cells = {attributed_cell()};
+  std::ostringstream table;
+  forkscope::render_mappings(run.cells[0], table, false);
+  EXPECT_NE(table.str().find("10 launches attributed, 1 not"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("finding: [anon] rw-p 512M"), std::string::npos) << table.str();
+  const std::string csv = forkscope::mappings_csv(run);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
+  EXPECT_NE(csv.find(",\"/usr/lib/libc.so.6, \"\"x\"\"\",file,r--p,1,16384,"), std::string::npos) << csv;
+  const std::string html = forkscope::mappings_html(run.cells[0]);
+  EXPECT_NE(html.find("/usr/lib/libc.so.6, &quot;x&quot;"), std::string::npos) << html;
+  std::ostringstream none;
+  forkscope::render_mappings(forkscope::Cell{}, none, false);
+  EXPECT_EQ(none.str(), "");
+  EXPECT_EQ(forkscope::mappings_html(forkscope::Cell{}), "");
 }
 
 }  // namespace
