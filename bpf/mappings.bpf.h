@@ -5,6 +5,7 @@
  * Keyed by the count too, so user space attributes a launch only when the count
  * matches its /proc/PID/maps snapshot (dup_mmap walks the VMAs in address order,
  * skipping VM_DONTCOPY ones) and counts the others as unattributed.
+ * run only: trace has no snapshot per launching process yet, so it keeps nothing.
  * Include after maps.bpf.h. */
 #ifndef FORKSCOPE_MAPPINGS_BPF_H
 #define FORKSCOPE_MAPPINGS_BPF_H
@@ -64,7 +65,7 @@ static __always_inline void vma_store(struct fs_vma_scratch *s, __u32 k, __u64 s
 /* After a landmark that can start a VMA: the VMA before it goes to the scratch entry. */
 static __always_inline void mappings_flush(struct fs_launch *l)
 {
-	if (!(l->vma_state & FS_VMA_DONE))
+	if (!(l->vma_state & FS_VMA_DONE) || follow != FS_FOLLOW_TGID)
 		return;
 	l->vma_state &= ~FS_VMA_DONE;
 	__u32 tid = l->tid, k = l->vmas - 2;
@@ -117,7 +118,7 @@ static long map_add_slot(__u64 i, void *ctx)
  * global function, checked once (see aggregate). */
 __noinline int mappings_finish(struct fs_launch *l)
 {
-	if (!l || !l->vmas)
+	if (!l || !l->vmas || follow != FS_FOLLOW_TGID)
 		return 0;
 	__u32 tid = l->tid, n = l->vmas;
 	struct fs_vma_scratch *s = bpf_map_lookup_elem(&vma_scratch, &tid);

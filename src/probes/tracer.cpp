@@ -139,8 +139,8 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     bpf_map__set_max_entries(skel->maps.launches, 160);
     bpf_map__set_max_entries(skel->maps.vma_scratch, 160);
   } else {
-    // Launches in dup_mmap at the same moment, system-wide: more are counted lost.
-    bpf_map__set_max_entries(skel->maps.vma_scratch, 256);
+    // trace keeps no per-mapping times yet (mappings.bpf.h).
+    bpf_map__set_max_entries(skel->maps.vma_scratch, 1);
   }
   bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
   bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
