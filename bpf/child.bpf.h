@@ -28,7 +28,7 @@ static __always_inline void emit_child_span(struct fs_child *c, __u32 pid, __u32
 /* An execve or execveat starts in a launched child (or, in trace, a followed task). */
 static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
 {
-	struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+	struct fs_child *c = child_of(tid);
 	__u32 cell;
 	if (c)
 		cell = c->cell;
@@ -48,9 +48,9 @@ static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
 		l->seq = c->seq; /* a sampled launch's child: its exec spans join the timeline */
 	l->events[FS_PH_EXEC_BPRM] = 1; /* this program */
 	l->tid = tid;
-	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY) == 0) {
+	if (bpf_map_update_elem(&launches, &tid, l, BPF_NOEXIST) == 0) {
 		__sync_fetch_and_add(&execs_in_flight, 1);
-	} else {
+	} else if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) { /* a stale record replaced, or none */
 		struct fs_cellstat *cs = cellstat(cell);
 		if (cs)
 			cs->lost += 1;
@@ -66,8 +66,10 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 		aggregate(l);
 		if (cs)
 			cs->execs += 1;
-		struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+		struct fs_child *c = child_of(tid);
 		if (c) {
+			if (!c->exec_ret_ts)
+				__sync_fetch_and_add(&first_insn_pending, 1);
 			c->exec_ret_ts = now;
 			__u32 n = l->nspans;
 			for (__u32 i = 0; i < FS_EXEC_MAX_SPANS; i++) {
@@ -87,9 +89,8 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 	} else if (cs) {
 		cs->exec_failed += 1;
 	}
-	bpf_map_delete_elem(&launches, &tid);
-	if (execs_in_flight) /* reset when the programs are attached again */
-		__sync_fetch_and_add(&execs_in_flight, -1);
+	if (bpf_map_delete_elem(&launches, &tid) == 0)
+		fs_count_down(&execs_in_flight);
 }
 
 /* A followed thread's wait4/waitid returned a child: its reaping. */
@@ -110,7 +111,7 @@ static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 			return;
 		pid = (__u32)si_pid;
 	}
-	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	struct fs_child *c = child_of(pid);
 	if (!c || !c->exit_ts)
 		return; /* a stopped child (WUNTRACED), not a reaped one */
 	/* The parent, woken by exit_notify on another CPU, may reap the child before
@@ -123,7 +124,7 @@ static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 		emit_child_span(c, pid, FS_PH_REAP, start, d);
 	}
 	if (c->dead_ts)
-		bpf_map_delete_elem(&children, &pid);
+		child_forget(pid);
 	else
 		__sync_fetch_and_or(&c->flags, FS_CF_REAPED); /* its teardown is still to be counted */
 }
@@ -132,7 +133,7 @@ static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 static __always_inline void child_mm_event(__u64 now)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+	struct fs_child *c = child_of(tid);
 	if (!c || !c->exit_ts || c->dead_ts)
 		return;
 	if (!c->mm_first)
@@ -161,8 +162,12 @@ static __always_inline void child_dead(struct fs_child *c, __u32 pid, __u64 now)
 		if (!c->ran)
 			cs->first_run_missed += 1;
 	}
+	if (!c->ran) {
+		c->ran = 1;
+		fs_count_down(&first_run_pending);
+	}
 	if (c->flags & (FS_CF_THREAD | FS_CF_REAPED))
-		bpf_map_delete_elem(&children, &pid);
+		child_forget(pid);
 }
 
 #endif

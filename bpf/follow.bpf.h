@@ -21,6 +21,8 @@ static __always_inline int is_target(__u32 tgid)
 
 static __always_inline struct fs_launch *launch_of_current(int function_probe)
 {
+	if (!fs_records_in_flight())
+		return NULL;
 	__u64 id = bpf_get_current_pid_tgid();
 	if (follow == FS_FOLLOW_TGID && (__u32)(id >> 32) != target_tgid && !execs_in_flight)
 		return NULL;

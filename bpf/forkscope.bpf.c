@@ -25,15 +25,21 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
+/* The syscalls that run a program: launch (clone, clone3, fork, vfork), exec, exit
+ * and wait.  Each has its own classic tracepoint (syscalls:sys_enter_clone ...) where
+ * the kernel has them, so no other syscall runs any program; the raw sys_enter and
+ * sys_exit, which run for every syscall of every task, are the last resort (the
+ * plan chooses, Tracer::open turns the other set's autoload off).  Both sets call
+ * the two functions below.  a1, a3, a4: the syscall's first, third and fourth
+ * arguments (clone flags or clone_args, waitid's infop and options). */
+static __always_inline int sys_enter_common(long id, __u64 a1, __u64 a3, __u64 a4)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, tgid = (__u32)(pid_tgid >> 32);
 
 	if (is_exit_syscall(id)) {
 		/* A child on its way out: exit or exit_group starts its teardown. */
-		struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
+		struct fs_child *c = child_of(tid);
 		if (c && !c->exit_ts)
 			c->exit_ts = bpf_ktime_get_ns();
 		return 0;
@@ -47,9 +53,9 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	if (is_wait_syscall(id)) {
 		struct fs_wait w = { .since = bpf_ktime_get_ns() };
 		if (id == FS_NR_WAITID) {
-			if (!waitid_reaps(regs))
+			if (!waitid_reaps(a4))
 				return 0;
-			w.infop = waitid_infop(regs);
+			w.infop = a3;
 		}
 		bpf_map_update_elem(&waits, &tid, &w, BPF_ANY);
 		return 0;
@@ -57,10 +63,11 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	if (!is_launch_syscall(id))
 		return 0;
 	bpf_map_delete_elem(&last_cell, &tid);
-	__u64 flags = launch_flags(id, regs);
+	__u64 flags = launch_flags(id, a1);
 	__u32 cell = follow == FS_FOLLOW_TGID ? cur_cell : trace_cell(flags & ~FS_CLONE_IGNORED);
 	if (cell >= FS_MAX_CELLS) {
-		bpf_map_delete_elem(&launches, &tid);
+		if (bpf_map_delete_elem(&launches, &tid) == 0)
+			fs_count_down(&launches_in_flight);
 		return 0;
 	}
 	__u32 zero = 0;
@@ -81,7 +88,9 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	fs_launch_begin(l, cell, seq, bpf_ktime_get_ns());
 	l->events[FS_PH_SYSCALL] = 1; /* this program */
 	l->tid = tid;
-	if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) {
+	if (bpf_map_update_elem(&launches, &tid, l, BPF_NOEXIST) == 0) {
+		__sync_fetch_and_add(&launches_in_flight, 1);
+	} else if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) { /* a stale record replaced, or none */
 		struct fs_cellstat *cs = cellstat(cell);
 		if (cs)
 			cs->lost += 1;
@@ -89,17 +98,20 @@ int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int sys_exit_common(long id, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, tgid = (__u32)(pid_tgid >> 32);
-	struct fs_launch *l = my_launch();
-	if (!l) {
+	if (is_wait_syscall(id)) {
 		if (follow != FS_FOLLOW_TGID || tgid == target_tgid)
 			wait_end(tid, ret, bpf_ktime_get_ns());
 		return 0;
 	}
+	/* A launch's or an exec's return (a new child's return from clone has no
+	 * record: its first run is sched_switch's). */
+	struct fs_launch *l = my_launch();
+	if (!l)
+		return 0;
 	if (l->flags & FS_LF_CALIB)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
@@ -160,8 +172,54 @@ int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (l->vmas)
 		bpf_map_delete_elem(&vma_scratch, &tid);
-	bpf_map_delete_elem(&launches, &tid);
+	if (bpf_map_delete_elem(&launches, &tid) == 0)
+		fs_count_down(&launches_in_flight);
 	return 0;
+}
+
+/* The per-syscall tracepoints.  Their context (perf_call_bpf_enter/exit) is the
+ * regs pointer, the syscall number and the arguments or the return value: the
+ * layout of trace_event_raw_sys_enter/exit.  The number is each program's own. */
+#define FS_SYS_ENTER(name, nr)                                                        \
+	SEC("tp/syscalls/sys_enter_" #name)                                           \
+	int fs_enter_##name(struct trace_event_raw_sys_enter *ctx)                    \
+	{                                                                             \
+		return sys_enter_common(nr, ctx->args[0], ctx->args[2], ctx->args[3]); \
+	}
+#define FS_SYS_EXIT(name, nr)                                                         \
+	SEC("tp/syscalls/sys_exit_" #name)                                            \
+	int fs_exit_##name(struct trace_event_raw_sys_exit *ctx)                      \
+	{                                                                             \
+		return sys_exit_common(nr, ctx->ret);                                 \
+	}
+FS_SYS_ENTER(clone, FS_NR_CLONE) FS_SYS_ENTER(clone3, FS_NR_CLONE3)
+FS_SYS_ENTER(fork, FS_NR_FORK) FS_SYS_ENTER(vfork, FS_NR_VFORK)
+FS_SYS_ENTER(execve, FS_NR_EXECVE) FS_SYS_ENTER(execveat, FS_NR_EXECVEAT)
+FS_SYS_ENTER(exit, FS_NR_EXIT) FS_SYS_ENTER(exit_group, FS_NR_EXIT_GROUP)
+FS_SYS_ENTER(wait4, FS_NR_WAIT4) FS_SYS_ENTER(waitid, FS_NR_WAITID)
+/* exit and exit_group do not return. */
+FS_SYS_EXIT(clone, FS_NR_CLONE) FS_SYS_EXIT(clone3, FS_NR_CLONE3)
+FS_SYS_EXIT(fork, FS_NR_FORK) FS_SYS_EXIT(vfork, FS_NR_VFORK)
+FS_SYS_EXIT(execve, FS_NR_EXECVE) FS_SYS_EXIT(execveat, FS_NR_EXECVEAT)
+FS_SYS_EXIT(wait4, FS_NR_WAIT4) FS_SYS_EXIT(waitid, FS_NR_WAITID)
+
+/* The last resort: a program for every syscall, which returns at once for the others. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
+{
+	if (!is_hooked_syscall(id))
+		return 0;
+	return sys_enter_common(id, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs),
+				PT_REGS_PARM4_CORE_SYSCALL(regs));
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fs_sys_exit, struct pt_regs *regs, long ret)
+{
+	long id = BPF_CORE_READ(regs, orig_ax);
+	if (!is_hooked_syscall(id))
+		return 0;
+	return sys_exit_common(id, ret);
 }
 
 SEC("tp_btf/kmem_cache_alloc")
@@ -183,6 +241,8 @@ int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, stru
 SEC("tp_btf/mmap_lock_acquire_returned")
 int BPF_PROG(fs_mmap_lock_acquired, struct mm_struct *mm, bool write, bool success)
 {
+	if (!fs_records_in_flight() && !children_live)
+		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	struct fs_launch *l = my_launch();
 	if (!l) {
@@ -205,6 +265,8 @@ int BPF_PROG(fs_mmap_lock_acquired, struct mm_struct *mm, bool write, bool succe
 SEC("tp_btf/mmap_lock_released")
 int BPF_PROG(fs_mmap_lock_released, struct mm_struct *mm, bool write)
 {
+	if (!fs_records_in_flight() && !children_live)
+		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	struct fs_launch *l = my_launch();
 	if (!l) {
@@ -246,7 +308,8 @@ int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
 		c.flags = FS_CF_THREAD;
 	else if (follow == FS_FOLLOW_TREE)
 		bpf_map_update_elem(&tracked, &pid, &pid, BPF_ANY); /* a new process: followed too */
-	if (bpf_map_update_elem(&children, &pid, &c, BPF_ANY) == 0) {
+	if (child_remember(pid, &c) == 0) {
+		__sync_fetch_and_add(&first_run_pending, 1);
 		struct fs_cellstat *cs = cellstat(l->cell);
 		if (cs)
 			cs->children_born += 1;
@@ -267,19 +330,19 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(fs_sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 pid = p->pid, old = (__u32)old_pid;
-	if (old != pid) {
+	if (old != pid && (fs_records_in_flight() || children_live)) {
 		/* A non-leader thread exec'd: de_thread gave it the leader's pid.  Its
 		 * records move with it (landmarks between de_thread and here were missed:
-		 * bprm_setup runs on to here). */
+		 * bprm_setup runs on to here); the leader's, if any, are gone with it. */
 		struct fs_launch *moved = bpf_map_lookup_elem(&launches, &old);
 		if (moved) {
 			bpf_map_update_elem(&launches, &pid, moved, BPF_ANY);
 			bpf_map_delete_elem(&launches, &old);
 		}
-		struct fs_child *child = bpf_map_lookup_elem(&children, &old);
+		struct fs_child *child = child_of(old);
 		if (child) {
-			bpf_map_update_elem(&children, &pid, child, BPF_ANY);
-			bpf_map_delete_elem(&children, &old);
+			child_remember(pid, child);
+			child_forget(old);
 		}
 	}
 	struct fs_launch *l = my_launch();
@@ -290,11 +353,26 @@ int BPF_PROG(fs_sched_process_exec, struct task_struct *p, pid_t old_pid, struct
 
 /* The task is gone for good: whatever we still hold about it goes too (children
  * reaped by someone we do not follow, or reaping themselves). */
+/* The task is gone for good: whatever we still hold about it goes too (children
+ * reaped by someone we do not follow, or reaping themselves; a thread group left
+ * behind by trace -p; a record whose syscall never returned, an exec failing past
+ * its point of no return). */
 SEC("tp_btf/sched_process_free")
 int BPF_PROG(fs_sched_process_free, struct task_struct *p)
 {
 	__u32 pid = p->pid;
-	bpf_map_delete_elem(&children, &pid);
+	if (children_live)
+		child_forget(pid);
+	if (follow == FS_FOLLOW_TREE && pid == (__u32)p->tgid)
+		bpf_map_delete_elem(&tracked, &pid);
+	if (fs_records_in_flight()) {
+		struct fs_launch *l = bpf_map_lookup_elem(&launches, &pid);
+		if (l) {
+			__u32 flags = l->flags;
+			if (bpf_map_delete_elem(&launches, &pid) == 0 && !(flags & FS_LF_CALIB))
+				fs_count_down((flags & FS_LF_EXEC) ? &execs_in_flight : &launches_in_flight);
+		}
+	}
 	return 0;
 }
 
@@ -307,7 +385,7 @@ int BPF_PROG(fs_sched_wakeup_new, struct task_struct *p)
 	__u64 now = bpf_ktime_get_ns();
 	fs_landmark(l, FS_LM_WAKEUP_NEW, now, CFG);
 	__u32 pid = p->pid;
-	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	struct fs_child *c = child_of(pid);
 	if (c && !c->ran)
 		c->wake_ts = now;
 	return 0;
@@ -316,20 +394,23 @@ int BPF_PROG(fs_sched_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
+	if (!children_live)
+		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	if (task_is_dead(prev)) {
 		__u32 prev_pid = prev->pid;
 		struct fs_child *d = bpf_map_lookup_elem(&children, &prev_pid);
 		if (d && !d->dead_ts)
 			child_dead(d, prev_pid, now);
-		if (follow == FS_FOLLOW_TREE && prev->pid == prev->tgid)
-			bpf_map_delete_elem(&tracked, &prev_pid);
 	}
+	if (!first_run_pending)
+		return 0;
 	__u32 pid = next->pid;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
 	if (!c || c->ran)
 		return 0;
 	c->ran = 1;
+	fs_count_down(&first_run_pending);
 	/* Another CPU may switch the child in before sched_wakeup_new's handler ran
 	 * on the parent's: then it waited for nothing. */
 	if (!c->wake_ts)
@@ -344,10 +425,12 @@ SEC("tp_btf/page_fault_user")
 int BPF_PROG(fs_page_fault_user, unsigned long address, struct pt_regs *regs,
 	     unsigned long error_code)
 {
+	const int cow = (cfg.measured & FS_BIT(FS_PH_POST_LAUNCH_COW)) && (error_code & FS_X86_PF_WRITE);
+	if (!first_insn_pending && !cow)
+		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
-	struct fs_child *c = bpf_map_lookup_elem(&children, &tid);
-	const int cow = (cfg.measured & FS_BIT(FS_PH_POST_LAUNCH_COW)) && (error_code & FS_X86_PF_WRITE);
+	struct fs_child *c = child_of(tid);
 	if (c) {
 		if (c->exec_ret_ts) {
 			/* The new image's first instruction faulted. */
@@ -356,6 +439,7 @@ int BPF_PROG(fs_page_fault_user, unsigned long address, struct pt_regs *regs,
 			agg_add(c->cell, FS_PH_EXEC_FIRST_INSN, 1, 1, d, d, 1, 0);
 			emit_child_span(c, tid, FS_PH_EXEC_FIRST_INSN, c->exec_ret_ts, d);
 			c->exec_ret_ts = 0;
+			fs_count_down(&first_insn_pending);
 		}
 		if (cow) {
 			struct fs_cellstat *cs = cellstat(c->cell);

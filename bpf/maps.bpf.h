@@ -36,9 +36,36 @@ __u32 next_group = 0;
 /* trace: launches recorded span by span per group, up to trace_sample_limit. */
 __u32 trace_samples[FS_MAX_CELLS] = {};
 __u32 trace_sample_limit = 0;
-/* execve records in flight: while there are none, events of tasks other than the
- * runner are dropped before any map lookup. */
+/* Gates of the high-rate programs (sched_switch, kmem_cache_alloc, mmap_lock,
+ * page faults...): while nothing is in flight they return before any map lookup, so
+ * the machine's other tasks pay one load of a global.  Each counts what its map
+ * holds: launch records (launches_in_flight) and execve records (execs_in_flight)
+ * in launches, and children in children (children_live); incremented where a new
+ * key goes in, decremented where one comes out.  A child the LRU evicts leaves the
+ * count high: the gate then only stays open longer.  User space recounts them when
+ * it attaches the programs again (Tracer::set_attached). */
+__u32 launches_in_flight = 0;
 __u32 execs_in_flight = 0;
+__u32 children_live = 0;
+/* Children whose execve returned and whose first instruction has not faulted yet:
+ * page_fault_user, which runs for every fault on the machine, looks no further
+ * while there are none (and copy-on-write faults are not counted). */
+__u32 first_insn_pending = 0;
+/* Children not yet switched in for the first time: sched_switch, which runs for
+ * every switch on the machine, looks the task switched in up only while there are
+ * some (a dying task it checks by its state first). */
+__u32 first_run_pending = 0;
+
+static __always_inline void fs_count_down(__u32 *counter)
+{
+	if (*counter)
+		__sync_fetch_and_add(counter, -1);
+}
+
+static __always_inline int fs_records_in_flight(void)
+{
+	return (launches_in_flight | execs_in_flight) != 0;
+}
 
 /* A launched child, from task_newtask to its reaping (child.bpf.h). */
 #define FS_CF_THREAD 1u /* reaps itself: forgotten when it dies */
@@ -167,6 +194,29 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fs_cellstat);
 } cellstats SEC(".maps");
+
+/* A child record goes in (counted when its key is new) or out. */
+static __always_inline int child_remember(__u32 pid, struct fs_child *c)
+{
+	if (bpf_map_update_elem(&children, &pid, c, BPF_NOEXIST) == 0) {
+		__sync_fetch_and_add(&children_live, 1);
+		return 0;
+	}
+	return bpf_map_update_elem(&children, &pid, c, BPF_ANY);
+}
+
+static __always_inline void child_forget(__u32 pid)
+{
+	if (bpf_map_delete_elem(&children, &pid) == 0)
+		fs_count_down(&children_live);
+}
+
+static __always_inline struct fs_child *child_of(__u32 pid)
+{
+	if (!children_live)
+		return NULL;
+	return bpf_map_lookup_elem(&children, &pid);
+}
 
 static __always_inline struct fs_cellstat *cellstat(__u32 cell)
 {

@@ -45,31 +45,29 @@ static __always_inline int is_exit_syscall(long id) { return id == FS_NR_EXIT ||
 static __always_inline int is_exec_syscall(long id) { return id == FS_NR_EXECVE || id == FS_NR_EXECVEAT; }
 static __always_inline int is_wait_syscall(long id) { return id == FS_NR_WAIT4 || id == FS_NR_WAITID; }
 
-/* The clone flags a launch syscall asks for, from its arguments. */
-static __always_inline __u64 launch_flags(long id, struct pt_regs *regs)
+static __always_inline int is_hooked_syscall(long id)
+{
+	return is_launch_syscall(id) || is_exit_syscall(id) || is_exec_syscall(id) || is_wait_syscall(id);
+}
+
+/* The clone flags a launch syscall asks for, from its first argument. */
+static __always_inline __u64 launch_flags(long id, __u64 arg1)
 {
 	if (id == FS_NR_FORK)
 		return 0;
 	if (id == FS_NR_VFORK)
 		return FS_CLONE_VM | FS_CLONE_VFORK;
-	__u64 arg = PT_REGS_PARM1_CORE_SYSCALL(regs);
 	if (id == FS_NR_CLONE)
-		return arg;
+		return arg1;
 	__u64 flags = 0; /* clone3: struct clone_args begins with the flags */
-	bpf_probe_read_user(&flags, sizeof(flags), (void *)arg);
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)arg1);
 	return flags;
 }
 
-/* waitid's options: does the call reap at all (WNOWAIT does not)? */
-static __always_inline int waitid_reaps(struct pt_regs *regs)
+/* waitid's options (its fourth argument): does the call reap at all (WNOWAIT does not)? */
+static __always_inline int waitid_reaps(__u64 options)
 {
-	return !(PT_REGS_PARM4_CORE_SYSCALL(regs) & FS_WNOWAIT);
-}
-
-/* waitid's infop: where the kernel writes the reaped child's siginfo. */
-static __always_inline __u64 waitid_infop(struct pt_regs *regs)
-{
-	return PT_REGS_PARM3_CORE_SYSCALL(regs);
+	return !(options & FS_WNOWAIT);
 }
 
 /* The pid waitid reaped, from the siginfo it wrote; <= 0 when WNOHANG found none. */

@@ -19,7 +19,8 @@
 # the wait for a CPU held by other work (this machine is shared) does not.  The
 # last column is the same ratio in wall time.
 #
-# Conditions (--conditions, comma-separated; default all four), each with its
+# Conditions (--conditions, comma-separated; default all four; a forkscope one
+# may end in +DEPTH, e.g. trace-a+syscall for --depth syscall), each with its
 # own untraced sets, ABBA over --rounds rounds (tests/bench/system-lib.sh):
 #   run       forkscope run --modes fork --heap 2M --iterations 1000000
 #             --cell-seconds 600 in the background: the first cell of the
@@ -73,7 +74,7 @@ done
 conds=()
 IFS=, read -ra conds <<<"${CONDS:-${SYSTEM_CONDITIONS// /,}}"
 for c in "${conds[@]}"; do
-  [[ " $SYSTEM_CONDITIONS " == *" $c "* ]] || { echo "bench-system: unknown condition '$c' (known: ${SYSTEM_CONDITIONS// /, })" >&2; exit 2; }
+  [[ " $SYSTEM_CONDITIONS " == *" ${c%+*} "* ]] || { echo "bench-system: unknown condition '$c' (known: ${SYSTEM_CONDITIONS// /, })" >&2; exit 2; }
 done
 [[ $(id -u) -eq 0 ]] || { echo "bench-system: needs root (BPF); run it with sudo" >&2; exit 3; }
 FORKSCOPE=${FORKSCOPE:-${FORKSCOPE_BUILD:-$ROOT/build}/forkscope}

@@ -27,6 +27,23 @@ const std::vector<CatalogEntry>& catalog();
 const char* source_name(int source);  // "tracepoint", "derived", "fentry", "kprobe", ""
 bool is_user_slot(int id);            // USER0..USER3
 
+// --depth: how far into a launch the programs look.  syscall: the launch syscall,
+// the wakeup, the child's first run, its teardown and reaping, execve (a handful
+// of events per launch: no allocation or lock programs); process: adds the
+// copy_process phases, dup_mmap and the exec phases (no per-VMA work); full:
+// everything (the default).
+enum class Depth { kSyscall, kProcess, kFull };
+Depth parse_depth(const std::string& name);  // throws usage_error
+const char* depth_name(Depth depth);         // "syscall", "process", "full"
+// The shallowest depth that measures a phase (user slots: syscall).
+Depth phase_depth(int id);
+
+// Which syscall hooks run the syscall programs: the per-syscall tracepoints
+// (syscalls:sys_enter_clone ...; no program runs for other syscalls) or, as the
+// last resort, the raw sys_enter/sys_exit (a program for every syscall).
+enum class SyscallHooks { kPerSyscall, kRaw };
+const char* syscall_hooks_name(SyscallHooks hooks);
+
 // What one run measures: the configuration the BPF side gets, plus what user
 // space needs to name and explain each phase.
 struct RunPlan {
@@ -47,12 +64,23 @@ struct RunPlan {
   std::string calibration_function;
   // Landmark call sites ([start, end) of each landmark function in /proc/kallsyms).
   std::vector<fs_site> sites;
+  Depth depth = Depth::kFull;
+  SyscallHooks syscall_hooks = SyscallHooks::kPerSyscall;
+
+  // The programs each depth loads: allocation landmarks (kmem_cache_alloc) and
+  // mmap_lock events from process on.
+  bool allocation_programs() const { return depth != Depth::kSyscall; }
+  bool mmap_lock_programs() const { return depth != Depth::kSyscall; }
 
   bool measured(int id) const { return cfg.measured & FS_BIT(id); }
 };
 
 // --detail: also count post-launch copy-on-write faults and page-table pages.
 void set_detail(RunPlan& plan, bool detail);
+// --depth: the phases deeper than depth are not measured ("not at --depth X").
+void set_depth(RunPlan& plan, Depth depth);
+// Does an allocation landmark (FS_LM_*) belong to depth?  Per-VMA ones only at full.
+bool landmark_at_depth(__u32 landmark, Depth depth);
 
 // Landmarks only: what the tracepoint backend measures by itself.
 RunPlan tracepoint_plan();

@@ -61,6 +61,13 @@ std::vector<FeatureCheck> probe_features();
 
 bool kprobes_available(std::string* why);
 
+// The syscall hooks this kernel offers: the per-syscall tracepoints when tracefs
+// lists every one forkscope needs, else the raw sys_enter/sys_exit (*why says why).
+// Tracer::open falls back to the raw ones when the per-syscall ones fail to load.
+SyscallHooks choose_syscall_hooks(std::string* why);
+// Those tracepoints, by tracefs name ("sys_enter_clone", ...).
+const std::vector<std::string>& hooked_syscall_events();
+
 // Tries function probes for real: loads a minimal program and attaches it.
 // Each try returns "" when it works, otherwise the reason.
 class FunctionProber {
@@ -95,6 +102,13 @@ struct PlanOptions {
   bool detail = false;     // --detail: copy-on-write faults and page-table pages
   bool exec = true;        // launches may exec (the exec phases' per-fault program loads)
   bool probe_cost = true;  // find a target for Tracer::probe_costs (trace measures no probe cost)
+  Depth depth = Depth::kFull;
+  // The programs are detached and attached again every few dozen launches
+  // (--overhead's untraced blocks): detaching a per-syscall tracepoint's program
+  // waits for a grace period (20-90 ms each on 6.18, one after another), so such
+  // runs use the raw sys_enter/sys_exit, whose programs return at once for the
+  // syscalls that are none of ours.
+  bool reattaches = false;
 };
 
 // The one plan of a run, complete: which source measures each phase on this
@@ -150,7 +164,10 @@ class Tracer {
   void set_attached(bool attached);
   // Detach or re-attach the allocation-landmark program alone (kmem_cache_alloc):
   // the calibration varies our runs per launch with the kernel's work unchanged.
+  // Nothing to do at --depth syscall, which loads no such program.
   void set_allocation_landmarks(bool attached);
+  // The programs loaded and attached, by name (doctor, the tests).
+  std::vector<std::string> attached_programs() const;
   void sample_next(uint32_t seq);  // record the next launch span by span as number seq; 0: don't
   // The sampled launches of a cell, with their children's spans (drains the ring buffer).
   std::vector<Sample> drain_samples(uint32_t cell);

@@ -232,6 +232,7 @@ struct Run {
   std::string started;  // ISO 8601 UTC
   Host host;
   std::string backend;  // "tracepoint"
+  std::string depth = "full";  // --depth: "syscall", "process" or "full"
   bool incomplete = false;
   uint64_t bpf_map_bytes = 0;  // kernel memory the BPF maps took (0: not known)
   std::vector<PhaseAvailability> phases_available;

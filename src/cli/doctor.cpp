@@ -36,6 +36,19 @@ int doctor_command() {
               tracer ? ("loaded and attached as --backend auto would: " + backend_name(tracer->plan())).c_str()
                      : load_error.c_str());
 
+  std::string hooks_why;
+  const SyscallHooks offered = choose_syscall_hooks(&hooks_why);
+  std::printf("  %-20s %-4s %s\n", "syscall hooks", offered == SyscallHooks::kPerSyscall ? "yes" : "no",
+              tracer ? (std::string(syscall_hooks_name(tracer->plan().syscall_hooks)) +
+                        (hooks_why.empty() ? "" : " (" + hooks_why + ")"))
+                           .c_str()
+                     : syscall_hooks_name(offered));
+  if (tracer) {
+    std::string programs;
+    for (const std::string& p : tracer->attached_programs()) programs += (programs.empty() ? "" : " ") + p;
+    std::printf("  %-20s %-4s %s\n", "programs attached", "", programs.c_str());
+  }
+
   std::printf("\nphases (as --backend auto measures them here; every function tried for real)\n");
   FunctionProber prober;
   const RunPlan& plan = tracer ? tracer->plan() : auto_plan;

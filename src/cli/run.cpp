@@ -46,6 +46,7 @@ struct RunOptions {
   std::string backend = "auto";
   bool overhead = false;
   bool detail = false;
+  std::string depth = "full";
   unsigned threads = 1;
   std::vector<std::string> phases;
 };
@@ -90,6 +91,7 @@ RunSessionOptions validate(const RunOptions& o) {
   session.plan.backend = parse_backend(o.backend);
   for (const std::string& spec : o.phases) session.plan.user_phases.push_back(parse_user_phase(spec));
   session.plan.detail = o.detail;
+  session.plan.depth = parse_depth(o.depth);
   session.verbose = o.verbose;
   SweepOptions& s = session.sweep;
   for (size_t begin = 0; !o.modes.empty();) {
@@ -249,6 +251,12 @@ void add_run_command(CLI::App& app, int& exit_code) {
                   "Launching threads per cell, launching at once (e.g. 2 to load both CPUs); the\n"
                   "iterations are shared among them")
       ->check(count)
+      ->capture_default_str();
+  sub->add_option("--depth", opts->depth,
+                  "How far into each launch to look: syscall (the launch syscall, wakeup, child's first\n"
+                  "run, teardown, reaping, execve: a handful of events, no allocation or lock programs),\n"
+                  "process (adds copy_process's phases, dup_mmap and the exec phases, no per-VMA work)\n"
+                  "or full (everything)")
       ->capture_default_str();
   sub->add_flag("--detail", opts->detail,
                 "Also trace per-fault and per-page events: post-launch copy-on-write faults and\n"

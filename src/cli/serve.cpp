@@ -54,6 +54,8 @@ void add_serve_options(CLI::App& app, ServeOptions& o, bool& all) {
   app.add_option("--evict-after", o.evict_after_s, "Seconds a label set must be idle before a new group may take its place")
       ->capture_default_str();
   app.add_option("--backend", o.backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
+  app.add_option("--depth", o.depth, "syscall, process or full, as for run (shallower: cheaper for every task on the machine)")
+      ->capture_default_str();
   app.add_flag("-q,--quiet", o.quiet, "Nothing on stderr but errors");
   app.add_flag("-v,--verbose", o.verbose, "Show libbpf's log");
 }
@@ -69,12 +71,13 @@ void validate_serve(ServeOptions& o, bool all) {
   if (o.pid != 0) o.pid = check_pid_target(o.pid);
   if (!o.cgroup.empty()) check_cgroup_target(o.cgroup);
   parse_backend(o.backend);
+  parse_depth(o.depth);
 }
 
 std::vector<std::string> serve_arguments(const ServeOptions& o) {
   std::vector<std::string> args = {"--listen",      o.listen,    "--max-groups",
                                    std::to_string(o.max_groups), "--evict-after", std::to_string(o.evict_after_s),
-                                   "--backend",     o.backend};
+                                   "--backend",     o.backend,   "--depth", o.depth};
   if (o.pid > 0) args.insert(args.end(), {"-p", std::to_string(o.pid)});
   if (!o.cgroup.empty()) args.insert(args.end(), {"--cgroup", o.cgroup});
   if (o.quiet) args.push_back("-q");

@@ -32,6 +32,7 @@ struct TraceOptions {
   std::string backend = "auto";
   std::vector<std::string> phases;
   bool detail = false;
+  std::string depth = "full";
   std::string out = "forkscope-out";
   bool quiet = false;
   bool no_color = false;
@@ -84,6 +85,7 @@ TraceSessionOptions validate(const TraceOptions& o) {
   session.plan.backend = parse_backend(o.backend);
   for (const std::string& spec : o.phases) session.plan.user_phases.push_back(parse_user_phase(spec));
   session.plan.detail = o.detail;
+  session.plan.depth = parse_depth(o.depth);
   session.quiet = o.quiet;
   session.verbose = o.verbose;
   return session;
@@ -123,6 +125,9 @@ void add_trace_command(CLI::App& app, int& exit_code) {
   sub->add_option("--duration", opts->duration, "Stop after this many seconds (0: no limit)")->capture_default_str();
   sub->add_option("--backend", opts->backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
   sub->add_option("--phase", opts->phases, "FUNC[:PARENT]: also time this kernel function, as for run");
+  sub->add_option("--depth", opts->depth,
+                  "syscall, process or full, as for run (shallower: cheaper for every task on the machine)")
+      ->capture_default_str();
   sub->add_flag("--detail", opts->detail, "Also count the children's copy-on-write faults (costlier)");
   sub->add_option("--out", opts->out, "Directory for results.json and report.html")->capture_default_str();
   sub->add_flag("-q,--quiet", opts->quiet, "No progress on stderr");

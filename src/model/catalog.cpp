@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "forkscope/error.h"
 #include "forkscope/stats.h"
 
 namespace forkscope {
@@ -63,6 +64,73 @@ void set_detail(RunPlan& plan, bool detail) {
     plan.cfg.landmarks &= ~cow;
     plan.reason[FS_PH_POST_LAUNCH_COW] = "a page_fault_user event per fault: run with --detail to count them";
   }
+}
+
+Depth parse_depth(const std::string& name) {
+  if (name == "syscall") return Depth::kSyscall;
+  if (name == "process") return Depth::kProcess;
+  if (name == "full") return Depth::kFull;
+  throw usage_error("unknown --depth '" + name + "'; choose syscall, process or full");
+}
+
+const char* depth_name(Depth depth) {
+  switch (depth) {
+    case Depth::kSyscall: return "syscall";
+    case Depth::kProcess: return "process";
+    case Depth::kFull: return "full";
+  }
+  return "full";
+}
+
+const char* syscall_hooks_name(SyscallHooks hooks) {
+  return hooks == SyscallHooks::kPerSyscall ? "per-syscall tracepoints" : "raw sys_enter/sys_exit";
+}
+
+Depth phase_depth(int id) {
+  switch (id) {
+    case FS_PH_VMA_SETUP:
+    case FS_PH_COPY_PAGE_RANGE:
+      return Depth::kFull;
+    case FS_PH_COPY_PROCESS:
+    case FS_PH_DUP_TASK_STRUCT:
+    case FS_PH_COPY_CREDS:
+    case FS_PH_SCHED_FORK:
+    case FS_PH_COPY_FILES:
+    case FS_PH_COPY_FS:
+    case FS_PH_COPY_SIGHAND:
+    case FS_PH_COPY_SIGNAL:
+    case FS_PH_DUP_MM:
+    case FS_PH_DUP_MMAP:
+    case FS_PH_COPY_NAMESPACES:
+    case FS_PH_COPY_THREAD:
+    case FS_PH_ALLOC_PID:
+    case FS_PH_EXIT_MM:
+    case FS_PH_EXEC_BPRM:
+    case FS_PH_EXEC_MMAP:
+    case FS_PH_EXEC_OLD_MM:
+    case FS_PH_EXEC_LOAD:
+      return Depth::kProcess;
+    default:
+      return Depth::kSyscall;
+  }
+}
+
+void set_depth(RunPlan& plan, Depth depth) {
+  plan.depth = depth;
+  for (int id = 0; id < FS_NPHASES; id++) {
+    if (is_user_slot(id) || phase_depth(id) <= depth) continue;
+    plan.cfg.measured &= ~FS_BIT(id);
+    plan.cfg.landmarks &= ~FS_BIT(id);
+    plan.source[id] = FS_SRC_NONE;
+    plan.function[id].clear();
+    plan.reason[id] = std::string("not at --depth ") + depth_name(depth);
+  }
+}
+
+bool landmark_at_depth(__u32 landmark, Depth depth) {
+  if (depth == Depth::kSyscall) return false;  // no allocation program at all
+  if (landmark == FS_LM_VMA_DUP || landmark == FS_LM_ANON_VMA) return depth == Depth::kFull;
+  return true;
 }
 
 std::string phase_path(const RunPlan& plan, int id) {

@@ -287,6 +287,10 @@ void describe(V& v, S& s) {
   v("started", s.started);
   v("host", s.host);
   v("backend", s.backend);
+  // Optional: files from before --depth saw everything ("full").
+  v("depth", s.depth, kOptional);
+  v.require("depth", s.depth == "syscall" || s.depth == "process" || s.depth == "full",
+            [&] { return fmt::format("is {:?}, expected \"syscall\", \"process\" or \"full\"", s.depth); });
   v("incomplete", s.incomplete);
   // Optional: files from before it was recorded lack it.
   v("bpf_map_bytes", s.bpf_map_bytes, kOptional);

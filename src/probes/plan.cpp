@@ -70,6 +70,7 @@ void resolve_sites(RunPlan& plan) {
       }
       continue;
     }
+    if (!landmark_at_depth(spec.landmark == 0 ? static_cast<__u32>(FS_LM_TASK_STRUCT) : spec.landmark, plan.depth)) continue;
     if (plan.sites.size() >= FS_MAX_SITES) break;
     plan.sites.push_back({r->start, r->end, spec.landmark, 0});
   }
@@ -78,7 +79,7 @@ void resolve_sites(RunPlan& plan) {
 // The phases function probes can measure with the chosen backend, tried for real,
 // and the probe-cost calibration's target; landmarks for the rest.  Throws
 // privilege_error when a forced backend cannot work at all.
-RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_phases, bool probe_cost) {
+RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_phases, bool probe_cost, Depth depth) {
   RunPlan plan = tracepoint_plan();
   if (user_phases.size() > FS_USER_PHASES)
     throw usage_error("at most " + std::to_string(FS_USER_PHASES) + " --phase options per run");
@@ -110,7 +111,7 @@ RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_p
     return why;
   };
   for (const CatalogEntry& e : catalog()) {
-    if (is_user_slot(e.id) || e.functions.empty()) continue;
+    if (is_user_slot(e.id) || e.functions.empty() || phase_depth(e.id) > depth) continue;
     std::string why = probe(e.id, e.functions);
     if (!plan.measured(e.id)) {
       plan.reason[e.id] = why + (fentry || kprobe ? "" : "; no function probes on this kernel");
@@ -183,10 +184,12 @@ UserPhase parse_user_phase(const std::string& spec) {
 }
 
 RunPlan plan_run(const PlanOptions& o) {
-  RunPlan plan = function_plan(o.backend, o.user_phases, o.probe_cost);
+  RunPlan plan = function_plan(o.backend, o.user_phases, o.probe_cost, o.depth);
   set_detail(plan, o.detail);
+  set_depth(plan, o.depth);
   plan.exec = o.exec;
-  resolve_sites(plan);
+  plan.syscall_hooks = o.reattaches ? SyscallHooks::kRaw : choose_syscall_hooks(nullptr);
+  if (plan.depth != Depth::kSyscall) resolve_sites(plan);
   return plan;
 }
 

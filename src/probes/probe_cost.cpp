@@ -78,6 +78,8 @@ std::map<std::string, double> Tracer::probe_costs() {
   record.tid = tid;
   const int launches_fd = bpf_map__fd(skel->maps.launches);
   const bool recorded = bpf_map_update_elem(launches_fd, &tid, &record, BPF_ANY) == 0;
+  // The programs see launch records only while the gate counts one (maps.bpf.h).
+  if (recorded) __atomic_add_fetch(&skel->bss->launches_in_flight, 1, __ATOMIC_SEQ_CST);
   block();  // warm-up
   // Rounds: an untraced block, then one block per kind; one more untraced block
   // closes the last round.  A kind's cost in a round is its block minus the mean
@@ -100,7 +102,8 @@ std::map<std::string, double> Tracer::probe_costs() {
       if (t.size() == static_cast<size_t>(r) + 1) deltas[kind].push_back(t.back() - (untraced[r] + untraced[r + 1]) / 2);
     }
   }
-  if (recorded) bpf_map_delete_elem(launches_fd, &tid);
+  if (recorded && bpf_map_delete_elem(launches_fd, &tid) == 0)
+    __atomic_sub_fetch(&skel->bss->launches_in_flight, 1, __ATOMIC_SEQ_CST);
   if (pinned) sched_setaffinity(0, sizeof old_cpus, &old_cpus);
   set_target(static_cast<pid_t>(old_target));
   for (auto& [kind, d] : deltas) {

@@ -102,6 +102,30 @@ bool ensure_tracefs(std::string* why) {
   return false;
 }
 
+const std::vector<std::string>& hooked_syscall_events() {
+  static const std::vector<std::string> events = {
+      "sys_enter_clone", "sys_enter_clone3", "sys_enter_fork",   "sys_enter_vfork",    "sys_enter_execve",
+      "sys_enter_execveat", "sys_enter_exit", "sys_enter_exit_group", "sys_enter_wait4", "sys_enter_waitid",
+      "sys_exit_clone",  "sys_exit_clone3",  "sys_exit_fork",    "sys_exit_vfork",     "sys_exit_execve",
+      "sys_exit_execveat", "sys_exit_wait4", "sys_exit_waitid"};
+  return events;
+}
+
+SyscallHooks choose_syscall_hooks(std::string* why) {
+  std::string tracefs_why;
+  if (!ensure_tracefs(&tracefs_why)) {
+    if (why) *why = tracefs_why;
+    return SyscallHooks::kRaw;
+  }
+  for (const std::string& e : hooked_syscall_events()) {
+    if (!exists("/sys/kernel/tracing/events/syscalls/" + e + "/id")) {
+      if (why) *why = "no syscalls:" + e + " tracepoint (CONFIG_FTRACE_SYSCALLS off?)";
+      return SyscallHooks::kRaw;
+    }
+  }
+  return SyscallHooks::kPerSyscall;
+}
+
 FunctionProber::FunctionProber() : btf_(btf__load_vmlinux_btf()) {}
 
 FunctionProber::~FunctionProber() {

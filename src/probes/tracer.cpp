@@ -142,15 +142,40 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     // trace keeps no per-mapping times yet (mappings.bpf.h).
     bpf_map__set_max_entries(skel->maps.vma_scratch, 1);
   }
-  bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail);
+  // --depth: the allocation and lock programs run for every task's allocations and
+  // locks, so a shallower depth does not load them at all.
+  bpf_program__set_autoload(skel->progs.fs_kmem_cache_alloc, p.allocation_programs());
+  bpf_program__set_autoload(skel->progs.fs_mmap_lock_acquired, p.mmap_lock_programs());
+  bpf_program__set_autoload(skel->progs.fs_mmap_lock_released, p.mmap_lock_programs());
+  bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail && p.allocation_programs());
   bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
+  // One set of syscall hooks: the per-syscall tracepoints, or the raw pair.
+  const bool per_syscall = p.syscall_hooks == SyscallHooks::kPerSyscall;
+  bpf_program__set_autoload(skel->progs.fs_sys_enter, !per_syscall);
+  bpf_program__set_autoload(skel->progs.fs_sys_exit, !per_syscall);
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    const std::string name = bpf_program__name(prog);
+    if (name.starts_with("fs_enter_") || name.starts_with("fs_exit_")) bpf_program__set_autoload(prog, per_syscall);
+  }
 
-  if (int err = forkscope_bpf__load(skel)) {
+  int err = forkscope_bpf__load(skel);
+  const bool loaded = err == 0;
+  if (loaded) err = forkscope_bpf__attach(skel);
+  if (err && per_syscall) {
+    // Tried for real: a kernel whose per-syscall tracepoints do not take our
+    // programs gets the raw sys_enter/sys_exit instead.
+    RunPlan raw = t->plan_;
+    raw.syscall_hooks = SyscallHooks::kRaw;
+    t.reset();
+    return open(std::move(raw), verbose, cells, following);
+  }
+  if (!loaded) {
     int code = (err == -EPERM || err == -EACCES) ? kExitPrivilege : kExitFailure;
     throw Error(code, "the kernel refused forkscope's BPF programs (" + errno_text(err) +
                           "); run with --verbose for the verifier log");
   }
-  if (int err = forkscope_bpf__attach(skel)) {
+  if (err) {
     throw Error(kExitPrivilege, "attaching BPF programs failed (" + errno_text(err) +
                                     "); this kernel needs BTF-enabled tracepoints (tp_btf)");
   }
@@ -196,8 +221,22 @@ void Tracer::reset_cell(uint32_t cell) {
 void Tracer::set_attached(bool attached) {
   if (attached == attached_) return;
   if (attached) {
-    // An exec in flight when the programs went may never have been closed.
-    __atomic_store_n(&impl_->skel->bss->execs_in_flight, 0, __ATOMIC_SEQ_CST);
+    // A launch or exec in flight when the programs went was never closed: its
+    // record goes, and the gates count what the maps hold again (maps.bpf.h).
+    auto* bss = impl_->skel->bss;
+    const int launches_fd = bpf_map__fd(impl_->skel->maps.launches);
+    for (__u32 tid = 0; bpf_map_get_next_key(launches_fd, nullptr, &tid) == 0;)
+      if (bpf_map_delete_elem(launches_fd, &tid)) break;
+    __atomic_store_n(&bss->launches_in_flight, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&bss->execs_in_flight, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&bss->first_insn_pending, 0, __ATOMIC_SEQ_CST);
+    __u32 children = 0;
+    const int children_fd = bpf_map__fd(impl_->skel->maps.children);
+    __u32 key = 0, next = 0;
+    for (const void* prev = nullptr; bpf_map_get_next_key(children_fd, prev, &next) == 0; key = next, prev = &key)
+      children++;
+    __atomic_store_n(&bss->children_live, children, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&bss->first_run_pending, children, __ATOMIC_SEQ_CST);  // at most that many
     if (int err = forkscope_bpf__attach(impl_->skel))
       throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
     impl_->attach_kprobes(plan_);
@@ -210,7 +249,7 @@ void Tracer::set_attached(bool attached) {
 
 void Tracer::set_allocation_landmarks(bool attached) {
   bpf_link*& link = impl_->skel->links.fs_kmem_cache_alloc;
-  if (!attached_ || (link != nullptr) == attached) return;
+  if (!plan_.allocation_programs() || !attached_ || (link != nullptr) == attached) return;
   if (attached) {
     link = bpf_program__attach(impl_->skel->progs.fs_kmem_cache_alloc);
     if (!link) throw Error(kExitFailure, "re-attaching the allocation landmarks failed (" + errno_text(errno) + ")");
@@ -218,6 +257,27 @@ void Tracer::set_allocation_landmarks(bool attached) {
     bpf_link__destroy(link);
     link = nullptr;
   }
+}
+
+std::vector<std::string> Tracer::attached_programs() const {
+  std::vector<std::string> out;
+  if (!attached_) return out;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, impl_->skel->obj) {
+    if (bpf_program__fd(prog) < 0) continue;
+    const std::string name = bpf_program__name(prog);
+    // Function slots are attached by the skeleton (fentry) or by hand (kprobe); the
+    // calibration's slot only while it measures.
+    if (name.starts_with("fs_fentry_") || name.starts_with("fs_fexit_") || name.starts_with("fs_kprobe_") ||
+        name.starts_with("fs_kretprobe_")) {
+      const int slot = std::stoi(name.substr(name.rfind('_') + 1));
+      if (slot == impl_->cal_slot) continue;
+    } else if (name == "fs_kmem_cache_alloc" && !impl_->skel->links.fs_kmem_cache_alloc) {
+      continue;
+    }
+    out.push_back(name);
+  }
+  return out;
 }
 
 // Only the calling thread's next launch is sampled: with --threads, the other

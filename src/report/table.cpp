@@ -154,6 +154,10 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
                      or_dash(run.host.kernel), run.host.cpus, or_dash(run.host.thp), or_dash(run.backend));
   if (run.incomplete) out << "  " << styled("[incomplete run]", kBold, color);
   out << '\n';
+  if (run.depth == "syscall")
+    out << "--depth syscall: copy_process's phases, dup_mmap, exit_mm, the exec phases and the per-VMA work were not traced (--depth full sees them)\n";
+  else if (run.depth == "process")
+    out << "--depth process: the per-VMA work (vma_setup, copy_page_range) was not traced (--depth full sees it)\n";
   if (run.trace) return render_trace_summary(run, out, color);
 
   Table t({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,

@@ -79,12 +79,21 @@ Calibration calibrate(Tracer& tracer, const std::string& child_program, std::map
   c.launches = launches;
   c.events_per_launch = n_full;
   const size_t rounds = med_u.size();
-  if (n_full - n_lean < 1 || rounds == 0) return c;
   const auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   };
   std::vector<double> per_run, fixed;
+  if (!plan.allocation_programs()) {
+    // --depth syscall loads no allocation landmarks: both traced kinds are the same
+    // handful of runs, so per-run and fixed costs cannot be told apart.  The whole
+    // cost is priced per run (ns_per_launch 0): the correction still removes it.
+    if (n_full < 1 || rounds == 0) return c;
+    for (size_t r = 0; r < rounds; r++) per_run.push_back((med_full[r] - fn_full - med_u[r]) / n_full);
+    c.ns_per_event = std::max(0.0, median(per_run));
+    return c;
+  }
+  if (n_full - n_lean < 1 || rounds == 0) return c;
   for (size_t r = 0; r < rounds; r++)
     per_run.push_back((med_full[r] - fn_full - (med_lean[r] - fn_lean)) / (n_full - n_lean));
   c.ns_per_event = std::max(0.0, median(per_run));

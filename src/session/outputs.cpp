@@ -29,6 +29,7 @@ Run start_results(const Tracer& tracer) {
   run.started = iso_now();
   run.host = read_host();
   run.backend = backend_name(tracer.plan());
+  run.depth = depth_name(tracer.plan().depth);
   run.phases_available = availability(tracer.plan());
   run.bpf_map_bytes = tracer.map_bytes();
   return run;

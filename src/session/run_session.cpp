@@ -23,6 +23,7 @@ Run run_session(const RunSessionOptions& o) {
   plan.exec = std::any_of(sweep.modes.begin(), sweep.modes.end(), [](const LaunchSpec& m) {
     return m.mode == "posix_spawn" || m.mode.ends_with("-exec");
   });
+  plan.reattaches = sweep.overhead;
   // Cells 0..n-1 are the sweep's, cells n and n+1 the calibration's.
   const auto sweep_cells = static_cast<uint32_t>(sweep.modes.size() * sweep.heaps.size());
   // From before the load: the first SIGINT/SIGTERM/SIGHUP/SIGQUIT ends the sweep

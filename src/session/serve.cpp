@@ -122,6 +122,7 @@ int serve_session(const ServeOptions& o) {
   const int cgroup_fd = o.cgroup.empty() ? -1 : open_cgroup(o.cgroup);
   PlanOptions plan;
   plan.backend = parse_backend(o.backend);
+  plan.depth = parse_depth(o.depth);
   plan.exec = true;
   plan.probe_cost = false;  // no probe-cost calibration: no spare slot
   std::unique_ptr<Tracer> tracer = Tracer::open(plan_run(plan), o.verbose, kTraceGroups + 1, /*following=*/true);

@@ -16,6 +16,7 @@ struct ServeOptions {
   size_t max_groups = 20;  // label sets of their own; the rest in comm="(other)"
   double evict_after_s = 600;
   std::string backend = "auto";
+  std::string depth = "full";  // --depth syscall|process|full
   bool quiet = false;
   bool verbose = false;
 };

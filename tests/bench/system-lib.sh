@@ -26,7 +26,8 @@
 # COMPILE_DIR FORKSCOPE CLONE_BT READY_TIMEOUT, and call system_cleanup from
 # their EXIT trap.
 
-# Conditions: NAME or NAME@BACKEND (the guest's fentry and kprobe).
+# Conditions: NAME or NAME@BACKEND (the guest's fentry and kprobe); a forkscope
+# condition may end in +DEPTH (run+syscall: forkscope run --depth syscall).
 #   run       forkscope run --modes fork --heap 2M --iterations 1000000
 #             --cell-seconds 600: a long fork cell whose runner launches the whole
 #             time (one CPU busy), SIGINT after the set (run then exits 1)
@@ -74,6 +75,7 @@ held_progs() { cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '$1 == "prog_id:" {prin
 start_cond() {  # COND
   local cond=$1 base=${1%@*} bk=() log out
   [[ $cond == *@* ]] && bk=(--backend "${cond#*@}")
+  [[ $base == *+* ]] && bk+=(--depth "${base#*+}") && base=${base%+*}
   log="$LOGS/$(slug "$cond").log" out="$WORK/$(slug "$cond").out"
   rm -rf "$out"; : >"$log"
   local ready='backend attached'
@@ -108,6 +110,7 @@ start_cond() {  # COND
 # something.  False when the set it wrapped should not count.
 stop_cond() {  # COND
   local cond=$1 base=${1%@*} ids id left=() i log ok=0
+  base=${base%+*}
   [[ -n $TPID ]] || return 1
   log="$LOGS/$(slug "$cond").log"
   ids=$(held_progs "$TPID")

@@ -1,4 +1,5 @@
 #include "forkscope/catalog.h"
+#include "forkscope/error.h"
 #include "forkscope/shared/hist.h"
 
 #include <gtest/gtest.h>
@@ -41,6 +42,60 @@ TEST(Catalog, TracepointPlanMeasuresWhatLandmarksCanSee) {
   EXPECT_EQ(plan.cfg.landmarks, plan.cfg.measured);
   // Unused --phase slots are not listed; every other catalog phase is.
   EXPECT_EQ(availability(plan).size(), static_cast<size_t>(FS_NPHASES - FS_USER_PHASES));
+}
+
+// The plan at each --depth: exactly the phases of that depth and shallower are
+// measured, the others say why not, and the programs and landmarks follow.
+TEST(Depth, PlanMeasuresThePhasesOfItsDepth) {
+  const RunPlan full = tracepoint_plan();
+  for (Depth depth : {Depth::kSyscall, Depth::kProcess, Depth::kFull}) {
+    RunPlan plan = tracepoint_plan();
+    set_depth(plan, depth);
+    EXPECT_EQ(plan.depth, depth);
+    for (const CatalogEntry& e : catalog()) {
+      const bool deeper = phase_depth(e.id) > depth;
+      EXPECT_EQ(plan.measured(e.id), full.measured(e.id) && !deeper) << depth_name(depth) << " " << e.name;
+      if (deeper)
+        EXPECT_EQ(plan.reason[e.id], std::string("not at --depth ") + depth_name(depth)) << e.name;
+      else
+        EXPECT_EQ(plan.reason[e.id], full.reason[e.id]) << e.name;
+    }
+    EXPECT_EQ(plan.cfg.landmarks, plan.cfg.measured) << depth_name(depth);
+    EXPECT_EQ(plan.allocation_programs(), depth != Depth::kSyscall);
+    EXPECT_EQ(plan.mmap_lock_programs(), depth != Depth::kSyscall);
+  }
+  RunPlan syscall = tracepoint_plan();
+  set_detail(syscall, false);
+  set_depth(syscall, Depth::kSyscall);
+  std::set<std::string> measured;
+  for (const CatalogEntry& e : catalog())
+    if (syscall.measured(e.id)) measured.insert(e.name);
+  EXPECT_EQ(measured, (std::set<std::string>{"syscall", "wake_up_new_task", "vfork_wait", "child_first_run",
+                                             "teardown", "reap", "execve", "exec_first_insn"}));
+  // Phases still add up: a syscall-depth child opens under the syscall.
+  EXPECT_EQ(phase_path(syscall, FS_PH_WAKE_UP_NEW_TASK), "syscall;wake_up_new_task");
+  RunPlan process = tracepoint_plan();
+  set_depth(process, Depth::kProcess);
+  EXPECT_TRUE(process.measured(FS_PH_DUP_MMAP));
+  EXPECT_TRUE(process.measured(FS_PH_EXEC_LOAD));
+  EXPECT_FALSE(process.measured(FS_PH_VMA_SETUP));
+  EXPECT_FALSE(process.measured(FS_PH_COPY_PAGE_RANGE));
+}
+
+TEST(Depth, PerVmaLandmarksOnlyAtFull) {
+  for (__u32 lm : {FS_LM_TASK_STRUCT, FS_LM_CREDS, FS_LM_PID, FS_LM_VMA_DUP, FS_LM_ANON_VMA})
+    EXPECT_FALSE(landmark_at_depth(lm, Depth::kSyscall)) << lm;
+  EXPECT_TRUE(landmark_at_depth(FS_LM_TASK_STRUCT, Depth::kProcess));
+  EXPECT_TRUE(landmark_at_depth(FS_LM_PID, Depth::kProcess));
+  EXPECT_FALSE(landmark_at_depth(FS_LM_VMA_DUP, Depth::kProcess));
+  EXPECT_FALSE(landmark_at_depth(FS_LM_ANON_VMA, Depth::kProcess));
+  EXPECT_TRUE(landmark_at_depth(FS_LM_VMA_DUP, Depth::kFull));
+  EXPECT_TRUE(landmark_at_depth(FS_LM_ANON_VMA, Depth::kFull));
+}
+
+TEST(Depth, ParsesItsNamesAndRejectsOthers) {
+  for (Depth d : {Depth::kSyscall, Depth::kProcess, Depth::kFull}) EXPECT_EQ(parse_depth(depth_name(d)), d);
+  EXPECT_THROW(parse_depth("deep"), Error);
 }
 
 TEST(Catalog, PhasePathNamesMeasuredAncestors) {

@@ -47,6 +47,7 @@ Run sample_run() {
   r.started = "2024-05-01T12:00:00Z";
   r.host = {"lab", "6.1.0-21-amd64", "x86_64", 2, "madvise"};
   r.backend = "tracepoint";
+  r.depth = "process";
   r.incomplete = true;
   r.phases_available = {{"syscall", "tracepoint", "sys_enter .. sys_exit", ""},
                         {"kernel_clone", "", "", "no tracepoint at its entry or exit"}};
