@@ -21,6 +21,7 @@
 #include "follow.bpf.h"
 #include "child.bpf.h"
 #include "landmarks.bpf.h"
+#include "mappings.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -124,6 +125,7 @@ static __always_inline int sys_exit_common(long id, long ret)
 	fs_landmark(l, FS_LM_SYS_EXIT, now, CFG);
 	if (ret > 0) {
 		aggregate(l);
+		mappings_finish(l);
 		if (cs) {
 			cs->launches += 1;
 			cs->pt_pages += l->pt_pages;
@@ -168,6 +170,8 @@ static __always_inline int sys_exit_common(long id, long ret)
 		if (cs)
 			cs->failed += 1;
 	}
+	if (l->vmas)
+		bpf_map_delete_elem(&vma_scratch, &tid);
 	if (bpf_map_delete_elem(&launches, &tid) == 0)
 		fs_count_down(&launches_in_flight);
 	return 0;
@@ -230,6 +234,7 @@ int BPF_PROG(fs_kmem_cache_alloc, unsigned long call_site, const void *ptr, stru
 	if (lm == 0)
 		lm = classify_copy_process_cache(l, s);
 	fs_alloc_landmark(l, lm, call_site, bpf_ktime_get_ns(), CFG);
+	mappings_flush(l);
 	return 0;
 }
 

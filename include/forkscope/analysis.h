@@ -95,4 +95,11 @@ struct TreeRow {
 std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal = nullptr,
                                      const std::string& backend = "");
 
+// Per-mapping attribution of dup_mmap (Cell::mappings).
+// "[anon] rw-p 256M", "(other mappings) (12 VMAs)".
+std::string mapping_label(const Mapping& m);
+// The mapping that holds most (over half) of copy_page_range, as measured, and what
+// typically cuts it; "" when no mapping does.
+std::string mapping_finding(const Cell& cell);
+
 }  // namespace forkscope

@@ -35,17 +35,25 @@ struct PhaseDiff {
   Verdict verdict = Verdict::kUnknown;
 };
 
+// One mapping identity (name, permissions, size) of a cell in A and B.
+struct MappingDiff {
+  const Mapping* a = nullptr;  // null: only in B
+  const Mapping* b = nullptr;  // null: only in A
+};
+
 // Cells are matched by mode, heap size, VMA count and (for merged results) host.
 struct CellDiff {
   const Cell* a = nullptr;  // null: only in B
   const Cell* b = nullptr;  // null: only in A
   std::vector<PhaseDiff> phases;  // A's tree order, then phases only in B
+  std::vector<MappingDiff> mappings;  // A's order (most time first), then mappings only in B
 };
 
 // Throws usage_error when the two runs have no cell in common.
 std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a_name, const std::string& b_name);
-// Per cell a table of phases (mean per launch in A and B, delta, ratio, verdict),
-// then the cells found on one side only.
+// Per cell a table of phases (mean per launch in A and B, delta, ratio, verdict)
+// and, where either side attributed dup_mmap by mapping, the top mappings' time per
+// fork with its delta; then the cells found on one side only.
 void render_diff(const std::vector<CellDiff>& diff, const std::string& a_name, const std::string& b_name,
                  std::ostream& out, bool color);
 

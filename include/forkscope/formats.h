@@ -41,6 +41,10 @@ std::string kernel_chart_svg(const Run& run, const std::string& mode, const std:
 
 // One row per cell and phase.
 std::string phases_csv(const Run& run);
+// One row per cell and mapping (per-mapping attribution of dup_mmap).
+std::string mappings_csv(const Run& run);
+// The HTML section of a cell's per-mapping table with bars; "" without mappings.
+std::string mappings_html(const Cell& cell, size_t top = 10);
 
 // The whole report as one HTML file: summary, phase availability, per-cell
 // breakdowns, growth, charts and the flame graph of `flame_cell`.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "forkscope/catalog.h"
+#include "forkscope/mappings.h"
 #include "forkscope/results.h"
 
 namespace forkscope {
@@ -177,6 +178,8 @@ class Tracer {
   // Phases of the launches whose syscall failed (no histograms).
   std::vector<PhaseAgg> read_failed_phases(uint32_t cell) const;
   KernelCounts read_counts(uint32_t cell) const;
+  // A cell's per-mapping aggregates (bpf/mappings.bpf.h), for attribute_mappings.
+  KernelMappings read_mappings(uint32_t cell) const;
   // A cell's kernel side: counts, phases (with --detail the copy-on-write faults
   // counted into post_launch_cow), failed phases, samples.
   void read_cell(uint32_t index, Cell& cell);

@@ -155,6 +155,26 @@ struct Calibration {
   bool operator==(const Calibration&) const = default;
 };
 
+// Where dup_mmap's time went, per mapping of the launching process: the VMAs of one
+// identity (name, permissions, size of each) summed over the launches attributed.
+struct Mapping {
+  std::string name;   // file path (untrusted, safe_text), [heap], [stack], [anon], [vdso]..., (other mappings)
+  std::string kind;   // file, heap, stack, anon, special, other
+  std::string perms;  // rwxp as in /proc/PID/maps; empty for (other mappings)
+  uint64_t vmas = 0;  // VMAs of this identity in the snapshot
+  uint64_t bytes = 0;  // their size, summed
+  uint64_t rss_bytes = 0;  // smaps Rss, summed
+  // Last-level page tables spanned where resident: 4 KiB per 2 MiB block a VMA with
+  // resident pages covers (an estimate from Rss and the VMA's extent).
+  uint64_t page_table_bytes = 0;
+  uint64_t launches = 0;  // attributed launches that copied it
+  uint64_t calls = 0;     // VMAs copied: launches x vmas
+  uint64_t vma_setup_ns = 0;         // summed over launches
+  uint64_t copy_page_range_ns = 0;
+
+  bool operator==(const Mapping&) const = default;
+};
+
 struct Cell {
   std::string mode;         // fork, vfork, clone, clone-vm, pthread, posix_spawn, clone:<FLAGS>
   std::string clone_flags;  // what the kernel was asked for, e.g. "VM|FS|FILES|SIGHAND"
@@ -180,6 +200,13 @@ struct Cell {
   std::string host;  // "hostname kernel" when merged from several hosts; empty otherwise
   // trace: the launching command (comm) of this group; its mode is the launch kind.
   std::string comm;
+  // Per-mapping attribution of dup_mmap: how ("order": the k-th VMA copied matched to
+  // the k-th copyable mapping of a maps snapshot; empty when nothing was attributed),
+  // the launches that copied VMAs but could not be matched, and the mappings, most
+  // time first.
+  std::string mapping_method;
+  uint64_t mapping_unattributed = 0;
+  std::vector<Mapping> mappings;
 
   const Phase* phase(const std::string& name) const;
   bool operator==(const Cell&) const = default;
@@ -235,6 +262,7 @@ inline constexpr size_t kMaxPathParts = 64;    // parts of a phase or span path
 inline constexpr size_t kMaxSamples = 1024;    // per cell (forkscope records at most 16)
 inline constexpr size_t kMaxSpans = 65536;     // per sample
 inline constexpr size_t kMaxParents = 100000;  // trace.parents
+inline constexpr size_t kMaxMappings = 65536;  // per cell (a process has at most vm.max_map_count VMAs)
 
 // JSON round trip.  run_from_json throws usage_error naming the source (a file
 // name, or "results") and the path of the first bad field.  Beyond the types and

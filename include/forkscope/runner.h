@@ -24,6 +24,10 @@ std::string thp_layout_name(ThpLayout layout);         // "", "pmd", "pte"
 // --vmas "0,1000,4000": whole numbers, each once, in the order given; throws usage_error.
 std::vector<uint64_t> parse_vma_counts(const std::string& list);
 
+// The name the heap's mapping carries in /proc/PID/maps where the kernel allows
+// ([anon:forkscope heap]).
+extern const char* const kHeapVmaName;
+
 // The runner's memory for a cell: a heap of `bytes`, touched page by page, and
 // `vmas` extra one-page anonymous mappings kept apart (every other page of a
 // region unmapped), so fork meets that many more VMAs; touched (each with its

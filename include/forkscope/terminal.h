@@ -14,7 +14,11 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Ca
 // Per mode, smallest vs largest heap: how much the kernel time grew and which
 // phases' self time the growth went to.  Prints nothing for single-heap runs.
 void render_growth(const Run& run, std::ostream& out, bool color);
-// What `forkscope run` prints: summary, growth, and the phase tree of `tree_cell`.
+// "where dup_mmap's time goes, by mapping": the top rows per fork, then the finding.
+// Nothing for a cell without per-mapping attribution.
+void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top = 10);
+// What `forkscope run` prints: summary, growth, and the phase tree of `tree_cell`
+// with its per-mapping table.
 void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out, bool color);
 // Whether stdout deserves colour: a terminal, TERM is not "dumb", NO_COLOR unset.
 bool stdout_is_tty();

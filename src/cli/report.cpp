@@ -80,6 +80,8 @@ const std::vector<Format>& formats() {
       {"html", "the self-contained HTML report `run` writes as report.html",
        [](const Run& run, const ReportOptions& o) { return html_report(run, &chosen_cell(run, o)); }},
       {"csv", "one row per cell and phase", [](const Run& run, const ReportOptions&) { return phases_csv(run); }},
+      {"mappings-csv", "one row per cell and mapping: where dup_mmap's time went",
+       [](const Run& run, const ReportOptions&) { return mappings_csv(run); }},
       {"json", "the results file itself, re-validated",
        [](const Run& run, const ReportOptions&) { return to_json(run) + "\n"; }},
   };

@@ -214,6 +214,23 @@ void describe(V& v, S& s) {
   }
 }
 
+template <class V, Of<Mapping> S>
+void describe(V& v, S& s) {
+  v("name", s.name);
+  v("kind", s.kind);
+  static const std::set<std::string> kinds = {"file", "heap", "stack", "anon", "special", "other"};
+  v.require("kind", kinds.contains(s.kind), [&] { return fmt::format("unknown mapping kind {:?}", s.kind); });
+  v("perms", s.perms);
+  v("vmas", s.vmas);
+  v("bytes", s.bytes);
+  v("rss_bytes", s.rss_bytes);
+  v("page_table_bytes", s.page_table_bytes);
+  v("launches", s.launches);
+  v("calls", s.calls);
+  v("vma_setup_ns", s.vma_setup_ns);
+  v("copy_page_range_ns", s.copy_page_range_ns);
+}
+
 template <class V, Of<Cell> S>
 void describe(V& v, S& s) {
   v("mode", s.mode);
@@ -246,6 +263,12 @@ void describe(V& v, S& s) {
   v("host", s.host, kIfSet);
   v("comm", s.comm, kIfSet);
   v("overhead", s.overhead, kIfSet);
+  // Per-mapping attribution (issue 14): omitted when the cell copied no VMAs.
+  v("mapping_method", s.mapping_method, kIfSet);
+  v.require("mapping_method", s.mapping_method.empty() || s.mapping_method == "order",
+            [&] { return fmt::format("unknown method {:?}; expected \"order\"", s.mapping_method); });
+  v("mapping_unattributed", s.mapping_unattributed, kIfSet);
+  v("mappings", s.mappings, list(kMaxMappings, Presence::kIfSet));
 }
 
 template <class V, Of<TraceParent> S>
@@ -300,6 +323,8 @@ bool is_set(const T& value) {
     return value.has_value();
   } else if constexpr (requires { value.empty(); }) {
     return !value.empty();
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    return value != 0;
   } else {
     return true;
   }

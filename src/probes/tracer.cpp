@@ -137,6 +137,10 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     // The runner: at most 64 launching threads, each with one child in flight.
     bpf_map__set_max_entries(skel->maps.tracked, 1);
     bpf_map__set_max_entries(skel->maps.launches, 160);
+    bpf_map__set_max_entries(skel->maps.vma_scratch, 160);
+  } else {
+    // trace keeps no per-mapping times yet (mappings.bpf.h).
+    bpf_map__set_max_entries(skel->maps.vma_scratch, 1);
   }
   // --depth: the allocation and lock programs run for every task's allocations and
   // locks, so a shallower depth does not load them at all.
@@ -206,6 +210,12 @@ void Tracer::reset_cell(uint32_t cell) {
   }
   __u32 key = cell;
   bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, stat.data(), BPF_ANY);
+  const int fd = bpf_map__fd(impl_->skel->maps.map_agg);
+  std::vector<fs_map_key> keys;
+  fs_map_key k{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &k) == 0; prev = &keys.back()) keys.push_back(k);
+  for (const fs_map_key& mk : keys)
+    if (mk.cell == cell) bpf_map_delete_elem(fd, &mk);
 }
 
 void Tracer::set_attached(bool attached) {
@@ -459,6 +469,21 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
   k.mm_rss_bytes = k.mm_rss_bytes / n * page;
   k.mm_pgtables_bytes /= n;
   return k;
+}
+
+KernelMappings Tracer::read_mappings(uint32_t cell) const {
+  KernelMappings out;
+  sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus,
+                          [&](const fs_cellstat& v) { out.lost += v.map_lost; });
+  const int fd = bpf_map__fd(impl_->skel->maps.map_agg);
+  fs_map_key key{}, next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    key = next;
+    fs_map_agg v{};
+    if (key.cell != cell || bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
+    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns});
+  }
+  return out;
 }
 
 void Tracer::read_cell(uint32_t index, Cell& cell) {

@@ -53,6 +53,57 @@ std::vector<PhaseDiff> diff_phases(const Cell& a, const Cell& b) {
   return out;
 }
 
+bool same_mapping(const Mapping& x, const Mapping& y) {
+  return x.name == y.name && x.perms == y.perms && x.bytes == y.bytes && x.kind == y.kind;
+}
+
+std::vector<MappingDiff> diff_mappings(const Cell& a, const Cell& b) {
+  std::vector<MappingDiff> out;
+  for (const Mapping& m : a.mappings) {
+    auto n = std::find_if(b.mappings.begin(), b.mappings.end(), [&](const Mapping& x) { return same_mapping(m, x); });
+    out.push_back({&m, n == b.mappings.end() ? nullptr : &*n});
+  }
+  for (const Mapping& n : b.mappings) {
+    if (std::none_of(a.mappings.begin(), a.mappings.end(), [&](const Mapping& x) { return same_mapping(x, n); }))
+      out.push_back({nullptr, &n});
+  }
+  return out;
+}
+
+// vma_setup + copy_page_range per fork that copied it.
+double mapping_per_fork(const Mapping* m) {
+  if (m == nullptr || m->launches == 0) return 0;
+  return static_cast<double>(m->vma_setup_ns + m->copy_page_range_ns) / static_cast<double>(m->launches);
+}
+
+void render_mappings_diff(const CellDiff& c, std::ostream& out, bool color) {
+  if (c.mappings.empty()) return;
+  std::vector<const MappingDiff*> rows;
+  for (const MappingDiff& d : c.mappings) rows.push_back(&d);
+  std::stable_sort(rows.begin(), rows.end(), [](const MappingDiff* x, const MappingDiff* y) {
+    return std::max(mapping_per_fork(x->a), mapping_per_fork(x->b)) > std::max(mapping_per_fork(y->a), mapping_per_fork(y->b));
+  });
+  out << text::styled(fmt::format("by mapping (vma_setup + copy_page_range per fork; unattributed launches {} in A, "
+                                  "{} in B)",
+                                  c.a->mapping_unattributed, c.b->mapping_unattributed),
+                      text::kBold, color)
+      << '\n';
+  Table t({Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight});
+  t.add_row({"mapping", "A", "B", "delta", "ratio"});
+  for (size_t i = 0; i < std::min<size_t>(10, rows.size()); i++) {
+    const MappingDiff& d = *rows[i];
+    const double a = mapping_per_fork(d.a), b = mapping_per_fork(d.b);
+    std::string delta = "-", ratio = "-";
+    if (d.a != nullptr && d.b != nullptr) {
+      delta = (b > a ? "+" : b < a ? "-" : "") + format_ns(std::fabs(b - a));
+      if (a > 0) ratio = fmt::format("x{:.2f}", b / a);
+    }
+    t.add_row({mapping_label(d.a != nullptr ? *d.a : *d.b), d.a ? format_ns(a) : "only in B",
+               d.b ? format_ns(b) : "only in A", delta, ratio});
+  }
+  t.render(out, color);
+}
+
 std::string verdict_text(const PhaseDiff& d) {
   if (d.a == nullptr) return "only in B";
   if (d.b == nullptr) return "only in A";
@@ -120,6 +171,7 @@ void render_cell(const CellDiff& c, std::ostream& out, bool color) {
               verdict_style(d));
   }
   t.render(out, color);
+  render_mappings_diff(c, out, color);
 }
 
 }  // namespace
@@ -144,7 +196,7 @@ std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a
       out.push_back({&x, nullptr, {}});
       continue;
     }
-    out.push_back({&x, &*y, diff_phases(x, *y)});
+    out.push_back({&x, &*y, diff_phases(x, *y), diff_mappings(x, *y)});
     ++matched;
   }
   for (const Cell& y : b.cells) {

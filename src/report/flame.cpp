@@ -36,12 +36,40 @@ struct Frame {
   std::vector<size_t> children;
 };
 
+struct Stack {
+  std::string path;
+  uint64_t self_ns = 0;
+};
+
+// Each phase's self time by path; with per-mapping attribution, vma_setup's and
+// copy_page_range's split into one frame per mapping under them (the part no
+// attributed launch accounts for stays the phase's own).
+std::vector<Stack> stacks(const Cell& cell) {
+  std::vector<Stack> out;
+  for (const Phase& p : cell.phases) {
+    if (p.self_ns == 0) continue;
+    const bool setup = p.name == "vma_setup", cpr = p.name == "copy_page_range";
+    uint64_t left = p.self_ns;
+    if (setup || cpr) {
+      for (const Mapping& m : cell.mappings) {
+        const uint64_t ns = std::min(left, setup ? m.vma_setup_ns : m.copy_page_range_ns);
+        if (ns == 0) continue;
+        std::string name = mapping_label(m);
+        std::replace(name.begin(), name.end(), ';', ':');  // a path separator in a file name
+        out.push_back({p.path + ";" + name, ns});
+        left -= ns;
+      }
+    }
+    if (left) out.push_back({p.path, left});
+  }
+  return out;
+}
+
 // The tree the folded lines describe, so the graph and the folded output agree.
 // frames[0] is the root.
 std::vector<Frame> build_tree(const Cell& cell) {
   std::vector<Frame> frames{Frame{"all", "", 0, 0, 0, 0, {}}};
-  for (const Phase& p : cell.phases) {
-    if (p.self_ns == 0) continue;
+  for (const Stack& p : stacks(cell)) {
     size_t at = 0;
     size_t begin = 0;
     while (true) {
@@ -227,9 +255,7 @@ constexpr std::string_view kScript = R"JS(
 
 std::string folded_stacks(const Cell& cell) {
   std::string out;
-  for (const Phase& p : cell.phases) {
-    if (p.self_ns > 0) out += fmt::format("{} {}\n", p.path, p.self_ns);
-  }
+  for (const Stack& s : stacks(cell)) out += fmt::format("{} {}\n", s.path, s.self_ns);
   return out;
 }
 

@@ -293,6 +293,7 @@ std::string html_report(const Run& run, const Cell* flame_cell) {
   out += kernels_section(run);
   out += charts_section(run, series);
   out += flame_section(run, flame_cell);
+  if (flame_cell) out += mappings_html(*flame_cell);
   out += breakdown_section(run, flame_cell);
   out += availability_section(run);
   out += fmt::format(

@@ -267,6 +267,10 @@ void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out
   if (tree_cell != nullptr) {
     out << "\n";
     render_phase_tree(*tree_cell, out, color, run.calibration ? &*run.calibration : nullptr, run.backend);
+    if (!tree_cell->mapping_method.empty()) {
+      out << "\n";
+      render_mappings(*tree_cell, out, color);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,6 +64,8 @@ std::vector<uint64_t> parse_vma_counts(const std::string& list) {
   }
 }
 
+const char* const kHeapVmaName = "forkscope heap";
+
 Heap::Heap(uint64_t bytes, ThpLayout thp, uint64_t vmas, bool touch_vmas) : bytes_(bytes), thp_(thp), touch_vmas_(touch_vmas) {
   const long page = sysconf(_SC_PAGESIZE);
   if (vmas > 0) {
@@ -99,6 +102,11 @@ Heap::Heap(uint64_t bytes, ThpLayout thp, uint64_t vmas, bool touch_vmas) : byte
   base_ = thp == ThpLayout::kNone ? map_ : reinterpret_cast<unsigned char*>((at + kHuge - 1) & ~(kHuge - 1));
   // Huge pages would leave few page tables for fork to copy: off unless asked for.
   madvise(map_, map_bytes_, thp == ThpLayout::kNone ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
+  // Named, so the per-mapping table says which mapping is the heap ([anon:forkscope
+  // heap]); kernels without CONFIG_ANON_VMA_NAME refuse it and it stays [anon].  The
+  // whole mapping, alignment slack included, so the heap stays one VMA.
+  prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, reinterpret_cast<unsigned long>(map_), map_bytes_,
+        reinterpret_cast<unsigned long>(kHeapVmaName));
   for (uint64_t off = 0; off < bytes; off += page) base_[off] = static_cast<unsigned char>(off >> 12 | 1);
   if (thp == ThpLayout::kPte) {
     // Changing the protection of one page inside a PMD-mapped huge page splits the

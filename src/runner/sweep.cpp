@@ -149,12 +149,14 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       // begins (creating a thread is a launch too) and wait for it.
       std::atomic<uint64_t> next{0};
       std::atomic<bool> capped{false}, go{false};
+      std::atomic<size_t> ready{0};
       uint64_t deadline = UINT64_MAX;
       std::vector<ThreadResult> extra(opt.threads > 1 ? opt.threads - 1 : 0);
       std::vector<std::thread> workers;
       for (ThreadResult& r : extra) {
         workers.emplace_back([&, &r = r] {
           auto own = make_launcher(spec, opt.child_program);
+          ready++;
           while (!go.load()) sched_yield();
           for (uint64_t i; (i = next++) < opt.iterations && !stop->load() && !capped.load();) {
             r.add(own->launch());
@@ -162,6 +164,9 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
           }
         });
       }
+      // Each thread's launcher (and its malloc arena, a mapping of its own) exists
+      // before the cell begins: the mappings every fork copies are set from here on.
+      while (ready.load() < workers.size()) sched_yield();
       hooks.begin(index);
       const uint64_t start = now_ns();
       deadline = start + static_cast<uint64_t>(opt.cell_seconds * 1e9);

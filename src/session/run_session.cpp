@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "forkscope/mappings.h"
 #include "forkscope/observer.h"
 #include "forkscope/session.h"
 #include "session/calibration.h"
@@ -51,13 +52,20 @@ Run run_session(const RunSessionOptions& o) {
   }
 
   CellHooks hooks;
-  hooks.begin = [&](uint32_t cell) { tracer->set_cell(cell); };
+  // The runner's mappings are stable during a cell: one snapshot at its start is what
+  // each of its forks copies (per-mapping attribution, mappings.h).
+  std::vector<MappingInfo> snapshot;
+  hooks.begin = [&](uint32_t cell) {
+    snapshot = read_smaps(getpid());
+    tracer->set_cell(cell);
+  };
   hooks.end = [&] { tracer->set_cell(FS_NO_CELL); };
   hooks.sample = [&](uint32_t seq) { tracer->sample_next(seq); };
   hooks.trace = [&](bool traced) { tracer->set_attached(traced); };
   hooks.collect = [&](Cell& cell, uint32_t index) {
     tracer->wait_children_gone(index, 1000);
     tracer->read_cell(index, cell);
+    attribute_mappings(snapshot, tracer->read_mappings(index), cell);
     if (run.calibration) correct_for_observer(cell, *run.calibration, run.backend);
   };
   if (!sweep.quiet) {

@@ -115,6 +115,10 @@ forkscope::Run full_run() {
     c.time_capped = true;
     c.failed = 2;
     c.backing = {1, 2, 3, 4, 5};
+    c.mapping_method = "order";
+    c.mapping_unattributed = 11;
+    c.mappings = {{"[anon]", "anon", "rw-p", 1, 1 << 20, 1 << 20, 4096, 12, 12, 300, 9000},
+                  {"(other mappings)", "other", "", 3, 12288, 0, 0, 12, 36, 90, 0}};
   }
   r.trace = TraceInfo{"-- sh -c true", 0.4, 3, {{4242, "sh", 201, 7}}};
   return r;

@@ -51,6 +51,10 @@ enum fs_landmark {
 #define FS_LF_VMA_ANON 32u     /* the VMA being set up allocated anon_vma structures */
 #define FS_LF_CALIB 64u        /* the probe-cost calibration's record: no syscall ends it */
 
+/* fs_launch.vma_state */
+#define FS_VMA_DONE 1u /* vma_done_ns holds VMA vmas-2, finished */
+#define FS_VMA_LOST 2u /* a finished VMA found no room: the launch is not attributed */
+
 /* Indices are masked as well as checked: the verifier keeps the mask's bound
  * where the compiler may drop a comparison's, so the sizes masked are powers of 2. */
 FS_STATIC_ASSERT((FS_STACK_DEPTH & (FS_STACK_DEPTH - 1)) == 0, "FS_STACK_DEPTH must be a power of two");
@@ -152,6 +156,10 @@ FS_INLINE void fs_pop(struct fs_launch *l, __u64 ts)
 	__u32 ph = f->phase;
 	__u64 dur = ts > f->start ? ts - f->start : 0;
 	__u64 self = dur > f->child_ns ? dur - f->child_ns : 0;
+	if (ph == FS_PH_VMA_SETUP)
+		l->vma_ns[0] += dur;
+	else if (ph == FS_PH_COPY_PAGE_RANGE)
+		l->vma_ns[1] += dur;
 	if (ph < FS_NPHASES) {
 		l->total_ns[ph] += dur;
 		l->self_ns[ph] += self;
@@ -218,6 +226,17 @@ FS_INLINE int fs_open(struct fs_launch *l, int ph, __u64 ts, const struct fs_con
 	__u32 d = l->depth;
 	if (d >= FS_STACK_DEPTH)
 		return 0;
+	if (ph == FS_PH_VMA_SETUP) {
+		/* The next VMA: the one before it (its spans all closed above) is done. */
+		if (l->vmas) {
+			l->vma_done_ns[0] = l->vma_ns[0];
+			l->vma_done_ns[1] = l->vma_ns[1];
+			l->vma_state |= FS_VMA_DONE;
+		}
+		l->vma_ns[0] = 0;
+		l->vma_ns[1] = 0;
+		l->vmas += 1;
+	}
 	struct fs_frame *f = &l->stack[FS_STACK_IDX(d)];
 	f->start = ts;
 	f->child_ns = 0;
@@ -254,6 +273,9 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 	fs_vma_candidate(l, 0);
 	l->old_mm = 0;
 	l->vma_site = 0;
+	l->vmas = 0;
+	l->vma_state = 0;
+	l->vma_ns[0] = l->vma_ns[1] = 0;
 	for (int i = 0; i < FS_NPHASES; i++) {
 		l->total_ns[i] = 0;
 		l->self_ns[i] = 0;

@@ -46,6 +46,13 @@ struct fs_launch {
 	__u32 cand_fn_events; /* which move to copy_page_range with the VMA's tail */
 	__u64 old_mm; /* exec: the mm the task had at sys_enter */
 	__u64 vma_site; /* the call site in vm_area_dup that allocates a VMA (fs_alloc_landmark) */
+	/* Per-mapping attribution (fs_vma_account): VMAs dup_mmap has begun to copy, the
+	 * current one's vma_setup and copy_page_range ns, and the one before it, finished,
+	 * until mappings.bpf.h moves it out (vma_state FS_VMA_DONE). */
+	__u32 vmas;
+	__u32 vma_state;
+	__u64 vma_ns[2];
+	__u64 vma_done_ns[2];
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
 	__u32 calls[FS_NPHASES];
@@ -120,6 +127,29 @@ struct fs_cellstat {
 	__u64 mm_total_vm;   /* pages */
 	__u64 mm_rss;        /* pages */
 	__u64 mm_pgtables;   /* bytes */
+	__u64 map_lost;      /* launches whose per-mapping times had no room (mappings.bpf.h) */
+};
+
+/* Per-mapping attribution: the k-th VMA a launch's dup_mmap copied, per (cell, number
+ * of VMAs that launch copied), so user space matches only launches whose count is its
+ * snapshot's.  Indices past FS_MAP_SLOTS share the last slot, "(other mappings)". */
+#define FS_MAP_SLOTS 1024
+#define FS_MAP_OTHER FS_MAP_SLOTS
+struct fs_map_key {
+	__u32 cell;
+	__u32 nvmas; /* VMAs the launch copied */
+	__u32 idx;   /* k-th copied VMA, or FS_MAP_OTHER */
+	__u32 pad;
+};
+struct fs_map_agg {
+	__u64 calls;    /* VMAs copied (launches, but for the other slot) */
+	__u64 setup_ns; /* vma_setup, inclusive */
+	__u64 cpr_ns;   /* copy_page_range */
+};
+/* One launch's per-VMA ns while dup_mmap runs: [slot][0] vma_setup, [slot][1]
+ * copy_page_range; 32 bits (saturating) keep it small: one VMA's copy takes ms. */
+struct fs_vma_scratch {
+	__u32 ns[FS_MAP_SLOTS + 1][2];
 };
 
 /* trace: launches are grouped by launching command and clone flags. */

@@ -1,0 +1,146 @@
+/* Per-mapping attribution of dup_mmap with tracepoints: the phase machine numbers the
+ * VMAs a launch copies (fs_launch.vmas) and times each one's vma_setup and
+ * copy_page_range; here each finished VMA's ns go to a per-launch scratch entry, and
+ * at the launch's end the whole launch goes to (cell, VMAs it copied, k-th VMA).
+ * Keyed by the count too, so user space attributes a launch only when the count
+ * matches its /proc/PID/maps snapshot (dup_mmap walks the VMAs in address order,
+ * skipping VM_DONTCOPY ones) and counts the others as unattributed.
+ * run only: trace has no snapshot per launching process yet, so it keeps nothing.
+ * Include after maps.bpf.h. */
+#ifndef FORKSCOPE_MAPPINGS_BPF_H
+#define FORKSCOPE_MAPPINGS_BPF_H
+
+/* Launching thread -> its launch's per-VMA ns; sized with launches (Tracer::open). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct fs_vma_scratch);
+} vma_scratch SEC(".maps");
+
+/* A zeroed value to create scratch entries from (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fs_vma_scratch);
+} vma_zero SEC(".maps");
+
+/* (cell, VMAs copied, k-th VMA) -> totals; shared by the CPUs, added to atomically.
+ * Not preallocated: a run uses a slot per VMA of its forking cells, far below the bound. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 131072);
+	__type(key, struct fs_map_key);
+	__type(value, struct fs_map_agg);
+} map_agg SEC(".maps");
+
+static __always_inline __u32 ns32(__u64 ns)
+{
+	return ns > 0xffffffffull ? 0xffffffffu : (__u32)ns;
+}
+
+static __always_inline void vma_store(struct fs_vma_scratch *s, __u32 k, __u64 setup64, __u64 cpr64)
+{
+	__u32 setup = ns32(setup64), cpr = ns32(cpr64);
+	/* Every slot below min(vmas, FS_MAP_OTHER) is written once per launch, and
+	 * the other slot first at k == FS_MAP_OTHER: no clearing between launches. */
+	if (k < FS_MAP_OTHER) {
+		__u32 i = k;
+		FS_BARRIER(i);
+		if (i < FS_MAP_OTHER) {
+			s->ns[i][0] = setup;
+			s->ns[i][1] = cpr;
+		}
+	} else if (k == FS_MAP_OTHER) {
+		s->ns[FS_MAP_OTHER][0] = setup;
+		s->ns[FS_MAP_OTHER][1] = cpr;
+	} else {
+		s->ns[FS_MAP_OTHER][0] = ns32((__u64)s->ns[FS_MAP_OTHER][0] + setup);
+		s->ns[FS_MAP_OTHER][1] = ns32((__u64)s->ns[FS_MAP_OTHER][1] + cpr);
+	}
+}
+
+/* After a landmark that can start a VMA: the VMA before it goes to the scratch entry. */
+static __always_inline void mappings_flush(struct fs_launch *l)
+{
+	if (!(l->vma_state & FS_VMA_DONE) || follow != FS_FOLLOW_TGID)
+		return;
+	l->vma_state &= ~FS_VMA_DONE;
+	__u32 tid = l->tid, k = l->vmas - 2;
+	struct fs_vma_scratch *s = bpf_map_lookup_elem(&vma_scratch, &tid);
+	if (!s && k == 0) {
+		__u32 zero = 0;
+		struct fs_vma_scratch *z = bpf_map_lookup_elem(&vma_zero, &zero);
+		if (z && !bpf_map_update_elem(&vma_scratch, &tid, z, BPF_ANY))
+			s = bpf_map_lookup_elem(&vma_scratch, &tid);
+	}
+	if (!s) {
+		l->vma_state |= FS_VMA_LOST;
+		return;
+	}
+	vma_store(s, k, l->vma_done_ns[0], l->vma_done_ns[1]);
+}
+
+struct map_walk {
+	struct fs_vma_scratch *s;
+	__u32 cell;
+	__u32 nvmas;
+	__u32 lost;
+};
+
+static long map_add_slot(__u64 i, void *ctx)
+{
+	struct map_walk *w = ctx;
+	__u32 slot = (__u32)i;
+	if (slot > FS_MAP_OTHER)
+		return 1;
+	struct fs_map_key key = { .cell = w->cell, .nvmas = w->nvmas, .idx = slot };
+	struct fs_map_agg *a = bpf_map_lookup_elem(&map_agg, &key);
+	if (!a) {
+		struct fs_map_agg zero = {};
+		bpf_map_update_elem(&map_agg, &key, &zero, BPF_NOEXIST);
+		a = bpf_map_lookup_elem(&map_agg, &key);
+		if (!a) {
+			w->lost = 1;
+			return 1;
+		}
+	}
+	__u64 calls = slot < FS_MAP_OTHER ? 1 : w->nvmas - FS_MAP_OTHER;
+	__sync_fetch_and_add(&a->calls, calls);
+	__sync_fetch_and_add(&a->setup_ns, w->s->ns[slot][0]);
+	__sync_fetch_and_add(&a->cpr_ns, w->s->ns[slot][1]);
+	return 0;
+}
+
+/* A launch that returned a child: its VMAs into the cell's per-mapping totals.  A
+ * global function, checked once (see aggregate). */
+__noinline int mappings_finish(struct fs_launch *l)
+{
+	if (!l || !l->vmas || follow != FS_FOLLOW_TGID)
+		return 0;
+	__u32 tid = l->tid, n = l->vmas;
+	struct fs_vma_scratch *s = bpf_map_lookup_elem(&vma_scratch, &tid);
+	if (!s && n == 1) {
+		__u32 zero = 0;
+		struct fs_vma_scratch *z = bpf_map_lookup_elem(&vma_zero, &zero);
+		if (z && !bpf_map_update_elem(&vma_scratch, &tid, z, BPF_ANY))
+			s = bpf_map_lookup_elem(&vma_scratch, &tid);
+	}
+	struct map_walk w = { .s = s, .cell = l->cell, .nvmas = n };
+	if (s && !(l->vma_state & FS_VMA_LOST)) {
+		vma_store(s, n - 1, l->vma_ns[0], l->vma_ns[1]);
+		bpf_loop(n < FS_MAP_OTHER ? n : FS_MAP_OTHER + 1, map_add_slot, &w, 0);
+	} else {
+		w.lost = 1;
+	}
+	if (w.lost) {
+		struct fs_cellstat *cs = cellstat(l->cell);
+		if (cs)
+			cs->map_lost += 1;
+	}
+	return 0;
+}
+
+#endif

@@ -1,0 +1,54 @@
+#pragma once
+// Per-mapping attribution of dup_mmap (issue 14) with tracepoints: a snapshot of
+// the launching process's mappings (/proc/PID/smaps) taken while they are stable,
+// and the match of the kernel's k-th copied VMA to the k-th copyable mapping of it.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forkscope/results.h"
+
+namespace forkscope {
+
+// One VMA of a snapshot, in address order.
+struct MappingInfo {
+  std::string name;   // safe_text of the path, or [heap], [stack], [anon], [anon:NAME], [vdso]...
+  std::string kind;   // file, heap, stack, anon, special
+  std::string perms;  // rwxp
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t rss_bytes = 0;
+  bool dontcopy = false;  // VmFlags dc (VM_DONTCOPY, MADV_DONTFORK): fork skips it
+
+  bool operator==(const MappingInfo&) const = default;
+};
+
+// The VMAs of smaps text in order; [vsyscall] (the gate page, not a VMA of the mm) left out.
+std::vector<MappingInfo> parse_smaps(std::string_view text);
+// /proc/PID/smaps of pid; empty when it cannot be read.
+std::vector<MappingInfo> read_smaps(pid_t pid);
+
+// What the kernel aggregated for one cell: per (VMAs a launch copied, k-th VMA).
+struct MappingSlot {
+  uint32_t nvmas = 0;
+  uint32_t idx = 0;  // FS_MAP_OTHER (1024) for every VMA past the first 1024
+  uint64_t calls = 0;
+  uint64_t setup_ns = 0;
+  uint64_t cpr_ns = 0;
+};
+inline constexpr uint32_t kMappingSlots = 1024;  // FS_MAP_SLOTS of shared/records.h
+struct KernelMappings {
+  std::vector<MappingSlot> slots;
+  uint64_t lost = 0;  // launches whose per-VMA times had no room in the kernel's maps
+};
+
+// Fills cell.mapping_method, mapping_unattributed and mappings: launches whose copied
+// VMA count equals the snapshot's copyable count are attributed slot by slot to the
+// snapshot's mappings (grouped by name, permissions and size); the others, and the kernel's lost ones, are counted unattributed.  Nothing copied:
+// the cell is left as it is.
+void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell);
+
+}  // namespace forkscope

@@ -1,0 +1,236 @@
+// Per-mapping attribution: the machine's per-VMA times, the smaps snapshot, and the
+// order match of the k-th copied VMA to the k-th copyable mapping.
+#include <gtest/gtest.h>
+#include <linux/types.h>
+
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+#include "forkscope/formats.h"
+#include "forkscope/mappings.h"
+#include "forkscope/terminal.h"
+#include "forkscope/shared/catalog.h"
+#include "forkscope/shared/machine.h"
+
+namespace {
+
+using forkscope::Cell;
+using forkscope::KernelMappings;
+using forkscope::MappingInfo;
+
+constexpr __u64 kUs = 1000;
+
+// The 2 MiB fork of test_machine.cpp, replayed as the BPF side does: each finished
+// VMA moved out after the landmark that finished it, the last at the launch's end.
+TEST(MachineMappings, EachCopiedVmaHasItsOwnSetupAndCopyTime) {
+  fs_config c{};
+  fs_config_tracepoint(&c);
+  const std::vector<std::pair<int, __u64>> events = {
+      {FS_LM_TASK_STRUCT, 4}, {FS_LM_MM_STRUCT, 30}, {FS_LM_MMAP_LOCK, 67}, {FS_LM_VMA_DUP, 73},
+      {FS_LM_VMA_DUP, 75},    {FS_LM_VMA_DUP, 77},   {FS_LM_VMA_DUP, 78},   {FS_LM_ANON_VMA, 79},
+      {FS_LM_ANON_VMA, 80},   {FS_LM_VMA_DUP, 151},  {FS_LM_ANON_VMA, 152}, {FS_LM_MMAP_UNLOCK, 493},
+      {FS_LM_PID, 496},       {FS_LM_NEWTASK, 507},  {FS_LM_SYS_EXIT, 519}};
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0, 0);
+  std::vector<std::pair<__u64, __u64>> vmas;
+  for (const auto& [lm, us] : events) {
+    fs_landmark(&l, lm, us * kUs, &c);
+    if (l.vma_state & FS_VMA_DONE) {
+      EXPECT_EQ(vmas.size() + 2, l.vmas);  // the one before the current VMA
+      vmas.push_back({l.vma_done_ns[0], l.vma_done_ns[1]});
+      l.vma_state &= ~FS_VMA_DONE;
+    }
+  }
+  vmas.push_back({l.vma_ns[0], l.vma_ns[1]});
+  ASSERT_EQ(l.vmas, 5u);
+  const std::vector<std::pair<__u64, __u64>> want = {
+      {2 * kUs, 0}, {2 * kUs, 0}, {1 * kUs, 0}, {2 * kUs, (151 - 80) * kUs}, {1 * kUs, (493 - 152) * kUs}};
+  EXPECT_EQ(vmas, want);
+  // Nothing lost or invented: the per-VMA times add up to the phases'.
+  __u64 setup = 0, cpr = 0;
+  for (const auto& [s, p] : vmas) {
+    setup += s;
+    cpr += p;
+  }
+  EXPECT_EQ(setup, l.total_ns[FS_PH_VMA_SETUP]);
+  EXPECT_EQ(cpr, l.total_ns[FS_PH_COPY_PAGE_RANGE]);
+}
+
+TEST(MachineMappings, ANewLaunchStartsCountingAgain) {
+  fs_launch l{};
+  l.vmas = 7;
+  l.vma_state = FS_VMA_DONE | FS_VMA_LOST;
+  l.vma_ns[0] = 5;
+  fs_launch_begin(&l, 0, 0, 0);
+  EXPECT_EQ(l.vmas, 0u);
+  EXPECT_EQ(l.vma_state, 0u);
+  EXPECT_EQ(l.vma_ns[0], 0u);
+}
+
+constexpr const char* kSmaps =
+    "55d0c0000000-55d0c0002000 r--p 00000000 08:01 1234                       /usr/bin/tool\n"
+    "Size:                  8 kB\n"
+    "Rss:                   8 kB\n"
+    "VmFlags: rd mr mw me sd \n"
+    "55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]\n"
+    "Rss:                  12 kB\n"
+    "VmFlags: rd wr mr mw me ac sd \n"
+    "7f0000000000-7f0000400000 rw-p 00000000 00:00 0 \n"
+    "Rss:                4096 kB\n"
+    "VmFlags: rd wr mr mw me ac sd \n"
+    "7f0000400000-7f0000401000 rw-p 00000000 00:00 0 \n"
+    "Rss:                   4 kB\n"
+    "VmFlags: rd wr mr mw me dc ac sd \n"
+    "7f0000500000-7f0000501000 r-xp 00000000 08:01 99                         /tmp/evil\x1b[31m name (deleted)\n"
+    "Rss:                   0 kB\n"
+    "VmFlags: rd ex mr mw me sd \n"
+    "7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]\n"
+    "Rss:                  16 kB\n"
+    "VmFlags: rd wr mr mw me gd ac \n"
+    "7ffd00100000-7ffd00102000 r-xp 00000000 00:00 0                          [vdso]\n"
+    "Rss:                   4 kB\n"
+    "VmFlags: rd ex mr mw me de sd \n"
+    "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n"
+    "Rss:                   0 kB\n"
+    "VmFlags: ex \n";
+
+TEST(Smaps, ParsesNamesKindsRssAndDontCopy) {
+  const std::vector<MappingInfo> m = forkscope::parse_smaps(kSmaps);
+  ASSERT_EQ(m.size(), 7u);  // [vsyscall] is no VMA of the mm
+  EXPECT_EQ(m[0].name, "/usr/bin/tool");
+  EXPECT_EQ(m[0].kind, "file");
+  EXPECT_EQ(m[0].perms, "r--p");
+  EXPECT_EQ(m[0].end - m[0].start, 8192u);
+  EXPECT_EQ(m[0].rss_bytes, 8192u);
+  EXPECT_EQ(m[1].kind, "heap");
+  EXPECT_EQ(m[2].name, "[anon]");
+  EXPECT_EQ(m[2].kind, "anon");
+  EXPECT_EQ(m[2].rss_bytes, 4096u * 1024);
+  EXPECT_FALSE(m[2].dontcopy);
+  EXPECT_TRUE(m[3].dontcopy);
+  EXPECT_EQ(m[4].name, "/tmp/evil\\x1b[31m name (deleted)");  // made safe where it enters
+  EXPECT_EQ(m[5].kind, "stack");
+  EXPECT_EQ(m[6].kind, "special");
+  for (size_t i = 0; i < m.size(); i++) {
+    EXPECT_EQ(m[i].dontcopy, i == 3) << i;
+  }
+}
+
+TEST(Smaps, ReadsThisProcess) {
+  const std::vector<MappingInfo> m = forkscope::read_smaps(getpid());
+  ASSERT_FALSE(m.empty());
+  bool stack = false;
+  for (size_t i = 0; i < m.size(); i++) {
+    stack = stack || m[i].kind == "stack";
+    if (i) {
+      EXPECT_GE(m[i].start, m[i - 1].end);  // address order
+    }
+  }
+  EXPECT_TRUE(stack);
+}
+
+TEST(Attribution, MatchingLaunchesGoToTheirMappingsOthersAreCounted) {
+  const std::vector<MappingInfo> snap = forkscope::parse_smaps(kSmaps);  // 6 copyable
+  KernelMappings k;
+  // 10 launches copied 6 VMAs; 3 copied 7 (a mapping appeared): those are not guessed.
+  for (uint32_t i = 0; i < 6; i++) k.slots.push_back({6, i, 10, 100 * (i + 1), i == 2 ? 50000u : 10u});
+  for (uint32_t i = 0; i < 7; i++) k.slots.push_back({7, i, 3, 999, 999});
+  k.lost = 2;
+  Cell cell;
+  forkscope::attribute_mappings(snap, k, cell);
+  EXPECT_EQ(cell.mapping_method, "order");
+  EXPECT_EQ(cell.mapping_unattributed, 3u + 2u);
+  ASSERT_EQ(cell.mappings.size(), 6u);
+  const forkscope::Mapping& top = cell.mappings[0];  // most time first
+  EXPECT_EQ(top.name, "[anon]");
+  EXPECT_EQ(top.bytes, 4u << 20);
+  EXPECT_EQ(top.rss_bytes, 4u << 20);
+  EXPECT_EQ(top.page_table_bytes, 2u * 4096);  // two 2 MiB blocks
+  EXPECT_EQ(top.launches, 10u);
+  EXPECT_EQ(top.calls, 10u);
+  EXPECT_EQ(top.vma_setup_ns, 300u);
+  EXPECT_EQ(top.copy_page_range_ns, 50000u);
+  uint64_t setup = 0;
+  for (const forkscope::Mapping& m : cell.mappings) setup += m.vma_setup_ns;
+  EXPECT_EQ(setup, 100u + 200 + 300 + 400 + 500 + 600);  // the 7-VMA launches left out
+  // The dc mapping is no row; a file mapping with nothing resident has no page tables.
+  for (const forkscope::Mapping& m : cell.mappings) {
+    EXPECT_FALSE(m.perms == "rw-p" && m.bytes == 4096u) << m.name;
+    if (m.rss_bytes == 0) {
+      EXPECT_EQ(m.page_table_bytes, 0u);
+    }
+  }
+}
+
+TEST(Attribution, SameIdentityVmasShareARowAndThePastTheBoundOnesTheOtherRow) {
+  std::vector<MappingInfo> snap;
+  const uint32_t n = forkscope::kMappingSlots + 5;
+  for (uint32_t i = 0; i < n; i++) snap.push_back({"[anon]", "anon", "rw-p", i * 8192ull, i * 8192ull + 4096, 4096, false});
+  KernelMappings k;
+  for (uint32_t i = 0; i < forkscope::kMappingSlots; i++) k.slots.push_back({n, i, 4, 40, 80});
+  k.slots.push_back({n, forkscope::kMappingSlots, 4 * 5, 7, 9});
+  Cell cell;
+  forkscope::attribute_mappings(snap, k, cell);
+  EXPECT_EQ(cell.mapping_unattributed, 0u);
+  ASSERT_EQ(cell.mappings.size(), 2u);
+  EXPECT_EQ(cell.mappings[0].vmas, forkscope::kMappingSlots);
+  EXPECT_EQ(cell.mappings[0].calls, 4u * forkscope::kMappingSlots);
+  EXPECT_EQ(cell.mappings[1].name, "(other mappings)");
+  EXPECT_EQ(cell.mappings[1].kind, "other");
+  EXPECT_EQ(cell.mappings[1].vmas, 5u);
+  EXPECT_EQ(cell.mappings[1].calls, 20u);
+  EXPECT_EQ(cell.mappings[1].copy_page_range_ns, 9u);
+}
+
+TEST(Attribution, NothingCopiedLeavesTheCellAlone) {
+  Cell cell;
+  forkscope::attribute_mappings(forkscope::parse_smaps(kSmaps), KernelMappings{}, cell);
+  EXPECT_EQ(cell.mapping_method, "");
+  EXPECT_TRUE(cell.mappings.empty());
+}
+
+}  // namespace
+
+namespace {
+
+forkscope::Cell attributed_cell() {
+  forkscope::Cell c;
+  c.mode = "fork";
+  c.heap_bytes = 512u << 20;
+  c.mapping_method = "order";
+  c.mapping_unattributed = 1;
+  c.mappings = {{"[anon]", "anon", "rw-p", 1, 512u << 20, 512u << 20, 1u << 20, 10, 10, 100, 9700},
+                {"/usr/lib/libc.so.6, \"x\"", "file", "r--p", 1, 16384, 16384, 4096, 10, 10, 200, 300}};
+  return c;
+}
+
+TEST(MappingReports, TheFindingNamesTheMappingHoldingMostOfTheCopy) {
+  const forkscope::Cell c = attributed_cell();
+  EXPECT_EQ(forkscope::mapping_label(c.mappings[0]), "[anon] rw-p 512M");
+  const std::string f = forkscope::mapping_finding(c);
+  EXPECT_EQ(f.rfind("[anon] rw-p 512M holds 97% of copy_page_range (970 ns per fork", 0), 0u) << f;
+  forkscope::Cell even = c;
+  even.mappings[1].copy_page_range_ns = 9700;  // no mapping holds over half
+  EXPECT_EQ(forkscope::mapping_finding(even), "");
+}
+
+TEST(MappingReports, TableCsvAndHtmlHaveARowPerMapping) {
+  forkscope::Run run;
+  run.cells = {attributed_cell()};
+  std::ostringstream table;
+  forkscope::render_mappings(run.cells[0], table, false);
+  EXPECT_NE(table.str().find("10 launches attributed, 1 not"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("finding: [anon] rw-p 512M"), std::string::npos) << table.str();
+  const std::string csv = forkscope::mappings_csv(run);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
+  EXPECT_NE(csv.find(",\"/usr/lib/libc.so.6, \"\"x\"\"\",file,r--p,1,16384,"), std::string::npos) << csv;
+  const std::string html = forkscope::mappings_html(run.cells[0]);
+  EXPECT_NE(html.find("/usr/lib/libc.so.6, &quot;x&quot;"), std::string::npos) << html;
+  std::ostringstream none;
+  forkscope::render_mappings(forkscope::Cell{}, none, false);
+  EXPECT_EQ(none.str(), "");
+  EXPECT_EQ(forkscope::mappings_html(forkscope::Cell{}), "");
+}
+
+}  // namespace
