@@ -310,8 +310,9 @@ TEST(Detail, CountsCopyOnWriteFaultsAndPageTablePages) {
 
 TEST(OverheadMeasurement, RatiosAndCalibrationLandInTheResults) {
   const test::TempDir dir;
+  // --cell-seconds: every detach and attach is slow under the sanitizers; the count must not depend on speed.
   test::Outcome o = run_forkscope({"run", "--overhead", "--modes", "fork", "--heap", "2M", "--iterations", "200",
-                                   "--out", dir, "--quiet"});
+                                   "--cell-seconds", "300", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   forkscope::Run run = load_results(dir + "/results.json");
   ASSERT_TRUE(run.calibration.has_value());
