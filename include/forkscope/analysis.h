@@ -82,11 +82,11 @@ bool counted_only(const Phase& phase);
 // One row of a cell's phase tree, as the terminal and HTML reports show it.
 struct TreeRow {
   const Phase* phase = nullptr;
-  size_t depth = 0;              // of the phase path: 0 for roots
-  double calls_per_launch = 0;   // per launch in which the phase ran, as mean_ns is
-  double self_ns = 0;            // per launch in which the phase ran
-  bool counted_only = false;     // post_launch_cow: faults counted, not timed
-  std::optional<double> share;   // of the launch syscall; none for phases outside it
+  size_t depth = 0;             // of the phase path: 0 for roots
+  double calls_per_launch = 0;  // per launch in which the phase ran, as mean_ns is
+  double self_ns = 0;           // per launch in which the phase ran
+  bool counted_only = false;    // post_launch_cow: faults counted, not timed
+  std::optional<double> share;  // of the launch syscall; none for phases outside it
   // With a calibration: self_ns minus the calibrated cost of our programs that ran
   // while the phase was innermost (they ran inside its self time).
   std::optional<double> corrected_self_ns;

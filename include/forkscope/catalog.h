@@ -17,8 +17,8 @@ namespace forkscope {
 struct CatalogEntry {
   int id;
   const char* name;
-  int parent;     // FS_PH_NONE for roots
-  int tp_source;  // enum fs_source for the tracepoint backend
+  int parent;                          // FS_PH_NONE for roots
+  int tp_source;                       // enum fs_source for the tracepoint backend
   std::vector<std::string> functions;  // kernel functions that are the phase, preferred first
   const char* how;                     // how the tracepoint backend bounds it
 };

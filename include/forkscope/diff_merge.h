@@ -43,9 +43,9 @@ struct MappingDiff {
 
 // Cells are matched by mode, heap size, VMA count and (for merged results) host.
 struct CellDiff {
-  const Cell* a = nullptr;  // null: only in B
-  const Cell* b = nullptr;  // null: only in A
-  std::vector<PhaseDiff> phases;  // A's tree order, then phases only in B
+  const Cell* a = nullptr;            // null: only in B
+  const Cell* b = nullptr;            // null: only in A
+  std::vector<PhaseDiff> phases;      // A's tree order, then phases only in B
   std::vector<MappingDiff> mappings;  // A's order (most time first), then mappings only in B
 };
 

@@ -11,8 +11,7 @@ enum ExitCode : int { kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitPrivil
 
 class Error : public std::runtime_error {
  public:
-  Error(int exit_code, const std::string& message)
-      : std::runtime_error(message), exit_code_(exit_code) {}
+  Error(int exit_code, const std::string& message) : std::runtime_error(message), exit_code_(exit_code) {}
   int exit_code() const { return exit_code_; }
 
  private:

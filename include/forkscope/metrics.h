@@ -37,16 +37,16 @@ struct PhaseSample {
 
 // One kernel group (command, launch kind), cumulative since the tracer opened.
 struct GroupSample {
-  std::string comm;  // raw bytes from the kernel: attacker-controlled
-  std::string kind;  // fork, vfork, thread, clone-vm, clone:FLAGS, exec; "mixed" for the kernel's overflow cell
+  std::string comm;    // raw bytes from the kernel: attacker-controlled
+  std::string kind;    // fork, vfork, thread, clone-vm, clone:FLAGS, exec; "mixed" for the kernel's overflow cell
   bool other = false;  // the kernel's overflow cell (groups past its cells)
   uint64_t launches = 0, failed = 0, execs = 0;
   std::vector<PhaseSample> phases;
 };
 
 struct HealthSample {
-  uint64_t program_runs = 0;    // our BPF programs that ran inside traced launches
-  uint64_t events_dropped = 0;  // launches the kernel side could not track (state map full)
+  uint64_t program_runs = 0;        // our BPF programs that ran inside traced launches
+  uint64_t events_dropped = 0;      // launches the kernel side could not track (state map full)
   bool kernel_groups_full = false;  // new groups land in the kernel's overflow cell
   uint64_t map_bytes = 0;
 };
@@ -130,8 +130,8 @@ class MetricsExporter {
   prometheus::Gauge* kernel_full_;
   prometheus::Gauge* scrape_seconds_;
   prometheus::Gauge* map_bytes_;
-  std::map<Key, Previous> previous_;  // by (raw comm, kind)
-  std::map<Key, LabelSet> sets_;      // by (label comm, kind)
+  std::map<Key, Previous> previous_;           // by (raw comm, kind)
+  std::map<Key, LabelSet> sets_;               // by (label comm, kind)
   std::map<std::string, double> execs_total_;  // by label comm, kept like LabelSet
   std::map<std::string, prometheus::Counter*> execs_metric_;
   HealthSample health_prev_;

@@ -123,9 +123,9 @@ std::string backend_name(const RunPlan& plan);
 
 // trace: whom the BPF side follows instead of the runner.
 struct Follow {
-  pid_t root = 0;      // a process and every process it launches from now on
-  int cgroup_fd = -1;  // an open cgroup v2 directory: tasks in it and its descendants
-  bool all = false;    // every task but forkscope
+  pid_t root = 0;                  // a process and every process it launches from now on
+  int cgroup_fd = -1;              // an open cgroup v2 directory: tasks in it and its descendants
+  bool all = false;                // every task but forkscope
   uint32_t samples_per_group = 4;  // launches recorded span by span per group, for timelines
 };
 

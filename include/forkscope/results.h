@@ -20,7 +20,7 @@ struct Host {
   std::string kernel;  // uname -r
   std::string arch;
   int cpus = 0;
-  std::string thp;     // transparent_hugepage/enabled, the bracketed choice
+  std::string thp;  // transparent_hugepage/enabled, the bracketed choice
 
   bool operator==(const Host&) const = default;
 };
@@ -68,10 +68,10 @@ struct SampleSpan {
 
 // A launch recorded span by span (a few per cell, spread over the cell).
 struct Sample {
-  uint64_t seq = 0;        // launch number within the cell, from 1
+  uint64_t seq = 0;  // launch number within the cell, from 1
   int parent_tid = 0;
   int child_pid = 0;
-  uint64_t start_ns = 0;   // CLOCK_MONOTONIC of the sys_enter
+  uint64_t start_ns = 0;  // CLOCK_MONOTONIC of the sys_enter
   std::vector<SampleSpan> spans;
 
   bool operator==(const Sample&) const = default;
@@ -82,7 +82,7 @@ struct Backing {
   uint64_t anon_huge_bytes = 0;  // AnonHugePages of the whole runner: huge pages mapped by a PMD
   uint64_t vm_pte_bytes = 0;     // VmPTE: page tables fork has to copy
   uint64_t vm_rss_bytes = 0;
-  uint64_t vmas = 0;             // lines of /proc/self/maps
+  uint64_t vmas = 0;  // lines of /proc/self/maps
   // Heap bytes in large folios however mapped (kpageflags THP; --thp layouts only):
   // with --thp pte these are mapped by PTEs, so AnonHugePages leaves them out.
   uint64_t large_folio_bytes = 0;
@@ -91,13 +91,13 @@ struct Backing {
 };
 
 struct KernelCounts {
-  uint64_t launches = 0;       // successful launches the BPF side saw
+  uint64_t launches = 0;  // successful launches the BPF side saw
   uint64_t failed = 0;
   uint64_t pt_pages = 0;       // pages allocated during dup_mm (page tables)
   uint64_t faults_parent = 0;  // write faults after launches
   uint64_t faults_child = 0;
   uint64_t lost = 0;
-  uint64_t samples_lost = 0;  // sampled-launch records the ring buffer had no room for
+  uint64_t samples_lost = 0;      // sampled-launch records the ring buffer had no room for
   uint64_t first_run_missed = 0;  // children whose first switch-in was not seen (child_first_run lacks them)
   uint64_t execs = 0;             // execve/execveat that succeeded in the launched children
   uint64_t exec_failed = 0;
@@ -158,18 +158,18 @@ struct Calibration {
 // Where dup_mmap's time went, per mapping of the launching process: the VMAs of one
 // identity (name, permissions, size of each) summed over the launches attributed.
 struct Mapping {
-  std::string name;   // file path (untrusted, safe_text), [heap], [stack], [anon], [vdso]..., (other mappings)
-  std::string kind;   // file, heap, stack, anon, special, other
-  std::string perms;  // rwxp as in /proc/PID/maps; empty for (other mappings)
-  uint64_t vmas = 0;  // VMAs of this identity in the snapshot
-  uint64_t bytes = 0;  // their size, summed
+  std::string name;        // file path (untrusted, safe_text), [heap], [stack], [anon], [vdso]..., (other mappings)
+  std::string kind;        // file, heap, stack, anon, special, other
+  std::string perms;       // rwxp as in /proc/PID/maps; empty for (other mappings)
+  uint64_t vmas = 0;       // VMAs of this identity in the snapshot
+  uint64_t bytes = 0;      // their size, summed
   uint64_t rss_bytes = 0;  // smaps Rss, summed
   // Last-level page tables spanned where resident: 4 KiB per 2 MiB block a VMA with
   // resident pages covers (an estimate from Rss and the VMA's extent).
   uint64_t page_table_bytes = 0;
-  uint64_t launches = 0;  // attributed launches that copied it
-  uint64_t calls = 0;     // VMAs copied: launches x vmas
-  uint64_t vma_setup_ns = 0;         // summed over launches
+  uint64_t launches = 0;      // attributed launches that copied it
+  uint64_t calls = 0;         // VMAs copied: launches x vmas
+  uint64_t vma_setup_ns = 0;  // summed over launches
   uint64_t copy_page_range_ns = 0;
 
   bool operator==(const Mapping&) const = default;
@@ -185,8 +185,8 @@ struct Cell {
   uint64_t iterations = 0;  // requested
   uint64_t launches = 0;    // counted (not warm-up)
   uint64_t failed = 0;
-  std::string failed_errno; // e.g. "EAGAIN" of the first failure
-  bool time_capped = false; // stopped by --cell-seconds before --iterations
+  std::string failed_errno;  // e.g. "EAGAIN" of the first failure
+  bool time_capped = false;  // stopped by --cell-seconds before --iterations
   double seconds = 0;
   UserSpans user;
   Backing backing;
@@ -195,9 +195,9 @@ struct Cell {
   // The same for the attempts whose syscall failed (no histograms): kept apart
   // so failures neither vanish nor dilute the phases of real launches.
   std::vector<Phase> failed_phases;
-  std::vector<Sample> samples;  // may be empty
+  std::vector<Sample> samples;       // may be empty
   std::optional<Overhead> overhead;  // with --overhead
-  std::string host;  // "hostname kernel" when merged from several hosts; empty otherwise
+  std::string host;                  // "hostname kernel" when merged from several hosts; empty otherwise
   // trace: the launching command (comm) of this group; its mode is the launch kind.
   std::string comm;
   // Per-mapping attribution of dup_mmap: how ("order": the k-th VMA copied matched to
@@ -224,9 +224,9 @@ struct TraceParent {
 
 // trace: what was followed, for how long, and who launched.
 struct TraceInfo {
-  std::string target;        // "-- CMD ARGS", "-p PID", "--cgroup PATH" or "-a"
+  std::string target;  // "-- CMD ARGS", "-p PID", "--cgroup PATH" or "-a"
   double seconds = 0;
-  int command_exit = -1;     // the command's exit status (-- CMD), -1 otherwise or when killed
+  int command_exit = -1;             // the command's exit status (-- CMD), -1 otherwise or when killed
   std::vector<TraceParent> parents;  // most launches first
 
   bool operator==(const TraceInfo&) const = default;
@@ -237,7 +237,7 @@ struct Run {
   std::string tool_version;
   std::string started;  // ISO 8601 UTC
   Host host;
-  std::string backend;  // "tracepoint"
+  std::string backend;         // "tracepoint"
   std::string depth = "full";  // --depth: "syscall", "process" or "full"
   bool incomplete = false;
   uint64_t bpf_map_bytes = 0;  // kernel memory the BPF maps took (0: not known)
@@ -253,9 +253,9 @@ struct Run {
 // crafted file is refused (exit 2) in bounded time and memory instead of being
 // rendered.  The README's results-format section states them.
 inline constexpr size_t kMaxResultsBytes = size_t{256} << 20;  // the file
-inline constexpr size_t kMaxJsonDepth = 16;          // nested arrays and objects (forkscope writes 7)
-inline constexpr size_t kMaxStringBytes = 64 << 10;  // any string but trace.target
-inline constexpr size_t kMaxCommandBytes = 16 << 20;  // trace.target: a traced command line
+inline constexpr size_t kMaxJsonDepth = 16;                    // nested arrays and objects (forkscope writes 7)
+inline constexpr size_t kMaxStringBytes = 64 << 10;            // any string but trace.target
+inline constexpr size_t kMaxCommandBytes = 16 << 20;           // trace.target: a traced command line
 inline constexpr size_t kMaxCells = 10000;
 inline constexpr size_t kMaxPhases = 1024;     // phases_available, and phases/failed_phases per cell
 inline constexpr size_t kMaxPathParts = 64;    // parts of a phase or span path

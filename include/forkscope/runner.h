@@ -68,8 +68,8 @@ struct LaunchSpec {
 };
 
 const std::vector<std::string>& known_modes();
-LaunchSpec parse_mode(const std::string& mode);                // throws usage_error
-LaunchSpec parse_clone_flags(const std::string& names);        // "VM,FS,FILES": throws usage_error
+LaunchSpec parse_mode(const std::string& mode);          // throws usage_error
+LaunchSpec parse_clone_flags(const std::string& names);  // "VM,FS,FILES": throws usage_error
 // "VM|FS|0x400000" for clone flags; "none" for none.
 std::string clone_flags_label(uint64_t flags);
 // What a launch with these flags (signal, tid and tls bits off) is: fork, vfork,
@@ -78,7 +78,7 @@ std::string launch_kind(uint64_t flags);
 
 struct LaunchSample {
   bool ok = false;
-  int err = 0;                 // errno when !ok
+  int err = 0;  // errno when !ok
   uint64_t call_to_return = 0;
   uint64_t call_to_child = 0;  // 0 when the child did not stamp
   uint64_t call_to_reaped = 0;
@@ -131,8 +131,7 @@ std::vector<uint64_t> untraced_block(Launcher& launcher, uint64_t n, const std::
 size_t sweep_cells_count(const SweepOptions& opt);
 
 // Runs every cell; stops early (returning the cells done) when *stop becomes true.
-std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks,
-                            const std::atomic<bool>* stop);
+std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, const std::atomic<bool>* stop);
 
 uint64_t now_ns();  // CLOCK_MONOTONIC, the clock bpf_ktime_get_ns reads
 

@@ -16,7 +16,7 @@ namespace forkscope {
 
 struct RunSessionOptions {
   SweepOptions sweep;
-  PlanOptions plan;  // exec is set from the sweep's modes
+  PlanOptions plan;      // exec is set from the sweep's modes
   bool verbose = false;  // libbpf's log
 };
 

@@ -31,12 +31,12 @@ int merge_command(const MergeOptions& o) {
 
 void add_merge_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<MergeOptions>();
-  CLI::App* sub = app.add_subcommand(
-      "merge",
-      "Join results files from several hosts or kernels into one.  Each cell is labelled with\n"
-      "its host (\"hostname kernel\", cells[].host); the top-level host, backend and\n"
-      "phases_available are the first file's.  The same cell (mode, heap, host) twice is an error.\n"
-      "Example: forkscope merge laptop.json server.json -o all.json");
+  CLI::App* sub =
+      app.add_subcommand("merge",
+                         "Join results files from several hosts or kernels into one.  Each cell is labelled with\n"
+                         "its host (\"hostname kernel\", cells[].host); the top-level host, backend and\n"
+                         "phases_available are the first file's.  The same cell (mode, heap, host) twice is an error.\n"
+                         "Example: forkscope merge laptop.json server.json -o all.json");
   sub->add_option("results", opts->inputs, "Two or more results.json files")->required();
   sub->add_option("-o,--output", opts->out, "The merged results file (written atomically)")->required();
   sub->callback([opts, &exit_code] { exit_code = merge_command(*opts); });

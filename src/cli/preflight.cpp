@@ -53,7 +53,8 @@ std::filesystem::path absolute_path(const std::string& option, const std::string
   // Room for "/report.html" and the temporary file's suffix.
   if (full.native().size() + 32 >= PATH_MAX) path_failed(option, path, "the path is too long");
   for (const auto& part : full)
-    if (part.native().size() > NAME_MAX) path_failed(option, path, "a name in it is longer than " + std::to_string(NAME_MAX) + " bytes");
+    if (part.native().size() > NAME_MAX)
+      path_failed(option, path, "a name in it is longer than " + std::to_string(NAME_MAX) + " bytes");
   return full;
 }
 
@@ -69,11 +70,13 @@ size_t existing_prefix(const std::string& option, const std::string& path, const
     struct stat st;
     if (lstat(prefix.c_str(), &st) != 0) {
       if (errno == ENOENT) return n;
-      path_failed(option, path, std::string("cannot use ") + safe_text(prefix.string()) + " (" + std::strerror(errno) + ")");
+      path_failed(option, path,
+                  std::string("cannot use ") + safe_text(prefix.string()) + " (" + std::strerror(errno) + ")");
     }
     if (S_ISLNK(st.st_mode) && st.st_uid != 0 && st.st_uid != me)
-      path_failed(option, path, safe_text(prefix.string()) + " is a symbolic link owned by uid " + std::to_string(st.st_uid) +
-                                    ", neither yours nor root's, so it could point anywhere");
+      path_failed(option, path,
+                  safe_text(prefix.string()) + " is a symbolic link owned by uid " + std::to_string(st.st_uid) +
+                      ", neither yours nor root's, so it could point anywhere");
     n++;
   }
   return n;
@@ -110,7 +113,8 @@ void make_dir(const std::filesystem::path& p, const std::optional<FileOwner>& ow
   const int err = errno;
   if (fd >= 0) close(fd);
   if (!given)
-    out_dir_failed(dir, std::string("cannot give ") + safe_text(p.string()) + " to the invoking user (" + std::strerror(err) + ")");
+    out_dir_failed(dir, std::string("cannot give ") + safe_text(p.string()) + " to the invoking user (" +
+                            std::strerror(err) + ")");
 }
 
 }  // namespace
@@ -133,11 +137,13 @@ void check_out_dir(const std::string& dir) {
     parent /= part;
   }
   struct stat st;
-  if (stat(parent.c_str(), &st) != 0) out_dir_failed(dir, std::string("cannot use ") + safe_text(parent.string()) + " (" + std::strerror(errno) + ")");
+  if (stat(parent.c_str(), &st) != 0)
+    out_dir_failed(dir, std::string("cannot use ") + safe_text(parent.string()) + " (" + std::strerror(errno) + ")");
   if (!S_ISDIR(st.st_mode)) out_dir_failed(dir, safe_text(parent.string()) + " is not a directory");
   const bool missing = existing < static_cast<size_t>(std::distance(full.begin(), full.end()));
   if (std::string why = try_make_in(parent, missing); !why.empty())
-    out_dir_failed(dir, std::string(missing ? "cannot create a directory in " : "cannot write in ") + safe_text(parent.string()) + " (" + why + ")");
+    out_dir_failed(dir, std::string(missing ? "cannot create a directory in " : "cannot write in ") +
+                            safe_text(parent.string()) + " (" + why + ")");
   if (missing) return;
   for (const char* name : {"results.json", "report.html"}) {
     if (stat((full / name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
@@ -154,7 +160,9 @@ void prepare_out_dir(const std::string& dir) {
     prefix /= part;
     struct stat st;
     if (lstat(prefix.c_str(), &st) != 0) {
-      if (errno != ENOENT) out_dir_failed(dir, std::string("cannot use ") + safe_text(prefix.string()) + " (" + std::strerror(errno) + ")");
+      if (errno != ENOENT)
+        out_dir_failed(dir,
+                       std::string("cannot use ") + safe_text(prefix.string()) + " (" + std::strerror(errno) + ")");
       make_dir(prefix, owner, dir);
     }
   }
@@ -166,7 +174,8 @@ void check_out_file(const std::string& path, const std::string& option) {
   const std::filesystem::path full = absolute_path(option, path);
   const size_t existing = existing_prefix(option, path, full);
   const size_t parts = static_cast<size_t>(std::distance(full.begin(), full.end()));
-  if (existing + 1 < parts) path_failed(option, path, "its directory " + safe_text(full.parent_path().string()) + " does not exist");
+  if (existing + 1 < parts)
+    path_failed(option, path, "its directory " + safe_text(full.parent_path().string()) + " does not exist");
   struct stat st;
   if (stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path_failed(option, path, "it is a directory");
 }

@@ -55,8 +55,9 @@ std::string render_table(const Run& run, const ReportOptions& o) {
 
 std::string render_trace(const Run& run, const ReportOptions& o) {
   if (!has_samples(run))
-    throw usage_error(o.input + " has no sampled launches (cells[].samples) to draw a timeline from; use a run "
-                                "whose backend records samples");
+    throw usage_error(o.input +
+                      " has no sampled launches (cells[].samples) to draw a timeline from; use a run "
+                      "whose backend records samples");
   return trace_events(run);
 }
 
@@ -119,7 +120,8 @@ int report_command(const ReportOptions& o) {
   if (!o.out.empty()) check_out_file(o.out, "-o");
   const Run run = load_results(o.input);
   // Every format refuses a file without cells alike (one with nothing to show).
-  if (run.cells.empty()) throw usage_error(o.input + " has no cells; report a results file of a run that finished a cell");
+  if (run.cells.empty())
+    throw usage_error(o.input + " has no cells; report a results file of a run that finished a cell");
   const std::string text = render(run, o);
   if (o.out.empty()) {
     std::cout << text << std::flush;
@@ -134,9 +136,8 @@ int report_command(const ReportOptions& o) {
 void add_report_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<ReportOptions>();
   CLI::App* sub = app.add_subcommand(
-      "report",
-      "Render a results file.  Formats:\n" + formats_help() +
-          "Example: forkscope report forkscope-out/results.json --format flame --cell fork:64M -o fork.svg");
+      "report", "Render a results file.  Formats:\n" + formats_help() +
+                    "Example: forkscope report forkscope-out/results.json --format flame --cell fork:64M -o fork.svg");
   sub->add_option("results", opts->input, "results.json written by forkscope run (or merge)")->required();
   sub->add_option("--format", opts->format, fmt::format("{}", fmt::join(format_names(), ", ")))
       ->check(CLI::IsMember(format_names()))

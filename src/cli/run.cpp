@@ -80,7 +80,8 @@ std::string allowed_cpus(const cpu_set_t& set) {
 void check_cpu(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) throw usage_error(std::string("--cpu: cannot read this process's CPUs (") + std::strerror(errno) + ")");
+  if (sched_getaffinity(0, sizeof set, &set) != 0)
+    throw usage_error(std::string("--cpu: cannot read this process's CPUs (") + std::strerror(errno) + ")");
   if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set))
     throw usage_error("--cpu " + std::to_string(cpu) + ": this process may run on CPUs " + allowed_cpus(set) + " only");
 }
@@ -150,8 +151,8 @@ RunSessionOptions validate(const RunOptions& o) {
   if (o.threads > 1 && o.overhead)
     throw usage_error("--overhead detaches the programs under every thread: use it with --threads 1");
   if (!(o.cell_seconds > 0 && o.cell_seconds <= kMaxCellSeconds))
-    throw usage_error("--cell-seconds must be more than 0 and at most " + std::to_string(static_cast<int>(kMaxCellSeconds)) +
-                      " (a day)");
+    throw usage_error("--cell-seconds must be more than 0 and at most " +
+                      std::to_string(static_cast<int>(kMaxCellSeconds)) + " (a day)");
   if (o.cpu >= 0) check_cpu(o.cpu);
 
   // Room for the runner's own mappings and forkscope-child's under vm.max_map_count.
@@ -161,8 +162,8 @@ RunSessionOptions validate(const RunOptions& o) {
   const uint64_t most_vmas = *std::max_element(s.vma_counts.begin(), s.vma_counts.end());
   if (most_vmas > 0 && most_vmas > map_limit - std::min<uint64_t>(map_limit, 1000))
     throw usage_error("--vmas " + std::to_string(most_vmas) + ": at most " +
-                      std::to_string(map_limit > 1000 ? map_limit - 1000 : 0) +
-                      " here (vm.max_map_count is " + std::to_string(map_limit) + ")");
+                      std::to_string(map_limit > 1000 ? map_limit - 1000 : 0) + " here (vm.max_map_count is " +
+                      std::to_string(map_limit) + ")");
 
   s.iterations = o.iterations;
   s.cell_seconds = o.cell_seconds;
@@ -202,19 +203,20 @@ int run_command(const RunOptions& o) {
 CLI::Validator whole_number() {
   return CLI::Validator(
       [](std::string& value) {
-        return parse_whole_number(value) ? std::string() : "'" + safe_text(value) + "' is not a whole number (0, 1, 2, ...)";
+        return parse_whole_number(value) ? std::string()
+                                         : "'" + safe_text(value) + "' is not a whole number (0, 1, 2, ...)";
       },
       "N");
 }
 
 void add_run_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<RunOptions>();
-  CLI::App* sub = app.add_subcommand(
-      "run",
-      "Launch processes and threads over a sweep of heap sizes, trace the kernel, and report\n"
-      "per-phase time.  With no options: every mode at heaps 2M,64M,512M,2G (sizes above a\n"
-      "quarter of MemAvailable are skipped), about two minutes on 2 CPUs.\n"
-      "Example: forkscope run --modes fork,pthread --heap 2M,256M --iterations 300");
+  CLI::App* sub =
+      app.add_subcommand("run",
+                         "Launch processes and threads over a sweep of heap sizes, trace the kernel, and report\n"
+                         "per-phase time.  With no options: every mode at heaps 2M,64M,512M,2G (sizes above a\n"
+                         "quarter of MemAvailable are skipped), about two minutes on 2 CPUs.\n"
+                         "Example: forkscope run --modes fork,pthread --heap 2M,256M --iterations 300");
   sub->add_option("--modes", opts->modes,
                   "Comma-separated launch kinds: fork, vfork, clone (SIGCHLD only), clone-vm (CLONE_VM),\n"
                   "pthread (pthread_create), posix_spawn (alias spawn-exec), fork-exec and vfork-exec\n"

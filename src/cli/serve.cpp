@@ -49,12 +49,15 @@ void add_serve_options(CLI::App& app, ServeOptions& o, bool& all) {
   app.add_flag("-a,--all", all, "Follow every task on the system but forkscope (the default)");
   app.add_option("-p,--pid", o.pid, "Follow this running process and the processes it launches from now on");
   app.add_option("--cgroup", o.cgroup, "Follow every task in this cgroup v2 directory and its descendants");
-  app.add_option("--max-groups", o.max_groups, "(command, kind) label sets of their own; the rest count in comm=\"(other)\"")
+  app.add_option("--max-groups", o.max_groups,
+                 "(command, kind) label sets of their own; the rest count in comm=\"(other)\"")
       ->capture_default_str();
-  app.add_option("--evict-after", o.evict_after_s, "Seconds a label set must be idle before a new group may take its place")
+  app.add_option("--evict-after", o.evict_after_s,
+                 "Seconds a label set must be idle before a new group may take its place")
       ->capture_default_str();
   app.add_option("--backend", o.backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
-  app.add_option("--depth", o.depth, "syscall, process or full, as for run (shallower: cheaper for every task on the machine)")
+  app.add_option("--depth", o.depth,
+                 "syscall, process or full, as for run (shallower: cheaper for every task on the machine)")
       ->capture_default_str();
   app.add_flag("-q,--quiet", o.quiet, "Nothing on stderr but errors");
   app.add_flag("-v,--verbose", o.verbose, "Show libbpf's log");
@@ -75,9 +78,11 @@ void validate_serve(ServeOptions& o, bool all) {
 }
 
 std::vector<std::string> serve_arguments(const ServeOptions& o) {
-  std::vector<std::string> args = {"--listen",      o.listen,    "--max-groups",
-                                   std::to_string(o.max_groups), "--evict-after", std::to_string(o.evict_after_s),
-                                   "--backend",     o.backend,   "--depth", o.depth};
+  std::vector<std::string> args = {"--listen",      o.listen,
+                                   "--max-groups",  std::to_string(o.max_groups),
+                                   "--evict-after", std::to_string(o.evict_after_s),
+                                   "--backend",     o.backend,
+                                   "--depth",       o.depth};
   if (o.pid > 0) args.insert(args.end(), {"-p", std::to_string(o.pid)});
   if (!o.cgroup.empty()) args.insert(args.end(), {"--cgroup", o.cgroup});
   if (o.quiet) args.push_back("-q");
@@ -88,14 +93,14 @@ std::vector<std::string> serve_arguments(const ServeOptions& o) {
 void add_serve_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<ServeOptions>();
   auto all = std::make_shared<bool>(false);
-  CLI::App* sub = app.add_subcommand(
-      "serve",
-      "Follow launches continuously and serve per-phase launch metrics in the Prometheus\n"
-      "text format on http://ADDR:PORT/metrics, read from the in-kernel aggregates at\n"
-      "scrape time.  Runs until SIGINT or SIGTERM (exit 0), then detaches everything.\n"
-      "Examples:\n"
-      "  forkscope serve\n"
-      "  forkscope serve --listen 0.0.0.0:9464 --cgroup /sys/fs/cgroup/system.slice");
+  CLI::App* sub =
+      app.add_subcommand("serve",
+                         "Follow launches continuously and serve per-phase launch metrics in the Prometheus\n"
+                         "text format on http://ADDR:PORT/metrics, read from the in-kernel aggregates at\n"
+                         "scrape time.  Runs until SIGINT or SIGTERM (exit 0), then detaches everything.\n"
+                         "Examples:\n"
+                         "  forkscope serve\n"
+                         "  forkscope serve --listen 0.0.0.0:9464 --cgroup /sys/fs/cgroup/system.slice");
   add_serve_options(*sub, *opts, *all);
   sub->callback([opts, all, &exit_code] {
     validate_serve(*opts, *all);
@@ -106,7 +111,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     argv.push_back(nullptr);
     execv(program.c_str(), argv.data());
     exit_code = kExitFailure;
-    throw Error(kExitFailure, "cannot run " + program + ": " + std::strerror(errno) + "; it is built and installed with forkscope");
+    throw Error(kExitFailure,
+                "cannot run " + program + ": " + std::strerror(errno) + "; it is built and installed with forkscope");
   });
 }
 

@@ -108,16 +108,16 @@ int trace_command(const TraceOptions& o) {
 
 void add_trace_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<TraceOptions>();
-  CLI::App* sub = app.add_subcommand(
-      "trace",
-      "Attribute the kernel time of every launch (fork, vfork, clone, thread) and execve a\n"
-      "workload makes, grouped by launching command and launch kind.  Follows a command and\n"
-      "its descendants, a running process and its future children, a cgroup, or the system.\n"
-      "Stops when the command or process exits, after --duration, or on Ctrl-C (exit 0).\n"
-      "Examples:\n"
-      "  forkscope trace -- make -j8\n"
-      "  forkscope trace -p $(pgrep -o gunicorn) --duration 30\n"
-      "  forkscope trace -a --duration 10");
+  CLI::App* sub =
+      app.add_subcommand("trace",
+                         "Attribute the kernel time of every launch (fork, vfork, clone, thread) and execve a\n"
+                         "workload makes, grouped by launching command and launch kind.  Follows a command and\n"
+                         "its descendants, a running process and its future children, a cgroup, or the system.\n"
+                         "Stops when the command or process exits, after --duration, or on Ctrl-C (exit 0).\n"
+                         "Examples:\n"
+                         "  forkscope trace -- make -j8\n"
+                         "  forkscope trace -p $(pgrep -o gunicorn) --duration 30\n"
+                         "  forkscope trace -a --duration 10");
   sub->add_option("-p,--pid", opts->pid, "Follow this running process and the processes it launches from now on")
       ->check(whole_number());
   sub->add_option("--cgroup", opts->cgroup, "Follow every task in this cgroup v2 directory and its descendants");

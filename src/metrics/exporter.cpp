@@ -25,9 +25,10 @@ size_t retained_limit(size_t max_groups) { return 8 * max_groups + 64; }
 }  // namespace
 
 const std::vector<std::string>& exported_phases() {
-  static const std::vector<std::string> phases = {
-      "syscall",         "copy_process", "dup_mmap", "copy_page_range", "wake_up_new_task", "vfork_wait",
-      "child_first_run", "teardown",     "reap",     "execve"};
+  static const std::vector<std::string> phases = {"syscall",         "copy_process",     "dup_mmap",
+                                                  "copy_page_range", "wake_up_new_task", "vfork_wait",
+                                                  "child_first_run", "teardown",         "reap",
+                                                  "execve"};
   return phases;
 }
 
@@ -66,18 +67,20 @@ std::string safe_comm(const std::string& comm) {
 MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
     : max_groups_(max_groups), evict_after_s_(evict_after_s), registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter, prometheus::BuildGauge, prometheus::BuildHistogram;
-  launches_ = &BuildCounter()
-                   .Name("forkscope_launches_total")
-                   .Help("Launches (fork, vfork, clone, thread) whose syscall returned a child, by launching command and kind")
-                   .Register(*registry_);
+  launches_ =
+      &BuildCounter()
+           .Name("forkscope_launches_total")
+           .Help("Launches (fork, vfork, clone, thread) whose syscall returned a child, by launching command and kind")
+           .Register(*registry_);
   failures_ = &BuildCounter()
                    .Name("forkscope_launch_failures_total")
                    .Help("Launch syscalls that returned an error, by launching command and kind")
                    .Register(*registry_);
   execs_ = &BuildCounter()
                 .Name("forkscope_execs_total")
-                .Help("Successful execve/execveat in children of the command's launches (kind exec: in tasks "
-                      "launched before serve started)")
+                .Help(
+                    "Successful execve/execveat in children of the command's launches (kind exec: in tasks "
+                    "launched before serve started)")
                 .Register(*registry_);
   phase_seconds_ = &BuildHistogram()
                         .Name("forkscope_phase_seconds")
@@ -93,26 +96,26 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
                          .Help("Launches the kernel side could not track (its per-task state map was full)")
                          .Register(*registry_)
                          .Add({});
-  folded_metric_ = &BuildGauge()
-                        .Name("forkscope_groups_folded")
-                        .Help("Groups (command, kind) counted under comm=\"(other)\" because --max-groups label sets are taken")
-                        .Register(*registry_)
-                        .Add({});
-  kernel_full_ = &BuildGauge()
-                      .Name("forkscope_kernel_groups_full")
-                      .Help("1 when the kernel's group cells are all taken: new commands count in comm=\"(other)\", kind=\"mixed\"")
-                      .Register(*registry_)
-                      .Add({});
+  folded_metric_ =
+      &BuildGauge()
+           .Name("forkscope_groups_folded")
+           .Help("Groups (command, kind) counted under comm=\"(other)\" because --max-groups label sets are taken")
+           .Register(*registry_)
+           .Add({});
+  kernel_full_ =
+      &BuildGauge()
+           .Name("forkscope_kernel_groups_full")
+           .Help(
+               "1 when the kernel's group cells are all taken: new commands count in comm=\"(other)\", kind=\"mixed\"")
+           .Register(*registry_)
+           .Add({});
   scrape_seconds_ = &BuildGauge()
                          .Name("forkscope_scrape_duration_seconds")
                          .Help("Time this scrape took to read the in-kernel aggregates and update the metrics")
                          .Register(*registry_)
                          .Add({});
-  map_bytes_ = &BuildGauge()
-                    .Name("forkscope_bpf_map_bytes")
-                    .Help("Memory of forkscope's BPF maps")
-                    .Register(*registry_)
-                    .Add({});
+  map_bytes_ =
+      &BuildGauge().Name("forkscope_bpf_map_bytes").Help("Memory of forkscope's BPF maps").Register(*registry_).Add({});
 }
 
 MetricsExporter::~MetricsExporter() = default;
@@ -218,8 +221,7 @@ void MetricsExporter::update(const MetricsSnapshot& snapshot, double now_s) {
         total.sum += h.sum;
         if (!s.exposed) continue;
         prometheus::Histogram*& m = s.phase_metrics[name];
-        if (!m)
-          m = &phase_seconds_->Add({{"comm", s.comm}, {"kind", s.kind}, {"phase", name}}, phase_bucket_bounds());
+        if (!m) m = &phase_seconds_->Add({{"comm", s.comm}, {"kind", s.kind}, {"phase", name}}, phase_bucket_bounds());
         m->ObserveMultiple(h.buckets, h.sum);
       }
       execs_total_[s.comm] += static_cast<double>(execs);

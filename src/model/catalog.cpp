@@ -20,8 +20,7 @@ std::vector<std::string> words(const char* text) {
 
 const std::vector<CatalogEntry>& catalog() {
   static const std::vector<CatalogEntry> entries = {
-#define FS_X_ENTRY(id, name, parent, src, fns, how) \
-  {FS_PH_##id, #name, FS_PH_##parent, FS_SRC_##src, words(fns), how},
+#define FS_X_ENTRY(id, name, parent, src, fns, how) {FS_PH_##id, #name, FS_PH_##parent, FS_SRC_##src, words(fns), how},
       FS_PHASES(FS_X_ENTRY)
 #undef FS_X_ENTRY
   };
@@ -89,8 +88,7 @@ const char* syscall_hooks_name(SyscallHooks hooks) {
 Depth phase_depth(int id) {
   switch (id) {
     case FS_PH_VMA_SETUP:
-    case FS_PH_COPY_PAGE_RANGE:
-      return Depth::kFull;
+    case FS_PH_COPY_PAGE_RANGE: return Depth::kFull;
     case FS_PH_COPY_PROCESS:
     case FS_PH_DUP_TASK_STRUCT:
     case FS_PH_COPY_CREDS:
@@ -108,10 +106,8 @@ Depth phase_depth(int id) {
     case FS_PH_EXEC_BPRM:
     case FS_PH_EXEC_MMAP:
     case FS_PH_EXEC_OLD_MM:
-    case FS_PH_EXEC_LOAD:
-      return Depth::kProcess;
-    default:
-      return Depth::kSyscall;
+    case FS_PH_EXEC_LOAD: return Depth::kProcess;
+    default: return Depth::kSyscall;
   }
 }
 

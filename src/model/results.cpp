@@ -39,8 +39,8 @@ enum class Presence {
 // What a field may hold beyond its C++ type.
 struct Spec {
   Presence presence = Presence::kRequired;
-  bool negative = false;  // numbers: may be negative (differences, errors)
-  size_t max = 0;         // strings: bytes (0: kMaxStringBytes); arrays and maps: entries (required)
+  bool negative = false;                  // numbers: may be negative (differences, errors)
+  size_t max = 0;                         // strings: bytes (0: kMaxStringBytes); arrays and maps: entries (required)
   const char* range = "is out of range";  // integers: what a value past their type is
 };
 constexpr Spec kOptional{Presence::kOptional};
@@ -56,12 +56,15 @@ bool path_ends_in(const std::string& path, const std::string& name) {
   const size_t last = path.rfind(';');
   return path.compare(last == std::string::npos ? 0 : last + 1, std::string::npos, name) == 0;
 }
-size_t path_parts(const std::string& path) { return 1 + static_cast<size_t>(std::count(path.begin(), path.end(), ';')); }
+size_t path_parts(const std::string& path) {
+  return 1 + static_cast<size_t>(std::count(path.begin(), path.end(), ';'));
+}
 
 template <class V, class S>
 void describe_path(V& v, S& s) {
-  v.require("path", path_parts(s.path) <= kMaxPathParts,
-            [&] { return fmt::format("has {} parts; a phase path has at most {}", path_parts(s.path), kMaxPathParts); });
+  v.require("path", path_parts(s.path) <= kMaxPathParts, [&] {
+    return fmt::format("has {} parts; a phase path has at most {}", path_parts(s.path), kMaxPathParts);
+  });
   v.require("path", path_ends_in(s.path, s.name),
             [&] { return fmt::format("{:?} does not end in the phase's name {:?}", s.path, s.name); });
 }
@@ -312,10 +315,14 @@ void describe(V& v, S& s) {
   v("trace", s.trace, kIfSet);              // forkscope trace
 }
 
-template <class T> struct IsVector : std::false_type {};
-template <class T> struct IsVector<std::vector<T>> : std::true_type {};
-template <class T> struct IsOptional : std::false_type {};
-template <class T> struct IsOptional<std::optional<T>> : std::true_type {};
+template <class T>
+struct IsVector : std::false_type {};
+template <class T>
+struct IsVector<std::vector<T>> : std::true_type {};
+template <class T>
+struct IsOptional : std::false_type {};
+template <class T>
+struct IsOptional<std::optional<T>> : std::true_type {};
 
 template <class T>
 bool is_set(const T& value) {
@@ -474,9 +481,10 @@ class Reader {
       const std::string at = index("cells", i);
       const auto [it, fresh] = cells.emplace(std::tuple{c.host, c.comm, c.mode, c.heap_bytes, c.vmas}, i);
       if (!fresh)
-        fail(at, fmt::format("the same cell (mode, heap_bytes, vmas, comm, host) as cells[{}]; a results file holds each "
-                             "cell once",
-                             it->second));
+        fail(at,
+             fmt::format("the same cell (mode, heap_bytes, vmas, comm, host) as cells[{}]; a results file holds each "
+                         "cell once",
+                         it->second));
       check_phases(c.phases, join(at, "phases"), known_names);
       check_phases(c.failed_phases, join(at, "failed_phases"), known_names);
       for (size_t k = 0; k < c.samples.size(); ++k) {
@@ -517,14 +525,15 @@ class Reader {
                              name));
   }
 
-  void check_phases(const std::vector<Phase>& phases, const std::string& at,
-                    const std::set<std::string>& names) const {
+  void check_phases(const std::vector<Phase>& phases, const std::string& at, const std::set<std::string>& names) const {
     std::map<std::string, size_t> seen;
     for (size_t k = 0; k < phases.size(); ++k) {
       const std::string name_at = join(index(at, k), "name");
       known(phases[k].name, name_at, names);
       const auto [it, fresh] = seen.emplace(phases[k].name, k);
-      if (!fresh) fail(name_at, fmt::format("{:?} is already {}; a cell holds each phase once", it->first, index(at, it->second)));
+      if (!fresh)
+        fail(name_at,
+             fmt::format("{:?} is already {}; a cell holds each phase once", it->first, index(at, it->second)));
     }
   }
 
@@ -626,8 +635,8 @@ Run run_from_json(const std::string& text, const std::string& source) {
   try {
     Json::sax_parse(text, &parser);
   } catch (const Json::parse_error& e) {
-    throw usage_error(fmt::format("{}: not valid JSON (error at byte {}); expected a forkscope results file",
-                                  source, e.byte));
+    throw usage_error(
+        fmt::format("{}: not valid JSON (error at byte {}); expected a forkscope results file", source, e.byte));
   } catch (const Json::out_of_range&) {
     // The parser's other refusal: a number beyond a double, such as 1e400.
     throw usage_error(fmt::format("{}: holds a number too large to read; expected a forkscope results file", source));

@@ -100,7 +100,8 @@ std::optional<FileOwner> invoking_user() {
     const auto [stop, ec] = std::from_chars(text, end, v);
     // (uid_t)-1 means "leave unchanged" to chown: not an id either.
     if (ec != std::errc() || stop != end || stop == text || v == UINT32_MAX)
-      throw usage_error(fmt::format("{}={:?} is not a numeric id; unset it, or run forkscope through sudo", name, text));
+      throw usage_error(
+          fmt::format("{}={:?} is not a numeric id; unset it, or run forkscope through sudo", name, text));
     return v;
   };
   return FileOwner{id("SUDO_UID", uid), id("SUDO_GID", gid)};

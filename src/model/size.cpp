@@ -125,12 +125,13 @@ std::vector<uint64_t> parse_size_list(const std::string& text) {
   size_t begin = 0;
   while (true) {
     const size_t comma = text.find(',', begin);
-    const std::string_view item =
-        trim(std::string_view(text).substr(begin, comma == std::string::npos ? std::string::npos : comma - begin));
+    const std::string_view item = trim(
+        std::string_view(text).substr(begin, comma == std::string::npos ? std::string::npos : comma - begin));
     if (item.empty())
-      throw usage_error(fmt::format("invalid size list {:?}: item {} is empty; expected sizes separated by commas, "
-                                    "e.g. 4K,2M,1G",
-                                    text, sizes.size() + 1));
+      throw usage_error(
+          fmt::format("invalid size list {:?}: item {} is empty; expected sizes separated by commas, "
+                      "e.g. 4K,2M,1G",
+                      text, sizes.size() + 1));
     sizes.push_back(parse_size(std::string(item)));
     if (comma == std::string::npos) return sizes;
     begin = comma + 1;

@@ -22,7 +22,8 @@ struct SiteSpec {
 
 const std::vector<SiteSpec>& site_specs() {
   static const std::vector<SiteSpec> specs = {
-      {"copy_process", 0,
+      {"copy_process",
+       0,
        {FS_PH_COPY_PROCESS, FS_PH_DUP_TASK_STRUCT, FS_PH_COPY_SIGHAND, FS_PH_COPY_SIGNAL, FS_PH_DUP_MM}},
       {"prepare_creds", FS_LM_CREDS, {FS_PH_COPY_CREDS}},
       {"dup_fd", FS_LM_FILES, {FS_PH_COPY_FILES}},
@@ -70,7 +71,8 @@ void resolve_sites(RunPlan& plan) {
       }
       continue;
     }
-    if (!landmark_at_depth(spec.landmark == 0 ? static_cast<__u32>(FS_LM_TASK_STRUCT) : spec.landmark, plan.depth)) continue;
+    if (!landmark_at_depth(spec.landmark == 0 ? static_cast<__u32>(FS_LM_TASK_STRUCT) : spec.landmark, plan.depth))
+      continue;
     if (plan.sites.size() >= FS_MAX_SITES) break;
     plan.sites.push_back({r->start, r->end, spec.landmark, 0});
   }
@@ -91,8 +93,10 @@ RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_p
 
   FunctionProber prober;
   // One real attempt on copy_process tells whether the kind works at all here.
-  std::string fentry_why = choice == BackendChoice::kKprobe ? "not chosen (--backend kprobe)" : prober.try_fentry("copy_process");
-  std::string kprobe_why = choice == BackendChoice::kFentry ? "not chosen (--backend fentry)" : prober.try_kprobe("copy_process");
+  std::string fentry_why = choice == BackendChoice::kKprobe ? "not chosen (--backend kprobe)"
+                                                            : prober.try_fentry("copy_process");
+  std::string kprobe_why = choice == BackendChoice::kFentry ? "not chosen (--backend fentry)"
+                                                            : prober.try_kprobe("copy_process");
   const bool fentry = fentry_why.empty(), kprobe = kprobe_why.empty();
   if (choice == BackendChoice::kFentry && !fentry)
     throw privilege_error("--backend fentry cannot work on this kernel: " + fentry_why + "; try --backend auto");
@@ -137,8 +141,9 @@ RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_p
   const bool uses_fentry = std::count(plan.source.begin(), plan.source.end(), FS_SRC_FENTRY) > 0;
   const bool uses_kprobe = std::count(plan.source.begin(), plan.source.end(), FS_SRC_KPROBE) > 0;
   if (probe_cost && (uses_fentry || uses_kprobe)) {
-    for (const char* fn : {"__x64_sys_sched_getscheduler", "__arm64_sys_sched_getscheduler",
-                           "__s390x_sys_sched_getscheduler", "__riscv_sys_sched_getscheduler", "sys_sched_getscheduler"}) {
+    for (const char* fn :
+         {"__x64_sys_sched_getscheduler", "__arm64_sys_sched_getscheduler", "__s390x_sys_sched_getscheduler",
+          "__riscv_sys_sched_getscheduler", "sys_sched_getscheduler"}) {
       if ((!uses_fentry || prober.try_fentry(fn).empty()) && (!uses_kprobe || prober.try_kprobe(fn).empty())) {
         plan.calibration_function = fn;
         break;
@@ -164,8 +169,8 @@ UserPhase parse_user_phase(const std::string& spec) {
   u.function = spec.substr(0, colon);
   u.parent = colon == std::string::npos ? "copy_process" : spec.substr(colon + 1);
   auto valid = [](const std::string& s) {
-    return !s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
-                             std::string::npos;
+    return !s.empty() &&
+           s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") == std::string::npos;
   };
   if (!valid(u.function))
     throw usage_error("--phase '" + safe_text(spec) +

@@ -99,7 +99,8 @@ std::map<std::string, double> Tracer::probe_costs() {
     }
     untraced.push_back(block());
     for (auto& [kind, t] : traced) {
-      if (t.size() == static_cast<size_t>(r) + 1) deltas[kind].push_back(t.back() - (untraced[r] + untraced[r + 1]) / 2);
+      if (t.size() == static_cast<size_t>(r) + 1)
+        deltas[kind].push_back(t.back() - (untraced[r] + untraced[r + 1]) / 2);
     }
   }
   if (recorded && bpf_map_delete_elem(launches_fd, &tid) == 0)

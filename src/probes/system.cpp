@@ -103,11 +103,12 @@ bool ensure_tracefs(std::string* why) {
 }
 
 const std::vector<std::string>& hooked_syscall_events() {
-  static const std::vector<std::string> events = {
-      "sys_enter_clone", "sys_enter_clone3", "sys_enter_fork",   "sys_enter_vfork",    "sys_enter_execve",
-      "sys_enter_execveat", "sys_enter_exit", "sys_enter_exit_group", "sys_enter_wait4", "sys_enter_waitid",
-      "sys_exit_clone",  "sys_exit_clone3",  "sys_exit_fork",    "sys_exit_vfork",     "sys_exit_execve",
-      "sys_exit_execveat", "sys_exit_wait4", "sys_exit_waitid"};
+  static const std::vector<std::string> events = {"sys_enter_clone",   "sys_enter_clone3",     "sys_enter_fork",
+                                                  "sys_enter_vfork",   "sys_enter_execve",     "sys_enter_execveat",
+                                                  "sys_enter_exit",    "sys_enter_exit_group", "sys_enter_wait4",
+                                                  "sys_enter_waitid",  "sys_exit_clone",       "sys_exit_clone3",
+                                                  "sys_exit_fork",     "sys_exit_vfork",       "sys_exit_execve",
+                                                  "sys_exit_execveat", "sys_exit_wait4",       "sys_exit_waitid"};
   return events;
 }
 
@@ -191,7 +192,8 @@ std::string FunctionProber::try_kprobe(const std::string& function) const {
     r = std::string("kprobe on ") + function + " refused: " + std::strerror(errno);
     if (errno == ENOENT || errno == EINVAL) r += " (no such probeable function: inlined or blacklisted)";
   } else {
-    if (ioctl(pfd, PERF_EVENT_IOC_SET_BPF, prog) != 0) r = std::string("kprobe attach refused: ") + std::strerror(errno);
+    if (ioctl(pfd, PERF_EVENT_IOC_SET_BPF, prog) != 0)
+      r = std::string("kprobe attach refused: ") + std::strerror(errno);
     ::close(pfd);
   }
   ::close(prog);
@@ -212,12 +214,12 @@ std::vector<FeatureCheck> probe_features() {
   const bool priv = has_cap(caps, kCapSysAdmin);
   const bool bpf_only = !priv && has_cap(caps, kCapBpf) && has_cap(caps, kCapPerfmon);
   out.push_back({"privileges", priv,
-                 priv       ? "CAP_SYS_ADMIN present"
-                 : bpf_only ? "CAP_BPF+CAP_PERFMON without CAP_SYS_ADMIN: the kernel refuses forkscope's programs; run as root"
-                            : "missing CAP_SYS_ADMIN: run as root"});
+                 priv ? "CAP_SYS_ADMIN present"
+                 : bpf_only
+                     ? "CAP_BPF+CAP_PERFMON without CAP_SYS_ADMIN: the kernel refuses forkscope's programs; run as root"
+                     : "missing CAP_SYS_ADMIN: run as root"});
   bool btf = exists("/sys/kernel/btf/vmlinux");
-  out.push_back({"kernel BTF", btf,
-                 btf ? "/sys/kernel/btf/vmlinux" : "missing: needs CONFIG_DEBUG_INFO_BTF=y"});
+  out.push_back({"kernel BTF", btf, btf ? "/sys/kernel/btf/vmlinux" : "missing: needs CONFIG_DEBUG_INFO_BTF=y"});
   std::string why;
   bool tracefs = ensure_tracefs(&why);
   out.push_back({"tracefs", tracefs, tracefs ? "/sys/kernel/tracing" : why});

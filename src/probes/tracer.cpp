@@ -302,8 +302,8 @@ std::vector<Sample> Tracer::drain_samples(uint32_t cell) {
     for (__u32 i = 0; i < std::min<__u32>(l.nspans, FS_MAX_SPANS); i++) {
       const fs_span& sp = l.spans[i];
       if (sp.phase >= FS_NPHASES) continue;
-      s.spans.push_back({plan_.name[sp.phase], phase_path(plan_, sp.phase),
-                         static_cast<int64_t>(sp.start - l.start_ns), sp.dur, "parent"});
+      s.spans.push_back({plan_.name[sp.phase], phase_path(plan_, sp.phase), static_cast<int64_t>(sp.start - l.start_ns),
+                         sp.dur, "parent"});
     }
     for (const fs_child_span& c : impl_->child_spans) {
       if (c.cell != cell || c.seq != l.seq || c.phase >= FS_NPHASES) continue;
@@ -502,10 +502,11 @@ void Tracer::read_cell(uint32_t index, Cell& cell) {
 void Tracer::wait_children_gone(uint32_t cell, int timeout_ms) const {
   for (int waited = 0; waited <= timeout_ms; waited++) {
     uint64_t born = 0, exited = 0;
-    const bool found = sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus, [&](const fs_cellstat& v) {
-      born += v.children_born;
-      exited += v.children_exited;
-    });
+    const bool found = sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus,
+                                               [&](const fs_cellstat& v) {
+                                                 born += v.children_born;
+                                                 exited += v.children_exited;
+                                               });
     if (!found || exited >= born) return;
     usleep(1000);
   }

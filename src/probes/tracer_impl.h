@@ -35,7 +35,7 @@ struct Tracer::Impl {
   std::vector<fs_launch> launches;
   std::vector<fs_child_span> child_spans;
   std::vector<std::pair<int, int>> kprobe_slots;  // slot, phase
-  int cal_slot = -1;  // the probe-cost calibration's slot, -1: none
+  int cal_slot = -1;                              // the probe-cost calibration's slot, -1: none
 
   void attach_kprobes(const RunPlan& p);
   ~Impl();

@@ -91,7 +91,8 @@ const Cell& find_cell(const Run& run, const std::string& spec) {
   for (const Cell& c : run.cells) choices += fmt::format("{}{}", choices.empty() ? "" : ", ", qualified_spec(run, c));
   if (choices.empty()) choices = "none";
   if (run.trace)
-    throw usage_error(fmt::format("--cell {:?}: no such group; expected COMMAND:KIND, the groups are {}", spec, choices));
+    throw usage_error(
+        fmt::format("--cell {:?}: no such group; expected COMMAND:KIND, the groups are {}", spec, choices));
   if (spec.find(':') == std::string::npos)
     throw usage_error(fmt::format("--cell {:?}: expected MODE:HEAP, e.g. fork:64M; the cells are {}", spec, choices));
   throw usage_error(fmt::format("--cell {}: no such cell; the cells are {}", spec, choices));
@@ -119,8 +120,7 @@ std::string cell_label(const Cell& cell) {
 }
 
 bool same_cell(const Cell& a, const Cell& b) {
-  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.vmas == b.vmas && a.host == b.host &&
-         a.comm == b.comm;
+  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.vmas == b.vmas && a.host == b.host && a.comm == b.comm;
 }
 
 std::string mode_label(const std::string& mode, const std::string& host) {

@@ -24,8 +24,8 @@ constexpr double kPlotRight = kWidth - kRight, kPlotBottom = kHeight - kBottom;
 constexpr size_t kMaxPhaseLines = 6;
 
 struct Point {
-  double x = 0;  // heap bytes
-  double y = 0;  // ns
+  double x = 0;                   // heap bytes
+  double y = 0;                   // ns
   std::optional<double> whisker;  // ns, drawn from y up to it
   std::string tip;
 };
@@ -48,8 +48,7 @@ struct LineChart {
 // Maps [lo, hi] to pixels [p0, p1] by log10.
 class LogScale {
  public:
-  LogScale(double lo, double hi, double p0, double p1)
-      : l0_(std::log10(lo)), l1_(std::log10(hi)), p0_(p0), p1_(p1) {}
+  LogScale(double lo, double hi, double p0, double p1) : l0_(std::log10(lo)), l1_(std::log10(hi)), p0_(p0), p1_(p1) {}
   double operator()(double v) const { return p0_ + (std::log10(v) - l0_) / (l1_ - l0_) * (p1_ - p0_); }
 
  private:
@@ -127,8 +126,8 @@ void legend(const LineChart& c, std::string& out) {
                        R"(<circle cx="{4}" cy="{2}" r="3.5" fill="{3}"/>)"
                        R"(<text x="{5}" y="{6}">{7}</text>)"
                        "\n",
-                       num(kPlotRight + 14), num(kPlotRight + 38), num(y), markup::palette(i),
-                       num(kPlotRight + 26), num(kPlotRight + 44), num(y + 4), escape(c.lines[i].label));
+                       num(kPlotRight + 14), num(kPlotRight + 38), num(y), markup::palette(i), num(kPlotRight + 26),
+                       num(kPlotRight + 44), num(y + 4), escape(c.lines[i].label));
   }
   if (!c.legend_note.empty())
     out += fmt::format(R"(<text x="{}" y="{}" fill="#555" font-size="11">{}</text>)"
@@ -248,10 +247,10 @@ std::string latency_chart_svg(const Run& run) {
       const Summary& u = cell->user.call_to_return;
       if (u.n == 0 || u.p50 == 0) continue;
       const auto p50 = static_cast<double>(u.p50), p99 = static_cast<double>(u.p99);
-      line.points[heap_index(c.heaps, cell->heap_bytes)] =
-          Point{static_cast<double>(cell->heap_bytes), p50, p99,
-                fmt::format("{}: p50 {}, p99 {} ({} launches)", cell_label(*cell), format_ns(p50), format_ns(p99),
-                            u.n)};
+      line.points[heap_index(c.heaps, cell->heap_bytes)] = Point{static_cast<double>(cell->heap_bytes), p50, p99,
+                                                                 fmt::format("{}: p50 {}, p99 {} ({} launches)",
+                                                                             cell_label(*cell), format_ns(p50),
+                                                                             format_ns(p99), u.n)};
     }
     c.lines.push_back(std::move(line));
   }
@@ -282,10 +281,11 @@ std::string phase_chart_svg(const Series& series) {
     for (const Cell* cell : series.cells) {
       const Phase* p = cell->phase(r->name);
       if (p == nullptr || p->self_ns == 0) continue;
-      line.points[heap_index(c.heaps, cell->heap_bytes)] =
-          Point{static_cast<double>(cell->heap_bytes), self_per_launch(*p), std::nullopt,
-                fmt::format("{} {}: self {} per launch", r->name, format_size(cell->heap_bytes),
-                            format_ns(self_per_launch(*p)))};
+      line.points[heap_index(c.heaps, cell->heap_bytes)] = Point{static_cast<double>(cell->heap_bytes),
+                                                                 self_per_launch(*p), std::nullopt,
+                                                                 fmt::format("{} {}: self {} per launch", r->name,
+                                                                             format_size(cell->heap_bytes),
+                                                                             format_ns(self_per_launch(*p)))};
     }
     c.lines.push_back(std::move(line));
   }
@@ -348,7 +348,8 @@ std::string kernel_chart_svg(const Run& run, const std::string& mode, const std:
 // trace: per group, the mean kernel time of each part of a launch, as bars on a
 // linear scale (groups have no heap axis).
 std::string group_chart_svg(const Run& run) {
-  const std::array<const char*, 6> parts = {"syscall", "child_first_run", "execve", "exec_first_insn", "teardown", "reap"};
+  const std::array<const char*, 6> parts = {"syscall",         "child_first_run", "execve",
+                                            "exec_first_insn", "teardown",        "reap"};
   double hi = 0;
   for (const Cell& c : run.cells)
     for (const char* name : parts)
@@ -380,8 +381,8 @@ std::string group_chart_svg(const Run& run) {
       const double w = v / hi * plot;
       out += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {} {}</title></rect>)"
                          "\n",
-                         num(kLabel), num(y + kBar * static_cast<double>(i)), num(w), num(kBar - 2),
-                         markup::palette(i), escape(cell_label(c)), parts[i], v > 0 ? format_ns(v) : "not seen");
+                         num(kLabel), num(y + kBar * static_cast<double>(i)), num(w), num(kBar - 2), markup::palette(i),
+                         escape(cell_label(c)), parts[i], v > 0 ? format_ns(v) : "not seen");
       if (v > 0)
         out += fmt::format(R"(<text x="{}" y="{}" font-size="10">{}</text>)"
                            "\n",

@@ -27,8 +27,7 @@ std::string phases_csv(const Run& run) {
     for (const Phase& p : c.phases) {
       const double self = p.count ? static_cast<double>(p.self_ns) / static_cast<double>(p.count) : 0;
       out += fmt::format("{},{},{},{},{},{},{},{},{:.1f},{:.1f},{},{}\n", prefix, field(p.name), field(p.path),
-                         field(p.source), p.count, p.calls, p.total_ns, p.self_ns, p.mean_ns, self, p.p50_ns,
-                         p.p99_ns);
+                         field(p.source), p.count, p.calls, p.total_ns, p.self_ns, p.mean_ns, self, p.p50_ns, p.p99_ns);
     }
   }
   return out;

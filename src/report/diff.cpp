@@ -81,7 +81,8 @@ void render_mappings_diff(const CellDiff& c, std::ostream& out, bool color) {
   std::vector<const MappingDiff*> rows;
   for (const MappingDiff& d : c.mappings) rows.push_back(&d);
   std::stable_sort(rows.begin(), rows.end(), [](const MappingDiff* x, const MappingDiff* y) {
-    return std::max(mapping_per_fork(x->a), mapping_per_fork(x->b)) > std::max(mapping_per_fork(y->a), mapping_per_fork(y->b));
+    return std::max(mapping_per_fork(x->a), mapping_per_fork(x->b)) >
+           std::max(mapping_per_fork(y->a), mapping_per_fork(y->b));
   });
   out << text::styled(fmt::format("by mapping (vma_setup + copy_page_range per fork; unattributed launches {} in A, "
                                   "{} in B)",
@@ -130,7 +131,9 @@ double per_launch(const Phase& p) {
                          : p.mean_ns;
 }
 
-std::string amount(const Phase& p, double v) { return counted_only(p) ? fmt::format("{:.1f} faults", v) : format_ns(v); }
+std::string amount(const Phase& p, double v) {
+  return counted_only(p) ? fmt::format("{:.1f} faults", v) : format_ns(v);
+}
 
 std::string mean(const Phase* p) { return p == nullptr ? "-" : amount(*p, per_launch(*p)); }
 
@@ -139,12 +142,11 @@ std::string median(const Phase* p) {
   return m ? format_ns(static_cast<double>(m->p50)) : "-";
 }
 
-
 void render_cell(const CellDiff& c, std::ostream& out, bool color) {
   const Summary& ua = c.a->user.call_to_return;
   const Summary& ub = c.b->user.call_to_return;
-  out << text::styled(fmt::format("{}: {} launches in A, {} in B; return p50 {} -> {}", cell_label(*c.a),
-                                  c.a->launches, c.b->launches, format_ns(static_cast<double>(ua.p50)),
+  out << text::styled(fmt::format("{}: {} launches in A, {} in B; return p50 {} -> {}", cell_label(*c.a), c.a->launches,
+                                  c.b->launches, format_ns(static_cast<double>(ua.p50)),
                                   format_ns(static_cast<double>(ub.p50))),
                       text::kBold, color)
       << '\n';
@@ -204,18 +206,20 @@ std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a
       out.push_back({nullptr, &y, {}});
   }
   if (matched == 0)
-    throw usage_error(fmt::format("{} and {} have no cell in common (cells match by mode, heap size and VMA count); diff "
-                                  "results of the same modes, heap sizes and VMA counts",
-                                  a_name, b_name));
+    throw usage_error(
+        fmt::format("{} and {} have no cell in common (cells match by mode, heap size and VMA count); diff "
+                    "results of the same modes, heap sizes and VMA counts",
+                    a_name, b_name));
   return out;
 }
 
 void render_diff(const std::vector<CellDiff>& diff, const std::string& a_name, const std::string& b_name,
                  std::ostream& out, bool color) {
   out << fmt::format("A: {}\nB: {}\n", a_name, b_name);
-  out << text::styled("per launch: mean and (from the histograms) p50 of each phase; \"slower\"/\"faster\" only "
-                      "where the p50s' 95% intervals, widened to whole histogram slots, neither overlap nor touch",
-                      text::kDim, color)
+  out << text::styled(
+             "per launch: mean and (from the histograms) p50 of each phase; \"slower\"/\"faster\" only "
+             "where the p50s' 95% intervals, widened to whole histogram slots, neither overlap nor touch",
+             text::kDim, color)
       << '\n';
   std::vector<std::string> only_a, only_b;
   for (const CellDiff& c : diff) {

@@ -19,8 +19,8 @@ using markup::num;
 constexpr double kWidth = 1200;
 constexpr double kPad = 10;
 constexpr double kFrameHeight = 18;
-constexpr double kTop = 64;     // title, subtitle, controls
-constexpr double kBottom = 30;  // details line
+constexpr double kTop = 64;         // title, subtitle, controls
+constexpr double kBottom = 30;      // details line
 constexpr double kCharWidth = 7.2;  // 12px monospace
 
 // One frame: a phase path with its own (self) time and the time of its subtree.
@@ -160,8 +160,8 @@ class FlameWriter {
   std::string tooltip(const Frame& f) const {
     const double share = static_cast<double>(f.total_ns) / static_cast<double>(root_.total_ns);
     if (f.path.empty()) {
-      return fmt::format("{}: {} per launch over {} launches (100%)", cell_label(cell_), per_launch(f.total_ns, cell_.launches),
-                         cell_.launches);
+      return fmt::format("{}: {} per launch over {} launches (100%)", cell_label(cell_),
+                         per_launch(f.total_ns, cell_.launches), cell_.launches);
     }
     const Phase* p = nullptr;
     for (const Phase& q : cell_.phases) {
@@ -283,16 +283,16 @@ std::string flame_svg(const Run& run, const Cell& cell) {
                      "\n"
                      R"(<text x="{}" y="22" text-anchor="middle" font-size="16" font-weight="bold">{}</text>)"
                      "\n",
-                     num(kWidth / 2), escape(cell.comm.empty() ? fmt::format("{}, heap {}: kernel time by phase", cell.mode,
-                                                                             format_size(cell.heap_bytes) + vmas_label(cell.vmas))
-                                                                 : fmt::format("{} {}: kernel time by phase", cell.comm,
-                                                                               cell.mode)));
-  out += fmt::format(
-      R"(<text x="{}" y="40" text-anchor="middle" fill="#555">{}</text>)"
-      "\n",
-      num(kWidth / 2),
-      escape(fmt::format("host {}, backend {}; {} launches; width = time (self time summed over launches)", host,
-                         run.backend, cell.launches)));
+                     num(kWidth / 2),
+                     escape(cell.comm.empty() ? fmt::format("{}, heap {}: kernel time by phase", cell.mode,
+                                                            format_size(cell.heap_bytes) + vmas_label(cell.vmas))
+                                              : fmt::format("{} {}: kernel time by phase", cell.comm, cell.mode)));
+  out += fmt::format(R"(<text x="{}" y="40" text-anchor="middle" fill="#555">{}</text>)"
+                     "\n",
+                     num(kWidth / 2),
+                     escape(
+                         fmt::format("host {}, backend {}; {} launches; width = time (self time summed over launches)",
+                                     host, run.backend, cell.launches)));
   out += fmt::format(R"(<text class="control reset" x="{}" y="58" style="display:none">Reset zoom</text>)"
                      R"(<text class="control search" x="{}" y="58" text-anchor="end">Search</text>)"
                      R"(<text class="matched" x="{}" y="{}" text-anchor="end"> </text>)"
@@ -302,9 +302,10 @@ std::string flame_svg(const Run& run, const Cell& cell) {
                      "\n",
                      num(kPad), num(height - 10));
   if (root.total_ns == 0) {
-    out += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">no kernel phase time was measured for this cell</text>)"
-                       "\n",
-                       num(kWidth / 2), num(kTop + kFrameHeight));
+    out +=
+        fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">no kernel phase time was measured for this cell</text>)"
+                    "\n",
+                    num(kWidth / 2), num(kTop + kFrameHeight));
   } else {
     FlameWriter(cell, tree, height).frames(out);
   }

@@ -75,7 +75,9 @@ std::string host_section(const Run& run) {
         "availability above are the first input's.</p>\n",
         hosts.size());
   }
-  if (run.incomplete) out += "<p><span class=\"badge\">incomplete</span> the run was interrupted; these are the cells done by then.</p>\n";
+  if (run.incomplete)
+    out +=
+        "<p><span class=\"badge\">incomplete</span> the run was interrupted; these are the cells done by then.</p>\n";
   return out + "</section>\n";
 }
 
@@ -108,19 +110,21 @@ std::string summary_section(const Run& run) {
       "syscall's mean.</p>\n<table>\n";
   // --overhead: the untraced launch first, the traced one beside it.
   const bool untraced = std::any_of(run.cells.begin(), run.cells.end(), [](const Cell& c) { return c.overhead; });
-  std::vector<std::string> head{"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
-                                "kernel time", "top kernel phases (self)"};
+  std::vector<std::string> head{"mode",       "heap",        "launches",
+                                "return p50", "return p99",  "child p50",
+                                "reaped p50", "kernel time", "top kernel phases (self)"};
   if (untraced) head.insert(head.begin() + 3, "untraced p50");
   out += header_row(head);
   for (const Cell& c : run.cells) {
     const UserSpans& u = c.user;
     const Phase* sys = c.phase("syscall");
-    out += "<tr>" + td(mode_label(c.mode, c.host)) + td(format_size(c.heap_bytes) + vmas_label(c.vmas), "n") + td(launches_label(c)) +
-           (untraced ? td(untraced_label(c), "n") : "") + td(latency(u.call_to_return, u.call_to_return.p50), "n") +
+    out += "<tr>" + td(mode_label(c.mode, c.host)) + td(format_size(c.heap_bytes) + vmas_label(c.vmas), "n") +
+           td(launches_label(c)) + (untraced ? td(untraced_label(c), "n") : "") +
+           td(latency(u.call_to_return, u.call_to_return.p50), "n") +
            td(latency(u.call_to_return, u.call_to_return.p99), "n") +
            td(latency(u.call_to_child, u.call_to_child.p50), "n") +
-           td(latency(u.call_to_reaped, u.call_to_reaped.p50), "n") +
-           td(sys ? format_ns(sys->mean_ns) : "-", "n") + td(top_phases(c)) + "</tr>\n";
+           td(latency(u.call_to_reaped, u.call_to_reaped.p50), "n") + td(sys ? format_ns(sys->mean_ns) : "-", "n") +
+           td(top_phases(c)) + "</tr>\n";
   }
   return out + "</table>\n</section>\n";
 }
@@ -129,8 +133,9 @@ std::string growth_section(const std::vector<Series>& series) {
   const std::vector<HeapGrowth> growth = heap_growth(series);
   std::string out = "<section id=\"growth\"><h2>How the launch grows with the heap</h2>\n";
   if (growth.empty()) return out + "<p class=\"note\">One heap size per mode: nothing to compare.</p>\n</section>\n";
-  out += "<p class=\"note\">Kernel time per launch from the smallest to the largest heap, and the phases whose self "
-         "time per launch takes the difference.</p>\n<table>\n";
+  out +=
+      "<p class=\"note\">Kernel time per launch from the smallest to the largest heap, and the phases whose self "
+      "time per launch takes the difference.</p>\n<table>\n";
   out += header_row({"mode", "heap", "kernel time", "where the difference goes (self time per launch)"});
   for (const HeapGrowth& g : growth) {
     out += "<tr>" + td(g.series->label()) +
@@ -184,10 +189,12 @@ std::string kernels_section(const Run& run) {
       row(std::string(2 * static_cast<size_t>(std::count(p.path.begin(), p.path.end(), ';')), ' ') + p.name,
           [&](const Cell& c) {
             const Phase* q = c.phase(p.name);
-            return q && q->count ? format_ns(q->mean_ns) + (q->calls > q->count ? fmt::format(" ({:.0f} calls)",
-                                                                                                static_cast<double>(q->calls) / static_cast<double>(q->count))
-                                                                                  : "")
-                                 : std::string("-");
+            return q && q->count
+                       ? format_ns(q->mean_ns) +
+                             (q->calls > q->count ? fmt::format(" ({:.0f} calls)", static_cast<double>(q->calls) /
+                                                                                       static_cast<double>(q->count))
+                                                  : "")
+                       : std::string("-");
           });
     }
   }
@@ -226,7 +233,8 @@ std::string tree_table(const Run& run, const Cell& cell) {
   const bool corrected = std::any_of(rows.begin(), rows.end(), [](const TreeRow& r) { return r.corrected_self_ns; });
   std::string out = "<table class=\"tree\">\n";
   out += std::string("<tr><th>phase</th><th>source</th><th>calls</th><th>mean</th><th>self</th>") +
-         (corrected ? "<th title=\"self minus the calibrated cost of forkscope's programs inside it\">self corr.</th>" : "") +
+         (corrected ? "<th title=\"self minus the calibrated cost of forkscope's programs inside it\">self corr.</th>"
+                    : "") +
          "<th colspan=\"2\">share of the syscall</th></tr>\n";
   for (const TreeRow& r : rows) {
     const Phase& p = *r.phase;
@@ -256,8 +264,8 @@ std::string breakdown_section(const Run& run, const Cell* featured) {
       "phase ran. Self time is the time not covered by the phases listed under it; landmark segments (source "
       "derived) run to the next landmark, so they are upper bounds.</p>\n";
   for (const Cell& c : run.cells) {
-    out += fmt::format("<details{}><summary>{} ({} launches)</summary>\n{}</details>\n",
-                       &c == featured ? " open" : "", escape(cell_label(c)), c.launches, tree_table(run, c));
+    out += fmt::format("<details{}><summary>{} ({} launches)</summary>\n{}</details>\n", &c == featured ? " open" : "",
+                       escape(cell_label(c)), c.launches, tree_table(run, c));
   }
   return out + "</section>\n";
 }

@@ -42,16 +42,18 @@ std::string mapping_finding(const Cell& cell) {
   uint64_t cpr = 0;
   for (const Mapping& m : cell.mappings) cpr += m.copy_page_range_ns;
   if (cell.mappings.empty() || cpr == 0) return "";
-  const Mapping& top = *std::max_element(cell.mappings.begin(), cell.mappings.end(), [](const Mapping& a, const Mapping& b) {
-    return a.copy_page_range_ns < b.copy_page_range_ns;
-  });
+  const Mapping& top = *std::max_element(cell.mappings.begin(), cell.mappings.end(),
+                                         [](const Mapping& a, const Mapping& b) {
+                                           return a.copy_page_range_ns < b.copy_page_range_ns;
+                                         });
   const double share = static_cast<double>(top.copy_page_range_ns) / static_cast<double>(cpr);
   // Only a mapping that holds most of the copy is a finding.
   if (share <= 0.5) return "";
-  return fmt::format("{} holds {} of copy_page_range ({} per fork, {} resident): a smaller or huge-page-backed "
-                     "region, MADV_DONTFORK, or vfork/posix_spawn when the child only execs would cut it",
-                     mapping_label(top), percent(share), format_ns(per_launch(top.copy_page_range_ns, top.launches)),
-                     format_size(top.rss_bytes));
+  return fmt::format(
+      "{} holds {} of copy_page_range ({} per fork, {} resident): a smaller or huge-page-backed "
+      "region, MADV_DONTFORK, or vfork/posix_spawn when the child only execs would cut it",
+      mapping_label(top), percent(share), format_ns(per_launch(top.copy_page_range_ns, top.launches)),
+      format_size(top.rss_bytes));
 }
 
 void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top) {
@@ -73,10 +75,10 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
   for (size_t i = 0; i < std::min(top, cell.mappings.size()); i++) {
     const Mapping& m = cell.mappings[i];
     const double share = all ? static_cast<double>(mapping_ns(m)) / static_cast<double>(all) : 0;
-    t.add_row({mapping_label(m), m.kind, format_size(m.rss_bytes),
-               fmt::format("{:.0f}", per_launch(m.calls, m.launches)), format_ns(per_launch(m.vma_setup_ns, m.launches)),
-               format_ns(per_launch(m.copy_page_range_ns, m.launches)), format_ns(per_launch(mapping_ns(m), m.launches)),
-               percent(share)});
+    t.add_row(
+        {mapping_label(m), m.kind, format_size(m.rss_bytes), fmt::format("{:.0f}", per_launch(m.calls, m.launches)),
+         format_ns(per_launch(m.vma_setup_ns, m.launches)), format_ns(per_launch(m.copy_page_range_ns, m.launches)),
+         format_ns(per_launch(mapping_ns(m), m.launches)), percent(share)});
   }
   if (cell.mappings.size() > top) {
     uint64_t rest = 0;
@@ -86,9 +88,10 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
                percent(all ? static_cast<double>(rest) / static_cast<double>(all) : 0)});
   }
   t.render(out, color);
-  out << styled("method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps at the "
-                "cell's start; launches that copied another number of VMAs are counted, not attributed",
-                kDim, color)
+  out << styled(
+             "method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps at the "
+             "cell's start; launches that copied another number of VMAs are counted, not attributed",
+             kDim, color)
       << '\n';
   if (const std::string f = mapping_finding(cell); !f.empty()) out << styled("finding: " + f, kBold, color) << '\n';
 }

@@ -12,10 +12,11 @@ namespace forkscope {
 
 void render_overhead(const Run& run, std::ostream& out) {
   if (run.calibration && run.calibration->events_per_launch > 0) {
-    out << fmt::format("observer cost (calibrated at start-up): {} per run of one of our tracepoint programs, {} per "
-                       "launch besides ({:.0f} tracepoint runs inside a fork here)\n",
-                       format_ns(run.calibration->ns_per_event), format_ns(run.calibration->ns_per_launch),
-                       run.calibration->events_per_launch);
+    out << fmt::format(
+        "observer cost (calibrated at start-up): {} per run of one of our tracepoint programs, {} per "
+        "launch besides ({:.0f} tracepoint runs inside a fork here)\n",
+        format_ns(run.calibration->ns_per_event), format_ns(run.calibration->ns_per_launch),
+        run.calibration->events_per_launch);
   }
   if (run.calibration && !run.calibration->probe_cost_ns.empty()) {
     out << "function-probe cost (calibrated at start-up on sched_getscheduler, per entry+exit pair):";
@@ -31,12 +32,13 @@ void render_overhead(const Run& run, std::ostream& out) {
     if (!c.overhead) continue;
     any = true;
     const Overhead& o = *c.overhead;
-    out << fmt::format("overhead {} {}: traced/untraced p50 x{:.2f} [{:.2f}, {:.2f}]", c.mode, format_size(c.heap_bytes) + vmas_label(c.vmas),
-                       o.ratio, o.ratio_low, o.ratio_high);
+    out << fmt::format("overhead {} {}: traced/untraced p50 x{:.2f} [{:.2f}, {:.2f}]", c.mode,
+                       format_size(c.heap_bytes) + vmas_label(c.vmas), o.ratio, o.ratio_low, o.ratio_high);
     if (o.corrected_kernel_ns > 0) {
-      out << fmt::format("; untraced launch p50 {}: corrected traced launch {} ({:+.1f}%), corrected kernel {} ({:+.1f}%)",
-                         format_ns(static_cast<double>(o.untraced.p50)), format_ns(o.corrected_launch_ns),
-                         100 * o.corrected_launch_error, format_ns(o.corrected_kernel_ns), 100 * o.corrected_error);
+      out << fmt::format(
+          "; untraced launch p50 {}: corrected traced launch {} ({:+.1f}%), corrected kernel {} ({:+.1f}%)",
+          format_ns(static_cast<double>(o.untraced.p50)), format_ns(o.corrected_launch_ns),
+          100 * o.corrected_launch_error, format_ns(o.corrected_kernel_ns), 100 * o.corrected_error);
     }
     out << '\n';
   }
@@ -58,7 +60,8 @@ void render_overhead(const Run& run, std::ostream& out) {
   }
   out << (run.trace ? "overhead not measured: a trace has no untraced baseline"
                     : "overhead not measured (run with --overhead to measure traced/untraced launch time)");
-  if (!kinds.empty()) out << fmt::format("; runs of forkscope's BPF programs inside each launch: {}", fmt::join(kinds, ", "));
+  if (!kinds.empty())
+    out << fmt::format("; runs of forkscope's BPF programs inside each launch: {}", fmt::join(kinds, ", "));
   out << (run.trace ? "; `forkscope run --overhead` measures their cost on this kernel\n" : "\n");
 }
 

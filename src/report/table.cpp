@@ -42,15 +42,16 @@ std::string failures_note(const Run& run) {
   size_t cells = 0;
   for (const Cell& c : run.cells) {
     if (c.failed == 0 || ++cells > kNamed) continue;
-    named += fmt::format("{}{} {}: {} of {} failed", named.empty() ? "" : "; ", c.mode, format_size(c.heap_bytes) + vmas_label(c.vmas),
-                         c.failed, c.launches + c.failed);
+    named += fmt::format("{}{} {}: {} of {} failed", named.empty() ? "" : "; ", c.mode,
+                         format_size(c.heap_bytes) + vmas_label(c.vmas), c.failed, c.launches + c.failed);
     if (!c.failed_errno.empty()) named += " (" + c.failed_errno + ")";
   }
   if (cells == 0) return "";
   if (cells > kNamed) named += fmt::format("; and {} more", cells - kNamed);
-  return fmt::format("note: launches failed in {} cell{} ({}); the table counts successful launches only, the "
-                     "failed attempts' kernel phases are in failed_phases of the results",
-                     cells, cells == 1 ? "" : "s", named);
+  return fmt::format(
+      "note: launches failed in {} cell{} ({}); the table counts successful launches only, the "
+      "failed attempts' kernel phases are in failed_phases of the results",
+      cells, cells == 1 ? "" : "s", named);
 }
 
 }  // namespace
@@ -124,8 +125,8 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   table.add_row({"command", "kind", "launches", "execs", "kernel p50", "execve p50", "RSS", "VM", "VMAs", "page tables",
                  "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
-    std::vector<std::string> row = {c.comm, c.mode, launches_label(c), std::to_string(c.kernel.execs),
-                                    p50_of(c, "syscall"), p50_of(c, "execve")};
+    std::vector<std::string> row = {
+        c.comm, c.mode, launches_label(c), std::to_string(c.kernel.execs), p50_of(c, "syscall"), p50_of(c, "execve")};
     for (std::string& v : launcher_mm_columns(c)) row.push_back(std::move(v));
     row.push_back(top_phases(c));
     table.add_row(row);
@@ -143,7 +144,8 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
       parents.add_row({std::to_string(p.pid), p.comm, std::to_string(p.launches), std::to_string(p.execs)});
     }
     parents.render(out, color);
-    if (t.parents.size() > shown) out << fmt::format("... and {} more (results.json has all)\n", t.parents.size() - shown);
+    if (t.parents.size() > shown)
+      out << fmt::format("... and {} more (results.json has all)\n", t.parents.size() - shown);
   }
 }
 
@@ -162,10 +164,10 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
 
   // --overhead: the untraced launch first, the traced one beside it.
   const bool untraced = std::any_of(run.cells.begin(), run.cells.end(), [](const Cell& c) { return c.overhead; });
-  std::vector<Align> align{Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
-                           Align::kRight, Align::kLeft};
-  std::vector<std::string> head{"mode", "heap", "launches", "return p50", "return p99", "child p50", "reaped p50",
-                                "top kernel phases (self)"};
+  std::vector<Align> align{Align::kLeft,  Align::kRight, Align::kLeft,  Align::kRight,
+                           Align::kRight, Align::kRight, Align::kRight, Align::kLeft};
+  std::vector<std::string> head{"mode",       "heap",      "launches",   "return p50",
+                                "return p99", "child p50", "reaped p50", "top kernel phases (self)"};
   if (untraced) {
     align.insert(align.begin() + 3, Align::kRight);
     head.insert(head.begin() + 3, "untraced p50");
@@ -174,11 +176,14 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
   t.add_row(head);
   for (const Cell& c : run.cells) {
     const UserSpans& u = c.user;
-    std::vector<std::string> row{mode_label(c.mode, c.host), format_size(c.heap_bytes) + vmas_label(c.vmas),
-                                 launches_label(c), latency(u.call_to_return, u.call_to_return.p50),
+    std::vector<std::string> row{mode_label(c.mode, c.host),
+                                 format_size(c.heap_bytes) + vmas_label(c.vmas),
+                                 launches_label(c),
+                                 latency(u.call_to_return, u.call_to_return.p50),
                                  latency(u.call_to_return, u.call_to_return.p99),
                                  latency(u.call_to_child, u.call_to_child.p50),
-                                 latency(u.call_to_reaped, u.call_to_reaped.p50), top_phases(c)};
+                                 latency(u.call_to_reaped, u.call_to_reaped.p50),
+                                 top_phases(c)};
     if (untraced) row.insert(row.begin() + 3, untraced_label(c));
     t.add_row(row);
   }
@@ -188,11 +193,11 @@ void render_summary(const Run& run, std::ostream& out, bool color) {
 
 void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Calibration* cal,
                        const std::string& backend) {
-  const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode, format_size(cell.heap_bytes) + vmas_label(cell.vmas))
+  const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode,
+                                                           format_size(cell.heap_bytes) + vmas_label(cell.vmas))
                                              : fmt::format("{} {}", cell.comm, cell.mode);
   const std::string execs = cell.kernel.execs ? fmt::format(", {} execs", cell.kernel.execs) : "";
-  out << styled(fmt::format("{}: kernel phases per launch ({} launches{})", what, cell.launches, execs),
-                kBold, color)
+  out << styled(fmt::format("{}: kernel phases per launch ({} launches{})", what, cell.launches, execs), kBold, color)
       << '\n';
   if (cell.phases.empty()) {
     out << "no kernel phases were measured for this cell\n";
@@ -215,19 +220,24 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Ca
       t.add_row({name, p.source, fmt::format("{:.1f} faults/launch", r.calls_per_launch)});
       continue;
     }
-    std::vector<std::string> row = {name, p.source, p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch),
-                                    format_ns(p.mean_ns), format_ns(r.self_ns), r.share ? percent(*r.share) : "-"};
+    std::vector<std::string> row = {name,
+                                    p.source,
+                                    p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch),
+                                    format_ns(p.mean_ns),
+                                    format_ns(r.self_ns),
+                                    r.share ? percent(*r.share) : "-"};
     if (corrected) row.insert(row.begin() + 5, r.corrected_self_ns ? format_ns(*r.corrected_self_ns) : "-");
     t.add_row(row, bar(r.share.value_or(0)));
   }
   t.render(out, color);
   if (corrected)
-    out << styled("self corr. = self minus the calibrated cost of forkscope's own programs that ran inside it",
-                  kDim, color)
+    out << styled("self corr. = self minus the calibrated cost of forkscope's own programs that ran inside it", kDim,
+                  color)
         << '\n';
-  out << styled("self time of a phase = its time not covered by the phases listed under it; "
-                "landmark segments (source derived) run to the next landmark",
-                kDim, color)
+  out << styled(
+             "self time of a phase = its time not covered by the phases listed under it; "
+             "landmark segments (source derived) run to the next landmark",
+             kDim, color)
       << '\n';
 }
 

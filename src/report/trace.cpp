@@ -37,8 +37,8 @@ std::string trace_events(const Run& run) {
       const int parent = 2 * static_cast<int>(si) + 1, child = parent + 1;
       events.push_back(metadata("thread_name", pid, parent,
                                 {{"name", fmt::format("launch {} parent (tid {})", s.seq, s.parent_tid)}}));
-      events.push_back(metadata("thread_name", pid, child,
-                                {{"name", fmt::format("launch {} child (pid {})", s.seq, s.child_pid)}}));
+      events.push_back(
+          metadata("thread_name", pid, child, {{"name", fmt::format("launch {} child (pid {})", s.seq, s.child_pid)}}));
       events.push_back(metadata("thread_sort_index", pid, parent, {{"sort_index", parent}}));
       events.push_back(metadata("thread_sort_index", pid, child, {{"sort_index", child}}));
 

@@ -55,7 +55,8 @@ std::vector<uint64_t> parse_vma_counts(const std::string& list) {
     const std::optional<uint64_t> n = parse_whole_number(item);
     if (!n)
       throw usage_error("--vmas " + safe_text(list) + ": item " + std::to_string(out.size() + 1) + " (" +
-                        safe_text(item) + ") is not a whole number; give counts separated by commas, e.g. --vmas 0,1000,4000");
+                        safe_text(item) +
+                        ") is not a whole number; give counts separated by commas, e.g. --vmas 0,1000,4000");
     if (std::find(out.begin(), out.end(), *n) != out.end())
       throw usage_error("--vmas " + std::to_string(*n) + " is given twice; give each count once");
     out.push_back(*n);
@@ -66,7 +67,8 @@ std::vector<uint64_t> parse_vma_counts(const std::string& list) {
 
 const char* const kHeapVmaName = "forkscope heap";
 
-Heap::Heap(uint64_t bytes, ThpLayout thp, uint64_t vmas, bool touch_vmas) : bytes_(bytes), thp_(thp), touch_vmas_(touch_vmas) {
+Heap::Heap(uint64_t bytes, ThpLayout thp, uint64_t vmas, bool touch_vmas)
+    : bytes_(bytes), thp_(thp), touch_vmas_(touch_vmas) {
   const long page = sysconf(_SC_PAGESIZE);
   if (vmas > 0) {
     void* v = mmap(nullptr, 2 * vmas * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -94,8 +96,8 @@ Heap::Heap(uint64_t bytes, ThpLayout thp, uint64_t vmas, bool touch_vmas) : byte
   void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     if (vma_base_) munmap(vma_base_, 2 * vmas_ * page);  // no destructor for a half-built Heap
-    throw Error(kExitFailure, "cannot map a " + format_size(bytes) + " heap: " +
-                                  std::strerror(errno) + "; choose smaller --heap sizes");
+    throw Error(kExitFailure, "cannot map a " + format_size(bytes) + " heap: " + std::strerror(errno) +
+                                  "; choose smaller --heap sizes");
   }
   map_ = static_cast<unsigned char*>(p);
   const uintptr_t at = reinterpret_cast<uintptr_t>(map_);

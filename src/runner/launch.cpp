@@ -258,9 +258,9 @@ const std::map<std::string, uint64_t>& flag_names() {
 std::string clone_flags_label(uint64_t flags) {
   // What launches seen by trace may carry beyond the flags run can ask for.
   static const std::map<std::string, uint64_t> more = {
-      {"UNTRACED", CLONE_UNTRACED}, {"NEWNS", CLONE_NEWNS},     {"NEWPID", CLONE_NEWPID},
-      {"NEWNET", CLONE_NEWNET},     {"NEWUSER", CLONE_NEWUSER}, {"NEWUTS", CLONE_NEWUTS},
-      {"NEWIPC", CLONE_NEWIPC},     {"NEWCGROUP", CLONE_NEWCGROUP}, {"CLEAR_SIGHAND", 0x100000000ull},
+      {"UNTRACED", CLONE_UNTRACED},   {"NEWNS", CLONE_NEWNS},         {"NEWPID", CLONE_NEWPID},
+      {"NEWNET", CLONE_NEWNET},       {"NEWUSER", CLONE_NEWUSER},     {"NEWUTS", CLONE_NEWUTS},
+      {"NEWIPC", CLONE_NEWIPC},       {"NEWCGROUP", CLONE_NEWCGROUP}, {"CLEAR_SIGHAND", 0x100000000ull},
       {"INTO_CGROUP", 0x200000000ull}};
   std::map<std::string, uint64_t> names = flag_names();
   names.insert(more.begin(), more.end());
@@ -286,8 +286,8 @@ std::string launch_kind(uint64_t flags) {
 }
 
 const std::vector<std::string>& known_modes() {
-  static const std::vector<std::string> modes = {"fork", "vfork", "clone", "clone-vm", "pthread",
-                                                 "posix_spawn", "fork-exec", "vfork-exec"};
+  static const std::vector<std::string> modes = {"fork",    "vfork",       "clone",     "clone-vm",
+                                                 "pthread", "posix_spawn", "fork-exec", "vfork-exec"};
   return modes;
 }
 
@@ -297,7 +297,8 @@ LaunchSpec parse_clone_flags(const std::string& names) {
   for (size_t begin = 0;;) {
     const size_t comma = names.find(',', begin);
     std::string name = names.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
-    if (name.empty()) throw usage_error("--clone-flags " + safe_text(names) + ": an empty name; give names separated by single commas");
+    if (name.empty())
+      throw usage_error("--clone-flags " + safe_text(names) + ": an empty name; give names separated by single commas");
     for (auto& c : name) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
     if (name.rfind("CLONE_", 0) == 0) name = name.substr(6);
     auto it = flag_names().find(name);
@@ -313,8 +314,9 @@ LaunchSpec parse_clone_flags(const std::string& names) {
   // The child of CLONE_PARENT is forkscope's sibling: its exit goes to forkscope's
   // parent, so forkscope could neither wait for it nor reap it.
   if (spec.clone_flags & CLONE_PARENT)
-    throw usage_error("--clone-flags: PARENT makes each child a sibling of forkscope, which forkscope cannot wait for "
-                      "or reap; leave PARENT out");
+    throw usage_error(
+        "--clone-flags: PARENT makes each child a sibling of forkscope, which forkscope cannot wait for "
+        "or reap; leave PARENT out");
   if ((spec.clone_flags & CLONE_SIGHAND) && !(spec.clone_flags & CLONE_VM))
     throw usage_error("--clone-flags: SIGHAND needs VM (the kernel refuses it with EINVAL)");
   if ((spec.clone_flags & CLONE_THREAD) && !(spec.clone_flags & CLONE_SIGHAND))

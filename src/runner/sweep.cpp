@@ -42,8 +42,8 @@ class Progress {
     if (now - last_ < 100'000'000ull) return;
     last_ = now;
     std::fprintf(stderr, "\r\033[K[%zu/%zu] %-12s heap %-6s%s %6llu/%llu launches  %.1fs", index + 1, cells_,
-                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), vmas_note(c).c_str(), static_cast<unsigned long long>(done),
-                 static_cast<unsigned long long>(c.iterations), elapsed);
+                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), vmas_note(c).c_str(),
+                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(c.iterations), elapsed);
   }
   void finished(size_t index, const Cell& c) {
     if (quiet_) return;
@@ -54,8 +54,9 @@ class Progress {
                              : "p50 " + format_ns(static_cast<double>(c.user.call_to_return.p50));
     if (c.launches > 0 && c.failed > 0) result += ", " + std::to_string(c.failed) + " failed (" + c.failed_errno + ")";
     std::fprintf(stderr, "[%zu/%zu] %-12s heap %-6s%s %llu launches in %.1fs%s, %s\n", index + 1, cells_,
-                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), vmas_note(c).c_str(), static_cast<unsigned long long>(c.launches),
-                 c.seconds, c.time_capped ? " (time cap)" : "", result.c_str());
+                 c.mode.c_str(), format_size(c.heap_bytes).c_str(), vmas_note(c).c_str(),
+                 static_cast<unsigned long long>(c.launches), c.seconds, c.time_capped ? " (time cap)" : "",
+                 result.c_str());
   }
 
  private:
@@ -192,7 +193,8 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
           nret++;
           if (s.call_to_child) child[nchild++] = s.call_to_child;
         } else {
-          if (cell.failed == 0) cell.failed_errno = strerrorname_np(s.err) ? strerrorname_np(s.err) : std::to_string(s.err);
+          if (cell.failed == 0)
+            cell.failed_errno = strerrorname_np(s.err) ? strerrorname_np(s.err) : std::to_string(s.err);
           cell.failed++;
         }
         const uint64_t now = now_ns();

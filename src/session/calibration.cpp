@@ -51,7 +51,8 @@ Calibration calibrate(Tracer& tracer, const std::string& child_program, std::map
     const std::vector<uint64_t> u = untraced_block(*launcher, kBlock, attach);
     // Alternate the order, so neither traced kind always follows the untraced one.
     std::vector<uint64_t> f, l;
-    for (bool landmarks : {r % 2 == 0, r % 2 != 0}) (landmarks ? f : l) = traced_block(landmarks ? full_cell : lean_cell, landmarks);
+    for (bool landmarks : {r % 2 == 0, r % 2 != 0})
+      (landmarks ? f : l) = traced_block(landmarks ? full_cell : lean_cell, landmarks);
     launches += u.size() + f.size() + l.size();
     if (u.empty() || f.empty() || l.empty()) continue;  // a round is compared within itself
     med_u.push_back(static_cast<double>(summarize(u).p50));

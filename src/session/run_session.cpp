@@ -20,9 +20,8 @@ namespace forkscope {
 Run run_session(const RunSessionOptions& o) {
   const SweepOptions& sweep = o.sweep;
   PlanOptions plan = o.plan;
-  plan.exec = std::any_of(sweep.modes.begin(), sweep.modes.end(), [](const LaunchSpec& m) {
-    return m.mode == "posix_spawn" || m.mode.ends_with("-exec");
-  });
+  plan.exec = std::any_of(sweep.modes.begin(), sweep.modes.end(),
+                          [](const LaunchSpec& m) { return m.mode == "posix_spawn" || m.mode.ends_with("-exec"); });
   plan.reattaches = sweep.overhead;
   // Cells 0..n-1 are the sweep's, cells n and n+1 the calibration's.
   const auto sweep_cells = static_cast<uint32_t>(sweep_cells_count(sweep));
@@ -69,7 +68,8 @@ Run run_session(const RunSessionOptions& o) {
     if (run.calibration) correct_for_observer(cell, *run.calibration, run.backend);
   };
   if (!sweep.quiet) {
-    std::fprintf(stderr, "forkscope: %s backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
+    std::fprintf(stderr,
+                 "forkscope: %s backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
                  run.backend.c_str(), static_cast<double>(run.bpf_map_bytes) / (1 << 20), sweep_cells_count(sweep),
                  static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
   }

@@ -111,8 +111,7 @@ void check_can_listen(const std::string& listen) {
   if (r == 0) r = ::listen(fd, 1);
   const int err = errno;
   close(fd);
-  if (r != 0)
-    throw usage_error("--listen " + listen + ": " + std::strerror(err) + "; choose another address or port");
+  if (r != 0) throw usage_error("--listen " + listen + ": " + std::strerror(err) + "; choose another address or port");
 }
 
 }  // namespace
@@ -151,7 +150,9 @@ int serve_session(const ServeOptions& o) {
   }
   exposer->RegisterCollectable(collector);
   if (!o.quiet) {
-    const std::string target = o.pid ? "-p " + std::to_string(o.pid) : !o.cgroup.empty() ? "--cgroup " + o.cgroup : "-a";
+    const std::string target = o.pid               ? "-p " + std::to_string(o.pid)
+                               : !o.cgroup.empty() ? "--cgroup " + o.cgroup
+                                                   : "-a";
     std::fprintf(stderr, "forkscope: %s backend attached; tracing %s; metrics on http://%s/metrics until Ctrl-C\n",
                  backend_name(tracer->plan()).c_str(), target.c_str(), o.listen.c_str());
   }

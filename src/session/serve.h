@@ -10,8 +10,8 @@ namespace forkscope {
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:9464";  // ADDR:PORT or [ADDR6]:PORT, validated by the CLI
-  pid_t pid = 0;           // follow this process and what it launches
-  std::string cgroup;      // or a cgroup v2 directory
+  pid_t pid = 0;                          // follow this process and what it launches
+  std::string cgroup;                     // or a cgroup v2 directory
   // neither: every task but forkscope (-a)
   size_t max_groups = 20;  // label sets of their own; the rest in comm="(other)"
   double evict_after_s = 600;

@@ -93,7 +93,8 @@ Run trace_session(const TraceSessionOptions& o) {
   } else if (o.pid > 0) {
     follow.root = o.pid;
     watch_fd = pidfd_open(o.pid);
-    if (watch_fd < 0) throw Error(kExitFailure, "-p " + std::to_string(o.pid) + ": pidfd_open: " + std::strerror(errno));
+    if (watch_fd < 0)
+      throw Error(kExitFailure, "-p " + std::to_string(o.pid) + ": pidfd_open: " + std::strerror(errno));
   }
   tracer->follow(follow);
   if (cgroup_fd >= 0) close(cgroup_fd);
@@ -109,11 +110,10 @@ Run trace_session(const TraceSessionOptions& o) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (!o.quiet) {
     char until[64];
-    if (o.duration > 0)
-      std::snprintf(until, sizeof until, " for %.1f s", o.duration);
-    else
-      std::snprintf(until, sizeof until, "%s", command ? " until it exits (Ctrl-C stops)" : " until Ctrl-C");
-    std::fprintf(stderr, "forkscope: %s backend attached; tracing %s%s\n", run.backend.c_str(), info.target.c_str(), until);
+    if (o.duration > 0) std::snprintf(until, sizeof until, " for %.1f s", o.duration);
+    else std::snprintf(until, sizeof until, "%s", command ? " until it exits (Ctrl-C stops)" : " until Ctrl-C");
+    std::fprintf(stderr, "forkscope: %s backend attached; tracing %s%s\n", run.backend.c_str(), info.target.c_str(),
+                 until);
   }
   if (command) {
     if (int err = command->go(); err != 0) {
@@ -143,8 +143,8 @@ Run trace_session(const TraceSessionOptions& o) {
         launches += k.launches;
         execs += k.execs;
       }
-      std::fprintf(stderr, "\rforkscope: %.0f s, %llu launches, %llu execs ", t, static_cast<unsigned long long>(launches),
-                   static_cast<unsigned long long>(execs));
+      std::fprintf(stderr, "\rforkscope: %.0f s, %llu launches, %llu execs ", t,
+                   static_cast<unsigned long long>(launches), static_cast<unsigned long long>(execs));
     }
   }
   if (progress) std::fprintf(stderr, "\n");

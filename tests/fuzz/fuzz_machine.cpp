@@ -96,7 +96,8 @@ class Checker {
       if (i > 0 && fs_effective_parent(&c_, ph) != want)
         violated("frame not under its parent", ph, static_cast<unsigned long long>(fs_effective_parent(&c_, ph)),
                  static_cast<unsigned long long>(want));
-      if (i > 0 && f.start < l.stack[i - 1].start) violated("frame starts before its parent", ph, f.start, l.stack[i - 1].start);
+      if (i > 0 && f.start < l.stack[i - 1].start)
+        violated("frame starts before its parent", ph, f.start, l.stack[i - 1].start);
       if (f.start > now) violated("frame starts in the future", ph, f.start, now);
       if (f.child_ns > now - f.start) violated("children longer than the frame", ph, f.child_ns, now - f.start);
     }
@@ -131,11 +132,13 @@ class Checker {
     if (l.nspans > FS_MAX_SPANS) violated("more spans than FS_MAX_SPANS", -1, l.nspans, FS_MAX_SPANS);
     uint64_t calls = 0;
     for (int ph = 0; ph < FS_NPHASES; ph++) calls += l.calls[ph];
-    if (l.nspans + l.spans_dropped != calls) violated("spans recorded + dropped != calls", -1, l.nspans + l.spans_dropped, calls);
+    if (l.nspans + l.spans_dropped != calls)
+      violated("spans recorded + dropped != calls", -1, l.nspans + l.spans_dropped, calls);
     for (uint32_t i = 0; i < l.nspans; i++) {
       const fs_span& sp = l.spans[i];
       if (sp.phase >= FS_NPHASES) violated("span holds no phase", static_cast<int>(sp.phase), i, 0);
-      if (sp.start + sp.dur > now) violated("span ends in the future", static_cast<int>(sp.phase), sp.start + sp.dur, now);
+      if (sp.start + sp.dur > now)
+        violated("span ends in the future", static_cast<int>(sp.phase), sp.start + sp.dur, now);
     }
   }
 

@@ -167,9 +167,8 @@ TEST_P(Backend, VmaSetupCallsEqualTheVmasCopied) {
     const Phase* setup = f.phase("vma_setup");
     ASSERT_NE(setup, nullptr) << "heap " << heap;
     ASSERT_GT(f.kernel.mm_vmas, 0u) << "kernel.mm_vmas not recorded";
-    EXPECT_EQ(setup->calls, f.launches * f.kernel.mm_vmas)
-        << "heap " << heap << ": " << setup->calls << " set-ups for " << f.launches << " forks of "
-        << f.kernel.mm_vmas << " VMAs";
+    EXPECT_EQ(setup->calls, f.launches * f.kernel.mm_vmas) << "heap " << heap << ": " << setup->calls << " set-ups for "
+                                                           << f.launches << " forks of " << f.kernel.mm_vmas << " VMAs";
   }
 }
 
@@ -264,10 +263,10 @@ TEST_P(Backend, ForkDupMmapGrowsWithTheHeapPthreadHasNone) {
   // since its per-VMA work is fixed.  Emulation on a busy 2-CPU host makes the
   // small cell noisy, hence margins well under what was measured (the host's
   // runtime lane checks the 10x at 256M).
-  EXPECT_GE(cl->mean_ns, 1.5 * cs->mean_ns) << "copy_page_range mean " << cs->mean_ns << " ns at " << small << " vs "
-                                            << cl->mean_ns << " ns at " << large;
-  EXPECT_GE(l->mean_ns, 1.25 * s->mean_ns) << "dup_mmap mean " << s->mean_ns << " ns at " << small << " vs "
-                                           << l->mean_ns << " ns at " << large;
+  EXPECT_GE(cl->mean_ns, 1.5 * cs->mean_ns)
+      << "copy_page_range mean " << cs->mean_ns << " ns at " << small << " vs " << cl->mean_ns << " ns at " << large;
+  EXPECT_GE(l->mean_ns, 1.25 * s->mean_ns)
+      << "dup_mmap mean " << s->mean_ns << " ns at " << small << " vs " << l->mean_ns << " ns at " << large;
   EXPECT_GT(l->p50_ns, s->p50_ns) << "dup_mmap p50";
   EXPECT_GT(cell("fork", large).kernel.pt_pages, cell("fork", small).kernel.pt_pages);
   for (uint64_t heap : {small, large}) {
@@ -447,18 +446,21 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
         const bool same_work = a->kernel.pt_pages == b->kernel.pt_pages ||
                                (pa.path.find(";dup_mm;") == std::string::npos && !pa.path.ends_with(";dup_mm"));
         const bool judged = heap == small && same_work;
-        std::printf("  %-8s %9llu %-17s %6.1f runs  fentry %10.0f  kprobe %10.0f  kprobe-fentry %+9.0f ns, "
-                    "costs explain %+9.0f +- %.0f%s\n",
-                    mode, static_cast<unsigned long long>(heap), pa.name.c_str(), runs_f, pa.mean_ns, pb->mean_ns,
-                    observed, predicted, tolerance,
-                    judged ? "" : same_work ? "  (not judged)" : "  (not judged: page-table pages differ)");
+        std::printf(
+            "  %-8s %9llu %-17s %6.1f runs  fentry %10.0f  kprobe %10.0f  kprobe-fentry %+9.0f ns, "
+            "costs explain %+9.0f +- %.0f%s\n",
+            mode, static_cast<unsigned long long>(heap), pa.name.c_str(), runs_f, pa.mean_ns, pb->mean_ns, observed,
+            predicted, tolerance,
+            judged      ? ""
+            : same_work ? "  (not judged)"
+                        : "  (not judged: page-table pages differ)");
         if (!judged) continue;
         checked++;
         // Would the check fail with the costs swapped?  It must, somewhere, to mean anything.
         if (std::abs(observed + predicted) > tolerance) decisive++;
         EXPECT_LE(std::abs(observed - predicted), tolerance)
-            << "kprobe - fentry mean " << observed << " ns, the calibrated probe costs explain " << predicted
-            << " ns (" << per_run << " ns x " << runs_f << " probe runs per launch)";
+            << "kprobe - fentry mean " << observed << " ns, the calibrated probe costs explain " << predicted << " ns ("
+            << per_run << " ns x " << runs_f << " probe runs per launch)";
       }
     }
   }
@@ -526,11 +528,15 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
       const double share = f / launch;
       const bool agree = f > 0 && std::abs(t / f - 1) <= 0.10;
       const bool named = boundary_named(*tp, pt.name);
-      std::printf("  fork %9llu %-16s landmark %9.0f ns  fentry %9.0f ns  x%.2f  %4.1f%% of the launch  calls %.1f vs %.1f%s\n",
-                  static_cast<unsigned long long>(heap), pt.name.c_str(), t, f, f > 0 ? t / f : 0, 100 * share,
-                  static_cast<double>(pt.calls) / static_cast<double>(pt.count),
-                  static_cast<double>(pf->calls) / static_cast<double>(std::max<uint64_t>(pf->count, 1)),
-                  share < 0.05 ? "  (under 5%: not judged)" : agree ? "  agree" : named ? "  boundary named in the catalog" : "  DIFFER");
+      std::printf(
+          "  fork %9llu %-16s landmark %9.0f ns  fentry %9.0f ns  x%.2f  %4.1f%% of the launch  calls %.1f vs %.1f%s\n",
+          static_cast<unsigned long long>(heap), pt.name.c_str(), t, f, f > 0 ? t / f : 0, 100 * share,
+          static_cast<double>(pt.calls) / static_cast<double>(pt.count),
+          static_cast<double>(pf->calls) / static_cast<double>(std::max<uint64_t>(pf->count, 1)),
+          share < 0.05 ? "  (under 5%: not judged)"
+          : agree      ? "  agree"
+          : named      ? "  boundary named in the catalog"
+                       : "  DIFFER");
       compared++;
       // As in FentryAndKprobeMeansDifferByTheirProbeCosts: two runs' runners need not
       // map the same page tables (6.12: THP "always"), and then dup_mm and what holds
@@ -542,10 +548,12 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
       };
       const bool same_work = std::abs(per_launch(*a) - per_launch(*b)) < 0.5 || !holds_dup_mm;
       if (!same_work)
-        std::printf("    (not judged: page-table pages per fork differ, %.1f vs %.1f)\n", per_launch(*a), per_launch(*b));
+        std::printf("    (not judged: page-table pages per fork differ, %.1f vs %.1f)\n", per_launch(*a),
+                    per_launch(*b));
       if (share >= 0.05 && same_work) {
-        EXPECT_TRUE(agree || named) << "landmark " << t << " ns vs fentry " << f
-                                    << " ns per launch, and the catalog does not say what else the landmark segment holds";
+        EXPECT_TRUE(agree || named)
+            << "landmark " << t << " ns vs fentry " << f
+            << " ns per launch, and the catalog does not say what else the landmark segment holds";
       }
     }
   }

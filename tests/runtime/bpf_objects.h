@@ -46,7 +46,9 @@ struct BpfIds {
 
 inline uint32_t fdinfo_field(const std::string& fdinfo, const std::string& key) {
   const size_t at = fdinfo.find(key + ":");
-  return at == std::string::npos ? 0 : static_cast<uint32_t>(std::strtoul(fdinfo.c_str() + at + key.size() + 1, nullptr, 10));
+  return at == std::string::npos
+             ? 0
+             : static_cast<uint32_t>(std::strtoul(fdinfo.c_str() + at + key.size() + 1, nullptr, 10));
 }
 
 inline BpfIds bpf_ids_of(pid_t pid) {
@@ -79,9 +81,9 @@ inline std::set<uint32_t> loaded(const char* kind) {
 // Which of the ids are still loaded.
 inline BpfIds still_loaded(const BpfIds& ours) {
   BpfIds left;
-  for (const auto& [kind, mine, out] : {std::tuple{"prog", &ours.progs, &left.progs},
-                                        std::tuple{"map", &ours.maps, &left.maps},
-                                        std::tuple{"link", &ours.links, &left.links}}) {
+  for (const auto& [kind, mine, out] :
+       {std::tuple{"prog", &ours.progs, &left.progs}, std::tuple{"map", &ours.maps, &left.maps},
+        std::tuple{"link", &ours.links, &left.links}}) {
     const std::set<uint32_t> now = loaded(kind);
     for (uint32_t id : *mine)
       if (now.count(id)) out->insert(id);

@@ -14,7 +14,8 @@ inline void expect_phases_add_up(const Cell& c) {
   for (const Phase& parent : c.phases) {
     uint64_t children = 0;
     for (const Phase& child : c.phases) {
-      if (child.path.rfind(parent.path + ";", 0) == 0 && child.path.find(';', parent.path.size() + 1) == std::string::npos)
+      if (child.path.rfind(parent.path + ";", 0) == 0 &&
+          child.path.find(';', parent.path.size() + 1) == std::string::npos)
         children += child.total_ns;
     }
     EXPECT_LE(children, parent.total_ns) << c.comm << " " << c.mode << " " << parent.path;

@@ -32,9 +32,9 @@ inline std::string slurp(const std::string& path) {
 // What the child changes about itself before it execs forkscope.  The test
 // process is single-threaded, so running arbitrary code after fork is safe.
 struct ChildSetup {
-  int uid = -1;                          // >= 0: drop to this user (and group)
-  std::vector<std::string> env;          // NAME=VALUE added to the environment
-  std::function<bool()> before_exec;     // e.g. join a cgroup, drop capabilities; false: give up
+  int uid = -1;                       // >= 0: drop to this user (and group)
+  std::vector<std::string> env;       // NAME=VALUE added to the environment
+  std::function<bool()> before_exec;  // e.g. join a cgroup, drop capabilities; false: give up
 };
 
 // A forkscope started and not yet waited for; its output goes to files.

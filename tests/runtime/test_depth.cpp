@@ -45,10 +45,11 @@ std::set<std::string> attached_programs(pid_t pid) {
 }
 
 std::set<std::string> expected_programs(const std::string& depth) {
-  std::set<std::string> names = {"fs_task_newtask", "fs_sched_process_fork", "fs_sched_process_exec",
-                                 "fs_sched_process_free", "fs_sched_wakeup_new", "fs_sched_switch",
+  std::set<std::string> names = {"fs_task_newtask",       "fs_sched_process_fork", "fs_sched_process_exec",
+                                 "fs_sched_process_free", "fs_sched_wakeup_new",   "fs_sched_switch",
                                  "fs_page_fault_user"};
-  for (const char* s : {"clone", "clone3", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid"})
+  for (const char* s :
+       {"clone", "clone3", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid"})
     names.insert(std::string("fs_enter_") + s);
   for (const char* s : {"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "waitid"})
     names.insert(std::string("fs_exit_") + s);
@@ -74,7 +75,8 @@ TEST_P(DepthPrograms, TraceAttachesExactlyTheProgramsOfItsDepth) {
   }
   const test::TempDir dir;
   const test::Started fs = test::start_forkscope({"trace", "--depth", depth, "-p", std::to_string(idle), "--out", dir});
-  const bool tracing = test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; }, 30);
+  const bool tracing = test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; },
+                                      30);
   const std::set<std::string> shown = tracing ? attached_programs(fs.pid) : std::set<std::string>{};
   kill(fs.pid, SIGINT);
   const test::Outcome o = test::finish_forkscope(fs);
@@ -158,7 +160,8 @@ TEST_P(DepthRun, CountsEveryLaunchAndMeasuresOnlyItsDepth) {
       EXPECT_EQ(a.reason, "not at --depth " + depth) << a.name;
     }
   }
-  EXPECT_NE(o.out.find("--depth " + depth + ":"), std::string::npos) << "the report says what was not traced: " << o.out;
+  EXPECT_NE(o.out.find("--depth " + depth + ":"), std::string::npos)
+      << "the report says what was not traced: " << o.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Depths, DepthRun, ::testing::Values("syscall", "process"));

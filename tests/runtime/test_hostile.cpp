@@ -41,7 +41,8 @@ TEST(HostileNames, TraceWritesOnlySafeTextAndEveryFormatReadsItBack) {
   const std::string dir = test::make_temp_dir();
   constexpr int kForks = 25;
   // The name is an argument too: it reaches the target description.
-  const test::Outcome o = run_forkscope({"trace", "--out", dir, "--", FORK_COUNT_BIN, kHostileComm, std::to_string(kForks)});
+  const test::Outcome o = run_forkscope(
+      {"trace", "--out", dir, "--", FORK_COUNT_BIN, kHostileComm, std::to_string(kForks)});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(control_byte(o.out), -1) << "stdout holds a raw control byte";
   EXPECT_EQ(control_byte(o.err), -1) << "stderr holds a raw control byte";
@@ -122,7 +123,8 @@ TEST(OutChecks, UnusableOutputsExitTwoBeforeAnythingIsMade) {
   for (const std::string& out : {std::string("/sys/kernel"), std::string("/proc/forkscope-out"), dir + "/taken",
                                  dir + "/taken2", too_long, std::string("/sys/kernel/forkscope-out")}) {
     const auto t0 = std::chrono::steady_clock::now();
-    const test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--iterations", "10", "--out", out});
+    const test::Outcome o = run_forkscope(
+        {"run", "--modes", "fork", "--heap", "0", "--iterations", "10", "--out", out});
     EXPECT_EQ(o.exit_code, 2) << out.substr(0, 80) << ": " << o.err;
     EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
     EXPECT_NE(o.err.find("--out"), std::string::npos) << o.err;
@@ -138,8 +140,9 @@ TEST(OutChecks, UnusableOutputsExitTwoBeforeAnythingIsMade) {
 TEST(OutChecks, AnUnprivilegedRunLeavesNoDirectory) {
   const std::string dir = test::make_temp_dir();
   fs::permissions(dir, fs::perms::all);
-  const test::Outcome o =
-      run_forkscope({"run", "--modes", "fork", "--heap", "0", "--iterations", "10", "--out", dir + "/new/out"}, 65534);
+  const test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--iterations", "10", "--out",
+                                         dir + "/new/out"},
+                                        65534);
   EXPECT_EQ(o.exit_code, 3) << o.err;
   EXPECT_FALSE(fs::exists(dir + "/new")) << "made before the privilege check failed";
   fs::remove_all(dir);
@@ -181,7 +184,9 @@ TEST(CpuCheck, NamesTheCpusThisProcessMayUse) {
     return sched_setaffinity(0, sizeof set, &set) == 0;
   };
   const auto t0 = std::chrono::steady_clock::now();
-  const test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--cpu", "1", "--out", "/tmp/fs-never"}, setup);
+  const test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--cpu", "1", "--out",
+                                         "/tmp/fs-never"},
+                                        setup);
   EXPECT_EQ(o.exit_code, 2) << o.err;
   EXPECT_NE(o.err.find("CPUs 0 only"), std::string::npos) << o.err;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << "checked before any load";
@@ -247,8 +252,8 @@ TEST(SmallUsage, AZombieHasNothingToTrace) {
 // documented 16 per cell, each its own launch.
 TEST(ThreadSamples, AreExactWithManyLaunchingThreads) {
   const std::string dir = test::make_temp_dir();
-  const test::Outcome o = run_forkscope({"run", "--threads", "8", "--modes", "fork", "--heap", "2M", "--iterations", "400",
-                                         "--cell-seconds", "120", "--out", dir, "--quiet"});
+  const test::Outcome o = run_forkscope({"run", "--threads", "8", "--modes", "fork", "--heap", "2M", "--iterations",
+                                         "400", "--cell-seconds", "120", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   const forkscope::Run run = load_results(dir + "/results.json");
   const Cell& c = run.cells.at(0);

@@ -104,8 +104,8 @@ TEST(Mappings, TheHeapCarriesTheCopyAndThreadsCopyNothing) {
 
 TEST(Mappings, FiveHundredOnePageVmasAppearWithFiveHundredCallsPerFork) {
   const test::TempDir dir;
-  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--vmas", "500", "--iterations", "30",
-                                   "--out", dir, "--quiet"});
+  test::Outcome o = run_forkscope(
+      {"run", "--modes", "fork", "--heap", "0", "--vmas", "500", "--iterations", "30", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   const forkscope::Run run = load_results(dir + "/results.json");
   const Cell& c = run.cells.at(0);

@@ -24,8 +24,9 @@ double per_launch(const Cell& c, const char* phase) {
 forkscope::Run run_vmas(const test::TempDir& dir, const char* touch) {
   // pthread first: glibc keeps the first thread's stack mapped, so every fork
   // cell meets the same mappings but for the extra VMAs.
-  test::Outcome o = run_forkscope({"run", "--modes", "pthread,fork", "--heap", "0", "--vmas", "0,300,700", "--vma-touch",
-                                   touch, "--iterations", std::to_string(kLaunches), "--out", dir, "--quiet"});
+  test::Outcome o = run_forkscope({"run", "--modes", "pthread,fork", "--heap", "0", "--vmas", "0,300,700",
+                                   "--vma-touch", touch, "--iterations", std::to_string(kLaunches), "--out", dir,
+                                   "--quiet"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
   return load_results(dir + "/results.json");
 }
@@ -87,8 +88,7 @@ TEST(ThpLayouts, PteMappedFoliosAreLargeButNotPmdMapped) {
     EXPECT_EQ(runs[i].cells[0].launches, kLaunches);
   }
   const Backing &pmd = runs[0].cells[0].backing, &pte = runs[1].cells[0].backing;
-  if (pmd.large_folio_bytes == 0)
-    GTEST_SKIP() << "no huge page could be allocated for the heap (fragmented memory?)";
+  if (pmd.large_folio_bytes == 0) GTEST_SKIP() << "no huge page could be allocated for the heap (fragmented memory?)";
   EXPECT_LE(pmd.large_folio_bytes, heap);
   EXPECT_GE(pmd.anon_huge_bytes, pmd.large_folio_bytes) << "PMD-mapped: AnonHugePages counts them";
   EXPECT_GT(pte.large_folio_bytes, 0u) << "the folios survived the PMD split";

@@ -27,8 +27,8 @@ namespace forkscope {
 namespace {
 
 namespace fs = std::filesystem;
-using test::BpfIds;
 using test::bpf_ids_of;
+using test::BpfIds;
 using test::ChildSetup;
 using test::finish_forkscope;
 using test::Outcome;
@@ -79,8 +79,19 @@ class Subreaper {
 // cell.  posix_spawn's child execs, so the runner spends much of each launch in
 // waitpid, the call a signal interrupts.
 std::vector<std::string> long_sweep(const std::string& out) {
-  return {"run", "--modes", "posix_spawn", "--heap", "0,1M,2M,3M,4M,5M", "--iterations", "1000000",
-          "--cell-seconds", "1", "--warmup", "0", "--out", out};
+  return {"run",
+          "--modes",
+          "posix_spawn",
+          "--heap",
+          "0,1M,2M,3M,4M,5M",
+          "--iterations",
+          "1000000",
+          "--cell-seconds",
+          "1",
+          "--warmup",
+          "0",
+          "--out",
+          out};
 }
 
 // Started, and into its second cell: launching, with a finished cell to save.
@@ -232,8 +243,8 @@ TEST(Resources, AtMostOneChildAlivePerRunnerThread) {
     Subreaper reaper;
     const Started s = start_forkscope({"run", "--modes", "fork,vfork,clone,clone-vm,pthread,posix_spawn",
                                        "--clone-flags", "VM,FS,FILES,SIGHAND,THREAD", "--heap", "0", "--iterations",
-                                       "400", "--warmup", "0", "--threads", std::to_string(threads), "--out",
-                                       dir.str(), "--quiet"});
+                                       "400", "--warmup", "0", "--threads", std::to_string(threads), "--out", dir.str(),
+                                       "--quiet"});
     const std::string proc = "/proc/" + std::to_string(s.pid);
     size_t most_children = 0, most_threads = 0, polls = 0;
     while (test::running(s.pid)) {
@@ -272,7 +283,8 @@ class PidsCgroup {
   PidsCgroup() {
     for (const std::string root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
       if (slurp(root + "/cgroup.controllers").find("pids") == std::string::npos) continue;
-      if (slurp(root + "/cgroup.subtree_control").find("pids") == std::string::npos) write(root + "/cgroup.subtree_control", "+pids");
+      if (slurp(root + "/cgroup.subtree_control").find("pids") == std::string::npos)
+        write(root + "/cgroup.subtree_control", "+pids");
       make(root);
       return;
     }
@@ -331,8 +343,8 @@ TEST(FailingLaunches, EveryLaunchRefusedByAPidsLimit) {
   setup.before_exec = [&] { return cgroup.join(); };
   // ASan's leak check at exit needs a thread, which the limit refuses.
   setup.env = {"ASAN_OPTIONS=detect_leaks=0"};
-  const Outcome o = run_forkscope({"run", "--modes", "fork,pthread", "--heap", "2M", "--iterations", "200",
-                                   "--warmup", "5", "--out", dir.str()},
+  const Outcome o = run_forkscope({"run", "--modes", "fork,pthread", "--heap", "2M", "--iterations", "200", "--warmup",
+                                   "5", "--out", dir.str()},
                                   setup);
   ASSERT_EQ(o.exit_code, 0) << "the run goes on and completes: " << o.err;
   EXPECT_NE(o.err.find("every launch failed (EAGAIN)"), std::string::npos) << o.err;
@@ -387,7 +399,8 @@ TEST(FailingLaunches, SomeLaunchesRefusedThenTheLimitLifts) {
 // Unrelated fork storms on every CPU while forkscope runs: it attributes only its
 // own launches.
 TEST(Noise, ForkStormsElsewhereDoNotLeakIntoTheCounts) {
-  if (system("command -v stress-ng >/dev/null 2>&1") != 0) GTEST_SKIP() << "stress-ng is not installed (scripts/setup-tests.sh installs it)";
+  if (system("command -v stress-ng >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "stress-ng is not installed (scripts/setup-tests.sh installs it)";
   const pid_t storm = fork();
   if (storm == 0) {
     setpgid(0, 0);
@@ -445,7 +458,9 @@ bool drop_capabilities(std::initializer_list<int> caps) {
 }
 
 // A mount namespace of the child's own, where it can take filesystems away.
-bool private_mounts() { return unshare(CLONE_NEWNS) == 0 && mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0; }
+bool private_mounts() {
+  return unshare(CLONE_NEWNS) == 0 && mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+}
 
 bool unmount_all(const char* path) {
   while (umount2(path, MNT_DETACH) == 0) {
@@ -538,7 +553,9 @@ TEST(UpFront, TracefsThatCannotBeMountedExitsThree) {
 TEST(UpFront, BpffsThatCannotBeMountedExitsThree) {
   TempDir dir;
   ChildSetup setup;
-  setup.before_exec = [] { return private_mounts() && unmount_all("/sys/fs/bpf") && drop_capabilities({CAP_SYS_ADMIN}); };
+  setup.before_exec = [] {
+    return private_mounts() && unmount_all("/sys/fs/bpf") && drop_capabilities({CAP_SYS_ADMIN});
+  };
   expect_refused(run_forkscope(small_run(dir.str()), setup), 3, "mount -t bpf", dir);
 }
 
@@ -546,12 +563,26 @@ TEST(UpFront, EveryOptionIsCheckedBeforeAnythingRuns) {
   TempDir dir;
   const std::string file = dir / "a-file";
   std::ofstream(file) << "x";
-  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
-           {"--warmup", "10000000000"}, {"--warmup", "-3"}, {"--iterations", "10000000000"}, {"--iterations", "-1"},
-           {"--iterations", "1e3"}, {"--cell-seconds", "nan"}, {"--cell-seconds", "inf"}, {"--cell-seconds", "-1"},
-           {"--cell-seconds", "0"}, {"--cell-seconds", "1e300"}, {"--cpu", "-5"}, {"--cpu", "-1"}, {"--cpu", "4096"},
-           {"--out", file}, {"--out", file + "/sub"}, {"--out", ""}, {"--modes", "fork,fork"}, {"--heap", "2M,2M"},
-           {"--heap", "-2M"}, {"--modes", ""}}) {
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{{"--warmup", "10000000000"},
+                                                                                   {"--warmup", "-3"},
+                                                                                   {"--iterations", "10000000000"},
+                                                                                   {"--iterations", "-1"},
+                                                                                   {"--iterations", "1e3"},
+                                                                                   {"--cell-seconds", "nan"},
+                                                                                   {"--cell-seconds", "inf"},
+                                                                                   {"--cell-seconds", "-1"},
+                                                                                   {"--cell-seconds", "0"},
+                                                                                   {"--cell-seconds", "1e300"},
+                                                                                   {"--cpu", "-5"},
+                                                                                   {"--cpu", "-1"},
+                                                                                   {"--cpu", "4096"},
+                                                                                   {"--out", file},
+                                                                                   {"--out", file + "/sub"},
+                                                                                   {"--out", ""},
+                                                                                   {"--modes", "fork,fork"},
+                                                                                   {"--heap", "2M,2M"},
+                                                                                   {"--heap", "-2M"},
+                                                                                   {"--modes", ""}}) {
     std::vector<std::string> args = {"run", "--quiet"};
     args.insert(args.end(), bad.begin(), bad.end());
     if (bad[0] != "--out") args.insert(args.end(), {"--out", dir.str()});

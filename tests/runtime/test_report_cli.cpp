@@ -88,8 +88,7 @@ TEST_F(ReportCli, BadInputsExit2) {
                      "not valid JSON");
   EXPECT_FALSE(fs::exists(path("out.html")));
   expect_usage_error(run_forkscope({"report", kFixture, "--format", "pdf"}), "--format");
-  expect_usage_error(run_forkscope({"report", kFixture, "--format", "flame", "--cell", "vfork:2M"}),
-                     "no such cell");
+  expect_usage_error(run_forkscope({"report", kFixture, "--format", "flame", "--cell", "vfork:2M"}), "no such cell");
   expect_usage_error(run_forkscope({"report", kFixtureThp, "--format", "trace"}), "no sampled launches");
 }
 
@@ -139,7 +138,8 @@ TEST_F(ReportCli, MergeOfIncompatibleInputsExits2) {
     j["host"]["hostname"] = "big";
   });
   expect_usage_error(run_forkscope({"merge", kFixture, other, "-o", path("all.json")}), "schema");
-  expect_usage_error(run_forkscope({"merge", kFixture, kFixture, "-o", path("all.json")}), "already in an earlier input");
+  expect_usage_error(run_forkscope({"merge", kFixture, kFixture, "-o", path("all.json")}),
+                     "already in an earlier input");
   expect_usage_error(run_forkscope({"merge", kFixture, "-o", path("all.json")}), "at least two");
   expect_usage_error(run_forkscope({"merge", kFixture, kFixtureThp}), "--output is required");
   std::ofstream(path("empty.json")) << "";
@@ -150,7 +150,8 @@ TEST_F(ReportCli, MergeOfIncompatibleInputsExits2) {
 // Trace results keep their trace section: merge refuses them rather than drop it.
 TEST_F(ReportCli, MergeOfRunAndTraceResultsExits2) {
   const std::string trace = std::string(FS_TEST_DATA) + "/trace-results.json";
-  expect_usage_error(run_forkscope({"merge", kFixture, trace, "-o", path("all.json")}), "holds forkscope trace results");
+  expect_usage_error(run_forkscope({"merge", kFixture, trace, "-o", path("all.json")}),
+                     "holds forkscope trace results");
   EXPECT_FALSE(fs::exists(path("all.json")));
 }
 
@@ -158,10 +159,12 @@ TEST_F(ReportCli, MergeOfRunAndTraceResultsExits2) {
 TEST_F(ReportCli, MergedCellsAreChosenByHost) {
   const std::string big = edited("big.json", [](nlohmann::json& j) { j["host"]["hostname"] = "big"; });
   ASSERT_EQ(run_forkscope({"merge", kFixture, big, "-o", path("all.json")}).exit_code, 0);
-  const test::Outcome ambiguous = run_forkscope({"report", path("all.json"), "--format", "folded", "--cell", "fork:2M"});
+  const test::Outcome ambiguous = run_forkscope(
+      {"report", path("all.json"), "--format", "folded", "--cell", "fork:2M"});
   expect_usage_error(ambiguous, "choose one with HOST/");
   EXPECT_NE(ambiguous.err.find("\"big 6.18.44-fc-v657/fork:2M\""), std::string::npos) << ambiguous.err;
-  const test::Outcome chosen = run_forkscope({"report", path("all.json"), "--format", "flame", "--cell", "big/fork:2M"});
+  const test::Outcome chosen = run_forkscope(
+      {"report", path("all.json"), "--format", "flame", "--cell", "big/fork:2M"});
   ASSERT_EQ(chosen.exit_code, 0) << chosen.err;
   EXPECT_NE(chosen.out.find("host big 6.18.44-fc-v657"), std::string::npos);
 }

@@ -74,8 +74,8 @@ TEST_F(RunSweep, ForkCellsCountCopyProcessOncePerLaunch) {
   ASSERT_EQ(outcome_.exit_code, 0) << outcome_.err;
   for (uint64_t heap : {2ull << 20, 256ull << 20}) {
     const Cell& c = cell("fork", heap);
-    for (const char* name : {"copy_process", "dup_mm", "dup_mmap", "copy_page_range", "alloc_pid",
-                             "wake_up_new_task", "teardown"}) {
+    for (const char* name :
+         {"copy_process", "dup_mm", "dup_mmap", "copy_page_range", "alloc_pid", "wake_up_new_task", "teardown"}) {
       const Phase* p = c.phase(name);
       ASSERT_NE(p, nullptr) << name;
       EXPECT_EQ(p->count, c.launches) << name << " at heap " << heap;
@@ -133,10 +133,14 @@ TEST_F(RunSweep, RecordsTheHeapsRealBacking) {
 
 TEST(RunErrors, BadInputExitsTwoWithOneLineBeforeAnyLaunch) {
   const test::TempDir dir;
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"run", "--modes", "fork,teleport"}, {"run", "--heap", "2Q"},
-        {"run", "--heap", "64T"}, {"run", "--iterations", "0"}, {"run", "--clone-flags", "VM,WARP"},
-        {"run", "--clone-flags", "THREAD"}, {"run", "--vmas", "18446744073709551605"}, {"run", "--bogus"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"run", "--modes", "fork,teleport"},
+                                               {"run", "--heap", "2Q"},
+                                               {"run", "--heap", "64T"},
+                                               {"run", "--iterations", "0"},
+                                               {"run", "--clone-flags", "VM,WARP"},
+                                               {"run", "--clone-flags", "THREAD"},
+                                               {"run", "--vmas", "18446744073709551605"},
+                                               {"run", "--bogus"}}) {
     std::vector<std::string> full = args;
     full.insert(full.end(), {"--out", dir});
     test::Outcome o = run_forkscope(full);
@@ -150,7 +154,8 @@ TEST(RunErrors, BadInputExitsTwoWithOneLineBeforeAnyLaunch) {
 TEST(RunErrors, WithoutPrivilegeExitsThree) {
   const test::TempDir dir;
   std::filesystem::permissions(dir.str(), std::filesystem::perms::all);
-  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "2M", "--iterations", "10", "--out", dir}, 65534);
+  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "2M", "--iterations", "10", "--out", dir},
+                                  65534);
   EXPECT_EQ(o.exit_code, 3) << o.err;
   EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
   EXPECT_NE(o.err.find("root"), std::string::npos) << o.err;
@@ -159,7 +164,8 @@ TEST(RunErrors, WithoutPrivilegeExitsThree) {
 
 TEST(RunCleanup, NoProgramStaysAttachedAfterARun) {
   const test::TempDir dir;
-  const auto [o, ours] = test::run_watching_bpf({"run", "--modes", "clone-vm", "--heap", "0", "--iterations", "50", "--out", dir, "--quiet"});
+  const auto [o, ours] = test::run_watching_bpf(
+      {"run", "--modes", "clone-vm", "--heap", "0", "--iterations", "50", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   ASSERT_FALSE(ours.progs.empty());
   // None of the run's programs, maps or links may remain once the process is gone.
@@ -170,8 +176,8 @@ TEST(RunCleanup, NoProgramStaysAttachedAfterARun) {
 TEST(Doctor, ReportsBackendsAndEveryPhase) {
   test::Outcome o = run_forkscope({"doctor"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
-  for (const char* s : {"BPF programs", "loaded and attached as --backend auto would", "fentry", "kprobe", "copy_process", "dup_mmap", "copy_page_range",
-                        "kernel_clone", "teardown"})
+  for (const char* s : {"BPF programs", "loaded and attached as --backend auto would", "fentry", "kprobe",
+                        "copy_process", "dup_mmap", "copy_page_range", "kernel_clone", "teardown"})
     EXPECT_NE(o.out.find(s), std::string::npos) << s;
 }
 
@@ -186,8 +192,8 @@ namespace {
 TEST(Backends, ForcedFunctionBackendsThatCannotWorkExitThree) {
   const test::TempDir dir;
   for (const char* backend : {"fentry", "kprobe"}) {
-    test::Outcome o = run_forkscope({"run", "--backend", backend, "--modes", "fork", "--heap", "0", "--iterations", "5",
-                                     "--out", dir, "--quiet"});
+    test::Outcome o = run_forkscope(
+        {"run", "--backend", backend, "--modes", "fork", "--heap", "0", "--iterations", "5", "--out", dir, "--quiet"});
     if (o.exit_code == 0) {
       GTEST_SKIP() << "this kernel allows " << backend << ": the kernel lane covers it";
     }
@@ -200,7 +206,8 @@ TEST(Backends, ForcedFunctionBackendsThatCannotWorkExitThree) {
 
 TEST(Backends, AutoFallsBackToTracepointsAndSaysWhy) {
   const test::TempDir dir;
-  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--iterations", "20", "--out", dir, "--quiet"});
+  test::Outcome o = run_forkscope(
+      {"run", "--modes", "fork", "--heap", "0", "--iterations", "20", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   forkscope::Run run = load_results(dir + "/results.json");
   bool kernel_clone_listed = false;
@@ -222,9 +229,10 @@ TEST(Backends, AutoFallsBackToTracepointsAndSaysWhy) {
 }
 
 TEST(Backends, BadBackendAndPhaseOptionsExitTwo) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"run", "--backend", "ebpf"}, {"run", "--phase", "bad name!"},
-        {"run", "--phase", "anon_vma_fork:nowhere"}, {"run", "--backend", "tracepoint", "--phase", "anon_vma_fork"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"run", "--backend", "ebpf"},
+                                               {"run", "--phase", "bad name!"},
+                                               {"run", "--phase", "anon_vma_fork:nowhere"},
+                                               {"run", "--backend", "tracepoint", "--phase", "anon_vma_fork"}}) {
     test::Outcome o = run_forkscope(args);
     EXPECT_EQ(o.exit_code, 2) << args[1] << " " << args[2] << ": " << o.err;
     EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
@@ -234,7 +242,8 @@ TEST(Backends, BadBackendAndPhaseOptionsExitTwo) {
 // A sampled launch carries its spans for timelines, nested like the aggregate tree.
 TEST(Samples, SampledLaunchesCarryTheirSpans) {
   const test::TempDir dir;
-  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "2M", "--iterations", "64", "--out", dir, "--quiet"});
+  test::Outcome o = run_forkscope(
+      {"run", "--modes", "fork", "--heap", "2M", "--iterations", "64", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   forkscope::Run run = load_results(dir + "/results.json");
   const Cell& c = run.cells.at(0);
@@ -273,8 +282,8 @@ namespace {
 // so every one of them has its set-up and its copy_page_range.
 TEST(ExtraVmas, EveryForkCopiesThem) {
   const test::TempDir dir;
-  test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--vmas", "500", "--iterations", "30",
-                                   "--out", dir, "--quiet"});
+  test::Outcome o = run_forkscope(
+      {"run", "--modes", "fork", "--heap", "0", "--vmas", "500", "--iterations", "30", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   forkscope::Run run = load_results(dir + "/results.json");
   const Cell& c = run.cells.at(0);
@@ -293,8 +302,8 @@ TEST(ExtraVmas, EveryForkCopiesThem) {
 
 TEST(Detail, CountsCopyOnWriteFaultsAndPageTablePages) {
   const test::TempDir dir;
-  test::Outcome o = run_forkscope({"run", "--detail", "--modes", "fork", "--heap", "2M,128M", "--iterations", "40",
-                                   "--out", dir, "--quiet"});
+  test::Outcome o = run_forkscope(
+      {"run", "--detail", "--modes", "fork", "--heap", "2M,128M", "--iterations", "40", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   forkscope::Run run = load_results(dir + "/results.json");
   ASSERT_EQ(run.cells.size(), 2u);
@@ -343,7 +352,8 @@ TEST(OverheadMeasurement, RatiosAndCalibrationLandInTheResults) {
 
 TEST(OverheadMeasurement, ReportsSayWhenNotMeasured) {
   const test::TempDir dir;
-  test::Outcome o = run_forkscope({"run", "--modes", "vfork", "--heap", "0", "--iterations", "20", "--out", dir, "--quiet"});
+  test::Outcome o = run_forkscope(
+      {"run", "--modes", "vfork", "--heap", "0", "--iterations", "20", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find("overhead not measured"), std::string::npos) << o.out;
   // What it can say without a baseline: how many of its programs ran per launch.
@@ -399,7 +409,8 @@ TEST(ExecModes, EveryLaunchExecsOnceAndOnlyForkTearsDownACopy) {
     EXPECT_EQ(c.kernel.launches, 100u) << c.mode;
     EXPECT_EQ(c.kernel.execs, 100u) << c.mode;
     EXPECT_EQ(c.kernel.exec_failed, 0u) << c.mode;
-    for (const char* name : {"execve", "bprm_setup", "begin_new_exec", "exec_load", "exec_first_insn", "teardown", "reap"}) {
+    for (const char* name :
+         {"execve", "bprm_setup", "begin_new_exec", "exec_load", "exec_first_insn", "teardown", "reap"}) {
       const Phase* p = c.phase(name);
       ASSERT_NE(p, nullptr) << c.mode << " " << name;
       EXPECT_EQ(p->count, 100u) << c.mode << " " << name;

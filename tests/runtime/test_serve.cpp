@@ -190,11 +190,13 @@ TEST_F(ServeScraped, PrometheusSeesTheExactLaunchCountAndASaneP99) {
   EXPECT_EQ(wait_scraped("forkscope_launches_total{comm=\"" + comm + "\",kind=\"fork\"}", 150), 150);
   ASSERT_EQ(run_fork_count(comm, 100), 0);
   EXPECT_EQ(wait_scraped("forkscope_launches_total{comm=\"" + comm + "\",kind=\"fork\"}", 250), 250);
-  EXPECT_EQ(prom_query(prom_port_, "forkscope_phase_seconds_count{comm=\"" + comm + "\",kind=\"fork\",phase=\"syscall\"}"),
+  EXPECT_EQ(prom_query(prom_port_,
+                       "forkscope_phase_seconds_count{comm=\"" + comm + "\",kind=\"fork\",phase=\"syscall\"}"),
             250);
   EXPECT_EQ(prom_query(prom_port_, "forkscope_launch_failures_total{comm=\"" + comm + "\",kind=\"fork\"}"), 0);
-  const double p99 = prom_query(prom_port_, "histogram_quantile(0.99, sum by (le) (rate(forkscope_phase_seconds_bucket{comm=\"" +
-                                                comm + "\",phase=\"syscall\"}[1m])))");
+  const double p99 = prom_query(prom_port_,
+                                "histogram_quantile(0.99, sum by (le) (rate(forkscope_phase_seconds_bucket{comm=\"" +
+                                    comm + "\",phase=\"syscall\"}[1m])))");
   EXPECT_TRUE(std::isfinite(p99)) << p99;
   EXPECT_GT(p99, 0);
   EXPECT_LT(p99, 1.0);  // a fork of a tiny process: far below a second

@@ -226,7 +226,8 @@ TEST(TraceDuration, EndsTheCommandStillRunning) {
   EXPECT_LT(run.trace->seconds, 10.0);
   EXPECT_EQ(run.trace->command_exit, -1) << "ended by SIGTERM";
   // "[f]orkscope-...": the pattern does not match the shell running pgrep.
-  EXPECT_NE(system(("pgrep -f '[f]" + marker.substr(1) + "' >/dev/null").c_str()), 0) << "the command outlived the trace";
+  EXPECT_NE(system(("pgrep -f '[f]" + marker.substr(1) + "' >/dev/null").c_str()), 0)
+      << "the command outlived the trace";
 }
 
 // Bad input: one line, exit 2, nothing written.

@@ -200,8 +200,8 @@ TEST(Trace, CompleteEventsNestPerTrackAndTracksAreNamed) {
 
 TEST(Charts, LogAxesUnitsAndALegendEntryPerMode) {
   const std::string svg = latency_chart_svg(fixture());
-  for (const char* text : {"10 µs", "1 ms", "100 ms", "2M", "16M", "128M", "heap size (log scale)", ">fork<",
-                           ">pthread<", "p99"})
+  for (const char* text :
+       {"10 µs", "1 ms", "100 ms", "2M", "16M", "128M", "heap size (log scale)", ">fork<", ">pthread<", "p99"})
     EXPECT_NE(svg.find(text), std::string::npos) << text;
   EXPECT_EQ(svg.find("nan"), std::string::npos);
   EXPECT_TRUE(phase_chart_svg(series_by_mode(fixture())[1]).empty()) << "threads have no dup_mm to chart";
@@ -239,8 +239,7 @@ TEST(Csv, HeaderAndOneRowPerCellAndPhase) {
   c.host = "a \"b\"";
   c.phases.push_back(Phase{"syscall", "syscall", "tracepoint", 1, 1, 10, 10, 10, 10, 10, {}});
   run.cells = {c};
-  EXPECT_NE(phases_csv(run).find("\"a \"\"b\"\"\",\"clone:VM,FS\",0,0,syscall"), std::string::npos)
-      << phases_csv(run);
+  EXPECT_NE(phases_csv(run).find("\"a \"\"b\"\"\",\"clone:VM,FS\",0,0,syscall"), std::string::npos) << phases_csv(run);
 }
 
 TEST(Text, SameAsRunPrintsAndNoEscapesWithoutColor) {
@@ -289,23 +288,21 @@ Run one_phase_run(const std::vector<uint64_t>& hist, double mean_ns) {
 
 TEST(Diff, SlowerFasterOrNoiseFromTheHistograms) {
   const forkscope::Run base = one_phase_run(one_slot(100, 500), 1000);
-  EXPECT_EQ(diff_runs(base, one_phase_run(one_slot(110, 500), 2000), "a", "b")[0].phases[0].verdict,
-            Verdict::kSlower);
+  EXPECT_EQ(diff_runs(base, one_phase_run(one_slot(110, 500), 2000), "a", "b")[0].phases[0].verdict, Verdict::kSlower);
   EXPECT_EQ(diff_runs(base, one_phase_run(one_slot(90, 500), 500), "a", "b")[0].phases[0].verdict, Verdict::kFaster);
   // Neighbouring slots touch: a difference within the histogram's resolution is not beyond noise.
-  EXPECT_EQ(diff_runs(base, one_phase_run(one_slot(101, 500), 1100), "a", "b")[0].phases[0].verdict,
-            Verdict::kNoise);
+  EXPECT_EQ(diff_runs(base, one_phase_run(one_slot(101, 500), 1100), "a", "b")[0].phases[0].verdict, Verdict::kNoise);
   EXPECT_EQ(diff_runs(base, one_phase_run({}, 1100), "a", "b")[0].phases[0].verdict, Verdict::kUnknown);
 }
 
 TEST(Diff, ListsCellsAndPhasesOnOneSideOnly) {
   forkscope::Run a = fixture();
   forkscope::Run b = fixture();
-  b.cells.erase(b.cells.begin() + 1);      // pthread 2M only in A
-  b.cells[0].phases.pop_back();            // teardown only in A's fork 2M
+  b.cells.erase(b.cells.begin() + 1);  // pthread 2M only in A
+  b.cells[0].phases.pop_back();        // teardown only in A's fork 2M
   Cell extra = a.cells[0];
   extra.heap_bytes = 1ull << 30;
-  b.cells.push_back(extra);                // fork 1G only in B
+  b.cells.push_back(extra);  // fork 1G only in B
   const std::string text = diff_text(a, b, false);
   EXPECT_NE(text.find("cells only in A: pthread 2M"), std::string::npos) << text;
   EXPECT_NE(text.find("cells only in B: fork 1G"), std::string::npos) << text;
@@ -345,9 +342,10 @@ TEST(Merge, CellsOfMergedResultsAreChosenByHost) {
   other.host.kernel = "6.1.0-21-amd64";
   const forkscope::Run merged = merge_runs({fixture(), other}, {"a.json", "b.json"});
   const std::string ambiguous = usage_message([&] { find_cell(merged, "fork:2M"); });
-  EXPECT_EQ(ambiguous,
-            "--cell fork:2M: 2 cells of the merged results match; choose one with HOST/: \"vm 6.18.44-fc-v657/fork:2M\", "
-            "\"big 6.1.0-21-amd64/fork:2M\"");
+  EXPECT_EQ(
+      ambiguous,
+      "--cell fork:2M: 2 cells of the merged results match; choose one with HOST/: \"vm 6.18.44-fc-v657/fork:2M\", "
+      "\"big 6.1.0-21-amd64/fork:2M\"");
   EXPECT_EQ(find_cell(merged, "big/fork:2M").host, "big 6.1.0-21-amd64");
   EXPECT_EQ(find_cell(merged, "vm 6.18.44-fc-v657/fork:2M").host, "vm 6.18.44-fc-v657");
   EXPECT_NE(usage_message([&] { find_cell(merged, "small/fork:2M"); }).find("no such cell"), std::string::npos);
@@ -361,10 +359,14 @@ TEST(Merge, CellsOfMergedResultsAreChosenByHost) {
 
 TEST(Merge, RefusesTraceResultsAndKeepsEveryInputsPhases) {
   const forkscope::Run trace = load_results(kData + "/trace-results.json");
-  EXPECT_EQ(usage_message([&] { merge_runs({fixture(), trace}, {"run.json", "trace.json"}); }),
+  EXPECT_EQ(usage_message([&] {
+              merge_runs({fixture(), trace}, {"run.json", "trace.json"});
+            }),
             "trace.json holds forkscope trace results; merge combines forkscope run results only (report each trace "
             "on its own)");
-  EXPECT_NE(usage_message([&] { merge_runs({trace, fixture()}, {"trace.json", "run.json"}); }).find("trace.json holds"),
+  EXPECT_NE(usage_message([&] {
+              merge_runs({trace, fixture()}, {"trace.json", "run.json"});
+            }).find("trace.json holds"),
             std::string::npos);
   // A user phase of the second input stays listed, so the merged file reads back.
   forkscope::Run other = fixture();
@@ -432,16 +434,15 @@ TEST(Samples, MalformedSamplesNameTheField) {
               run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["samples"][1]["spans"][0]["task"] = "x"; }));
             }),
             "results: cells[0].samples[1].spans[0].task: is \"x\", expected \"parent\" or \"child\"");
-  EXPECT_EQ(usage_message([&] {
-              run_from_json(edited([](nlohmann::json& j) { j["cells"][2]["samples"] = 3; }));
-            }),
+  EXPECT_EQ(usage_message([&] { run_from_json(edited([](nlohmann::json& j) { j["cells"][2]["samples"] = 3; })); }),
             "results: cells[2].samples: expected an array");
   EXPECT_EQ(usage_message([&] {
               run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["samples"][0]["child_pid"] = 1ull << 40; }));
             }),
             "results: cells[0].samples[0].child_pid: 1099511627776 is not a task id");
   EXPECT_EQ(usage_message([&] {
-              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["samples"][0]["spans"][0]["start_ns"] = 1.5; }));
+              run_from_json(
+                  edited([](nlohmann::json& j) { j["cells"][0]["samples"][0]["spans"][0]["start_ns"] = 1.5; }));
             }),
             "results: cells[0].samples[0].spans[0].start_ns: expected an integer");
   EXPECT_EQ(usage_message([&] { run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["host"] = 7; })); }),

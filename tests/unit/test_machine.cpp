@@ -41,12 +41,12 @@ fs_launch replay(const std::vector<Event>& events, __u32 flags = 0) {
 
 // One fork() of a process with a 2 MiB heap, recorded on a real kernel (sys_enter at 0).
 const std::vector<Event> kFork2M = {
-    {FS_LM_TASK_STRUCT, 4}, {FS_LM_CREDS, 11},      {FS_LM_FILES, 18},     {FS_LM_FS, 25},
-    {FS_LM_SIGHAND, 26},    {FS_LM_SIGNAL, 28},     {FS_LM_MM_STRUCT, 30}, {FS_LM_MMAP_LOCK, 67},
-    {FS_LM_VMA_DUP, 73},    {FS_LM_VMA_DUP, 75},    {FS_LM_VMA_DUP, 77},   {FS_LM_VMA_DUP, 78},
-    {FS_LM_ANON_VMA, 79},   {FS_LM_ANON_VMA, 80},   {FS_LM_VMA_DUP, 151},  {FS_LM_ANON_VMA, 152},
-    {FS_LM_MMAP_UNLOCK, 493}, {FS_LM_PID, 496},
-    {FS_LM_NEWTASK, 507},   {FS_LM_FORK_DONE, 513}, {FS_LM_WAKEUP_NEW, 518}, {FS_LM_SYS_EXIT, 519},
+    {FS_LM_TASK_STRUCT, 4},   {FS_LM_CREDS, 11},     {FS_LM_FILES, 18},     {FS_LM_FS, 25},
+    {FS_LM_SIGHAND, 26},      {FS_LM_SIGNAL, 28},    {FS_LM_MM_STRUCT, 30}, {FS_LM_MMAP_LOCK, 67},
+    {FS_LM_VMA_DUP, 73},      {FS_LM_VMA_DUP, 75},   {FS_LM_VMA_DUP, 77},   {FS_LM_VMA_DUP, 78},
+    {FS_LM_ANON_VMA, 79},     {FS_LM_ANON_VMA, 80},  {FS_LM_VMA_DUP, 151},  {FS_LM_ANON_VMA, 152},
+    {FS_LM_MMAP_UNLOCK, 493}, {FS_LM_PID, 496},      {FS_LM_NEWTASK, 507},  {FS_LM_FORK_DONE, 513},
+    {FS_LM_WAKEUP_NEW, 518},  {FS_LM_SYS_EXIT, 519},
 };
 
 void expect_phase(const fs_launch& l, int phase, __u64 total_us, __u64 self_us, __u32 calls) {
@@ -73,8 +73,7 @@ void expect_self_adds_up(const fs_launch& l) {
 
 bool same_totals(const fs_launch& a, const fs_launch& b) {
   return std::memcmp(a.total_ns, b.total_ns, sizeof a.total_ns) == 0 &&
-         std::memcmp(a.self_ns, b.self_ns, sizeof a.self_ns) == 0 &&
-         std::memcmp(a.calls, b.calls, sizeof a.calls) == 0;
+         std::memcmp(a.self_ns, b.self_ns, sizeof a.self_ns) == 0 && std::memcmp(a.calls, b.calls, sizeof a.calls) == 0;
 }
 
 std::vector<Event> with_inserted(std::vector<Event> events, Event extra) {
@@ -185,10 +184,18 @@ TEST(Machine, AnonVmaAllocationOutsideVmaSetupIsIgnored) {
 
 TEST(Machine, OnlyVmasWithAnonVmaCopyPageTables) {
   // Three VMAs; only the second allocates anon_vma structures.
-  const fs_launch l = replay({{FS_LM_TASK_STRUCT, 1}, {FS_LM_MM_STRUCT, 2},  {FS_LM_MMAP_LOCK, 3},
-                              {FS_LM_VMA_DUP, 4},     {FS_LM_VMA_DUP, 10},   {FS_LM_ANON_VMA, 11},
-                              {FS_LM_ANON_VMA, 12},   {FS_LM_VMA_DUP, 40},   {FS_LM_MMAP_UNLOCK, 45},
-                              {FS_LM_PID, 46},        {FS_LM_NEWTASK, 47},   {FS_LM_SYS_EXIT, 50}});
+  const fs_launch l = replay({{FS_LM_TASK_STRUCT, 1},
+                              {FS_LM_MM_STRUCT, 2},
+                              {FS_LM_MMAP_LOCK, 3},
+                              {FS_LM_VMA_DUP, 4},
+                              {FS_LM_VMA_DUP, 10},
+                              {FS_LM_ANON_VMA, 11},
+                              {FS_LM_ANON_VMA, 12},
+                              {FS_LM_VMA_DUP, 40},
+                              {FS_LM_MMAP_UNLOCK, 45},
+                              {FS_LM_PID, 46},
+                              {FS_LM_NEWTASK, 47},
+                              {FS_LM_SYS_EXIT, 50}});
   expect_phase(l, FS_PH_VMA_SETUP, (10 - 4) + (12 - 10) + (45 - 40), (10 - 4) + (12 - 10) + (45 - 40), 3);
   expect_phase(l, FS_PH_COPY_PAGE_RANGE, 40 - 12, 40 - 12, 1);
   expect_self_adds_up(l);
@@ -238,7 +245,7 @@ TEST(Machine, UserPhasesInAndUnderTheInferredCopy) {
   fs_landmark(&l, FS_LM_VMA_DUP, us(4), &c);
   fs_function_entry(&l, FS_PH_USER0, us(5), &c);
   fs_landmark(&l, FS_LM_ANON_VMA, us(6), &c);
-  fs_function_exit(&l, FS_PH_USER0, us(8), &c);  // the set-up ends here
+  fs_function_exit(&l, FS_PH_USER0, us(8), &c);    // the set-up ends here
   fs_function_entry(&l, FS_PH_USER1, us(10), &c);  // opens copy_page_range at 8
   fs_function_exit(&l, FS_PH_USER1, us(15), &c);
   fs_landmark(&l, FS_LM_MMAP_UNLOCK, us(20), &c);
@@ -253,8 +260,8 @@ TEST(Machine, UserPhasesInAndUnderTheInferredCopy) {
 }
 
 TEST(Machine, VforkWaitsFromWakeupToSysExit) {
-  const std::vector<Event> vfork = {{FS_LM_TASK_STRUCT, 2}, {FS_LM_CREDS, 5},        {FS_LM_PID, 20},
-                                    {FS_LM_NEWTASK, 25},    {FS_LM_FORK_DONE, 27},   {FS_LM_WAKEUP_NEW, 30},
+  const std::vector<Event> vfork = {{FS_LM_TASK_STRUCT, 2}, {FS_LM_CREDS, 5},      {FS_LM_PID, 20},
+                                    {FS_LM_NEWTASK, 25},    {FS_LM_FORK_DONE, 27}, {FS_LM_WAKEUP_NEW, 30},
                                     {FS_LM_SYS_EXIT, 830}};
   const fs_launch l = replay(vfork, FS_LF_VFORK);
   EXPECT_EQ(l.depth, 0u);
@@ -334,8 +341,8 @@ TEST(Machine, RandomLandmarkSequencesStayConsistent) {
 // same stack, and landmarks of function-probed phases are ignored.
 TEST(Machine, HybridFunctionProbesAndLandmarksNest) {
   fs_config c = tracepoint_config();
-  for (int ph : {FS_PH_KERNEL_CLONE, FS_PH_COPY_PROCESS, FS_PH_DUP_MMAP, FS_PH_COPY_PAGE_RANGE,
-                 FS_PH_WAKE_UP_NEW_TASK}) {
+  for (int ph :
+       {FS_PH_KERNEL_CLONE, FS_PH_COPY_PROCESS, FS_PH_DUP_MMAP, FS_PH_COPY_PAGE_RANGE, FS_PH_WAKE_UP_NEW_TASK}) {
     c.measured |= FS_BIT(ph);
     c.landmarks &= ~FS_BIT(ph);
   }
@@ -358,10 +365,10 @@ TEST(Machine, HybridFunctionProbesAndLandmarksNest) {
   fs_function_exit(&l, FS_PH_COPY_PAGE_RANGE, us(60), &c);
   fs_landmark(&l, FS_LM_MMAP_UNLOCK, us(61), &c);  // ignored
   fs_function_exit(&l, FS_PH_DUP_MMAP, us(62), &c);
-  fs_landmark(&l, FS_LM_PID, us(64), &c);         // alloc_pid by landmark: closes dup_mm
-  fs_landmark(&l, FS_LM_NEWTASK, us(70), &c);     // ignored: copy_process ends at its exit
+  fs_landmark(&l, FS_LM_PID, us(64), &c);      // alloc_pid by landmark: closes dup_mm
+  fs_landmark(&l, FS_LM_NEWTASK, us(70), &c);  // ignored: copy_process ends at its exit
   fs_function_exit(&l, FS_PH_COPY_PROCESS, us(72), &c);
-  fs_landmark(&l, FS_LM_FORK_DONE, us(73), &c);   // ignored
+  fs_landmark(&l, FS_LM_FORK_DONE, us(73), &c);  // ignored
   fs_function_entry(&l, FS_PH_WAKE_UP_NEW_TASK, us(74), &c);
   fs_landmark(&l, FS_LM_WAKEUP_NEW, us(76), &c);  // ignored: vfork_wait opens at the exit
   fs_function_exit(&l, FS_PH_WAKE_UP_NEW_TASK, us(78), &c);
@@ -466,10 +473,10 @@ fs_launch replay_exec(const std::vector<Event>& events) {
 TEST(ExecLandmarks, TellTheOldMmTheNewMmAndTheOneBeingBuiltApart) {
   fs_launch l{};
   fs_exec_begin(&l, 0, 0, 0x1000, &kTp);
-  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x2000, 0x1000), 0);                      // bprm's new mm, not ours yet
-  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x1000, 0x1000), FS_LM_EXEC_OLD_LOCK);    // exec_mmap
-  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x1000, 0x2000), FS_LM_EXEC_OLD_EXIT);    // exit_mmap of the old mm
-  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x2000, 0x2000), FS_LM_EXEC_NEW_LOCK);    // ELF load
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x2000, 0x1000), 0);                    // bprm's new mm, not ours yet
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x1000, 0x1000), FS_LM_EXEC_OLD_LOCK);  // exec_mmap
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x1000, 0x2000), FS_LM_EXEC_OLD_EXIT);  // exit_mmap of the old mm
+  EXPECT_EQ(fs_exec_lock_landmark(&l, 0x2000, 0x2000), FS_LM_EXEC_NEW_LOCK);  // ELF load
 }
 
 // 6.18, after fork: exec_mmap locks the old mm, drops it (its exit), then the ELF load.
@@ -491,8 +498,8 @@ TEST(ExecLandmarks, ForkChildExecOnAKernelWhoseExecMmapLocksTheOldMm) {
 
 // 6.1: exec_mmap takes no lock on the old mm; its exit is the first sign of the switch.
 TEST(ExecLandmarks, OldMmExitOpensBeginNewExecWhenExecMmapTookNoLock) {
-  const fs_launch l = replay_exec({{FS_LM_EXEC_OLD_EXIT, 100}, {FS_LM_EXEC_NEW_LOCK, 180},
-                                   {FS_LM_EXEC_DONE, 300},     {FS_LM_SYS_EXIT, 301}});
+  const fs_launch l = replay_exec(
+      {{FS_LM_EXEC_OLD_EXIT, 100}, {FS_LM_EXEC_NEW_LOCK, 180}, {FS_LM_EXEC_DONE, 300}, {FS_LM_SYS_EXIT, 301}});
   expect_phase(l, FS_PH_EXEC_BPRM, 100, 100, 1);
   expect_phase(l, FS_PH_EXEC_MMAP, 80, 0, 1);
   expect_phase(l, FS_PH_EXEC_OLD_MM, 80, 80, 1);
@@ -502,13 +509,13 @@ TEST(ExecLandmarks, OldMmExitOpensBeginNewExecWhenExecMmapTookNoLock) {
 
 // After vfork the old mm is the parent's: exec drops a reference, nothing exits.
 TEST(ExecLandmarks, VforkChildExecHasNoOldMmExit) {
-  const fs_launch l = replay_exec({{FS_LM_EXEC_OLD_LOCK, 50}, {FS_LM_EXEC_NEW_LOCK, 60},
-                                   {FS_LM_EXEC_DONE, 90},     {FS_LM_SYS_EXIT, 91}});
+  const fs_launch l = replay_exec(
+      {{FS_LM_EXEC_OLD_LOCK, 50}, {FS_LM_EXEC_NEW_LOCK, 60}, {FS_LM_EXEC_DONE, 90}, {FS_LM_SYS_EXIT, 91}});
   expect_phase(l, FS_PH_EXEC_MMAP, 10, 10, 1);
   EXPECT_EQ(l.calls[FS_PH_EXEC_OLD_MM], 0u);
   // A late lock of the old mm (after the new one) is not its exit.
-  fs_launch again = replay_exec({{FS_LM_EXEC_OLD_LOCK, 50}, {FS_LM_EXEC_NEW_LOCK, 60},
-                                 {FS_LM_EXEC_OLD_EXIT, 70}, {FS_LM_SYS_EXIT, 91}});
+  fs_launch again = replay_exec(
+      {{FS_LM_EXEC_OLD_LOCK, 50}, {FS_LM_EXEC_NEW_LOCK, 60}, {FS_LM_EXEC_OLD_EXIT, 70}, {FS_LM_SYS_EXIT, 91}});
   EXPECT_EQ(again.calls[FS_PH_EXEC_OLD_MM], 0u);
 }
 

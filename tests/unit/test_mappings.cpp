@@ -166,7 +166,8 @@ TEST(Attribution, MatchingLaunchesGoToTheirMappingsOthersAreCounted) {
 TEST(Attribution, SameIdentityVmasShareARowAndThePastTheBoundOnesTheOtherRow) {
   std::vector<MappingInfo> snap;
   const uint32_t n = forkscope::kMappingSlots + 5;
-  for (uint32_t i = 0; i < n; i++) snap.push_back({"[anon]", "anon", "rw-p", i * 8192ull, i * 8192ull + 4096, 4096, false});
+  for (uint32_t i = 0; i < n; i++)
+    snap.push_back({"[anon]", "anon", "rw-p", i * 8192ull, i * 8192ull + 4096, 4096, false});
   KernelMappings k;
   for (uint32_t i = 0; i < forkscope::kMappingSlots; i++) k.slots.push_back({n, i, 4, 40, 80});
   k.slots.push_back({n, forkscope::kMappingSlots, 4 * 5, 7, 9});

@@ -45,7 +45,8 @@ Cell limited_fork() {
   c.kernel.launches = 990;
   c.kernel.failed = 10;
   c.phases = {phase("syscall", "syscall", 990, 99000000)};
-  c.failed_phases = {phase("syscall", "syscall", 10, 500000), phase("copy_process", "syscall;copy_process", 10, 400000)};
+  c.failed_phases = {phase("syscall", "syscall", 10, 500000),
+                     phase("copy_process", "syscall;copy_process", 10, 400000)};
   return c;
 }
 
@@ -141,8 +142,10 @@ TEST(FailedLaunches, TheNoteStaysOneLineWithManyFailingCells) {
 // reach them with escape sequences.
 TEST(HostileResults, ControlCharactersInStringsAreRefused) {
   for (const std::string& bad : {std::string("fork\x1b]0;pwned\x07"), std::string("fork\n"), std::string("fork\x7f"),
-                                 std::string("fork\xc2\x9b" "2J")}) {
-    const std::string msg = usage_message([&] { run_from_json(edited([&](nlohmann::json& d) { d["cells"][0]["mode"] = bad; })); });
+                                 std::string("fork\xc2\x9b"
+                                             "2J")}) {
+    const std::string msg = usage_message(
+        [&] { run_from_json(edited([&](nlohmann::json& d) { d["cells"][0]["mode"] = bad; })); });
     EXPECT_NE(msg.find("cells[0].mode: contains control characters"), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\x1b'), std::string::npos) << "the message does not echo the sequence";
   }
@@ -161,7 +164,8 @@ TEST(HostileResults, AbsurdAndWrongTypedNumbersAreRefused) {
   usage_message([] { run_from_json(edited([](nlohmann::json& d) { d["bpf_map_bytes"] = -1; })); });
   usage_message([] { run_from_json(edited([](nlohmann::json& d) { d["bpf_map_bytes"] = "4M"; })); });
   usage_message([] { run_from_json(edited([](nlohmann::json& d) { d["bpf_map_bytes"] = 1e30; })); });
-  usage_message([] { run_from_json(edited([](nlohmann::json& d) { d["cells"][0]["heap_bytes"] = 18446744073709551616.0; })); });
+  usage_message(
+      [] { run_from_json(edited([](nlohmann::json& d) { d["cells"][0]["heap_bytes"] = 18446744073709551616.0; })); });
   usage_message([] { run_from_json(edited([](nlohmann::json& d) { d["cells"][0]["seconds"] = "NaN"; })); });
   usage_message([] { run_from_json(std::string(100000, '[')); });
   // Found by the fuzzer: the JSON parser's overflow is an exception of its own.

@@ -108,7 +108,11 @@ forkscope::Run full_run() {
       p.fn_events = p.count * 2;
       p.hist = {1, 2, 3};
     }
-    Sample s{7, 4242, 4243, 123456789, {{"syscall", "syscall", -5, 900, "parent"}, {"child_first_run", "child_first_run", 1000, 50, "child"}}};
+    Sample s{7,
+             4242,
+             4243,
+             123456789,
+             {{"syscall", "syscall", -5, 900, "parent"}, {"child_first_run", "child_first_run", 1000, 50, "child"}}};
     c.samples = {s};
     c.overhead = Overhead{summary(400), 1.5, 1.25, 1.75, -1500, -0.25, 900, 0.125};
     c.failed_errno = "EAGAIN";
@@ -155,7 +159,8 @@ TEST(Results, RoundTripsFieldForField) {
   // Guards the guard: full_run leaves nothing at its default.
   const nlohmann::json j = nlohmann::json::parse(to_json(run));
   EXPECT_TRUE(j.contains("trace") && j.contains("calibration"));
-  for (const char* key : {"failed_phases", "samples", "host", "comm", "overhead"}) EXPECT_TRUE(j["cells"][0].contains(key)) << key;
+  for (const char* key : {"failed_phases", "samples", "host", "comm", "overhead"})
+    EXPECT_TRUE(j["cells"][0].contains(key)) << key;
   EXPECT_TRUE(j["cells"][0]["phases"][1].contains("hist"));
   EXPECT_EQ(run_from_json(to_json(run)), run);
   EXPECT_EQ(run_from_json(to_json(run, -1)), run);
@@ -166,7 +171,7 @@ TEST(Results, RoundTripsFieldForField) {
 }
 
 TEST(Results, RoundTripsWithoutCalibrationOrProbeCosts) {
-  forkscope::Run run = sample_run();  // qualified: testing::Test has a Run()
+  forkscope::Run run = sample_run();       // qualified: testing::Test has a Run()
   run.calibration->probe_cost_ns.clear();  // --overhead on a tracepoint-only kernel
   EXPECT_EQ(run_from_json(to_json(run)), run);
   EXPECT_FALSE(nlohmann::json::parse(to_json(run))["calibration"].contains("probe_cost_ns"))
@@ -220,7 +225,8 @@ TEST(Results, ProbeCostsAreOptionalAndChecked) {
   ASSERT_TRUE(old.calibration.has_value());
   EXPECT_TRUE(old.calibration->probe_cost_ns.empty());
   EXPECT_EQ(usage_message([] {
-              run_from_json(edited([](nlohmann::json& j) { j["calibration"]["probe_cost_ns"] = nlohmann::json::array(); }));
+              run_from_json(
+                  edited([](nlohmann::json& j) { j["calibration"]["probe_cost_ns"] = nlohmann::json::array(); }));
             }),
             "results: calibration.probe_cost_ns: expected an object");
   EXPECT_EQ(usage_message([] {
@@ -264,14 +270,15 @@ TEST(Results, RejectsInvalidJson) {
 }
 
 TEST(Results, RejectsAnotherSchema) {
-  const std::string msg =
-      usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["schema"] = "forkscope.results/2"; })); });
+  const std::string msg = usage_message(
+      [] { run_from_json(edited([](nlohmann::json& j) { j["schema"] = "forkscope.results/2"; })); });
   EXPECT_NE(msg.find("forkscope.results/2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("schema"), std::string::npos) << msg;
 }
 
 TEST(Results, RejectsCellsThatAreNotAnArray) {
-  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"] = nlohmann::json::object(); })); }),
+  EXPECT_EQ(usage_message(
+                [] { run_from_json(edited([](nlohmann::json& j) { j["cells"] = nlohmann::json::object(); })); }),
             "results: cells: expected an array");
 }
 
@@ -292,13 +299,14 @@ TEST(Results, RejectsNegativeAndAbsurdNumbers) {
   usage_message([] {
     run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][0]["hist"] = std::vector<int>(1000, 1); }));
   });
-  usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["user"]["call_to_return"]["mean"] = 1e300; })); });
+  usage_message([] {
+    run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["user"]["call_to_return"]["mean"] = 1e300; }));
+  });
 }
 
 TEST(Results, RejectsMissingFields) {
-  EXPECT_EQ(usage_message([] {
-              run_from_json(edited([](nlohmann::json& j) { j["cells"][1]["kernel"].erase("lost"); }));
-            }),
+  EXPECT_EQ(usage_message(
+                [] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1]["kernel"].erase("lost"); })); }),
             "results: cells[1].kernel.lost: missing");
   EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j.erase("host"); })); }),
             "results: host: missing");
@@ -385,8 +393,8 @@ TEST(ResultsLimits, PathPartsAtTheBoundAreAcceptedPastItRejected) {
   EXPECT_EQ(run_from_json(j.dump()).cells[0].phases[0].path, path + "syscall");
   j["cells"][0]["phases"][0]["path"] = "copy_process;" + path + "syscall";
   EXPECT_EQ(usage_message([&] { run_from_json(j.dump()); }),
-            fmt::format("results: cells[0].phases[0].path: has {} parts; a phase path has at most {}", kMaxPathParts + 1,
-                        kMaxPathParts));
+            fmt::format("results: cells[0].phases[0].path: has {} parts; a phase path has at most {}",
+                        kMaxPathParts + 1, kMaxPathParts));
 }
 
 TEST(ResultsLimits, DeepNestingIsRejectedBeforeItIsBuilt) {
@@ -460,18 +468,18 @@ TEST(ResultsLimits, ListsAndStringsAtTheBoundAreAcceptedPastItRejected) {
        "cells[0].phases"},
       {"samples", kMaxSamples,
        [](nlohmann::json& j, size_t n) {
-         const nlohmann::json sample = {{"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3},
-                                        {"spans", nlohmann::json::array()}};
+         const nlohmann::json sample = {
+             {"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3}, {"spans", nlohmann::json::array()}};
          j["cells"][0]["samples"] = nlohmann::json::array();
          for (size_t i = 0; i < n; ++i) j["cells"][0]["samples"].push_back(sample);
        },
        "cells[0].samples"},
       {"spans", kMaxSpans,
        [](nlohmann::json& j, size_t n) {
-         const nlohmann::json span = {{"name", "syscall"}, {"path", "syscall"}, {"start_ns", 0}, {"dur_ns", 1},
-                                      {"task", "parent"}};
-         nlohmann::json sample = {{"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3},
-                                  {"spans", nlohmann::json::array()}};
+         const nlohmann::json span = {
+             {"name", "syscall"}, {"path", "syscall"}, {"start_ns", 0}, {"dur_ns", 1}, {"task", "parent"}};
+         nlohmann::json sample = {
+             {"seq", 1}, {"parent_tid", 1}, {"child_pid", 2}, {"start_ns", 3}, {"spans", nlohmann::json::array()}};
          for (size_t i = 0; i < n; ++i) sample["spans"].push_back(span);
          j["cells"][0]["samples"] = nlohmann::json::array({sample});
        },
@@ -508,18 +516,20 @@ TEST(ResultsSemantics, DuplicateKeysAreRefusedWithTheirPath) {
 }
 
 TEST(ResultsSemantics, DuplicateCellsAndPhasesAreRefused) {
-  EXPECT_EQ(usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1] = j["cells"][0]; })); }),
-            "results: cells[1]: the same cell (mode, heap_bytes, vmas, comm, host) as cells[0]; a results file holds each "
-            "cell once");
+  EXPECT_EQ(
+      usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1] = j["cells"][0]; })); }),
+      "results: cells[1]: the same cell (mode, heap_bytes, vmas, comm, host) as cells[0]; a results file holds each "
+      "cell once");
   // The same cell on another host is another cell.
   EXPECT_NO_THROW(run_from_json(edited([](nlohmann::json& j) {
     j["cells"][1] = j["cells"][0];
     j["cells"][1]["host"] = "other 6.1";
   })));
-  EXPECT_EQ(usage_message([] {
-              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1] = j["cells"][0]["phases"][0]; }));
-            }),
-            "results: cells[0].phases[1].name: \"syscall\" is already cells[0].phases[0]; a cell holds each phase once");
+  EXPECT_EQ(
+      usage_message([] {
+        run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1] = j["cells"][0]["phases"][0]; }));
+      }),
+      "results: cells[0].phases[1].name: \"syscall\" is already cells[0].phases[0]; a cell holds each phase once");
   EXPECT_NE(usage_message([] {
               run_from_json(edited([](nlohmann::json& j) { j["phases_available"][1] = j["phases_available"][0]; }));
             }).find("phases_available[1].name"),
@@ -541,10 +551,11 @@ TEST(ResultsSemantics, PhaseNamesAreTheCatalogsOrListedUserPhases) {
   }));
   EXPECT_NE(user.cells[0].phase("anon_vma_fork"), nullptr);
   // A path ends in its phase's name.
-  EXPECT_EQ(usage_message([] {
-              run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1]["path"] = "syscall;dup_mm"; }));
-            }),
-            "results: cells[0].phases[1].path: \"syscall;dup_mm\" does not end in the phase's name \"copy_page_range\"");
+  EXPECT_EQ(
+      usage_message([] {
+        run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["phases"][1]["path"] = "syscall;dup_mm"; }));
+      }),
+      "results: cells[0].phases[1].path: \"syscall;dup_mm\" does not end in the phase's name \"copy_page_range\"");
 }
 
 }  // namespace

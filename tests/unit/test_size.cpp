@@ -35,9 +35,29 @@ TEST(ParseSize, RoundsFractionsDownToWholeBytes) {
 }
 
 TEST(ParseSize, RejectsWithUsageError) {
-  for (const char* bad : {"", "-1", "-0", "abc", "K", "1.", ".5K", "1.5", "2X", "2 M", " 2M", "2M ", "2MiBs", "2iB",
-                          "1..5G", "1e6", "0x10", "+4", "18446744073709551616", "16777216T", "99999999999999999999G",
-                          "1.0000001G", "4KB4"}) {
+  for (const char* bad : {"",
+                          "-1",
+                          "-0",
+                          "abc",
+                          "K",
+                          "1.",
+                          ".5K",
+                          "1.5",
+                          "2X",
+                          "2 M",
+                          " 2M",
+                          "2M ",
+                          "2MiBs",
+                          "2iB",
+                          "1..5G",
+                          "1e6",
+                          "0x10",
+                          "+4",
+                          "18446744073709551616",
+                          "16777216T",
+                          "99999999999999999999G",
+                          "1.0000001G",
+                          "4KB4"}) {
     SCOPED_TRACE(bad);
     try {
       parse_size(bad);

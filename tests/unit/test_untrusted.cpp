@@ -19,16 +19,20 @@ TEST(SafeText, EscapesWhatATerminalWouldActOn) {
   EXPECT_EQ(safe_text("a\nb\rc\td"), "a\\x0ab\\x0dc\\x09d");
   EXPECT_EQ(safe_text(std::string("nul\0x", 5)), "nul\\x00x");
   EXPECT_EQ(safe_text("\x7f"), "\\x7f");
-  EXPECT_EQ(safe_text("\xc2\x9b" "2J"), "\\u009b2J");              // C1 CSI
-  EXPECT_EQ(safe_text("a\xe2\x80\xae" "b"), "a\\u202eb");           // right-to-left override
-  EXPECT_EQ(safe_text("\xe2\x81\xa6x"), "\\u2066x");                // left-to-right isolate
+  EXPECT_EQ(safe_text("\xc2\x9b"
+                      "2J"),
+            "\\u009b2J");  // C1 CSI
+  EXPECT_EQ(safe_text("a\xe2\x80\xae"
+                      "b"),
+            "a\\u202eb");                             // right-to-left override
+  EXPECT_EQ(safe_text("\xe2\x81\xa6x"), "\\u2066x");  // left-to-right isolate
 }
 
 TEST(SafeText, EscapesInvalidUtf8ByteByByte) {
   EXPECT_EQ(safe_text("\xff"), "\\xff");
-  EXPECT_EQ(safe_text("\xc3"), "\\xc3");                    // truncated sequence
-  EXPECT_EQ(safe_text("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
-  EXPECT_EQ(safe_text("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
+  EXPECT_EQ(safe_text("\xc3"), "\\xc3");                             // truncated sequence
+  EXPECT_EQ(safe_text("\xc0\xaf"), "\\xc0\\xaf");                    // overlong '/'
+  EXPECT_EQ(safe_text("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // a surrogate
   EXPECT_EQ(safe_text("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
 }
 
