@@ -22,6 +22,20 @@ struct Outcome {
   std::string err;
 };
 
+// Built with AddressSanitizer (the sanitizer lane): its allocator maps memory while
+// a cell runs, so the runner's exact VMA layout is not stable there.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
