@@ -37,19 +37,29 @@ int control_byte(const std::string& text) {
 // kernel's 15 bytes.
 const std::string kHostileComm = "\x1b]0;pw\x07\n\xff\xfe";
 
+// The fork launches counted under the hostile name's safe form.
+uint64_t hostile_forks(const forkscope::Run& run) {
+  uint64_t forks = 0;
+  for (const Cell& c : run.cells)
+    if (c.comm == safe_text(kHostileComm) && c.mode == "fork") forks += c.launches;
+  return forks;
+}
+
+void expect_no_control_bytes(const test::Outcome& o) {
+  EXPECT_EQ(control_byte(o.out), -1) << "stdout holds a raw control byte";
+  EXPECT_EQ(control_byte(o.err), -1) << "stderr holds a raw control byte";
+}
+
 TEST(HostileNames, TraceWritesOnlySafeTextAndEveryFormatReadsItBack) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   constexpr int kForks = 25;
   // The name is an argument too: it reaches the target description.
   const test::Outcome o = run_forkscope(
       {"trace", "--out", dir, "--", FORK_COUNT_BIN, kHostileComm, std::to_string(kForks)});
   ASSERT_EQ(o.exit_code, 0) << o.err;
-  EXPECT_EQ(control_byte(o.out), -1) << "stdout holds a raw control byte";
-  EXPECT_EQ(control_byte(o.err), -1) << "stderr holds a raw control byte";
+  expect_no_control_bytes(o);
   const forkscope::Run run = load_results(dir + "/results.json");
-  uint64_t forks = 0;
-  for (const Cell& c : run.cells)
-    if (c.comm == safe_text(kHostileComm) && c.mode == "fork") forks += c.launches;
+  const uint64_t forks = hostile_forks(run);
   EXPECT_EQ(forks, static_cast<uint64_t>(kForks)) << "the launches of the hostile name, counted under its safe form";
   ASSERT_TRUE(run.trace);
   EXPECT_TRUE(is_safe_text(run.trace->target)) << run.trace->target;
@@ -58,12 +68,11 @@ TEST(HostileNames, TraceWritesOnlySafeTextAndEveryFormatReadsItBack) {
     EXPECT_EQ(r.exit_code, 0) << format << ": " << r.err;
     EXPECT_EQ(control_byte(r.out), -1) << format << " output holds a raw control byte";
   }
-  fs::remove_all(dir);
 }
 
 // -a sees every task: the hostile name among them, printed and saved safely.
 TEST(HostileNames, SystemWideTraceCountsAndPrintsThemSafely) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   constexpr int kForks = 20;
   const test::Started s = test::start_forkscope({"trace", "-a", "--out", dir});
   ASSERT_TRUE(test::wait_for([&] { return test::slurp(s.err_path).find("attached") != std::string::npos; }, 60))
@@ -79,21 +88,17 @@ TEST(HostileNames, SystemWideTraceCountsAndPrintsThemSafely) {
   ASSERT_EQ(kill(s.pid, SIGINT), 0);
   const test::Outcome o = test::finish_forkscope(s);
   ASSERT_EQ(o.exit_code, 0) << o.err;
-  EXPECT_EQ(control_byte(o.out), -1) << "stdout holds a raw control byte";
-  EXPECT_EQ(control_byte(o.err), -1) << "stderr holds a raw control byte";
+  expect_no_control_bytes(o);
   const forkscope::Run run = load_results(dir + "/results.json");
-  uint64_t forks = 0;
-  for (const Cell& c : run.cells)
-    if (c.comm == safe_text(kHostileComm) && c.mode == "fork") forks += c.launches;
+  const uint64_t forks = hostile_forks(run);
   EXPECT_EQ(forks, static_cast<uint64_t>(kForks));
-  fs::remove_all(dir);
 }
 
 // A full disk is named as such: exit 1, one line.
 TEST(OutChecks, AFullDiskSaysSo) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   test::ChildSetup setup;
-  setup.before_exec = [dir] {
+  setup.before_exec = [dir = dir.str()] {
     if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
     if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=64k") != 0) return false;
     FILE* f = std::fopen((dir + "/filler").c_str(), "w");
@@ -111,12 +116,11 @@ TEST(OutChecks, AFullDiskSaysSo) {
   EXPECT_NE(o.err.find("the disk is full"), std::string::npos) << o.err;
   EXPECT_EQ(o.err.find("directory exists"), std::string::npos) << o.err;
   EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
-  fs::remove_all(dir);
 }
 
 // Checked before anything is loaded: exit 2, one line, and nothing made.
 TEST(OutChecks, UnusableOutputsExitTwoBeforeAnythingIsMade) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   fs::create_directories(dir + "/taken/results.json");
   fs::create_directories(dir + "/taken2/report.html");
   const std::string too_long = dir + "/" + std::string(4000, 'x');
@@ -132,28 +136,26 @@ TEST(OutChecks, UnusableOutputsExitTwoBeforeAnythingIsMade) {
   }
   EXPECT_FALSE(fs::exists(dir + "/" + std::string(200, 'x'))) << "nothing of the long path was made";
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
+  for (const auto& e : fs::directory_iterator(dir.str(), ec))
     EXPECT_TRUE(e.path().filename() == "taken" || e.path().filename() == "taken2") << e.path();
-  fs::remove_all(dir);
 }
 
 TEST(OutChecks, AnUnprivilegedRunLeavesNoDirectory) {
-  const std::string dir = test::make_temp_dir();
-  fs::permissions(dir, fs::perms::all);
+  const test::TempDir dir;
+  fs::permissions(dir.str(), fs::perms::all);
   const test::Outcome o = run_forkscope({"run", "--modes", "fork", "--heap", "0", "--iterations", "10", "--out",
                                          dir + "/new/out"},
                                         65534);
   EXPECT_EQ(o.exit_code, 3) << o.err;
   EXPECT_FALSE(fs::exists(dir + "/new")) << "made before the privilege check failed";
-  fs::remove_all(dir);
 }
 
 TEST(OutChecks, ReportAndMergeOutputsFollowTheOutRules) {
-  const std::string dir = test::make_temp_dir();
-  fs::permissions(dir, fs::perms::all);
+  const test::TempDir dir;
+  fs::permissions(dir.str(), fs::perms::all);
   // A link planted by another user (nobody) must not choose where root writes.
   const std::string link = dir + "/planted";
-  ASSERT_EQ(symlink(dir.c_str(), link.c_str()), 0);
+  ASSERT_EQ(symlink(dir.str().c_str(), link.c_str()), 0);
   ASSERT_EQ(lchown(link.c_str(), 65534, 65534), 0);
   const std::string data = std::string(FS_TEST_DATA) + "/results.json";
   const std::vector<std::vector<std::string>> cases = {
@@ -170,7 +172,6 @@ TEST(OutChecks, ReportAndMergeOutputsFollowTheOutRules) {
   }
   EXPECT_FALSE(fs::exists(dir + "/out.json"));
   EXPECT_FALSE(fs::exists(dir + "/merged.json"));
-  fs::remove_all(dir);
 }
 
 // --cpu against the CPUs this process may use, not the machine's count.
@@ -194,7 +195,7 @@ TEST(CpuCheck, NamesTheCpusThisProcessMayUse) {
 }
 
 TEST(SmallUsage, EachMistakeExitsTwoWithOneLine) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   struct Case {
     std::vector<std::string> args;
     std::string says;
@@ -227,7 +228,6 @@ TEST(SmallUsage, EachMistakeExitsTwoWithOneLine) {
     EXPECT_NE(o.err.find(c.says), std::string::npos) << joined << o.err;
     EXPECT_FALSE(fs::exists(dir + "/results.json")) << joined;
   }
-  fs::remove_all(dir);
 }
 
 TEST(SmallUsage, AZombieHasNothingToTrace) {
@@ -251,7 +251,7 @@ TEST(SmallUsage, AZombieHasNothingToTrace) {
 // --threads: one launching thread samples, so the samples are at most the
 // documented 16 per cell, each its own launch.
 TEST(ThreadSamples, AreExactWithManyLaunchingThreads) {
-  const std::string dir = test::make_temp_dir();
+  const test::TempDir dir;
   const test::Outcome o = run_forkscope({"run", "--threads", "8", "--modes", "fork", "--heap", "2M", "--iterations",
                                          "400", "--cell-seconds", "120", "--out", dir, "--quiet"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
@@ -278,7 +278,6 @@ TEST(ThreadSamples, AreExactWithManyLaunchingThreads) {
       EXPECT_LE(sp.start_ns + static_cast<int64_t>(sp.dur_ns), static_cast<int64_t>(sys->dur_ns)) << sp.name;
     }
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace
