@@ -1,7 +1,9 @@
 #pragma once
-// Per-mapping attribution of dup_mmap (issue 14) with tracepoints: a snapshot of
-// the launching process's mappings (/proc/PID/smaps) taken while they are stable,
-// and the match of the kernel's k-th copied VMA to the k-th copyable mapping of it.
+// Per-mapping attribution of dup_mmap (issue 14): a snapshot of the launching
+// process's mappings (/proc/PID/smaps) taken while they are stable, and the match of
+// what the kernel aggregated to it: by order with tracepoints (the k-th copied VMA is
+// the k-th copyable mapping), by address with function probes (copy_page_range's
+// source VMA starts where a mapping of the snapshot starts).
 #include <sys/types.h>
 
 #include <cstdint>
@@ -40,15 +42,32 @@ struct MappingSlot {
   uint64_t cpr_ns = 0;
 };
 inline constexpr uint32_t kMappingSlots = 1024;  // FS_MAP_SLOTS of shared/records.h
+// Exact method: what the kernel aggregated per source VMA (copy_page_range's
+// src_vma), keyed by its start address; start 0: VMAs whose copy was not seen.
+struct MappingVma {
+  uint64_t start = 0;
+  uint64_t calls = 0;  // copies of it: one per launch
+  uint64_t setup_ns = 0;
+  uint64_t cpr_ns = 0;
+};
 struct KernelMappings {
-  std::vector<MappingSlot> slots;
-  uint64_t lost = 0;  // launches whose per-VMA times had no room in the kernel's maps
+  bool exact = false;               // copy_page_range was function-probed: vmas, not slots
+  std::vector<MappingSlot> slots;   // order method
+  std::vector<MappingVma> vmas;     // exact method
+  uint64_t lost = 0;  // order: launches, exact: VMA copies, that had no room in the kernel's maps
 };
 
-// Fills cell.mapping_method, mapping_unattributed and mappings: launches whose copied
-// VMA count equals the snapshot's copyable count are attributed slot by slot to the
-// snapshot's mappings (grouped by name, permissions and size); the others, and the kernel's lost ones, are counted unattributed.  Nothing copied:
-// the cell is left as it is.
+// Fills cell.mapping_method, mapping_unattributed and mappings, whose rows group the
+// snapshot's copyable mappings by name, permissions and size (the 1,024th on in one
+// "(other mappings)" row, for both methods).
+//  - order: launches whose copied VMA count equals the snapshot's copyable count are
+//    attributed slot by slot; the others, and the kernel's lost ones, are counted
+//    unattributed (launches).
+//  - exact: each source VMA whose start is a copyable mapping's start of the snapshot
+//    goes to that mapping; the others (an address not in the snapshot, start 0) and
+//    the kernel's lost ones are counted unattributed (VMA copies).  launches is the
+//    cell's launches that returned a child (the kernel's count).
+// Nothing copied: the cell is left as it is.
 void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell);
 
 }  // namespace forkscope

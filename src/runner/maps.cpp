@@ -1,4 +1,5 @@
-// The maps snapshot and the order match of per-mapping attribution (mappings.h).
+// The maps snapshot and its match to the kernel's per-mapping aggregates, by order or
+// by address (mappings.h).
 #include "forkscope/mappings.h"
 
 #include <algorithm>
@@ -82,26 +83,13 @@ std::vector<MappingInfo> read_smaps(pid_t pid) {
   return parse_smaps(text);
 }
 
-void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
-  const std::vector<MappingSlot>& slots = kernel.slots;
-  const uint64_t lost = kernel.lost;
-  std::vector<const MappingInfo*> copyable;
-  for (const MappingInfo& m : snapshot)
-    if (!m.dontcopy) copyable.push_back(&m);
-  const auto expected = static_cast<uint32_t>(copyable.size());
-  // Launches per copied-VMA count: slot 0 is every launch's first VMA.
-  uint64_t copied = 0, matched = 0;
-  for (const MappingSlot& s : slots) {
-    if (s.idx != 0) continue;
-    copied += s.calls;
-    if (s.nvmas == expected) matched += s.calls;
-  }
-  if (copied == 0 && lost == 0) return;
-  cell.mapping_method = "order";
-  cell.mapping_unattributed = copied - matched + lost;
-  if (matched == 0) return;
+namespace {
 
-  // Rows by identity, in the order first met; the other slot takes every VMA past the bound.
+// The rows of a cell: the snapshot's copyable mappings grouped by identity, in the
+// order first met, every mapping past the first kMappingSlots in one "(other
+// mappings)" row (the order method's bound, kept by both so their tables compare).
+// Returns each copyable mapping's row.
+std::vector<size_t> mapping_rows(const std::vector<const MappingInfo*>& copyable, uint64_t launches, Cell& cell) {
   using Key = std::tuple<std::string, std::string, uint64_t>;
   std::map<Key, size_t> rows;
   std::vector<size_t> row_of(copyable.size());
@@ -114,7 +102,7 @@ void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMa
       row.name = std::get<0>(key);
       row.kind = k < kMappingSlots ? m.kind : "other";
       row.perms = std::get<1>(key);
-      row.launches = matched;
+      row.launches = launches;
       cell.mappings.push_back(std::move(row));
     }
     Mapping& row = cell.mappings[it->second];
@@ -124,14 +112,65 @@ void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMa
     if (m.rss_bytes) row.page_table_bytes += pte_span_bytes(m.start, m.end);
     row_of[k] = it->second;
   }
-  for (const MappingSlot& s : slots) {
+  return row_of;
+}
+
+void add_to(Mapping& row, uint64_t calls, uint64_t setup_ns, uint64_t cpr_ns) {
+  row.calls += calls;
+  row.vma_setup_ns += setup_ns;
+  row.copy_page_range_ns += cpr_ns;
+}
+
+void attribute_by_order(const std::vector<const MappingInfo*>& copyable, const KernelMappings& kernel, Cell& cell) {
+  const auto expected = static_cast<uint32_t>(copyable.size());
+  // Launches per copied-VMA count: slot 0 is every launch's first VMA.
+  uint64_t copied = 0, matched = 0;
+  for (const MappingSlot& s : kernel.slots) {
+    if (s.idx != 0) continue;
+    copied += s.calls;
+    if (s.nvmas == expected) matched += s.calls;
+  }
+  if (copied == 0 && kernel.lost == 0) return;
+  cell.mapping_method = "order";
+  cell.mapping_unattributed = copied - matched + kernel.lost;
+  if (matched == 0) return;
+  const std::vector<size_t> row_of = mapping_rows(copyable, matched, cell);
+  for (const MappingSlot& s : kernel.slots) {
     if (s.nvmas != expected) continue;
     const size_t k = s.idx < kMappingSlots ? s.idx : kMappingSlots;
     if (k >= copyable.size()) continue;
-    Mapping& row = cell.mappings[row_of[k]];
-    row.calls += s.calls;
-    row.vma_setup_ns += s.setup_ns;
-    row.copy_page_range_ns += s.cpr_ns;
+    add_to(cell.mappings[row_of[k]], s.calls, s.setup_ns, s.cpr_ns);
+  }
+}
+
+void attribute_by_address(const std::vector<const MappingInfo*>& copyable, const KernelMappings& kernel, Cell& cell) {
+  if (kernel.vmas.empty() && kernel.lost == 0) return;
+  cell.mapping_method = "exact";
+  cell.mapping_unattributed = kernel.lost;
+  std::map<uint64_t, size_t> index_of;  // start address -> k-th copyable mapping
+  for (size_t k = 0; k < copyable.size(); k++) index_of.emplace(copyable[k]->start, k);
+  std::vector<size_t> row_of;
+  for (const MappingVma& v : kernel.vmas) {
+    auto it = v.start != 0 ? index_of.find(v.start) : index_of.end();
+    if (it == index_of.end()) {
+      cell.mapping_unattributed += v.calls;
+      continue;
+    }
+    if (row_of.empty()) row_of = mapping_rows(copyable, cell.kernel.launches, cell);
+    add_to(cell.mappings[row_of[it->second]], v.calls, v.setup_ns, v.cpr_ns);
+  }
+}
+
+}  // namespace
+
+void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
+  std::vector<const MappingInfo*> copyable;
+  for (const MappingInfo& m : snapshot)
+    if (!m.dontcopy) copyable.push_back(&m);
+  if (kernel.exact) {
+    attribute_by_address(copyable, kernel, cell);
+  } else {
+    attribute_by_order(copyable, kernel, cell);
   }
   std::stable_sort(cell.mappings.begin(), cell.mappings.end(), [](const Mapping& a, const Mapping& b) {
     return a.vma_setup_ns + a.copy_page_range_ns > b.vma_setup_ns + b.copy_page_range_ns;

@@ -277,6 +277,37 @@ TEST_P(Backend, ForkDupMmapGrowsWithTheHeapPthreadHasNone) {
   }
 }
 
+// Per-mapping attribution (issue 14): function probes read copy_page_range's source
+// VMA (method exact), tracepoints match by order.  Either way, with every VMA copy
+// attributed, each mapping was copied once per fork per VMA of it, and the rows add up
+// to the vma_setup and copy_page_range phases exactly (the same per-VMA spans, summed
+// another way).
+TEST_P(Backend, MappingsAreAttributedByTheBackendsMethodAndAddUp) {
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell& f = cell("fork", heap);
+    SCOPED_TRACE("fork heap " + std::to_string(heap));
+    const Phase* cpr = f.phase("copy_page_range");
+    const Phase* setup = f.phase("vma_setup");
+    ASSERT_TRUE(cpr && setup);
+    const bool probed = cpr->source == "fentry" || cpr->source == "kprobe";
+    EXPECT_EQ(probed, function_probed()) << "copy_page_range is a real function on 6.1 and 6.12";
+    EXPECT_EQ(f.mapping_method, probed ? "exact" : "order");
+    EXPECT_EQ(f.mapping_unattributed, 0u);
+    ASSERT_FALSE(f.mappings.empty());
+    uint64_t setup_ns = 0, cpr_ns = 0;
+    for (const Mapping& m : f.mappings) {
+      EXPECT_EQ(m.launches, f.launches) << m.name;
+      EXPECT_EQ(m.calls, m.launches * m.vmas) << m.name << ": copies of its " << m.vmas << " VMAs";
+      setup_ns += m.vma_setup_ns;
+      cpr_ns += m.copy_page_range_ns;
+    }
+    EXPECT_EQ(setup_ns, setup->total_ns);
+    EXPECT_EQ(cpr_ns, cpr->total_ns);
+    EXPECT_EQ(cell("pthread", heap).mapping_method, "") << "threads copy no VMAs";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Guest, Backend, ::testing::Values("tracepoint", "fentry", "kprobe"),
                          [](const auto& info) { return info.param; });
 
@@ -558,6 +589,92 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
     }
   }
   EXPECT_GE(compared, 4) << "too few landmark phases with an fentry counterpart";
+}
+
+// Issue 14 item 2: on the same guest the tracepoint run (method order: the k-th VMA
+// copied is the snapshot's k-th) and the fentry run (method exact: copy_page_range's
+// source VMA by address) put copy_page_range on the same mappings.  Per fork cell:
+//  - every mapping holding at least kTopShare of copy_page_range in either run is a
+//    row of both (same name, permissions and size), with as many copies per fork;
+//  - every mapping in both runs was copied as many times per fork by each;
+//  - the largest anonymous mapping (the --heap mapping at the large heap) holds the
+//    same share of copy_page_range in both, within kShareTolerance.
+// The two runs are two runners: their own mappings (libraries, BPF maps, malloc
+// arenas) may differ a little, hence identities rather than addresses, and only the
+// rows above the floor must be common.  The shares also differ by method: the order
+// method times copy_page_range by landmarks (end of the set-up .. the next VMA:
+// also the VMA's rmap and maple-tree insert, the same for every VMA), fentry the
+// function itself.
+// Tolerance: MEASURED below.
+std::string identity(const Mapping& m) {
+  return m.name + " " + m.perms + " " + std::to_string(m.bytes) + " B" +
+         (m.vmas > 1 ? " (" + std::to_string(m.vmas) + " VMAs)" : "");
+}
+
+double cpr_share(const Cell& c, const Mapping& m) {
+  uint64_t all = 0;
+  for (const Mapping& x : c.mappings) all += x.copy_page_range_ns;
+  return all ? static_cast<double>(m.copy_page_range_ns) / static_cast<double>(all) : 0;
+}
+
+const Mapping* same_identity(const Cell& c, const Mapping& m) {
+  for (const Mapping& x : c.mappings)
+    if (x.name == m.name && x.perms == m.perms && x.bytes == m.bytes && x.vmas == m.vmas) return &x;
+  return nullptr;
+}
+
+TEST(CrossCheck, OrderAndExactMethodsAttributeCopyPageRangeToTheSameMappings) {
+  const forkscope::Run* tp = load("tracepoint");
+  const forkscope::Run* fe = load("fentry");
+  if (!tp || !fe) GTEST_SKIP() << "needs both FORKSCOPE_KERNEL_TRACEPOINT and FORKSCOPE_KERNEL_FENTRY";
+  constexpr double kTopShare = 0.05, kShareTolerance = 0.10;
+  auto [small, large] = heaps();
+  for (uint64_t heap : {small, large}) {
+    const Cell* a = find_cell(*tp, "fork", heap);
+    const Cell* b = find_cell(*fe, "fork", heap);
+    ASSERT_TRUE(a && b) << "fork " << heap;
+    SCOPED_TRACE("fork heap " + std::to_string(heap));
+    ASSERT_EQ(a->mapping_method, "order");
+    ASSERT_EQ(b->mapping_method, "exact");
+    ASSERT_FALSE(a->mappings.empty() || b->mappings.empty());
+    for (const Mapping& m : a->mappings) {
+      const Mapping* n = same_identity(*b, m);
+      const double sa = cpr_share(*a, m), sb = n ? cpr_share(*b, *n) : 0;
+      if (sa >= 0.01 || sb >= 0.01)
+        std::printf("  fork %9llu %-45s copy_page_range share: order %5.1f%%  exact %5.1f%%  copies/fork %.0f vs %.0f\n",
+                    static_cast<unsigned long long>(heap), identity(m).c_str(), 100 * sa, 100 * sb,
+                    static_cast<double>(m.calls) / static_cast<double>(m.launches),
+                    n ? static_cast<double>(n->calls) / static_cast<double>(n->launches) : 0.0);
+      if (sa >= kTopShare) EXPECT_NE(n, nullptr) << identity(m) << " holds " << sa << " of it by order, no row exact";
+      if (!n) continue;
+      EXPECT_EQ(m.calls * n->launches, n->calls * m.launches) << identity(m) << ": copies per fork differ";
+    }
+    for (const Mapping& n : b->mappings) {
+      if (cpr_share(*b, n) >= kTopShare)
+        EXPECT_NE(same_identity(*a, n), nullptr) << identity(n) << " holds " << cpr_share(*b, n)
+                                                 << " of it exact, no row by order";
+    }
+    // The --heap mapping: one anonymous VMA of the heap's size (named
+    // [anon:forkscope heap] where the kernel names anonymous mappings).
+    const auto heap_row = [&](const Cell& c) {
+      const Mapping* found = nullptr;
+      for (const Mapping& m : c.mappings)
+        if (m.kind == "anon" && m.bytes == heap && m.vmas == 1 && (!found || m.name.find("forkscope heap") != std::string::npos))
+          found = &m;
+      return found;
+    };
+    const Mapping* ha = heap_row(*a);
+    const Mapping* hb = heap_row(*b);
+    ASSERT_TRUE(ha && hb) << "no --heap mapping among the rows";
+    const double sa = cpr_share(*a, *ha), sb = cpr_share(*b, *hb);
+    std::printf("  fork %9llu the heap, %s: order %.1f%%, exact %.1f%% of copy_page_range\n",
+                static_cast<unsigned long long>(heap), identity(*hb).c_str(), 100 * sa, 100 * sb);
+    EXPECT_NEAR(sa, sb, kShareTolerance) << identity(*hb);
+    if (heap == large) {
+      EXPECT_GT(sb, 0.5) << "the large heap holds most of copy_page_range";
+      EXPECT_GT(sa, 0.5) << "the large heap holds most of copy_page_range";
+    }
+  }
 }
 
 }  // namespace forkscope

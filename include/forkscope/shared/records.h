@@ -53,6 +53,7 @@ struct fs_launch {
 	__u32 vma_state;
 	__u64 vma_ns[2];
 	__u64 vma_done_ns[2];
+	__u64 vma_src; /* exact method: vm_start of the VMA copy_page_range is copying */
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
 	__u32 calls[FS_NPHASES];
@@ -145,6 +146,15 @@ struct fs_map_agg {
 	__u64 calls;    /* VMAs copied (launches, but for the other slot) */
 	__u64 setup_ns; /* vma_setup, inclusive */
 	__u64 cpr_ns;   /* copy_page_range */
+};
+/* Per-mapping attribution, exact method (copy_page_range probed by fentry or kprobe):
+ * per (cell, launching process, start address of the source VMA), the fs_map_agg
+ * totals; start 0 holds the VMAs whose copy_page_range was not seen (VM_WIPEONFORK).
+ * A map of its own: the order method's key means nothing here and this one nothing there. */
+struct fs_map_exact_key {
+	__u32 cell;
+	__u32 tgid; /* the launching process */
+	__u64 start; /* vm_start of the parent's VMA */
 };
 /* One launch's per-VMA ns while dup_mmap runs: [slot][0] vma_setup, [slot][1]
  * copy_page_range; 32 bits (saturating) keep it small: one VMA's copy takes ms. */
