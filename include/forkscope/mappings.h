@@ -51,10 +51,10 @@ struct MappingVma {
   uint64_t cpr_ns = 0;
 };
 struct KernelMappings {
-  bool exact = false;               // copy_page_range was function-probed: vmas, not slots
-  std::vector<MappingSlot> slots;   // order method
-  std::vector<MappingVma> vmas;     // exact method
-  uint64_t lost = 0;  // order: launches, exact: VMA copies, that had no room in the kernel's maps
+  bool exact = false;              // copy_page_range was function-probed: vmas, not slots
+  std::vector<MappingSlot> slots;  // order method
+  std::vector<MappingVma> vmas;    // exact method
+  uint64_t lost = 0;               // order: launches, exact: VMA copies, that had no room in the kernel's maps
 };
 
 // Fills cell.mapping_method, mapping_unattributed and mappings, whose rows group the

@@ -499,10 +499,11 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
                           [&](const fs_cellstat& v) { out.lost += v.map_lost; });
   out.exact = impl_->skel->rodata->mapping_exact != 0;
   if (out.exact) {
-    for_each_entry<fs_map_exact_key, fs_map_agg>(
-        impl_->skel->maps.map_exact, [&](const fs_map_exact_key& k, const fs_map_agg& v) {
-          if (k.cell == cell) out.vmas.push_back({k.start, v.calls, v.setup_ns, v.cpr_ns});
-        });
+    for_each_entry<fs_map_exact_key, fs_map_agg>(impl_->skel->maps.map_exact,
+                                                 [&](const fs_map_exact_key& k, const fs_map_agg& v) {
+                                                   if (k.cell == cell)
+                                                     out.vmas.push_back({k.start, v.calls, v.setup_ns, v.cpr_ns});
+                                                 });
     return out;
   }
   for_each_entry<fs_map_key, fs_map_agg>(impl_->skel->maps.map_agg, [&](const fs_map_key& k, const fs_map_agg& v) {

@@ -595,32 +595,37 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
 // copied is the snapshot's k-th) and the fentry run (method exact: copy_page_range's
 // source VMA by address) put copy_page_range on the same mappings.  Per fork cell:
 //  - every mapping holding at least kTopShare of copy_page_range in either run is a
-//    row of both (same name, permissions and size), with as many copies per fork;
+//    row of both;
 //  - every mapping in both runs was copied as many times per fork by each;
-//  - the largest anonymous mapping (the --heap mapping at the large heap) holds the
-//    same share of copy_page_range in both, within kShareTolerance.
-// The two runs are two runners: their own mappings (libraries, BPF maps, malloc
-// arenas) may differ a little, hence identities rather than addresses, and only the
-// rows above the floor must be common.  The shares also differ by method: the order
-// method times copy_page_range by landmarks (end of the set-up .. the next VMA:
-// also the VMA's rmap and maple-tree insert, the same for every VMA), fentry the
-// function itself.
+//  - the --heap mapping holds the same share of copy_page_range in both, within
+//    kShareTolerance, and most of it at the large heap.
+// The two runs are two runners: their own mappings differ a little (the malloc
+// [heap] was 1576K in one and 1668K in the other), so rows match by name,
+// permissions and size, or by name and permissions where each run has one such row.
+// The share is taken over the mappings the order method times copy_page_range for:
+// its landmarks see the copy only of VMAs with an anon_vma; the others' copy stays in
+// their vma_setup (catalog), and fentry times it where it is not trivial: the BPF
+// ring buffer (anon_inode:bpf-map r--s, 2 MiB, VM_MIXEDMAP) held 29% of the exact
+// copy_page_range at 2M and nothing of the order one.
 // Tolerance: MEASURED below.
 std::string identity(const Mapping& m) {
   return m.name + " " + m.perms + " " + std::to_string(m.bytes) + " B" +
          (m.vmas > 1 ? " (" + std::to_string(m.vmas) + " VMAs)" : "");
 }
 
-double cpr_share(const Cell& c, const Mapping& m) {
-  uint64_t all = 0;
-  for (const Mapping& x : c.mappings) all += x.copy_page_range_ns;
-  return all ? static_cast<double>(m.copy_page_range_ns) / static_cast<double>(all) : 0;
-}
-
-const Mapping* same_identity(const Cell& c, const Mapping& m) {
-  for (const Mapping& x : c.mappings)
+const Mapping* counterpart(const Cell& in, const Cell& of, const Mapping& m) {
+  for (const Mapping& x : in.mappings)
     if (x.name == m.name && x.perms == m.perms && x.bytes == m.bytes && x.vmas == m.vmas) return &x;
-  return nullptr;
+  const auto alike = [&](const Cell& c) {
+    const Mapping* one = nullptr;
+    for (const Mapping& x : c.mappings) {
+      if (x.name != m.name || x.perms != m.perms) continue;
+      if (one) return static_cast<const Mapping*>(nullptr);
+      one = &x;
+    }
+    return one;
+  };
+  return alike(of) ? alike(in) : nullptr;
 }
 
 TEST(CrossCheck, OrderAndExactMethodsAttributeCopyPageRangeToTheSameMappings) {
@@ -637,42 +642,62 @@ TEST(CrossCheck, OrderAndExactMethodsAttributeCopyPageRangeToTheSameMappings) {
     ASSERT_EQ(a->mapping_method, "order");
     ASSERT_EQ(b->mapping_method, "exact");
     ASSERT_FALSE(a->mappings.empty() || b->mappings.empty());
+    uint64_t all_a = 0, all_b = 0, timed_a = 0, timed_b = 0;  // timed: where order has copy_page_range
+    for (const Mapping& m : a->mappings) all_a += m.copy_page_range_ns;
+    for (const Mapping& n : b->mappings) all_b += n.copy_page_range_ns;
     for (const Mapping& m : a->mappings) {
-      const Mapping* n = same_identity(*b, m);
-      const double sa = cpr_share(*a, m), sb = n ? cpr_share(*b, *n) : 0;
+      const Mapping* n = counterpart(*b, *a, m);
+      if (m.copy_page_range_ns > 0) {
+        timed_a += m.copy_page_range_ns;
+        timed_b += n ? n->copy_page_range_ns : 0;
+      }
+    }
+    ASSERT_GT(timed_a, 0u);
+    ASSERT_GT(timed_b, 0u);
+    const auto share = [](uint64_t x, uint64_t all) { return static_cast<double>(x) / static_cast<double>(all); };
+    for (const Mapping& m : a->mappings) {
+      const Mapping* n = counterpart(*b, *a, m);
+      const double sa = share(m.copy_page_range_ns, all_a), sb = n ? share(n->copy_page_range_ns, all_b) : 0;
       if (sa >= 0.01 || sb >= 0.01)
-        std::printf("  fork %9llu %-45s copy_page_range share: order %5.1f%%  exact %5.1f%%  copies/fork %.0f vs %.0f\n",
+        std::printf("  fork %9llu %-45s copy_page_range: order %5.1f%%  exact %5.1f%%  copies/fork %.0f vs %.0f\n",
                     static_cast<unsigned long long>(heap), identity(m).c_str(), 100 * sa, 100 * sb,
                     static_cast<double>(m.calls) / static_cast<double>(m.launches),
                     n ? static_cast<double>(n->calls) / static_cast<double>(n->launches) : 0.0);
-      if (sa >= kTopShare) EXPECT_NE(n, nullptr) << identity(m) << " holds " << sa << " of it by order, no row exact";
+      if (sa >= kTopShare) {
+        EXPECT_NE(n, nullptr) << identity(m) << " holds " << sa << " of it by order, no row exact";
+      }
       if (!n) continue;
       EXPECT_EQ(m.calls * n->launches, n->calls * m.launches) << identity(m) << ": copies per fork differ";
     }
     for (const Mapping& n : b->mappings) {
-      if (cpr_share(*b, n) >= kTopShare)
-        EXPECT_NE(same_identity(*a, n), nullptr) << identity(n) << " holds " << cpr_share(*b, n)
-                                                 << " of it exact, no row by order";
+      if (share(n.copy_page_range_ns, all_b) >= kTopShare) {
+        EXPECT_NE(counterpart(*a, *b, n), nullptr)
+            << identity(n) << " holds " << share(n.copy_page_range_ns, all_b) << " of it exact, no row by order";
+      }
     }
-    // The --heap mapping: one anonymous VMA of the heap's size (named
+    // The --heap mapping: the one anonymous VMA of the heap's size (named
     // [anon:forkscope heap] where the kernel names anonymous mappings).
     const auto heap_row = [&](const Cell& c) {
       const Mapping* found = nullptr;
       for (const Mapping& m : c.mappings)
-        if (m.kind == "anon" && m.bytes == heap && m.vmas == 1 && (!found || m.name.find("forkscope heap") != std::string::npos))
+        if (m.kind == "anon" && m.bytes == heap && m.vmas == 1 &&
+            (!found || m.name.find("forkscope heap") != std::string::npos))
           found = &m;
       return found;
     };
     const Mapping* ha = heap_row(*a);
     const Mapping* hb = heap_row(*b);
     ASSERT_TRUE(ha && hb) << "no --heap mapping among the rows";
-    const double sa = cpr_share(*a, *ha), sb = cpr_share(*b, *hb);
-    std::printf("  fork %9llu the heap, %s: order %.1f%%, exact %.1f%% of copy_page_range\n",
-                static_cast<unsigned long long>(heap), identity(*hb).c_str(), 100 * sa, 100 * sb);
+    const double sa = share(ha->copy_page_range_ns, timed_a), sb = share(hb->copy_page_range_ns, timed_b);
+    std::printf(
+        "  fork %9llu the heap, %s: order %.1f%%, exact %.1f%% of the copy_page_range of the mappings order "
+        "times it for (exact %.1f%% of all)\n",
+        static_cast<unsigned long long>(heap), identity(*hb).c_str(), 100 * sa, 100 * sb,
+        100 * share(hb->copy_page_range_ns, all_b));
     EXPECT_NEAR(sa, sb, kShareTolerance) << identity(*hb);
     if (heap == large) {
-      EXPECT_GT(sb, 0.5) << "the large heap holds most of copy_page_range";
       EXPECT_GT(sa, 0.5) << "the large heap holds most of copy_page_range";
+      EXPECT_GT(sb, 0.5) << "the large heap holds most of copy_page_range";
     }
   }
 }

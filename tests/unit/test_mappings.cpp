@@ -247,19 +247,19 @@ TEST(Attribution, ExactGoesByStartAddressAndCountsEveryOtherAddress) {
   const std::vector<MappingInfo> snap = forkscope::parse_smaps(kSmaps);
   KernelMappings k;
   k.exact = true;
-  k.vmas = {{0x55d0c0000000, 10, 100, 5},           // /usr/bin/tool
-            {0x7f0000000000, 10, 300, 50000},       // the 4 MiB [anon]
-            {0x7ffd00000000, 10, 200, 700},         // [stack]
-            {0x7f0000400000, 1, 7, 7},              // the dc mapping: fork does not copy it
-            {0x7f0000000000 + 4096, 2, 9, 9},       // inside a mapping, not its start
-            {0, 3, 11, 0}};                         // copy_page_range not seen
+  k.vmas = {{0x55d0c0000000, 10, 100, 5},      // /usr/bin/tool
+            {0x7f0000000000, 10, 300, 50000},  // the 4 MiB [anon]
+            {0x7ffd00000000, 10, 200, 700},    // [stack]
+            {0x7f0000400000, 1, 7, 7},         // the dc mapping: fork does not copy it
+            {0x7f0000000000 + 4096, 2, 9, 9},  // inside a mapping, not its start
+            {0, 3, 11, 0}};                    // copy_page_range not seen
   k.lost = 4;
   Cell cell;
   cell.kernel.launches = 10;
   forkscope::attribute_mappings(snap, k, cell);
   EXPECT_EQ(cell.mapping_method, "exact");
   EXPECT_EQ(cell.mapping_unattributed, 1u + 2 + 3 + 4);  // VMA copies
-  ASSERT_EQ(cell.mappings.size(), 6u);  // every copyable mapping has its row
+  ASSERT_EQ(cell.mappings.size(), 6u);                   // every copyable mapping has its row
   const forkscope::Mapping& top = cell.mappings[0];
   EXPECT_EQ(top.name, "[anon]");
   EXPECT_EQ(top.launches, 10u);
@@ -354,8 +354,7 @@ TEST(MappingReports, TableCsvAndHtmlHaveARowPerMapping) {
   exact.mapping_unattributed = 3;
   std::ostringstream exact_table;
   forkscope::render_mappings(exact, exact_table, false);
-  EXPECT_NE(exact_table.str().find("10 launches attributed, 3 VMA copies not"), std::string::npos)
-      << exact_table.str();
+  EXPECT_NE(exact_table.str().find("10 launches attributed, 3 VMA copies not"), std::string::npos) << exact_table.str();
   EXPECT_NE(exact_table.str().find("method exact: copy_page_range's source VMA"), std::string::npos)
       << exact_table.str();
   EXPECT_NE(forkscope::mappings_html(exact).find("3 VMA copies not. Method exact:"), std::string::npos)
