@@ -626,7 +626,14 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
 // their vma_setup (catalog), and fentry times it where it is not trivial: the BPF
 // ring buffer (anon_inode:bpf-map r--s, 2 MiB, VM_MIXEDMAP) held 29% of the exact
 // copy_page_range at 2M and nothing of the order one.
-// Tolerance: MEASURED below.
+// Tolerance 5 points of share, from the first lane runs with the exact method (one
+// per kernel, --icount, 100 forks per cell): order vs exact heap share 43.4/44.3% and
+// 94.1/94.7% on 6.1, 44.1/44.0% and 95.1/94.9% on 6.12 (at most 0.9 points apart).
+// At 2M the heap shares the copy with the runner's malloc [heap] (30% of it), whose
+// size and resident pages differ between the two runners (1576K vs 1668K on 6.1): 5
+// points leaves room for that.  A VMA attributed to the wrong mapping (one off in
+// the order, a wrong address) moves the heap's share by tens of points: the heap
+// would lose it to a neighbour of a few pages or to the 2 MiB ring buffer.
 std::string identity(const Mapping& m) {
   return m.name + " " + m.perms + " " + std::to_string(m.bytes) + " B" +
          (m.vmas > 1 ? " (" + std::to_string(m.vmas) + " VMAs)" : "");
@@ -651,7 +658,7 @@ TEST(CrossCheck, OrderAndExactMethodsAttributeCopyPageRangeToTheSameMappings) {
   const forkscope::Run* tp = load("tracepoint");
   const forkscope::Run* fe = load("fentry");
   if (!tp || !fe) GTEST_SKIP() << "needs both FORKSCOPE_KERNEL_TRACEPOINT and FORKSCOPE_KERNEL_FENTRY";
-  constexpr double kTopShare = 0.05, kShareTolerance = 0.10;
+  constexpr double kTopShare = 0.05, kShareTolerance = 0.05;
   auto [small, large] = heaps();
   for (uint64_t heap : {small, large}) {
     const Cell* a = find_cell(*tp, "fork", heap);
