@@ -485,14 +485,12 @@ static __always_inline int fn_exit(__u32 slot)
  * of a slot (the same phase entry and exit), which also read the source VMA for the
  * exact per-mapping attribution (mappings.bpf.h).  User space loads one pair in
  * place of a generic slot (Tracer::open, kCprSlot). */
-static __always_inline int cpr_enter(struct vm_area_struct *src)
+static __always_inline struct fs_launch *cpr_enter(void)
 {
 	struct fs_launch *l = launch_of_current(1);
-	if (!l)
-		return 0;
-	fs_function_entry(l, FS_PH_COPY_PAGE_RANGE, bpf_ktime_get_ns(), CFG);
-	mappings_cpr_entry(l, BPF_CORE_READ(src, vm_start));
-	return 0;
+	if (l)
+		fs_function_entry(l, FS_PH_COPY_PAGE_RANGE, bpf_ktime_get_ns(), CFG);
+	return l;
 }
 
 static __always_inline int cpr_exit(void)
@@ -509,7 +507,10 @@ static __always_inline int cpr_exit(void)
 SEC("fentry")
 int BPF_PROG(fs_fentry_cpr, struct vm_area_struct *dst, struct vm_area_struct *src)
 {
-	return cpr_enter(src);
+	struct fs_launch *l = cpr_enter();
+	if (l)
+		mappings_cpr_entry(l, src->vm_start); /* a trusted argument: a plain load */
+	return 0;
 }
 
 SEC("fexit")
@@ -521,7 +522,10 @@ int BPF_PROG(fs_fexit_cpr)
 SEC("kprobe")
 int BPF_KPROBE(fs_kprobe_cpr, struct vm_area_struct *dst, struct vm_area_struct *src)
 {
-	return cpr_enter(src);
+	struct fs_launch *l = cpr_enter();
+	if (l)
+		mappings_cpr_entry(l, BPF_CORE_READ(src, vm_start));
+	return 0;
 }
 
 SEC("kretprobe")

@@ -65,9 +65,8 @@ const volatile __u32 mapping_exact = 0;
 /* One VMA's ns into the exact totals of its source VMA. */
 static __always_inline void exact_add(struct fs_launch *l, __u64 start, __u64 setup, __u64 cpr)
 {
-	struct fs_map_exact_key key = { .cell = l->cell,
-					.tgid = (__u32)(bpf_get_current_pid_tgid() >> 32),
-					.start = start };
+	/* Only the runner is attributed (follow == FS_FOLLOW_TGID): its tgid, no helper call. */
+	struct fs_map_exact_key key = { .cell = l->cell, .tgid = target_tgid, .start = start };
 	struct fs_map_agg *a = bpf_map_lookup_elem(&map_exact, &key);
 	if (!a) {
 		struct fs_map_agg zero = {};
