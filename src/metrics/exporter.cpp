@@ -75,8 +75,9 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
            .Register(*registry_);
   failures_ = &BuildCounter()
                    .Name("forkscope_launch_failures_total")
-                   .Help("Launch syscalls that returned an error, by launching command, kind and errno (EAGAIN, "
-                         "ENOMEM, EINVAL, ...; other: an error outside kernel/fork.c's)")
+                   .Help(
+                       "Launch syscalls that returned an error, by launching command, kind and errno (EAGAIN, "
+                       "ENOMEM, EINVAL, ...; other: an error outside kernel/fork.c's)")
                    .Register(*registry_);
   execs_ = &BuildCounter()
                 .Name("forkscope_execs_total")
@@ -96,8 +97,9 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
                        .Add({});
   events_dropped_ = &BuildCounter()
                          .Name("forkscope_events_dropped_total")
-                         .Help("Launches and child events the kernel side could not track (its per-task state map "
-                               "was full) or dropped because their group was evicted meanwhile")
+                         .Help(
+                             "Launches and child events the kernel side could not track (its per-task state map "
+                             "was full) or dropped because their group was evicted meanwhile")
                          .Register(*registry_)
                          .Add({});
   groups_metric_ = &BuildGauge()
@@ -112,8 +114,9 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
                          .Add({});
   kernel_full_ = &BuildGauge()
                       .Name("forkscope_kernel_groups_full")
-                      .Help("1 when --max-groups kernel cells are all taken: new commands count in "
-                            "comm=\"(other)\", kind=\"mixed\" until a group is evicted")
+                      .Help(
+                          "1 when --max-groups kernel cells are all taken: new commands count in "
+                          "comm=\"(other)\", kind=\"mixed\" until a group is evicted")
                       .Register(*registry_)
                       .Add({});
   scrape_seconds_ = &BuildGauge()

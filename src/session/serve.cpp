@@ -62,7 +62,8 @@ class ScrapeCollector : public prometheus::Collectable {
     // Eviction: no new launch joins the cell once its key is gone, so its last
     // read is final; then the cell is zeroed and free for the next new group.
     for (uint32_t cell : exporter_.idle_cells(now)) {
-      const auto group = std::find_if(groups_.begin(), groups_.end(), [&](const TraceGroup& g) { return g.cell == cell; });
+      const auto group = std::find_if(groups_.begin(), groups_.end(),
+                                      [&](const TraceGroup& g) { return g.cell == cell; });
       if (group == groups_.end()) continue;
       tracer_.unlink_cell(cell);
       exporter_.retire(sample(*group), now);

@@ -359,8 +359,8 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   const std::string cg = root + "/forkscope-serve-" + std::to_string(getpid());
   ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << cg;
   const int port = free_port();
-  test::Started serve = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--cgroup",
-                                               cg, "--max-groups", "3", "--evict-after", "2", "-q"});
+  test::Started serve = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--cgroup", cg,
+                                               "--max-groups", "3", "--evict-after", "2", "-q"});
   const bool up = test::wait_for([&] { return http_get(port, "/metrics").status == 200; }, 60);
   std::string text;
   auto value = [&](const std::string& series) { return series_value(text = http_get(port, "/metrics").body, series); };
@@ -385,7 +385,8 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
     EXPECT_EQ(value("forkscope_phase_seconds_count{comm=\"" + prefix + "0\",kind=\"fork\",phase=\"syscall\"}"), 15);
     const test::TempDir dir;
     std::ofstream(dir / "metrics.txt") << text;
-    const std::string cmd = "promtool check metrics < " + (dir / "metrics.txt") + " > " + (dir / "promtool.log") + " 2>&1";
+    const std::string cmd = "promtool check metrics < " + (dir / "metrics.txt") + " > " + (dir / "promtool.log") +
+                            " 2>&1";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << test::slurp(dir / "promtool.log");
   }
   kill(serve.pid, SIGTERM);

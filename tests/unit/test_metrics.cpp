@@ -141,7 +141,7 @@ TEST(MetricsEviction, IdleCellsAreThoseWithoutGrowthForEvictAfter) {
   s.groups[1].launches = 2;  // b grows at 5
   e.update(s, 5);
   EXPECT_EQ(e.idle_cells(10), std::vector<uint32_t>{0});  // the overflow cell never
-  s.groups[1].failed = {{"ENOMEM", 1}};                  // a failure is growth too
+  s.groups[1].failed = {{"ENOMEM", 1}};                   // a failure is growth too
   e.update(s, 12);
   EXPECT_EQ(e.idle_cells(21), std::vector<uint32_t>{0});
   EXPECT_EQ(e.idle_cells(22), (std::vector<uint32_t>{0, 1}));
