@@ -165,7 +165,7 @@ LABEL = {
     "pingpong": ("pipe ping-pong (2 switches)", "per round trip"),
     "compile": ("compile, cc -c -P2", "user+sys"),
 }
-COND = {"run": "forkscope run", "trace-a": "forkscope trace -a", "trace-p": "forkscope trace -p (idle)",
+COND = {"run": "forkscope run", "trace-a": "forkscope trace -a", "trace-p": "forkscope trace -p (idle)", "serve": "forkscope serve -a",
         "bpftrace": "bpftrace clone syscalls (floor)"}
 
 def cond_label(c):

@@ -11,10 +11,10 @@
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
-#include <cerrno>
-#include <cstdio>
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -189,8 +189,8 @@ int serve_session(const ServeOptions& o) {
     std::fprintf(stderr, "forkscope: %s backend attached; tracing %s; metrics on http://%s/metrics until Ctrl-C\n",
                  backend_name(tracer->plan()).c_str(), target.c_str(), o.listen.c_str());
   }
-  // Ticks between scrapes evict idle groups: within 1.25 x --evict-after of their
-  // last growth, whether or not anyone scrapes.
+  // Ticks between scrapes evict idle groups whether or not anyone scrapes: within
+  // one tick (--evict-after / 4, 0.25 to 30 s) past --evict-after without growth.
   const double tick_s = std::clamp(o.evict_after_s / 4, 0.25, 30.0);
   const timespec tick = {static_cast<time_t>(tick_s), static_cast<long>((tick_s - std::floor(tick_s)) * 1e9)};
   int sig = -1;
