@@ -627,14 +627,15 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
 // their vma_setup (catalog), and fentry times it where it is not trivial: the BPF
 // ring buffer (anon_inode:bpf-map r--s, 2 MiB, VM_MIXEDMAP) held 29% of the exact
 // copy_page_range at 2M and nothing of the order one.
-// Tolerance 5 points of share, from the first lane runs with the exact method (one
-// per kernel, --icount, 100 forks per cell): order vs exact heap share 43.4/44.3% and
-// 94.1/94.7% on 6.1, 44.1/44.0% and 95.1/94.9% on 6.12 (at most 0.9 points apart).
-// At 2M the heap shares the copy with the runner's malloc [heap] (30% of it), whose
-// size and resident pages differ between the two runners (1576K vs 1668K on 6.1): 5
-// points leaves room for that.  A VMA attributed to the wrong mapping (one off in
-// the order, a wrong address) moves the heap's share by tens of points: the heap
-// would lose it to a neighbour of a few pages or to the 2 MiB ring buffer.
+// Tolerance 6 points of share, twice the largest difference seen: order vs exact
+// heap share over five lanes with the exact method (--icount, 100 forks per cell):
+// at 2M 43.4/44.3, 42.6/44.3, 42.5/45.6% on 6.1 and 44.1/44.0, 44.9/45.3% on 6.12
+// (at most 3.1 points apart), at 64M 94.0-95.2% vs 94.7-95.1% (at most 0.8).  At
+// 2M the heap shares the copy with the runner's malloc [heap] (30% of it), whose
+// size and resident pages differ between the two runners (1576K vs 1668K on 6.1).
+// A VMA attributed to the wrong mapping (one off in the order, a wrong address)
+// moves the heap's share by tens of points: the heap would lose it to a neighbour
+// of a few pages or to the 2 MiB ring buffer.
 std::string identity(const Mapping& m) {
   return m.name + " " + m.perms + " " + std::to_string(m.bytes) + " B" +
          (m.vmas > 1 ? " (" + std::to_string(m.vmas) + " VMAs)" : "");
@@ -659,7 +660,7 @@ TEST(CrossCheck, OrderAndExactMethodsAttributeCopyPageRangeToTheSameMappings) {
   const forkscope::Run* tp = load("tracepoint");
   const forkscope::Run* fe = load("fentry");
   if (!tp || !fe) GTEST_SKIP() << "needs both FORKSCOPE_KERNEL_TRACEPOINT and FORKSCOPE_KERNEL_FENTRY";
-  constexpr double kTopShare = 0.05, kShareTolerance = 0.05;
+  constexpr double kTopShare = 0.05, kShareTolerance = 0.06;
   auto [small, large] = heaps();
   for (uint64_t heap : {small, large}) {
     const Cell* a = find_cell(*tp, "fork", heap);
