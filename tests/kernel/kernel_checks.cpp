@@ -630,7 +630,8 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
 // Tolerance 6 points of share, twice the largest difference seen: order vs exact
 // heap share over five lanes with the exact method (--icount, 100 forks per cell):
 // at 2M 43.4/44.3, 42.6/44.3, 42.5/45.6% on 6.1 and 44.1/44.0, 44.9/45.3% on 6.12
-// (at most 3.1 points apart), at 64M 94.0-95.2% vs 94.7-95.1% (at most 0.8).  At
+// (at most 3.1 points apart), at 64M 94.0-95.2% vs 94.7-95.1% (at most 0.8); two
+// lanes since: 42.5/44.5 and 41.6/43.6% at 2M, 94.0/94.7 and 94.8/94.9% at 64M.  At
 // 2M the heap shares the copy with the runner's malloc [heap] (30% of it), whose
 // size and resident pages differ between the two runners (1576K vs 1668K on 6.1).
 // A VMA attributed to the wrong mapping (one off in the order, a wrong address)
