@@ -26,6 +26,8 @@ __u32 slot_phase[FS_MAX_FN_SLOTS] = {};
 __u32 follow = FS_FOLLOW_TGID;
 __u32 self_tgid = 0;   /* forkscope itself, never followed */
 __u32 max_groups = 0;  /* trace: cells 0..max_groups-1 for groups, max_groups for the rest */
+/* trace: per-mapping attribution (mappings.bpf.h) on; run always has it. */
+__u32 follow_mappings = 0;
 
 /* Set by user space at run time through the mmapped .bss. */
 __u32 target_tgid = 0;

@@ -127,6 +127,7 @@ struct Follow {
   int cgroup_fd = -1;              // an open cgroup v2 directory: tasks in it and its descendants
   bool all = false;                // every task but forkscope
   uint32_t samples_per_group = 4;  // launches recorded span by span per group, for timelines
+  bool mappings = false;           // per-mapping attribution (map_launchers for ProcessSnapshots)
 };
 
 // trace: launches are grouped per (command, clone flags), one cell each.
@@ -180,6 +181,9 @@ class Tracer {
   KernelCounts read_counts(uint32_t cell) const;
   // A cell's per-mapping aggregates (bpf/mappings.bpf.h), for attribute_mappings.
   KernelMappings read_mappings(uint32_t cell) const;
+  // trace (Follow::mappings): each launching process's count of VMAs its last launch
+  // copied, for ProcessSnapshots::update.
+  std::vector<LauncherLayout> read_map_launchers() const;
   // A cell's kernel side: counts, phases (with --detail the copy-on-write faults
   // counted into post_launch_cow), failed phases, samples.
   void read_cell(uint32_t index, Cell& cell);

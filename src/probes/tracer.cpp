@@ -139,8 +139,9 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     bpf_map__set_max_entries(skel->maps.launches, 160);
     bpf_map__set_max_entries(skel->maps.vma_scratch, 160);
   } else {
-    // trace keeps no per-mapping times yet (mappings.bpf.h).
-    bpf_map__set_max_entries(skel->maps.vma_scratch, 1);
+    // trace: a scratch entry (8 KiB) per launch copying VMAs at once; past that, the
+    // launch's per-mapping times are counted lost (mappings.bpf.h).
+    bpf_map__set_max_entries(skel->maps.vma_scratch, 256);
   }
   // --depth: the allocation and lock programs run for every task's allocations and
   // locks, so a shallower depth does not load them at all.
@@ -333,6 +334,7 @@ void Tracer::follow(const Follow& f) {
   bss->self_tgid = static_cast<__u32>(getpid());
   bss->max_groups = kTraceGroups;
   bss->trace_sample_limit = f.samples_per_group;
+  bss->follow_mappings = f.mappings ? 1 : 0;
   if (f.cgroup_fd >= 0) {
     __u32 key = 0;
     if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cgroups), &key, &f.cgroup_fd, BPF_ANY))
@@ -481,8 +483,16 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
     key = next;
     fs_map_agg v{};
     if (key.cell != cell || bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
-    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns});
+    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns, key.tgid});
   }
+  return out;
+}
+
+std::vector<LauncherLayout> Tracer::read_map_launchers() const {
+  std::vector<LauncherLayout> out;
+  for_each_entry<__u32, fs_map_launcher>(impl_->skel->maps.map_launchers, [&](__u32 tgid, const fs_map_launcher& v) {
+    out.push_back({tgid, v.nvmas, v.launches, v.start_ns});
+  });
   return out;
 }
 
