@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
+#include <fstream>
 
 #include "forkscope/error.h"
 #include "forkscope/untrusted.h"
@@ -522,10 +523,23 @@ void Tracer::wait_children_gone(uint32_t cell, int timeout_ms) const {
   }
 }
 
+// The kernel's own account of each map's memory (fdinfo "memlock:", which since
+// Linux 6.4 is what the map really uses: a hash created without preallocation
+// counts only the entries it holds); the size from the map's shape where the
+// kernel does not say.
 uint64_t Tracer::map_bytes() const {
   uint64_t total = 0;
   struct bpf_map* m;
   bpf_object__for_each_map(m, impl_->skel->obj) {
+    std::ifstream info("/proc/self/fdinfo/" + std::to_string(bpf_map__fd(m)));
+    std::string key;
+    uint64_t memlock = 0;
+    while (info >> key)
+      if (key == "memlock:" && info >> memlock) break;
+    if (memlock) {
+      total += memlock;
+      continue;
+    }
     uint64_t value = bpf_map__value_size(m);
     uint64_t entries = bpf_map__max_entries(m);
     bool percpu = bpf_map__type(m) == BPF_MAP_TYPE_PERCPU_ARRAY;
