@@ -490,8 +490,19 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
 }
 
 std::vector<LauncherLayout> Tracer::read_map_launchers() const {
+  // Polled every 100 ms: the whole map in one batch syscall where the kernel has them.
+  bpf_map* map = impl_->skel->maps.map_launchers;
+  const __u32 max = bpf_map__max_entries(map);
+  std::vector<__u32> keys(max);
+  std::vector<fs_map_launcher> values(max);
+  __u32 batch = 0, count = max;
+  const int err = bpf_map_lookup_batch(bpf_map__fd(map), nullptr, &batch, keys.data(), values.data(), &count, nullptr);
   std::vector<LauncherLayout> out;
-  for_each_entry<__u32, fs_map_launcher>(impl_->skel->maps.map_launchers, [&](__u32 tgid, const fs_map_launcher& v) {
+  if (err == 0 || errno == ENOENT) {  // ENOENT: the last batch (here the only one)
+    for (__u32 i = 0; i < count; i++) out.push_back({keys[i], values[i].nvmas, values[i].launches, values[i].start_ns});
+    return out;
+  }
+  for_each_entry<__u32, fs_map_launcher>(map, [&](__u32 tgid, const fs_map_launcher& v) {
     out.push_back({tgid, v.nvmas, v.launches, v.start_ns});
   });
   return out;

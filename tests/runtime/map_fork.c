@@ -76,6 +76,10 @@ int main(int argc, char **argv)
 	if (argc < 6)
 		return 2;
 	prctl(PR_SET_NAME, argv[1]);
+	/* stdout's buffer set now: one malloc'd at the first batch's line would add a
+	 * [heap] VMA after the forks, and the layout read would not be what they copied. */
+	static char outbuf[4096];
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	const size_t mib = 1 << 20;
 	const size_t anon = (size_t)atol(argv[2]) * mib, file = (size_t)atol(argv[3]) * mib;
 	const long n = atol(argv[5]);
