@@ -305,5 +305,24 @@ TEST(TraceMappings, ALayoutNotReadIsCountedNeverMisattributed) {
   }
 }
 
+// --no-mappings: no smaps read, no per-mapping rows, the launches still counted.
+TEST(TraceMappings, NoMappingsReadsNothingAndAttributesNothing) {
+  const test::TempDir dir;
+  test::Outcome o = run_forkscope(
+      {"trace", "-v", "--no-mappings", "--out", dir / "out", "--", MAP_FORK_BIN, "map_fork", "16", "0", "-", "5"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.err.find("mappings of pid"), std::string::npos) << o.err;
+  const forkscope::Run run = load_results(dir / "out/results.json");
+  const Cell* cell = nullptr;
+  for (const Cell& c : run.cells)
+    if (c.comm == "map_fork" && c.mode == "fork") cell = &c;
+  ASSERT_NE(cell, nullptr);
+  EXPECT_EQ(cell->launches, 5u);
+  EXPECT_EQ(cell->mapping_method, "");
+  EXPECT_TRUE(cell->mappings.empty());
+  EXPECT_EQ(cell->mapping_unattributed, 0u);
+  EXPECT_EQ(o.out.find("by mapping"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace forkscope
