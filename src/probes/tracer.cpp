@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -210,6 +211,11 @@ void Tracer::reset_cell(uint32_t cell) {
     __u32 key = cell * FS_NPHASES + ph;
     bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.agg), &key, agg.data(), BPF_ANY);
   }
+  std::vector<fs_agg_failed> failed(impl_->ncpus);
+  for (int ph = 0; ph < FS_NPHASES; ph++) {
+    __u32 key = cell * FS_NPHASES + ph;
+    bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.agg_failed), &key, failed.data(), BPF_ANY);
+  }
   __u32 key = cell;
   bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, stat.data(), BPF_ANY);
   const int fd = bpf_map__fd(impl_->skel->maps.map_agg);
@@ -333,9 +339,13 @@ void Tracer::set_target(pid_t tgid) {
 void Tracer::follow(const Follow& f) {
   auto* bss = impl_->skel->bss;
   bss->self_tgid = static_cast<__u32>(getpid());
-  bss->max_groups = kTraceGroups;
+  bss->other_cell = kTraceGroups;
   bss->trace_sample_limit = f.samples_per_group;
   bss->follow_mappings = f.mappings ? 1 : 0;
+  const int free_fd = bpf_map__fd(impl_->skel->maps.free_cells);
+  for (__u32 cell = 0; cell < std::min(f.groups, kTraceGroups); cell++)
+    if (bpf_map_update_elem(free_fd, nullptr, &cell, BPF_ANY))
+      throw Error(kExitFailure, "cannot set up the group cells: " + errno_text(errno));
   if (f.cgroup_fd >= 0) {
     __u32 key = 0;
     if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cgroups), &key, &f.cgroup_fd, BPF_ANY))
@@ -386,6 +396,25 @@ std::vector<TraceGroup> Tracer::read_groups() const {
   std::sort(out.begin(), out.end(), [](const TraceGroup& a, const TraceGroup& b) { return a.cell < b.cell; });
   return out;
 }
+
+void Tracer::unlink_cell(uint32_t cell) {
+  if (cell >= kTraceGroups) return;
+  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
+  std::vector<fs_group_key> keys;
+  for_each_entry<fs_group_key, __u32>(impl_->skel->maps.groups, [&](const fs_group_key& k, __u32 c) {
+    if (c == cell) keys.push_back(k);
+  });
+  for (const fs_group_key& k : keys) bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.groups), &k);
+}
+
+void Tracer::recycle_cell(uint32_t cell) {
+  if (cell >= kTraceGroups) return;
+  reset_cell(cell);
+  __atomic_store_n(&impl_->skel->bss->trace_samples[cell], 0, __ATOMIC_SEQ_CST);
+  bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.free_cells), nullptr, &cell, BPF_ANY);
+}
+
+uint64_t Tracer::stale_records() const { return __atomic_load_n(&impl_->skel->bss->stale_records, __ATOMIC_SEQ_CST); }
 
 std::vector<TraceParent> Tracer::read_parents() const {
   std::vector<TraceParent> out;
@@ -472,6 +501,33 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
   k.mm_rss_bytes = k.mm_rss_bytes / n * page;
   k.mm_pgtables_bytes /= n;
   return k;
+}
+
+namespace {
+
+// The kernel's errno numbers are Linux's generic ones: this build's must agree.
+#define FS_ERRNO_CHECK(name, number) static_assert(name == number, #name " differs from the kernel side's");
+FS_LAUNCH_ERRNOS(FS_ERRNO_CHECK)
+#undef FS_ERRNO_CHECK
+
+const char* errno_slot_name(int slot) {
+#define FS_ERRNO_NAME(name, number) #name,
+  static const char* const names[FS_NERRNOS] = {FS_LAUNCH_ERRNOS(FS_ERRNO_NAME) "other"};
+#undef FS_ERRNO_NAME
+  return names[slot];
+}
+
+}  // namespace
+
+std::map<std::string, uint64_t> Tracer::read_failed_errnos(uint32_t cell) const {
+  std::array<uint64_t, FS_NERRNOS> by_slot{};
+  sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus, [&](const fs_cellstat& v) {
+    for (int s = 0; s < FS_NERRNOS; s++) by_slot[s] += v.failed_errno[s];
+  });
+  std::map<std::string, uint64_t> out;
+  for (int s = 0; s < FS_NERRNOS; s++)
+    if (by_slot[s]) out[errno_slot_name(s)] = by_slot[s];
+  return out;
 }
 
 KernelMappings Tracer::read_mappings(uint32_t cell) const {

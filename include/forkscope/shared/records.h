@@ -39,6 +39,7 @@ struct fs_launch {
 	struct fs_frame stack[FS_STACK_DEPTH];
 	__u32 depth;
 	__u32 cell;
+	__u32 gen;  /* the cell's generation when the record began (cell_gen, serve's eviction) */
 	__u32 flags;
 	__u32 pt_pages;
 	__u64 cpr_candidate;
@@ -108,6 +109,19 @@ struct fs_child_span {
 	__u64 dur;
 };
 
+/* The errors a launch syscall returns (kernel/fork.c: kernel_clone, copy_process,
+ * clone3's argument checks, alloc_pid, the namespace and cgroup steps), one counter
+ * each per cell; any other error counts in the last slot, FS_ERRNO_OTHER.  The
+ * numbers are the generic Linux ones (asm-generic/errno*.h); the C++ side checks
+ * them against <errno.h>.  X(name, number) */
+#define FS_LAUNCH_ERRNOS(X)                                                                  \
+	X(EPERM, 1) X(EINTR, 4) X(E2BIG, 7) X(EBADF, 9) X(EAGAIN, 11) X(ENOMEM, 12)              \
+	X(EFAULT, 14) X(EBUSY, 16) X(EEXIST, 17) X(EINVAL, 22) X(ENOSPC, 28) X(EUSERS, 87)       \
+	X(EOPNOTSUPP, 95)
+#define FS_ERRNO_SLOT_ENUM(name, number) FS_ERRNO_SLOT_##name,
+enum fs_errno_slot { FS_LAUNCH_ERRNOS(FS_ERRNO_SLOT_ENUM) FS_ERRNO_OTHER, FS_NERRNOS };
+#undef FS_ERRNO_SLOT_ENUM
+
 /* Per-cell counters, in a per-CPU array. */
 struct fs_cellstat {
 	__u64 launches;      /* syscalls that returned a child id */
@@ -128,6 +142,7 @@ struct fs_cellstat {
 	__u64 mm_rss;        /* pages */
 	__u64 mm_pgtables;   /* bytes */
 	__u64 map_lost;      /* launches whose per-mapping times had no room (mappings.bpf.h) */
+	__u64 failed_errno[FS_NERRNOS]; /* failed, by the error returned (FS_LAUNCH_ERRNOS) */
 };
 
 /* Per-mapping attribution: the k-th VMA a launch's dup_mmap copied, per (cell, number
