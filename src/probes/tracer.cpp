@@ -112,8 +112,9 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
   for (int id = 0; id < FS_NPHASES; id++) {
     const bool fentry = p.source[id] == FS_SRC_FENTRY, kprobe = p.source[id] == FS_SRC_KPROBE;
     if (!p.measured(id) || !(fentry || kprobe)) continue;
-    if (id == FS_PH_COPY_PAGE_RANGE) {
-      // Its own programs, which read the VMA it copies: per-mapping attribution is exact.
+    if (id == FS_PH_COPY_PAGE_RANGE && !following) {
+      // Its own programs, which read the VMA it copies: per-mapping attribution is exact
+      // (run; trace matches its processes' snapshots by order).
       configure_slot(skel, kCprSlot, fentry, kprobe, p.function[id]);
       if (kprobe) kprobe_slots.push_back({kCprSlot, id});
       skel->rodata->mapping_exact = 1;
@@ -151,9 +152,10 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     // The order method's per-launch scratch; the exact method needs none.
     bpf_map__set_max_entries(skel->maps.vma_scratch, skel->rodata->mapping_exact ? 1 : 160);
   } else {
-    // trace keeps no per-mapping times yet (mappings.bpf.h).
-    bpf_map__set_max_entries(skel->maps.vma_scratch, 1);
-    bpf_map__set_max_entries(skel->maps.map_exact, 1);
+    // trace: a scratch entry (8 KiB) per launch copying VMAs at once; past that, the
+    // launch's per-mapping times are counted lost (mappings.bpf.h).
+    bpf_map__set_max_entries(skel->maps.vma_scratch, 256);
+    bpf_map__set_max_entries(skel->maps.map_exact, 1);  // the exact method is run's (mappings.bpf.h)
   }
   // --depth: the allocation and lock programs run for every task's allocations and
   // locks, so a shallower depth does not load them at all.
@@ -362,6 +364,7 @@ void Tracer::follow(const Follow& f) {
   bss->self_tgid = static_cast<__u32>(getpid());
   bss->other_cell = kTraceGroups;
   bss->trace_sample_limit = f.samples_per_group;
+  bss->follow_mappings = f.mappings ? 1 : 0;
   const int free_fd = bpf_map__fd(impl_->skel->maps.free_cells);
   for (__u32 cell = 0; cell < std::min(f.groups, kTraceGroups); cell++)
     if (bpf_map_update_elem(free_fd, nullptr, &cell, BPF_ANY))
@@ -564,7 +567,26 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
     return out;
   }
   for_each_entry<fs_map_key, fs_map_agg>(impl_->skel->maps.map_agg, [&](const fs_map_key& k, const fs_map_agg& v) {
-    if (k.cell == cell) out.slots.push_back({k.nvmas, k.idx, v.calls, v.setup_ns, v.cpr_ns});
+    if (k.cell == cell) out.slots.push_back({k.nvmas, k.idx, v.calls, v.setup_ns, v.cpr_ns, k.tgid});
+  });
+  return out;
+}
+
+std::vector<LauncherLayout> Tracer::read_map_launchers() const {
+  // Polled every 100 ms: the whole map in one batch syscall where the kernel has them.
+  bpf_map* map = impl_->skel->maps.map_launchers;
+  const __u32 max = bpf_map__max_entries(map);
+  std::vector<__u32> keys(max);
+  std::vector<fs_map_launcher> values(max);
+  __u32 batch = 0, count = max;
+  const int err = bpf_map_lookup_batch(bpf_map__fd(map), nullptr, &batch, keys.data(), values.data(), &count, nullptr);
+  std::vector<LauncherLayout> out;
+  if (err == 0 || errno == ENOENT) {  // ENOENT: the last batch (here the only one)
+    for (__u32 i = 0; i < count; i++) out.push_back({keys[i], values[i].nvmas, values[i].launches, values[i].start_ns});
+    return out;
+  }
+  for_each_entry<__u32, fs_map_launcher>(map, [&](__u32 tgid, const fs_map_launcher& v) {
+    out.push_back({tgid, v.nvmas, v.launches, v.start_ns});
   });
   return out;
 }

@@ -34,6 +34,13 @@ std::string upper_first(std::string s) {
   return s;
 }
 
+// Which snapshot the order method matched against: run's at the cell's start,
+// trace's of each launching process.
+const char* snapshot_when(const Cell& cell) {
+  return cell.comm.empty() ? "at the cell's start"
+                           : "of the launching process, read when it first forked and again when its layout changed";
+}
+
 }  // namespace
 
 std::string mapping_label(const Mapping& m) {
@@ -69,10 +76,14 @@ std::string mapping_unattributed_text(const Cell& cell) {
 
 std::string mapping_method_text(const Cell& cell) {
   if (cell.mapping_method == "exact")
-    return "method exact: copy_page_range's source VMA (its argument) is the mapping of /proc/PID/smaps at the "
-           "cell's start that begins at its address; VMA copies at any other address are counted, not attributed";
-  return "method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps at the cell's "
-         "start; launches that copied another number of VMAs are counted, not attributed";
+    return fmt::format(
+        "method exact: copy_page_range's source VMA (its argument) is the mapping of /proc/PID/smaps {} that "
+        "begins at its address; VMA copies at any other address are counted, not attributed",
+        snapshot_when(cell));
+  return fmt::format(
+      "method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps {}; launches that "
+      "copied another number of VMAs are counted, not attributed",
+      snapshot_when(cell));
 }
 
 void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top) {
@@ -83,7 +94,8 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
                 kBold, color)
       << '\n';
   if (cell.mappings.empty()) {
-    out << "nothing copied matched the snapshot of the mappings taken at the cell's start: nothing attributed\n";
+    out << fmt::format("nothing copied matched the snapshot of the mappings {}: nothing attributed\n",
+                       snapshot_when(cell));
     return;
   }
   uint64_t all = 0;

@@ -1,5 +1,5 @@
-// The maps snapshot and its match to the kernel's per-mapping aggregates, by order or
-// by address (mappings.h).
+// The maps snapshot and its match to the kernel's per-mapping aggregates, by order (run and
+// trace) or by source address (run with function probes) (mappings.h).
 #include "forkscope/mappings.h"
 
 #include <algorithm>
@@ -85,35 +85,38 @@ std::vector<MappingInfo> read_smaps(pid_t pid) {
 
 namespace {
 
-// The rows of a cell: the snapshot's copyable mappings grouped by identity, in the
-// order first met, every mapping past the first kMappingSlots in one "(other
-// mappings)" row (the order method's bound, kept by both so their tables compare).
-// Returns each copyable mapping's row.
-std::vector<size_t> mapping_rows(const std::vector<const MappingInfo*>& copyable, uint64_t launches, Cell& cell) {
-  using Key = std::tuple<std::string, std::string, uint64_t>;
-  std::map<Key, size_t> rows;
-  std::vector<size_t> row_of(copyable.size());
-  for (size_t k = 0; k < copyable.size(); k++) {
-    const MappingInfo& m = *copyable[k];
+std::vector<const MappingInfo*> copyable_of(const std::vector<MappingInfo>& snapshot) {
+  std::vector<const MappingInfo*> out;
+  for (const MappingInfo& m : snapshot)
+    if (!m.dontcopy) out.push_back(&m);
+  return out;
+}
+
+// A cell's rows: copyable mappings grouped by identity (name, permissions, size), in
+// the order first met, the k-th (kMappingSlots on) in one "(other mappings)" row (the
+// order method's bound, kept by both methods so their tables compare row by row).
+class Rows {
+ public:
+  explicit Rows(Cell& cell) : cell_(cell) {}
+  // The row of the k-th copyable mapping m; fresh: it was just added.
+  std::pair<size_t, bool> of(size_t k, const MappingInfo& m) {
     Key key = k < kMappingSlots ? Key{m.name, m.perms, m.end - m.start} : Key{"(other mappings)", "", 0};
-    auto [it, fresh] = rows.emplace(key, cell.mappings.size());
+    auto [it, fresh] = rows_.emplace(key, cell_.mappings.size());
     if (fresh) {
       Mapping row;
       row.name = std::get<0>(key);
       row.kind = k < kMappingSlots ? m.kind : "other";
       row.perms = std::get<1>(key);
-      row.launches = launches;
-      cell.mappings.push_back(std::move(row));
+      cell_.mappings.push_back(std::move(row));
     }
-    Mapping& row = cell.mappings[it->second];
-    row.vmas += 1;
-    row.bytes += m.end - m.start;
-    row.rss_bytes += m.rss_bytes;
-    if (m.rss_bytes) row.page_table_bytes += pte_span_bytes(m.start, m.end);
-    row_of[k] = it->second;
+    return {it->second, fresh};
   }
-  return row_of;
-}
+
+ private:
+  using Key = std::tuple<std::string, std::string, uint64_t>;
+  Cell& cell_;
+  std::map<Key, size_t> rows_;
+};
 
 void add_to(Mapping& row, uint64_t calls, uint64_t setup_ns, uint64_t cpr_ns) {
   row.calls += calls;
@@ -121,60 +124,158 @@ void add_to(Mapping& row, uint64_t calls, uint64_t setup_ns, uint64_t cpr_ns) {
   row.copy_page_range_ns += cpr_ns;
 }
 
-void attribute_by_order(const std::vector<const MappingInfo*>& copyable, const KernelMappings& kernel, Cell& cell) {
-  const auto expected = static_cast<uint32_t>(copyable.size());
-  // Launches per copied-VMA count: slot 0 is every launch's first VMA.
-  uint64_t copied = 0, matched = 0;
+void sort_by_time(Cell& cell) {
+  std::stable_sort(cell.mappings.begin(), cell.mappings.end(), [](const Mapping& a, const Mapping& b) {
+    return a.vma_setup_ns + a.copy_page_range_ns > b.vma_setup_ns + b.copy_page_range_ns;
+  });
+}
+
+}  // namespace
+
+void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& kernel, Cell& cell) {
+  // Launches per (process, copied-VMA count): slot 0 is every launch's first VMA.
+  using Layout = std::pair<uint32_t, uint32_t>;
+  std::map<Layout, uint64_t> launches;
+  uint64_t copied = 0;
   for (const MappingSlot& s : kernel.slots) {
     if (s.idx != 0) continue;
+    launches[{s.tgid, s.nvmas}] += s.calls;
     copied += s.calls;
-    if (s.nvmas == expected) matched += s.calls;
   }
   if (copied == 0 && kernel.lost == 0) return;
   cell.mapping_method = "order";
+
+  // Rows by identity, in the order first met; the other slot takes every VMA past the
+  // bound.  Each matched layout's k-th copyable mapping -> its row; the rows' sizes
+  // summed weighted by the launches matched to each layout that has them.
+  Rows rows(cell);
+  std::map<Layout, std::vector<size_t>> row_of;
+  struct Sizes {
+    uint64_t launches = 0, vmas = 0, bytes = 0, rss = 0, page_tables = 0;
+    const std::vector<MappingInfo>* counted = nullptr;  // the layout whose launches are in
+  };
+  std::vector<Sizes> sizes;
+  uint64_t matched = 0;
+  for (const auto& [layout, n] : launches) {
+    const std::vector<MappingInfo>* snapshot = n ? snapshot_for(layout.first, layout.second) : nullptr;
+    if (snapshot == nullptr) continue;
+    const std::vector<const MappingInfo*> copyable = copyable_of(*snapshot);
+    if (copyable.size() != layout.second) continue;
+    matched += n;
+    std::vector<size_t>& of = row_of[layout];
+    for (size_t k = 0; k < copyable.size(); k++) {
+      const MappingInfo& m = *copyable[k];
+      const auto [row, fresh] = rows.of(k, m);
+      if (fresh) sizes.emplace_back();
+      Sizes& z = sizes[row];
+      if (z.counted != snapshot) z.launches += n;
+      z.counted = snapshot;
+      z.vmas += n;
+      z.bytes += (m.end - m.start) * n;
+      z.rss += m.rss_bytes * n;
+      if (m.rss_bytes) z.page_tables += pte_span_bytes(m.start, m.end) * n;
+      of.push_back(row);
+    }
+  }
   cell.mapping_unattributed = copied - matched + kernel.lost;
   if (matched == 0) return;
-  const std::vector<size_t> row_of = mapping_rows(copyable, matched, cell);
-  for (const MappingSlot& s : kernel.slots) {
-    if (s.nvmas != expected) continue;
-    const size_t k = s.idx < kMappingSlots ? s.idx : kMappingSlots;
-    if (k >= copyable.size()) continue;
-    add_to(cell.mappings[row_of[k]], s.calls, s.setup_ns, s.cpr_ns);
+  for (size_t i = 0; i < cell.mappings.size(); i++) {
+    // Means over the launches whose layout had the mapping: one layout's own figures.
+    const Sizes& z = sizes[i];
+    const auto mean = [&](uint64_t sum) { return (sum + z.launches / 2) / z.launches; };
+    Mapping& row = cell.mappings[i];
+    row.launches = matched;
+    row.vmas = mean(z.vmas);
+    row.bytes = mean(z.bytes);
+    row.rss_bytes = mean(z.rss);
+    row.page_table_bytes = mean(z.page_tables);
   }
+  for (const MappingSlot& s : kernel.slots) {
+    auto of = row_of.find({s.tgid, s.nvmas});
+    if (of == row_of.end()) continue;
+    const size_t k = s.idx < kMappingSlots ? s.idx : kMappingSlots;
+    if (k >= of->second.size()) continue;
+    add_to(cell.mappings[of->second[k]], s.calls, s.setup_ns, s.cpr_ns);
+  }
+  sort_by_time(cell);
 }
 
-void attribute_by_address(const std::vector<const MappingInfo*>& copyable, const KernelMappings& kernel, Cell& cell) {
+namespace {
+
+// The exact method (run): each source VMA's start resolved in the one snapshot.  Rows
+// as the order method makes them (by identity, the kMappingSlots-th copyable mapping
+// on in "(other mappings)"), so the two methods' tables compare row by row.
+void attribute_by_address(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
   if (kernel.vmas.empty() && kernel.lost == 0) return;
   cell.mapping_method = "exact";
   cell.mapping_unattributed = kernel.lost;
+  const std::vector<const MappingInfo*> copyable = copyable_of(snapshot);
   std::map<uint64_t, size_t> index_of;  // start address -> k-th copyable mapping
   for (size_t k = 0; k < copyable.size(); k++) index_of.emplace(copyable[k]->start, k);
-  std::vector<size_t> row_of;
+  std::vector<size_t> row_of;  // made at the first address found: no match, no rows
   for (const MappingVma& v : kernel.vmas) {
     auto it = v.start != 0 ? index_of.find(v.start) : index_of.end();
     if (it == index_of.end()) {
       cell.mapping_unattributed += v.calls;
       continue;
     }
-    if (row_of.empty()) row_of = mapping_rows(copyable, cell.kernel.launches, cell);
+    if (row_of.empty()) {
+      Rows rows(cell);
+      for (size_t k = 0; k < copyable.size(); k++) {
+        const MappingInfo& m = *copyable[k];
+        Mapping& row = cell.mappings[row_of.emplace_back(rows.of(k, m).first)];
+        row.launches = cell.kernel.launches;
+        row.vmas += 1;
+        row.bytes += m.end - m.start;
+        row.rss_bytes += m.rss_bytes;
+        if (m.rss_bytes) row.page_table_bytes += pte_span_bytes(m.start, m.end);
+      }
+    }
     add_to(cell.mappings[row_of[it->second]], v.calls, v.setup_ns, v.cpr_ns);
   }
+  sort_by_time(cell);
 }
 
 }  // namespace
 
 void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
-  std::vector<const MappingInfo*> copyable;
-  for (const MappingInfo& m : snapshot)
-    if (!m.dontcopy) copyable.push_back(&m);
-  if (kernel.exact) {
-    attribute_by_address(copyable, kernel, cell);
-  } else {
-    attribute_by_order(copyable, kernel, cell);
+  if (kernel.exact) return attribute_by_address(snapshot, kernel, cell);
+  const size_t copyable = copyable_of(snapshot).size();
+  attribute_mappings([&](uint32_t, uint32_t nvmas) { return nvmas == copyable ? &snapshot : nullptr; }, kernel, cell);
+}
+
+void ProcessSnapshots::update(const std::vector<LauncherLayout>& launchers,
+                              const std::function<void(uint32_t, size_t, uint32_t)>& on_read) {
+  for (const LauncherLayout& l : launchers) {
+    auto it = procs_.find(l.tgid);
+    if (it == procs_.end()) {
+      if (procs_.size() >= kMaxProcesses) continue;
+      it = procs_.emplace(l.tgid, Process{}).first;
+      it->second.start_ns = l.start_ns;
+    }
+    Process& p = it->second;
+    if (p.reused) continue;
+    if (p.start_ns != l.start_ns) {  // another process under the same pid: its launches are mixed in
+      p.reused = true;
+      p.by_count.clear();
+      continue;
+    }
+    if (p.by_count.contains(l.nvmas) || p.tried_at == l.launches || p.by_count.size() >= kMaxLayouts) continue;
+    p.tried_at = l.launches;
+    std::vector<MappingInfo> snapshot = read_(static_cast<pid_t>(l.tgid));
+    reads_++;
+    if (snapshot.empty()) continue;  // gone (or exec'd into nothing readable)
+    const size_t copyable = copyable_of(snapshot).size();
+    if (on_read) on_read(l.tgid, copyable, l.nvmas);
+    p.by_count.emplace(static_cast<uint32_t>(copyable), std::move(snapshot));
   }
-  std::stable_sort(cell.mappings.begin(), cell.mappings.end(), [](const Mapping& a, const Mapping& b) {
-    return a.vma_setup_ns + a.copy_page_range_ns > b.vma_setup_ns + b.copy_page_range_ns;
-  });
+}
+
+const std::vector<MappingInfo>* ProcessSnapshots::find(uint32_t tgid, uint32_t nvmas) const {
+  auto p = procs_.find(tgid);
+  if (p == procs_.end() || p->second.reused) return nullptr;
+  auto s = p->second.by_count.find(nvmas);
+  return s == p->second.by_count.end() ? nullptr : &s->second;
 }
 
 }  // namespace forkscope
