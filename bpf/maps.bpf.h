@@ -26,6 +26,8 @@ __u32 slot_phase[FS_MAX_FN_SLOTS] = {};
 __u32 follow = FS_FOLLOW_TGID;
 __u32 self_tgid = 0;   /* forkscope itself, never followed */
 __u32 other_cell = 0;  /* trace: the cell of the launches no group cell was free for */
+/* trace: per-mapping attribution (mappings.bpf.h) on; run always has it. */
+__u32 follow_mappings = 0;
 
 /* Set by user space at run time through the mmapped .bss. */
 __u32 target_tgid = 0;

@@ -131,6 +131,7 @@ struct Follow {
   bool all = false;                // every task but forkscope
   uint32_t samples_per_group = 4;  // launches recorded span by span per group, for timelines
   uint32_t groups = kTraceGroups;  // group cells (at most kTraceGroups); groups past them count in the overflow cell
+  bool mappings = false;           // per-mapping attribution (map_launchers for ProcessSnapshots)
 };
 
 struct TraceGroup {
@@ -193,6 +194,9 @@ class Tracer {
   std::map<std::string, uint64_t> read_failed_errnos(uint32_t cell) const;
   // A cell's per-mapping aggregates (bpf/mappings.bpf.h), for attribute_mappings.
   KernelMappings read_mappings(uint32_t cell) const;
+  // trace (Follow::mappings): each launching process's count of VMAs its last launch
+  // copied, for ProcessSnapshots::update.
+  std::vector<LauncherLayout> read_map_launchers() const;
   // A cell's kernel side: counts, phases (with --detail the copy-on-write faults
   // counted into post_launch_cow), failed phases, samples.
   void read_cell(uint32_t index, Cell& cell);

@@ -141,8 +141,9 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     bpf_map__set_max_entries(skel->maps.launches, 160);
     bpf_map__set_max_entries(skel->maps.vma_scratch, 160);
   } else {
-    // trace keeps no per-mapping times yet (mappings.bpf.h).
-    bpf_map__set_max_entries(skel->maps.vma_scratch, 1);
+    // trace: a scratch entry (8 KiB) per launch copying VMAs at once; past that, the
+    // launch's per-mapping times are counted lost (mappings.bpf.h).
+    bpf_map__set_max_entries(skel->maps.vma_scratch, 256);
   }
   // --depth: the allocation and lock programs run for every task's allocations and
   // locks, so a shallower depth does not load them at all.
@@ -340,6 +341,7 @@ void Tracer::follow(const Follow& f) {
   bss->self_tgid = static_cast<__u32>(getpid());
   bss->other_cell = kTraceGroups;
   bss->trace_sample_limit = f.samples_per_group;
+  bss->follow_mappings = f.mappings ? 1 : 0;
   const int free_fd = bpf_map__fd(impl_->skel->maps.free_cells);
   for (__u32 cell = 0; cell < std::min(f.groups, kTraceGroups); cell++)
     if (bpf_map_update_elem(free_fd, nullptr, &cell, BPF_ANY))
@@ -538,8 +540,27 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
     key = next;
     fs_map_agg v{};
     if (key.cell != cell || bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
-    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns});
+    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns, key.tgid});
   }
+  return out;
+}
+
+std::vector<LauncherLayout> Tracer::read_map_launchers() const {
+  // Polled every 100 ms: the whole map in one batch syscall where the kernel has them.
+  bpf_map* map = impl_->skel->maps.map_launchers;
+  const __u32 max = bpf_map__max_entries(map);
+  std::vector<__u32> keys(max);
+  std::vector<fs_map_launcher> values(max);
+  __u32 batch = 0, count = max;
+  const int err = bpf_map_lookup_batch(bpf_map__fd(map), nullptr, &batch, keys.data(), values.data(), &count, nullptr);
+  std::vector<LauncherLayout> out;
+  if (err == 0 || errno == ENOENT) {  // ENOENT: the last batch (here the only one)
+    for (__u32 i = 0; i < count; i++) out.push_back({keys[i], values[i].nvmas, values[i].launches, values[i].start_ns});
+    return out;
+  }
+  for_each_entry<__u32, fs_map_launcher>(map, [&](__u32 tgid, const fs_map_launcher& v) {
+    out.push_back({tgid, v.nvmas, v.launches, v.start_ns});
+  });
   return out;
 }
 

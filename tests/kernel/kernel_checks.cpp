@@ -461,8 +461,9 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
         // syscall, kernel_clone, copy_process) are then not the same work in both
         // runs: printed, not judged.  Every other phase ran the same probes.
         const bool holds_dup_mm = contains_dup_mm(*a, pa);
-        if (!holds_dup_mm)
+        if (!holds_dup_mm) {
           EXPECT_NEAR(runs_f, runs_k, 0.01 * runs_f + 0.01) << "the same launches ran different probe counts";
+        }
         const bool same_work = !holds_dup_mm ||
                                (a->kernel.pt_pages == b->kernel.pt_pages && std::abs(runs_f - runs_k) <= 0.01 * runs_f);
         const bool judged = heap == small && same_work;

@@ -146,20 +146,29 @@ struct fs_cellstat {
 };
 
 /* Per-mapping attribution: the k-th VMA a launch's dup_mmap copied, per (cell, number
- * of VMAs that launch copied), so user space matches only launches whose count is its
- * snapshot's.  Indices past FS_MAP_SLOTS share the last slot, "(other mappings)". */
+ * of VMAs that launch copied, launching process), so user space matches only launches
+ * whose count is their process's snapshot's.  Indices past FS_MAP_SLOTS share the last
+ * slot, "(other mappings)". */
 #define FS_MAP_SLOTS 1024
 #define FS_MAP_OTHER FS_MAP_SLOTS
 struct fs_map_key {
 	__u32 cell;
 	__u32 nvmas; /* VMAs the launch copied */
 	__u32 idx;   /* k-th copied VMA, or FS_MAP_OTHER */
-	__u32 pad;
+	__u32 tgid;  /* trace: the launching process; run: 0 (the runner) */
 };
 struct fs_map_agg {
 	__u64 calls;    /* VMAs copied (launches, but for the other slot) */
 	__u64 setup_ns; /* vma_setup, inclusive */
 	__u64 cpr_ns;   /* copy_page_range */
+};
+/* trace: per launching process, the VMAs its last launch copied, so user space
+ * snapshots its mappings when it is first seen and again when that count changes. */
+struct fs_map_launcher {
+	__u32 nvmas;
+	__u32 pad;
+	__u64 launches; /* that copied VMAs */
+	__u64 start_ns; /* the process's start (task start_time): a reused pid differs */
 };
 /* One launch's per-VMA ns while dup_mmap runs: [slot][0] vma_setup, [slot][1]
  * copy_page_range; 32 bits (saturating) keep it small: one VMA's copy takes ms. */
