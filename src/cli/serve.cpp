@@ -55,7 +55,8 @@ void add_serve_options(CLI::App& app, ServeOptions& o, bool& all) {
       ->capture_default_str();
   app.add_option("--evict-after", o.evict_after_s,
                  "Seconds without growth after which a group is evicted: its cell goes to the next new "
-                 "command, its series leave /metrics until it comes back (its counters resume)")
+                 "command, its series leave /metrics until it comes back (its counters resume); 0: never "
+                 "(new commands past --max-groups then count in comm=\"(other)\")")
       ->capture_default_str();
   app.add_option("--backend", o.backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
   app.add_option("--depth", o.depth,

@@ -257,7 +257,7 @@ void MetricsExporter::update(const MetricsSnapshot& snapshot, double now_s) {
 std::vector<uint32_t> MetricsExporter::idle_cells(double now_s) const {
   std::vector<uint32_t> out;
   for (const auto& [cell, p] : previous_)
-    if (p.named && now_s - p.last_active >= evict_after_s_) out.push_back(cell);
+    if (evict_after_s_ > 0 && p.named && now_s - p.last_active >= evict_after_s_) out.push_back(cell);
   return out;
 }
 

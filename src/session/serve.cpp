@@ -190,8 +190,9 @@ int serve_session(const ServeOptions& o) {
                  backend_name(tracer->plan()).c_str(), target.c_str(), o.listen.c_str());
   }
   // Ticks between scrapes evict idle groups whether or not anyone scrapes: within
-  // one tick (--evict-after / 4, 0.25 to 30 s) past --evict-after without growth.
-  const double tick_s = std::clamp(o.evict_after_s / 4, 0.25, 30.0);
+  // one tick (--evict-after / 4, 0.25 to 30 s) past --evict-after without growth;
+  // with --evict-after 0 (never) a tick has nothing to do, so it comes every 30 s.
+  const double tick_s = o.evict_after_s > 0 ? std::clamp(o.evict_after_s / 4, 0.25, 30.0) : 30.0;
   const timespec tick = {static_cast<time_t>(tick_s), static_cast<long>((tick_s - std::floor(tick_s)) * 1e9)};
   int sig = -1;
   while (sig < 0) {

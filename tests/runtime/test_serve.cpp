@@ -349,9 +349,11 @@ TEST_F(ServeScraped, ZSigtermDetachesEverything) {
                             << " links left";
 }
 
-// --max-groups 3 --evict-after 2 in a cgroup of the test's own: six commands one
+// --max-groups 3 --evict-after 4 in a cgroup of the test's own: six commands one
 // after the other each get a series of their own (none goes to "(other)"), each
-// evicted once idle; the first, back, continues from its total.
+// evicted once idle; the first, back, continues from its total.  Each count must
+// be read before its group goes idle for 4 s: 2 s was within reach of a stall on a
+// loaded 2-CPU machine under ASan.
 TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   if (!have("promtool")) GTEST_SKIP() << "Debian's promtool is not installed (scripts/setup.sh installs it)";
   const std::string root = test::cgroup2_root();
@@ -360,7 +362,7 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << cg;
   const int port = free_port();
   test::Started serve = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--cgroup", cg,
-                                               "--max-groups", "3", "--evict-after", "2", "-q"});
+                                               "--max-groups", "3", "--evict-after", "4", "-q"});
   // However the test ends (an ASSERT returns early): serve stopped, the cgroup gone.
   struct Cleanup {
     test::Started& serve;
