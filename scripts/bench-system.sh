@@ -184,7 +184,8 @@ COND = {"run": "forkscope run", "trace-a": "forkscope trace -a", "trace-p": "for
 
 def cond_label(c):
     base, _, bk = c.partition("@")
-    return COND.get(base, base) + (f" --backend {bk}" if bk else "")
+    base, _, depth = base.partition("+")
+    return COND.get(base, base) + (f" --depth {depth}" if depth else "") + (f" --backend {bk}" if bk else "")
 
 def fmt(v, w):
     if w == "compile": return f"{v:.2f} s"

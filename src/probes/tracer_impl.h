@@ -38,6 +38,8 @@ struct Tracer::Impl {
   int cal_slot = -1;                              // the probe-cost calibration's slot, -1: none
 
   void attach_kprobes(const RunPlan& p);
+  // Detaches every program: the skeleton's links and the kprobe slots'.
+  void detach_all();
   ~Impl();
 };
 
