@@ -79,26 +79,30 @@ void resolve_sites(RunPlan& plan) {
 }
 
 // The syscall functions as the syscall hooks: each hooked syscall's function
-// (__x64_sys_clone ...) with fentry where it attaches, else kprobe (Debian's 6.1
-// has no ftrace location on the argument-less fork and vfork), each tried for
-// real.  All or nothing: when one cannot be hooked, the syscall tracepoints run
-// them all (any one of those puts every syscall on the tracing path anyway).
-void plan_syscall_functions(RunPlan& plan, const FunctionProber& prober, bool fentry, bool kprobe) {
+// (__x64_sys_clone ...) with the backend's kind of probe where it attaches (auto:
+// fentry), else the other kind (Debian's 6.1 has no ftrace location on the
+// argument-less fork and vfork, where kprobes still attach), each tried for real.
+// All or nothing: when one cannot be hooked, the syscall tracepoints run them all
+// (any one of those puts every syscall on the tracing path anyway).
+void plan_syscall_functions(RunPlan& plan, const FunctionProber& prober, bool kprobe_first) {
   std::vector<int> source;
   for (const HookedSyscall& s : hooked_syscalls()) {
     const std::string fn = std::string("__x64_sys_") + s.name;
-    const std::string f = fentry ? prober.try_fentry(fn) : "";
-    if (fentry && f.empty()) {
-      source.push_back(FS_SRC_FENTRY);
-      continue;
+    std::string why;
+    for (const int kind :
+         {kprobe_first ? FS_SRC_KPROBE : FS_SRC_FENTRY, kprobe_first ? FS_SRC_FENTRY : FS_SRC_KPROBE}) {
+      const std::string r = kind == FS_SRC_FENTRY ? prober.try_fentry(fn) : prober.try_kprobe(fn);
+      if (r.empty()) {
+        source.push_back(kind);
+        why.clear();
+        break;
+      }
+      why += (why.empty() ? fn + ": " : "; ") + r;
     }
-    const std::string k = kprobe ? prober.try_kprobe(fn) : "";
-    if (kprobe && k.empty()) {
-      source.push_back(FS_SRC_KPROBE);
-      continue;
+    if (!why.empty()) {
+      plan.syscall_hooks_why = why;
+      return;
     }
-    plan.syscall_hooks_why = fn + (fentry ? ": " + f : "") + (kprobe ? (fentry ? "; " : ": ") + k : "");
-    return;
   }
   plan.syscall_hooks = SyscallHooks::kFunctions;
   plan.syscall_source = std::move(source);
@@ -161,7 +165,7 @@ RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_p
     if (!plan.measured(id))
       throw privilege_error("--phase " + user_phases[i].function + ": cannot probe it here (" + why + ")");
   }
-  if (fentry || kprobe) plan_syscall_functions(plan, prober, fentry, kprobe);
+  if (fentry || kprobe) plan_syscall_functions(plan, prober, choice == BackendChoice::kKprobe);
   else plan.syscall_hooks_why = "no function probes on this kernel";
   // The probe-cost calibration's target: sched_getscheduler's kernel entry point
   // (named by architecture), which every kind in use must attach to.  A cheap

@@ -77,9 +77,10 @@ void Tracer::Impl::attach_kprobes(const RunPlan& p) {
 
 // Detaching a program from a per-syscall tracepoint or a syscall function waits
 // for a grace period in the kernel (60-100 ms each on 6.18, one after another:
-// 1.4 s for the 18 syscall tracepoints at every exit); detached from a thread
-// each, the waits overlap.
-void Tracer::Impl::detach_all() {
+// 1.2 s for the 18 syscall tracepoints at every exit); detached from a thread
+// each, the waits overlap.  Not while a run goes on: creating those threads is
+// a launch of the runner, which the programs still attached would count.
+void Tracer::Impl::detach_all(bool parallel) {
   std::vector<bpf_link*> all;
   for (Link& l : links) all.push_back(l.release());
   links.clear();
@@ -93,6 +94,10 @@ void Tracer::Impl::detach_all() {
   }
   std::vector<std::thread> threads;
   for (bpf_link* link : all) {
+    if (!parallel) {
+      bpf_link__destroy(link);
+      continue;
+    }
     try {
       threads.emplace_back([link] { bpf_link__destroy(link); });
     } catch (const std::system_error&) {
@@ -104,7 +109,7 @@ void Tracer::Impl::detach_all() {
 
 Tracer::Impl::~Impl() {
   if (ring) ring_buffer__free(ring);
-  detach_all();
+  detach_all(/*parallel=*/true);
   if (skel) forkscope_bpf__destroy(skel);  // closes every program and map
 }
 
@@ -290,7 +295,7 @@ void Tracer::set_attached(bool attached) {
       throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
     impl_->attach_kprobes(plan_);
   } else {
-    impl_->detach_all();
+    impl_->detach_all(/*parallel=*/false);
   }
   attached_ = attached;
 }
