@@ -11,9 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
-#include <system_error>
-#include <thread>
-#include <utility>
 
 #include "forkscope/error.h"
 #include "forkscope/untrusted.h"
@@ -75,42 +72,10 @@ void Tracer::Impl::attach_kprobes(const RunPlan& p) {
   }
 }
 
-// Detaching a program from a per-syscall tracepoint or a syscall function waits
-// for a grace period in the kernel (60-100 ms each on 6.18, one after another:
-// 1.2 s for the 18 syscall tracepoints at every exit); detached from a thread
-// each, the waits overlap.  Not while a run goes on: creating those threads is
-// a launch of the runner, which the programs still attached would count.
-void Tracer::Impl::detach_all(bool parallel) {
-  std::vector<bpf_link*> all;
-  for (Link& l : links) all.push_back(l.release());
-  links.clear();
-  if (skel) {
-    const bpf_object_skeleton* s = skel->skeleton;
-    for (int i = 0; i < s->prog_cnt; i++) {
-      const auto* p = reinterpret_cast<const bpf_prog_skeleton*>(reinterpret_cast<const char*>(s->progs) +
-                                                                 static_cast<size_t>(i) * s->prog_skel_sz);
-      if (p->link && *p->link) all.push_back(std::exchange(*p->link, nullptr));
-    }
-  }
-  std::vector<std::thread> threads;
-  for (bpf_link* link : all) {
-    if (!parallel) {
-      bpf_link__destroy(link);
-      continue;
-    }
-    try {
-      threads.emplace_back([link] { bpf_link__destroy(link); });
-    } catch (const std::system_error&) {
-      bpf_link__destroy(link);  // no thread to spare: this one waits
-    }
-  }
-  for (std::thread& t : threads) t.join();
-}
-
 Tracer::Impl::~Impl() {
   if (ring) ring_buffer__free(ring);
-  detach_all(/*parallel=*/true);
-  if (skel) forkscope_bpf__destroy(skel);  // closes every program and map
+  links.clear();
+  if (skel) forkscope_bpf__destroy(skel);  // detaches every other link, closes every map
 }
 
 std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells, bool following) {
@@ -295,7 +260,8 @@ void Tracer::set_attached(bool attached) {
       throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
     impl_->attach_kprobes(plan_);
   } else {
-    impl_->detach_all(/*parallel=*/false);
+    impl_->links.clear();
+    forkscope_bpf__detach(impl_->skel);
   }
   attached_ = attached;
 }

@@ -38,9 +38,6 @@ struct Tracer::Impl {
   int cal_slot = -1;                              // the probe-cost calibration's slot, -1: none
 
   void attach_kprobes(const RunPlan& p);
-  // Detaches every program: the skeleton's links and the kprobe slots' (parallel:
-  // each link from a thread of its own, see tracer.cpp).
-  void detach_all(bool parallel);
   ~Impl();
 };
 
