@@ -44,6 +44,7 @@ static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
 		return;
 	struct task_struct *task = bpf_get_current_task_btf();
 	fs_exec_begin(l, cell, now, (__u64)task->mm, CFG);
+	l->gen = cell_gen_of(cell);
 	if (c)
 		l->seq = c->seq; /* a sampled launch's child: its exec spans join the timeline */
 	l->events[FS_PH_EXEC_BPRM] = 1; /* this program */

@@ -38,19 +38,20 @@ static __always_inline struct fs_launch *my_launch(void)
 	return launch_of_current(0);
 }
 
-/* trace: the cell of a (command, clone flags) group, allocated on first sight. */
+/* trace: the cell of a (command, clone flags) group, taken from the free cells on
+ * first sight; other_cell when none is free. */
 static __always_inline __u32 group_cell(struct fs_group_key *k)
 {
 	__u32 *v = bpf_map_lookup_elem(&groups, k);
 	if (v)
 		return *v;
-	__u32 limit = max_groups;
-	__u32 c = __sync_fetch_and_add(&next_group, 1);
-	if (c >= limit)
-		return limit; /* "other" */
+	__u32 c;
+	if (bpf_map_pop_elem(&free_cells, &c))
+		return other_cell;
 	if (bpf_map_update_elem(&groups, k, &c, BPF_NOEXIST)) {
-		v = bpf_map_lookup_elem(&groups, k); /* another CPU added it first */
-		return v ? *v : limit;
+		bpf_map_push_elem(&free_cells, &c, 0); /* another CPU added it first */
+		v = bpf_map_lookup_elem(&groups, k);
+		return v ? *v : other_cell;
 	}
 	return c;
 }

@@ -90,6 +90,7 @@ static __always_inline int sys_enter_common(long id, __u64 a1, __u64 a3, __u64 a
 		}
 	}
 	fs_launch_begin(l, cell, seq, bpf_ktime_get_ns());
+	l->gen = cell_gen_of(cell);
 	l->events[FS_PH_SYSCALL] = 1; /* this program */
 	l->tid = tid;
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_NOEXIST) == 0) {
@@ -118,6 +119,14 @@ static __always_inline int sys_exit_common(long id, long ret)
 		return 0;
 	if (l->flags & FS_LF_CALIB)
 		return 0;
+	if (fs_stale(l->cell, l->gen)) {
+		__u32 *in_flight = l->flags & FS_LF_EXEC ? &execs_in_flight : &launches_in_flight;
+		if (l->vmas)
+			bpf_map_delete_elem(&vma_scratch, &tid);
+		if (bpf_map_delete_elem(&launches, &tid) == 0)
+			fs_count_down(in_flight);
+		return 0;
+	}
 	__u64 now = bpf_ktime_get_ns();
 	if (l->flags & FS_LF_EXEC) {
 		exec_end(l, tid, ret, now);
@@ -171,8 +180,13 @@ static __always_inline int sys_exit_common(long id, long ret)
 				f->self_ns += l->self_ns[i];
 			}
 		}
-		if (cs)
+		if (cs) {
 			cs->failed += 1;
+			__u32 slot = fs_errno_slot(ret);
+			FS_BARRIER(slot);
+			if (slot < FS_NERRNOS)
+				cs->failed_errno[slot] += 1;
+		}
 	}
 	if (l->vmas)
 		bpf_map_delete_elem(&vma_scratch, &tid);
@@ -350,7 +364,7 @@ int BPF_PROG(fs_task_newtask, struct task_struct *task, __u64 clone_flags)
 		l->flags |= FS_LF_VFORK;
 	fs_landmark(l, FS_LM_NEWTASK, bpf_ktime_get_ns(), CFG);
 	__u32 pid = task->pid;
-	struct fs_child c = { .cell = l->cell, .seq = l->seq,
+	struct fs_child c = { .cell = l->cell, .gen = l->gen, .seq = l->seq,
 			      .launcher = (__u32)(bpf_get_current_pid_tgid() >> 32) };
 	if (clone_flags & FS_CLONE_THREAD)
 		c.flags = FS_CF_THREAD;

@@ -1,11 +1,14 @@
 /* Per-mapping attribution of dup_mmap with tracepoints: the phase machine numbers the
  * VMAs a launch copies (fs_launch.vmas) and times each one's vma_setup and
  * copy_page_range; here each finished VMA's ns go to a per-launch scratch entry, and
- * at the launch's end the whole launch goes to (cell, VMAs it copied, k-th VMA).
- * Keyed by the count too, so user space attributes a launch only when the count
- * matches its /proc/PID/maps snapshot (dup_mmap walks the VMAs in address order,
- * skipping VM_DONTCOPY ones) and counts the others as unattributed.
- * run only: trace has no snapshot per launching process yet, so it keeps nothing.
+ * at the launch's end the whole launch goes to (cell, VMAs it copied, k-th VMA,
+ * launching process).  Keyed by the count too, so user space attributes a launch
+ * only when the count matches its process's /proc/PID/smaps snapshot (dup_mmap walks
+ * the VMAs in address order, skipping VM_DONTCOPY ones) and counts the others as
+ * unattributed.  run: one process, the runner (tgid 0 in the key), snapshotted at each
+ * cell's start.  trace (follow_mappings): each launching process's last count goes to
+ * map_launchers, which user space polls to snapshot a process when it is first seen
+ * and again when the count changes.
  * Include after maps.bpf.h. */
 #ifndef FORKSCOPE_MAPPINGS_BPF_H
 #define FORKSCOPE_MAPPINGS_BPF_H
@@ -26,8 +29,10 @@ struct {
 	__type(value, struct fs_vma_scratch);
 } vma_zero SEC(".maps");
 
-/* (cell, VMAs copied, k-th VMA) -> totals; shared by the CPUs, added to atomically.
- * Not preallocated: a run uses a slot per VMA of its forking cells, far below the bound. */
+/* (cell, VMAs copied, k-th VMA, process) -> totals; shared by the CPUs, added to
+ * atomically.  Not preallocated: a run uses a slot per VMA of its forking cells, far
+ * below the bound; a trace one per VMA of each launching process and layout.  Full:
+ * the launch counts in map_lost, never partly. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -35,6 +40,19 @@ struct {
 	__type(key, struct fs_map_key);
 	__type(value, struct fs_map_agg);
 } map_agg SEC(".maps");
+
+/* trace: launching process -> the VMAs its last launch copied (fs_map_launcher). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct fs_map_launcher);
+} map_launchers SEC(".maps");
+
+static __always_inline int mappings_on(void)
+{
+	return follow == FS_FOLLOW_TGID || follow_mappings;
+}
 
 static __always_inline __u32 ns32(__u64 ns)
 {
@@ -65,7 +83,7 @@ static __always_inline void vma_store(struct fs_vma_scratch *s, __u32 k, __u64 s
 /* After a landmark that can start a VMA: the VMA before it goes to the scratch entry. */
 static __always_inline void mappings_flush(struct fs_launch *l)
 {
-	if (!(l->vma_state & FS_VMA_DONE) || follow != FS_FOLLOW_TGID)
+	if (!(l->vma_state & FS_VMA_DONE) || !mappings_on())
 		return;
 	l->vma_state &= ~FS_VMA_DONE;
 	__u32 tid = l->tid, k = l->vmas - 2;
@@ -87,8 +105,29 @@ struct map_walk {
 	struct fs_vma_scratch *s;
 	__u32 cell;
 	__u32 nvmas;
+	__u32 tgid;
+	__u32 nslots;
 	__u32 lost;
 };
+
+/* Creates the launch's keys from the last slot down, so slot 0 exists only once every
+ * other one does: a launch that finds slot 0 finds them all. */
+static long map_make_slot(__u64 i, void *ctx)
+{
+	struct map_walk *w = ctx;
+	__u32 slot = w->nslots - 1 - (__u32)i;
+	if (slot > FS_MAP_OTHER)
+		return 1;
+	struct fs_map_key key = { .cell = w->cell, .nvmas = w->nvmas, .idx = slot, .tgid = w->tgid };
+	if (bpf_map_lookup_elem(&map_agg, &key))
+		return 0;
+	struct fs_map_agg zero = {};
+	if (bpf_map_update_elem(&map_agg, &key, &zero, BPF_NOEXIST) && !bpf_map_lookup_elem(&map_agg, &key)) {
+		w->lost = 1;
+		return 1;
+	}
+	return 0;
+}
 
 static long map_add_slot(__u64 i, void *ctx)
 {
@@ -96,16 +135,11 @@ static long map_add_slot(__u64 i, void *ctx)
 	__u32 slot = (__u32)i;
 	if (slot > FS_MAP_OTHER)
 		return 1;
-	struct fs_map_key key = { .cell = w->cell, .nvmas = w->nvmas, .idx = slot };
+	struct fs_map_key key = { .cell = w->cell, .nvmas = w->nvmas, .idx = slot, .tgid = w->tgid };
 	struct fs_map_agg *a = bpf_map_lookup_elem(&map_agg, &key);
 	if (!a) {
-		struct fs_map_agg zero = {};
-		bpf_map_update_elem(&map_agg, &key, &zero, BPF_NOEXIST);
-		a = bpf_map_lookup_elem(&map_agg, &key);
-		if (!a) {
-			w->lost = 1;
-			return 1;
-		}
+		w->lost = 1;
+		return 1;
 	}
 	__u64 calls = slot < FS_MAP_OTHER ? 1 : w->nvmas - FS_MAP_OTHER;
 	__sync_fetch_and_add(&a->calls, calls);
@@ -114,11 +148,27 @@ static long map_add_slot(__u64 i, void *ctx)
 	return 0;
 }
 
+/* trace: the launching process's count of VMAs copied, for user space's snapshots. */
+static __always_inline void map_launcher_seen(__u32 tgid, __u32 nvmas)
+{
+	struct fs_map_launcher *ml = bpf_map_lookup_elem(&map_launchers, &tgid);
+	if (ml) {
+		if (ml->nvmas != nvmas)
+			ml->nvmas = nvmas;
+		__sync_fetch_and_add(&ml->launches, 1);
+		return;
+	}
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fs_map_launcher nl = { .nvmas = nvmas, .launches = 1,
+				      .start_ns = BPF_CORE_READ(task, group_leader, start_time) };
+	bpf_map_update_elem(&map_launchers, &tgid, &nl, BPF_ANY);
+}
+
 /* A launch that returned a child: its VMAs into the cell's per-mapping totals.  A
  * global function, checked once (see aggregate). */
 __noinline int mappings_finish(struct fs_launch *l)
 {
-	if (!l || !l->vmas || follow != FS_FOLLOW_TGID)
+	if (!l || !l->vmas || !mappings_on())
 		return 0;
 	__u32 tid = l->tid, n = l->vmas;
 	struct fs_vma_scratch *s = bpf_map_lookup_elem(&vma_scratch, &tid);
@@ -129,9 +179,18 @@ __noinline int mappings_finish(struct fs_launch *l)
 			s = bpf_map_lookup_elem(&vma_scratch, &tid);
 	}
 	struct map_walk w = { .s = s, .cell = l->cell, .nvmas = n };
+	w.nslots = n < FS_MAP_OTHER ? n : FS_MAP_OTHER + 1;
+	if (follow != FS_FOLLOW_TGID) {
+		w.tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+		map_launcher_seen(w.tgid, n);
+	}
 	if (s && !(l->vma_state & FS_VMA_LOST)) {
 		vma_store(s, n - 1, l->vma_ns[0], l->vma_ns[1]);
-		bpf_loop(n < FS_MAP_OTHER ? n : FS_MAP_OTHER + 1, map_add_slot, &w, 0);
+		struct fs_map_key first = { .cell = w.cell, .nvmas = n, .idx = 0, .tgid = w.tgid };
+		if (!bpf_map_lookup_elem(&map_agg, &first))
+			bpf_loop(w.nslots, map_make_slot, &w, 0);
+		if (!w.lost)
+			bpf_loop(w.nslots, map_add_slot, &w, 0);
 	} else {
 		w.lost = 1;
 	}

@@ -25,14 +25,21 @@ __u32 slot_phase[FS_MAX_FN_SLOTS] = {};
  * after load (Tracer::follow); until then only the runner (target_tgid) is. */
 __u32 follow = FS_FOLLOW_TGID;
 __u32 self_tgid = 0;   /* forkscope itself, never followed */
-__u32 max_groups = 0;  /* trace: cells 0..max_groups-1 for groups, max_groups for the rest */
+__u32 other_cell = 0;  /* trace: the cell of the launches no group cell was free for */
+/* trace: per-mapping attribution (mappings.bpf.h) on; run always has it. */
+__u32 follow_mappings = 0;
 
 /* Set by user space at run time through the mmapped .bss. */
 __u32 target_tgid = 0;
 __u32 cur_cell = FS_NO_CELL;
 __u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
 __u32 sample_tid = 0; /* ... if this thread makes it (--threads: one thread samples) */
-__u32 next_group = 0;
+/* trace: each cell's generation.  serve recycles an idle group's cell
+ * (Tracer::unlink_cell): it bumps the generation first, so records that began
+ * under the old group (a launch in flight, a child still alive) count nowhere
+ * instead of in the cell's next group (stale_records counts them). */
+__u32 cell_gen[FS_MAX_CELLS] = {};
+__u64 stale_records = 0;
 /* trace: launches recorded span by span per group, up to trace_sample_limit. */
 __u32 trace_samples[FS_MAX_CELLS] = {};
 __u32 trace_sample_limit = 0;
@@ -83,7 +90,7 @@ struct fs_child {
 	__u64 dead_ts;     /* switched out for the last time */
 	__u64 exec_ret_ts; /* execve returned: the first instruction is next */
 	__u32 launcher;    /* tgid that launched it */
-	__u32 pad2;
+	__u32 gen;         /* its cell's generation at its launch (cell_gen) */
 };
 
 
@@ -123,6 +130,16 @@ struct {
 	__type(key, struct fs_group_key);
 	__type(value, __u32);
 } groups SEC(".maps");
+
+/* trace: the group cells no group holds (follow.bpf.h's group_cell pops one for a
+ * new group; user space pushes them all at Tracer::follow, and an evicted group's
+ * cell back, zeroed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, FS_MAX_CELLS);
+	__uint(key_size, 0);
+	__uint(value_size, sizeof(__u32));
+} free_cells SEC(".maps");
 
 /* trace: launches and execs per launching process. */
 struct {
@@ -211,11 +228,32 @@ static __always_inline void child_forget(__u32 pid)
 		fs_count_down(&children_live);
 }
 
+static __always_inline __u32 cell_gen_of(__u32 cell)
+{
+	__u32 idx = cell;
+	FS_BARRIER(idx);
+	return idx < FS_MAX_CELLS ? cell_gen[idx] : 0;
+}
+
+/* A record's cell was recycled since it began: it counts nowhere. */
+static __always_inline int fs_stale(__u32 cell, __u32 gen)
+{
+	if (gen == cell_gen_of(cell))
+		return 0;
+	__sync_fetch_and_add(&stale_records, 1);
+	return 1;
+}
+
 static __always_inline struct fs_child *child_of(__u32 pid)
 {
 	if (!children_live)
 		return NULL;
-	return bpf_map_lookup_elem(&children, &pid);
+	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	if (c && fs_stale(c->cell, c->gen)) {
+		child_forget(pid);
+		return NULL;
+	}
+	return c;
 }
 
 static __always_inline struct fs_cellstat *cellstat(__u32 cell)

@@ -33,6 +33,20 @@ FS_STATIC_ASSERT(__builtin_offsetof(struct kernel_siginfo, _sifields._kill._pid)
 /* A launch syscall that returns this was interrupted and restarts: not a failure. */
 #define FS_ERESTARTNOINTR 513
 
+/* A failed launch's FS_LAUNCH_ERRNOS slot (records.h). */
+static __always_inline __u32 fs_errno_slot(long ret)
+{
+	switch (-ret) {
+#define FS_ERRNO_CASE(name, number)                                                                \
+	case number:                                                                               \
+		return FS_ERRNO_SLOT_##name;
+	FS_LAUNCH_ERRNOS(FS_ERRNO_CASE)
+#undef FS_ERRNO_CASE
+	default:
+		return FS_ERRNO_OTHER;
+	}
+}
+
 /* page_fault_user's error_code (arch/x86/include/asm/trap_pf.h) */
 #define FS_X86_PF_WRITE 0x2
 

@@ -21,7 +21,7 @@
 # the wait for a CPU held by other work (this machine is shared) does not.  The
 # last column is the same ratio in wall time.
 #
-# Conditions (--conditions, comma-separated; default all four; a forkscope one
+# Conditions (--conditions, comma-separated; default all but serve; a forkscope one
 # may end in +DEPTH, e.g. trace-a+syscall for --depth syscall), each with its
 # own untraced sets, ABBA over --rounds rounds (tests/bench/system-lib.sh):
 #   run       forkscope run --modes fork --heap 2M --iterations 1000000
@@ -30,6 +30,9 @@
 #             keeps one CPU busy: this shows in wall time, not in CPU time)
 #   trace-a   forkscope trace -a in the background
 #   trace-p   forkscope trace -p of an idle process (sleep 1000)
+#   serve     forkscope serve -a on 127.0.0.1:$SERVE_PORT (default 39464),
+#             scraped once after the set (its /metrics must show launches);
+#             on request only, on the host only (the guest lacks prometheus-cpp)
 #   bpftrace  the reference floor: bpftrace counting clone/clone3 on the
 #             per-syscall tracepoints (tests/bench/clone-syscalls.bt)
 # Each tracer is started before its traced set, which begins once the tracer
@@ -66,7 +69,7 @@ source "$ROOT/tests/bench/system-lib.sh"
 
 QUICK=0 ROUNDS="" CONDS="" GUEST=0 OUT="" HOST=1 LAB_OPTS=() WORKLOADS=all
 usage() {
-  echo "usage: scripts/bench-system.sh [--quick] [--rounds N] [--conditions run,trace-a,trace-p,bpftrace] [--workloads LIST]" >&2
+  echo "usage: scripts/bench-system.sh [--quick] [--rounds N] [--conditions run,trace-a,trace-p,serve,bpftrace] [--workloads LIST]" >&2
   echo "                               [--guest [--guest-only] [--kernel 6.1|6.12] [--icount]] [--out DIR]" >&2
   exit 2
 }
@@ -87,7 +90,7 @@ while (($#)); do
   esac
 done
 conds=()
-IFS=, read -ra conds <<<"${CONDS:-${SYSTEM_CONDITIONS// /,}}"
+IFS=, read -ra conds <<<"${CONDS:-${SYSTEM_DEFAULT// /,}}"
 for c in "${conds[@]}"; do
   [[ " $SYSTEM_CONDITIONS " == *" ${c%+*} "* ]] || { echo "bench-system: unknown condition '$c' (known: ${SYSTEM_CONDITIONS// /, })" >&2; exit 2; }
 done
@@ -179,7 +182,7 @@ LABEL = {
     "pingpong": ("pipe ping-pong (2 switches)", "per round trip"),
     "compile": ("compile, cc -c -P2", "user+sys"),
 }
-COND = {"run": "forkscope run", "trace-a": "forkscope trace -a", "trace-p": "forkscope trace -p (idle)",
+COND = {"run": "forkscope run", "trace-a": "forkscope trace -a", "trace-p": "forkscope trace -p (idle)", "serve": "forkscope serve -a",
         "bpftrace": "bpftrace clone syscalls (floor)"}
 
 def cond_label(c):

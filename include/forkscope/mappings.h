@@ -1,11 +1,15 @@
 #pragma once
 // Per-mapping attribution of dup_mmap (issue 14) with tracepoints: a snapshot of
-// the launching process's mappings (/proc/PID/smaps) taken while they are stable,
-// and the match of the kernel's k-th copied VMA to the k-th copyable mapping of it.
+// the launching process's mappings (/proc/PID/smaps) taken while they are stable
+// (run: the runner's at each cell's start; trace: each launching process's when it is
+// first seen and again when the count of VMAs it copies changes), and the match of the
+// kernel's k-th copied VMA to the k-th copyable mapping of it.
 #include <sys/types.h>
 
 #include <cstdint>
 #include <string>
+#include <functional>
+#include <map>
 #include <string_view>
 #include <vector>
 
@@ -31,13 +35,15 @@ std::vector<MappingInfo> parse_smaps(std::string_view text);
 // /proc/PID/smaps of pid; empty when it cannot be read.
 std::vector<MappingInfo> read_smaps(pid_t pid);
 
-// What the kernel aggregated for one cell: per (VMAs a launch copied, k-th VMA).
+// What the kernel aggregated for one cell: per (VMAs a launch copied, k-th VMA,
+// launching process).
 struct MappingSlot {
   uint32_t nvmas = 0;
   uint32_t idx = 0;  // FS_MAP_OTHER (1024) for every VMA past the first 1024
   uint64_t calls = 0;
   uint64_t setup_ns = 0;
   uint64_t cpr_ns = 0;
+  uint32_t tgid = 0;  // trace: the launching process; run: 0
 };
 inline constexpr uint32_t kMappingSlots = 1024;  // FS_MAP_SLOTS of shared/records.h
 struct KernelMappings {
@@ -45,10 +51,59 @@ struct KernelMappings {
   uint64_t lost = 0;  // launches whose per-VMA times had no room in the kernel's maps
 };
 
-// Fills cell.mapping_method, mapping_unattributed and mappings: launches whose copied
-// VMA count equals the snapshot's copyable count are attributed slot by slot to the
-// snapshot's mappings (grouped by name, permissions and size); the others, and the kernel's lost ones, are counted unattributed.  Nothing copied:
-// the cell is left as it is.
+// The snapshot to match the launches of process tgid that copied nvmas VMAs against
+// (its copyable count nvmas), or null: those launches are counted unattributed.
+using SnapshotFor = std::function<const std::vector<MappingInfo>*(uint32_t tgid, uint32_t nvmas)>;
+
+// Fills cell.mapping_method, mapping_unattributed and mappings: launches whose process
+// has a snapshot of their copied VMA count are attributed slot by slot to its
+// mappings, grouped by identity (name, permissions, size) across processes; the
+// others, and the kernel's lost ones, are counted unattributed.  Each row's launches
+// are the cell's attributed launches (its VMAs/fork a mean over them); its vmas,
+// bytes, rss and page tables the snapshots' that have it, weighted by the launches
+// matched to each.
+// Nothing copied: the cell is left as it is.
+void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& kernel, Cell& cell);
+// run: the runner's one snapshot.
 void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell);
+
+// trace: a launching process as the kernel saw it (map_launchers).
+struct LauncherLayout {
+  uint32_t tgid = 0;
+  uint32_t nvmas = 0;     // VMAs its last launch copied
+  uint64_t launches = 0;  // that copied VMAs
+  uint64_t start_ns = 0;  // its start: another value means the pid was reused
+};
+
+// trace: the snapshots of the launching processes, one per copyable count seen.  A
+// process is read when first seen, and again while its last launch copied a count
+// none of its snapshots has (once per new launch, so a layout that keeps changing
+// costs one read per poll at most).  A pid reused by another process keeps no
+// snapshot: its launches are counted unattributed, as are those of a process that
+// exited first.  Bounded: past kMaxProcesses new processes, past kMaxLayouts a
+// process's new layouts, are not read (their launches counted unattributed).
+class ProcessSnapshots {
+ public:
+  static constexpr size_t kMaxProcesses = 4096;
+  static constexpr size_t kMaxLayouts = 64;
+  using Reader = std::function<std::vector<MappingInfo>(pid_t)>;
+  explicit ProcessSnapshots(Reader read = read_smaps) : read_(std::move(read)) {}
+  // Reads what launchers call for; on_read(tgid, copyable, nvmas) after each read.
+  void update(const std::vector<LauncherLayout>& launchers,
+              const std::function<void(uint32_t, size_t, uint32_t)>& on_read = {});
+  const std::vector<MappingInfo>* find(uint32_t tgid, uint32_t nvmas) const;
+  size_t reads() const { return reads_; }
+
+ private:
+  struct Process {
+    uint64_t start_ns = 0;
+    uint64_t tried_at = 0;  // launches when last read
+    bool reused = false;
+    std::map<uint32_t, std::vector<MappingInfo>> by_count;
+  };
+  Reader read_;
+  std::map<uint32_t, Process> procs_;
+  size_t reads_ = 0;
+};
 
 }  // namespace forkscope

@@ -3,11 +3,13 @@
 // at scrape time, turned into a prometheus::Registry.  Pure C++ (no libbpf): the
 // session reads the tracer into a MetricsSnapshot, the exporter does the rest.
 //
-// The kernel keeps cumulative totals per group; the exporter turns them into
-// deltas per scrape and adds each delta to its group's label set, or to
-// comm="(other)" when --max-groups label sets are taken.  A label set idle for
-// evict_after_s may give its place to a new group; its totals stay in memory, so
-// when it comes back its counters resume where they were (never backwards).
+// The kernel keeps cumulative totals per group cell (at most --max-groups cells,
+// the rest in its overflow cell, comm="(other)"); the exporter turns them into
+// deltas per update and adds each delta to the group's label set (comm, kind).
+// A group idle for evict_after_s is evicted: the session frees its kernel cell
+// after handing the exporter its last sample (retire), and the label set's
+// series leave the exposition while its totals stay in memory, so when the
+// command comes back (in whichever cell) its counters resume where they were.
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -35,18 +37,23 @@ struct PhaseSample {
   std::vector<uint64_t> hist;
 };
 
-// One kernel group (command, launch kind), cumulative since the tracer opened.
+// One kernel group (command, launch kind), cumulative since it took its cell.
 struct GroupSample {
+  uint32_t cell = 0;   // the kernel's cell: the group's identity while it holds it
   std::string comm;    // raw bytes from the kernel: attacker-controlled
   std::string kind;    // fork, vfork, thread, clone-vm, clone:FLAGS, exec; "mixed" for the kernel's overflow cell
   bool other = false;  // the kernel's overflow cell (groups past its cells)
-  uint64_t launches = 0, failed = 0, execs = 0;
+  uint64_t launches = 0, execs = 0;
+  std::map<std::string, uint64_t> failed;  // failed launches by error: "EAGAIN", ..., "other"
   std::vector<PhaseSample> phases;
+  uint64_t program_runs = 0;  // our BPF programs that ran inside its launches
+  uint64_t dropped = 0;       // its launches the kernel side could not track (state map full)
 };
 
+// Totals of the whole kernel side (a group's own are in its GroupSample: they go
+// when its cell is recycled).
 struct HealthSample {
-  uint64_t program_runs = 0;        // our BPF programs that ran inside traced launches
-  uint64_t events_dropped = 0;      // launches the kernel side could not track (state map full)
+  uint64_t stale_records = 0;       // records dropped because their group was evicted meanwhile
   bool kernel_groups_full = false;  // new groups land in the kernel's overflow cell
   uint64_t map_bytes = 0;
 };
@@ -76,8 +83,8 @@ inline const char* kOtherComm = "(other)";
 
 class MetricsExporter {
  public:
-  // max_groups: label sets of their own; evict_after_s: idle time after which a
-  // label set may give its place to a new group.
+  // max_groups: the kernel's group cells (bounds the retained label sets);
+  // evict_after_s: idle time after which a group is evicted (idle_cells).
   MetricsExporter(size_t max_groups, double evict_after_s);
   ~MetricsExporter();
   MetricsExporter(const MetricsExporter&) = delete;
@@ -85,9 +92,14 @@ class MetricsExporter {
 
   // Adds what grew since the previous update.  now_s: a monotonic clock.
   void update(const MetricsSnapshot& snapshot, double now_s);
+  // Named groups whose totals have not grown for evict_after_s.
+  std::vector<uint32_t> idle_cells(double now_s) const;
+  // A group's last sample, read after the kernel unlinked it and before its cell
+  // is zeroed: its growth is added, its series leave the exposition (while no
+  // other cell feeds the same label set) and the cell is forgotten.
+  void retire(const GroupSample& last, double now_s);
   void set_scrape_seconds(double seconds);
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
-  size_t folded_groups() const;
 
  private:
   struct Hist {
@@ -97,25 +109,43 @@ class MetricsExporter {
   // Cumulative totals of one label set (comm, kind), kept while it is evicted.
   struct LabelSet {
     std::string comm, kind;
-    double launches = 0, failed = 0;
+    double launches = 0;
+    std::map<std::string, double> failed;  // by errno label
     std::map<std::string, Hist> phases;
+    std::vector<uint32_t> cells;  // the kernel groups feeding it now
     double last_active = 0;
     bool exposed = false;
     prometheus::Counter* launches_metric = nullptr;
-    prometheus::Counter* failed_metric = nullptr;
+    std::map<std::string, prometheus::Counter*> failed_metrics;
     std::map<std::string, prometheus::Histogram*> phase_metrics;
   };
-  // The previous raw totals of one kernel group.
+  // The previous raw totals of one kernel cell.
   struct Previous {
-    uint64_t launches = 0, failed = 0, execs = 0;
+    uint64_t launches = 0, execs = 0, program_runs = 0, dropped = 0;
+    std::map<std::string, uint64_t> failed;
     std::map<std::string, PhaseSample> phases;
+    double last_active = 0;  // last growth, or first sight
+    bool named = false;
+  };
+  // What grew in one kernel cell since the previous update.
+  struct Growth {
+    uint64_t launches = 0, execs = 0;
+    std::map<std::string, uint64_t> failed;
+    std::map<std::string, Hist> phases;
+    bool any() const { return launches || execs || !failed.empty() || !phases.empty(); }
   };
   using Key = std::pair<std::string, std::string>;  // (label comm, kind)
 
-  LabelSet& label_set_for(const GroupSample& g, double now_s);
+  // A cell's growth into its label set; its raw totals become the previous ones.
+  LabelSet& add(const GroupSample& g, double now_s);
+  static Growth growth(const GroupSample& g, const Previous& before);
   void expose(LabelSet& s);
   void hide(LabelSet& s);
+  // Each family's series of a label set, created as its totals appear.
+  void add_failure(LabelSet& s, const std::string& err, double increment);
+  void add_phase(LabelSet& s, const std::string& phase, const Hist& increment);
   void sync_execs();
+  void forget_retained();
 
   size_t max_groups_;
   double evict_after_s_;
@@ -126,16 +156,16 @@ class MetricsExporter {
   prometheus::Family<prometheus::Histogram>* phase_seconds_;
   prometheus::Counter* program_runs_;
   prometheus::Counter* events_dropped_;
-  prometheus::Gauge* folded_metric_;
+  prometheus::Gauge* groups_metric_;
+  prometheus::Counter* evicted_metric_;
   prometheus::Gauge* kernel_full_;
   prometheus::Gauge* scrape_seconds_;
   prometheus::Gauge* map_bytes_;
-  std::map<Key, Previous> previous_;           // by (raw comm, kind)
+  std::map<uint32_t, Previous> previous_;      // by kernel cell
   std::map<Key, LabelSet> sets_;               // by (label comm, kind)
   std::map<std::string, double> execs_total_;  // by label comm, kept like LabelSet
   std::map<std::string, prometheus::Counter*> execs_metric_;
   HealthSample health_prev_;
-  size_t folded_ = 0;
 };
 
 }  // namespace forkscope

@@ -123,16 +123,19 @@ RunPlan plan_run(const PlanOptions& options);
 // "fentry", "kprobe" or "tracepoint": the function-probe kind used, if any.
 std::string backend_name(const RunPlan& plan);
 
+// trace: launches are grouped per (command, clone flags), one cell each.
+inline constexpr uint32_t kTraceGroups = 60;  // cells 0..59; 60 gathers the rest
+
 // trace: whom the BPF side follows instead of the runner.
 struct Follow {
   pid_t root = 0;                  // a process and every process it launches from now on
   int cgroup_fd = -1;              // an open cgroup v2 directory: tasks in it and its descendants
   bool all = false;                // every task but forkscope
   uint32_t samples_per_group = 4;  // launches recorded span by span per group, for timelines
+  uint32_t groups = kTraceGroups;  // group cells (at most kTraceGroups); groups past them count in the overflow cell
+  bool mappings = false;           // per-mapping attribution (map_launchers for ProcessSnapshots)
 };
 
-// trace: launches are grouped per (command, clone flags), one cell each.
-inline constexpr uint32_t kTraceGroups = 60;  // cells 0..59; 60 gathers the rest
 struct TraceGroup {
   uint32_t cell = 0;
   std::string comm;
@@ -160,8 +163,16 @@ class Tracer {
   void follow(const Follow& f);
   void add_followed(pid_t tgid);
   std::vector<TraceGroup> read_groups() const;
+  // serve's eviction of an idle group, in two steps around the caller's last read
+  // of the cell: unlink_cell bumps the cell's generation (records begun under the
+  // group count nowhere from then on: stale_records) and deletes its group key, so
+  // the command's next launch takes a free cell; recycle_cell zeroes the cell and
+  // returns it to the free cells.
+  void unlink_cell(uint32_t cell);
+  void recycle_cell(uint32_t cell);
+  uint64_t stale_records() const;
   std::vector<TraceParent> read_parents() const;
-  void reset_cell(uint32_t cell);  // zero a cell's aggregates
+  void reset_cell(uint32_t cell);  // zero a cell's aggregates, counts and per-mapping times
   // Detach every program (untraced launches) or attach them again.
   void set_attached(bool attached);
   // Detach or re-attach the allocation-landmark program alone (kmem_cache_alloc):
@@ -180,8 +191,14 @@ class Tracer {
   // Phases of the launches whose syscall failed (no histograms).
   std::vector<PhaseAgg> read_failed_phases(uint32_t cell) const;
   KernelCounts read_counts(uint32_t cell) const;
+  // A cell's failed launches by the error returned: "EAGAIN", ... or "other" (the
+  // kernel's FS_LAUNCH_ERRNOS); only errors that occurred.
+  std::map<std::string, uint64_t> read_failed_errnos(uint32_t cell) const;
   // A cell's per-mapping aggregates (bpf/mappings.bpf.h), for attribute_mappings.
   KernelMappings read_mappings(uint32_t cell) const;
+  // trace (Follow::mappings): each launching process's count of VMAs its last launch
+  // copied, for ProcessSnapshots::update.
+  std::vector<LauncherLayout> read_map_launchers() const;
   // A cell's kernel side: counts, phases (with --detail the copy-on-write faults
   // counted into post_launch_cow), failed phases, samples.
   void read_cell(uint32_t index, Cell& cell);

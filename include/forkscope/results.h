@@ -157,6 +157,8 @@ struct Calibration {
 
 // Where dup_mmap's time went, per mapping of the launching process: the VMAs of one
 // identity (name, permissions, size of each) summed over the launches attributed.
+// trace: over the group's launching processes; the snapshot fields are then means
+// over the snapshots that have the mapping, weighted by the launches matched to each.
 struct Mapping {
   std::string name;        // file path (untrusted, safe_text), [heap], [stack], [anon], [vdso]..., (other mappings)
   std::string kind;        // file, heap, stack, anon, special, other
@@ -167,8 +169,8 @@ struct Mapping {
   // Last-level page tables spanned where resident: 4 KiB per 2 MiB block a VMA with
   // resident pages covers (an estimate from Rss and the VMA's extent).
   uint64_t page_table_bytes = 0;
-  uint64_t launches = 0;      // attributed launches that copied it
-  uint64_t calls = 0;         // VMAs copied: launches x vmas
+  uint64_t launches = 0;      // the cell's attributed launches (the same in every row)
+  uint64_t calls = 0;         // VMAs copied: launches x vmas (trace: those that had it)
   uint64_t vma_setup_ns = 0;  // summed over launches
   uint64_t copy_page_range_ns = 0;
 

@@ -34,7 +34,8 @@ struct TraceSessionOptions {
   double duration = 0;               // seconds; 0: until the target exits or a signal
   PlanOptions plan;                  // exec and probe_cost are trace's own
   bool quiet = false;
-  bool verbose = false;
+  bool verbose = false;  // also: each launching process's mappings snapshot, on stderr
+  bool mappings = true;  // per-mapping attribution (--no-mappings turns it off)
 };
 
 // Follows the target until it exits, the duration ends or SIGINT/SIGTERM comes,

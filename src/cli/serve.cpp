@@ -50,10 +50,12 @@ void add_serve_options(CLI::App& app, ServeOptions& o, bool& all) {
   app.add_option("-p,--pid", o.pid, "Follow this running process and the processes it launches from now on");
   app.add_option("--cgroup", o.cgroup, "Follow every task in this cgroup v2 directory and its descendants");
   app.add_option("--max-groups", o.max_groups,
-                 "(command, kind) label sets of their own; the rest count in comm=\"(other)\"")
+                 "(command, kind) groups with a kernel cell and label set of their own; launches of the "
+                 "rest count in comm=\"(other)\"")
       ->capture_default_str();
   app.add_option("--evict-after", o.evict_after_s,
-                 "Seconds a label set must be idle before a new group may take its place")
+                 "Seconds without growth after which a group is evicted: its cell goes to the next new "
+                 "command, its series leave /metrics until it comes back (its counters resume)")
       ->capture_default_str();
   app.add_option("--backend", o.backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
   app.add_option("--depth", o.depth,

@@ -37,6 +37,7 @@ struct TraceOptions {
   bool quiet = false;
   bool no_color = false;
   bool verbose = false;
+  bool no_mappings = false;
 };
 
 // Whether execvp would find the program: checked before anything is loaded.
@@ -88,6 +89,7 @@ TraceSessionOptions validate(const TraceOptions& o) {
   session.plan.depth = parse_depth(o.depth);
   session.quiet = o.quiet;
   session.verbose = o.verbose;
+  session.mappings = !o.no_mappings;
   return session;
 }
 
@@ -132,7 +134,10 @@ void add_trace_command(CLI::App& app, int& exit_code) {
   sub->add_option("--out", opts->out, "Directory for results.json and report.html")->capture_default_str();
   sub->add_flag("-q,--quiet", opts->quiet, "No progress on stderr");
   sub->add_flag("--no-color", opts->no_color, "No colour even on a terminal");
-  sub->add_flag("-v,--verbose", opts->verbose, "Show libbpf's log");
+  sub->add_flag("--no-mappings", opts->no_mappings,
+                "No per-mapping attribution of fork's copy (which reads each forking process's\n"
+                "/proc/PID/smaps when first seen and when its layout changes)");
+  sub->add_flag("-v,--verbose", opts->verbose, "Show libbpf's log and each forking process's mappings read");
   sub->add_option("command", opts->command, "-- CMD ARGS...: run this command (as the invoking user under sudo)");
   sub->positionals_at_end();
   sub->callback([opts, sub, &exit_code] {

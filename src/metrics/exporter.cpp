@@ -19,7 +19,7 @@ constexpr int kFirstBound = 8, kLastBound = 34;  // 2^k ns
 // opened again) counts from zero.
 uint64_t grown(uint64_t now, uint64_t before) { return now >= before ? now - before : now; }
 
-// Evicted label sets kept beyond the exposed ones, so a returning group resumes.
+// Evicted label sets remembered, so a returning group resumes (the longest idle go first).
 size_t retained_limit(size_t max_groups) { return 8 * max_groups + 64; }
 
 }  // namespace
@@ -67,6 +67,7 @@ std::string safe_comm(const std::string& comm) {
 MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
     : max_groups_(max_groups), evict_after_s_(evict_after_s), registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter, prometheus::BuildGauge, prometheus::BuildHistogram;
+  // Per group.
   launches_ =
       &BuildCounter()
            .Name("forkscope_launches_total")
@@ -74,7 +75,9 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
            .Register(*registry_);
   failures_ = &BuildCounter()
                    .Name("forkscope_launch_failures_total")
-                   .Help("Launch syscalls that returned an error, by launching command and kind")
+                   .Help(
+                       "Launch syscalls that returned an error, by launching command, kind and errno (EAGAIN, "
+                       "ENOMEM, EINVAL, ...; other: an error outside kernel/fork.c's)")
                    .Register(*registry_);
   execs_ = &BuildCounter()
                 .Name("forkscope_execs_total")
@@ -86,6 +89,7 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
                         .Name("forkscope_phase_seconds")
                         .Help("Inclusive time of a launch phase per launch, from the in-kernel log-linear histogram")
                         .Register(*registry_);
+  // forkscope's own health.
   program_runs_ = &BuildCounter()
                        .Name("forkscope_program_runs_total")
                        .Help("forkscope's BPF programs that ran inside traced launches (their observer cost)")
@@ -93,22 +97,28 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
                        .Add({});
   events_dropped_ = &BuildCounter()
                          .Name("forkscope_events_dropped_total")
-                         .Help("Launches the kernel side could not track (its per-task state map was full)")
+                         .Help(
+                             "Launches and child events the kernel side could not track (its per-task state map "
+                             "was full) or dropped because their group was evicted meanwhile")
                          .Register(*registry_)
                          .Add({});
-  folded_metric_ =
-      &BuildGauge()
-           .Name("forkscope_groups_folded")
-           .Help("Groups (command, kind) counted under comm=\"(other)\" because --max-groups label sets are taken")
-           .Register(*registry_)
-           .Add({});
-  kernel_full_ =
-      &BuildGauge()
-           .Name("forkscope_kernel_groups_full")
-           .Help(
-               "1 when the kernel's group cells are all taken: new commands count in comm=\"(other)\", kind=\"mixed\"")
-           .Register(*registry_)
-           .Add({});
+  groups_metric_ = &BuildGauge()
+                        .Name("forkscope_groups")
+                        .Help("Groups (command, kind) holding a kernel cell and a label set of their own now")
+                        .Register(*registry_)
+                        .Add({});
+  evicted_metric_ = &BuildCounter()
+                         .Name("forkscope_groups_evicted_total")
+                         .Help("Groups evicted after --evict-after idle: their kernel cell freed for a new group")
+                         .Register(*registry_)
+                         .Add({});
+  kernel_full_ = &BuildGauge()
+                      .Name("forkscope_kernel_groups_full")
+                      .Help(
+                          "1 when --max-groups kernel cells are all taken: new commands count in "
+                          "comm=\"(other)\", kind=\"mixed\" until a group is evicted")
+                      .Register(*registry_)
+                      .Add({});
   scrape_seconds_ = &BuildGauge()
                          .Name("forkscope_scrape_duration_seconds")
                          .Help("Time this scrape took to read the in-kernel aggregates and update the metrics")
@@ -120,124 +130,150 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
 
 MetricsExporter::~MetricsExporter() = default;
 
+void MetricsExporter::add_failure(LabelSet& s, const std::string& err, double increment) {
+  s.failed[err] += increment;
+  if (!s.exposed) return;
+  prometheus::Counter*& m = s.failed_metrics[err];
+  if (!m) {
+    m = &failures_->Add({{"comm", s.comm}, {"kind", s.kind}, {"errno", err}});
+    increment = s.failed[err];  // the label set's whole total
+  }
+  m->Increment(increment);
+}
+
+void MetricsExporter::add_phase(LabelSet& s, const std::string& phase, const Hist& increment) {
+  Hist& total = s.phases[phase];
+  if (total.buckets.empty()) total.buckets.assign(increment.buckets.size(), 0);
+  for (size_t i = 0; i < increment.buckets.size(); i++) total.buckets[i] += increment.buckets[i];
+  total.sum += increment.sum;
+  if (!s.exposed) return;
+  prometheus::Histogram*& m = s.phase_metrics[phase];
+  if (!m) {
+    m = &phase_seconds_->Add({{"comm", s.comm}, {"kind", s.kind}, {"phase", phase}}, phase_bucket_bounds());
+    m->ObserveMultiple(total.buckets, total.sum);  // the label set's whole total
+    return;
+  }
+  m->ObserveMultiple(increment.buckets, increment.sum);
+}
+
+// A label set's series come back with its totals: its counters continue.
 void MetricsExporter::expose(LabelSet& s) {
   if (s.exposed) return;
-  const prometheus::Labels labels = {{"comm", s.comm}, {"kind", s.kind}};
-  s.launches_metric = &launches_->Add(labels);
-  s.launches_metric->Increment(s.launches);
-  s.failed_metric = &failures_->Add(labels);
-  s.failed_metric->Increment(s.failed);
-  for (auto& [phase, h] : s.phases) {
-    prometheus::Histogram* m = &phase_seconds_->Add({{"comm", s.comm}, {"kind", s.kind}, {"phase", phase}},
-                                                    phase_bucket_bounds());
-    m->ObserveMultiple(h.buckets, h.sum);
-    s.phase_metrics[phase] = m;
-  }
   s.exposed = true;
+  s.launches_metric = &launches_->Add({{"comm", s.comm}, {"kind", s.kind}});
+  s.launches_metric->Increment(s.launches);
+  for (const auto& [err, total] : s.failed) add_failure(s, err, 0);
+  for (const auto& [phase, total] : s.phases) add_phase(s, phase, Hist{});
 }
 
 void MetricsExporter::hide(LabelSet& s) {
   if (!s.exposed) return;
   launches_->Remove(s.launches_metric);
-  failures_->Remove(s.failed_metric);
+  for (auto& [err, m] : s.failed_metrics) failures_->Remove(m);
   for (auto& [phase, m] : s.phase_metrics) phase_seconds_->Remove(m);
-  s.launches_metric = s.failed_metric = nullptr;
+  s.launches_metric = nullptr;
+  s.failed_metrics.clear();
   s.phase_metrics.clear();
   s.exposed = false;
 }
 
-MetricsExporter::LabelSet& MetricsExporter::label_set_for(const GroupSample& g, double now_s) {
-  auto make = [&](const std::string& comm, const std::string& kind) -> LabelSet& {
-    LabelSet& s = sets_[{comm, kind}];
-    s.comm = comm;
-    s.kind = kind;
-    return s;
-  };
-  // The "(other)" label sets are always exposed: they are bounded by the kinds.
-  auto other = [&]() -> LabelSet& {
-    LabelSet& s = make(kOtherComm, g.kind);
-    expose(s);
-    return s;
-  };
-  if (g.other) return other();
-  const Key key{safe_comm(g.comm), g.kind};
-  auto it = sets_.find(key);
-  if (it != sets_.end() && it->second.exposed) return it->second;
+MetricsExporter::Growth MetricsExporter::growth(const GroupSample& g, const Previous& before) {
+  Growth out;
+  out.launches = grown(g.launches, before.launches);
+  out.execs = grown(g.execs, before.execs);
+  for (const auto& [err, n] : g.failed) {
+    const auto was = before.failed.find(err);
+    const uint64_t d = grown(n, was == before.failed.end() ? 0 : was->second);
+    if (d) out.failed[err] = d;
+  }
+  // Per phase: growth of each slot, folded into the exported buckets.
+  for (const PhaseSample& p : g.phases) {
+    if (std::find(exported_phases().begin(), exported_phases().end(), p.name) == exported_phases().end()) continue;
+    const auto was = before.phases.find(p.name);
+    const PhaseSample empty;
+    const PhaseSample& old = was == before.phases.end() ? empty : was->second;
+    const bool reset = p.count < old.count;
+    Hist h;
+    h.buckets.assign(phase_bucket_bounds().size() + 1, 0);
+    uint64_t observed = 0;
+    for (size_t slot = 0; slot < p.hist.size(); slot++) {
+      const uint64_t d = grown(p.hist[slot], reset || slot >= old.hist.size() ? 0 : old.hist[slot]);
+      h.buckets[bucket_of_slot(slot)] += static_cast<double>(d);
+      observed += d;
+    }
+    h.sum = static_cast<double>(grown(p.total_ns, reset ? 0 : old.total_ns)) / 1e9;
+    if (observed > 0) out.phases[p.name] = std::move(h);
+  }
+  return out;
+}
 
-  size_t exposed = 0;
-  LabelSet* idlest = nullptr;
-  for (auto& [k, s] : sets_) {
-    if (!s.exposed || s.comm == kOtherComm) continue;
-    exposed++;
-    if (!idlest || s.last_active < idlest->last_active) idlest = &s;
-  }
-  if (exposed >= max_groups_) {
-    if (!idlest || now_s - idlest->last_active < evict_after_s_) return other();
-    hide(*idlest);
-  }
-  LabelSet& s = make(key.first, key.second);
+MetricsExporter::LabelSet& MetricsExporter::add(const GroupSample& g, double now_s) {
+  auto [at, first] = previous_.try_emplace(g.cell);
+  Previous& before = at->second;
+  if (first) before.last_active = now_s;
+  before.named = !g.other;
+  const Growth d = growth(g, before);
+  program_runs_->Increment(static_cast<double>(grown(g.program_runs, before.program_runs)));
+  events_dropped_->Increment(static_cast<double>(grown(g.dropped, before.dropped)));
+
+  const Key key = g.other ? Key{kOtherComm, "mixed"} : Key{safe_comm(g.comm), g.kind};
+  LabelSet& s = sets_[key];
+  s.comm = key.first;
+  s.kind = key.second;
+  if (!g.other && std::find(s.cells.begin(), s.cells.end(), g.cell) == s.cells.end()) s.cells.push_back(g.cell);
   expose(s);
+  if (d.any()) {
+    before.last_active = s.last_active = now_s;
+    s.launches += static_cast<double>(d.launches);
+    if (s.exposed) s.launches_metric->Increment(static_cast<double>(d.launches));
+    for (const auto& [err, n] : d.failed) add_failure(s, err, static_cast<double>(n));
+    for (const auto& [phase, h] : d.phases) add_phase(s, phase, h);
+    execs_total_[s.comm] += static_cast<double>(d.execs);
+  }
+  before.launches = g.launches;
+  before.execs = g.execs;
+  before.program_runs = g.program_runs;
+  before.dropped = g.dropped;
+  before.failed = g.failed;
+  for (const PhaseSample& p : g.phases) before.phases[p.name] = p;
   return s;
 }
 
 void MetricsExporter::update(const MetricsSnapshot& snapshot, double now_s) {
-  size_t folded = 0;
-  for (const GroupSample& g : snapshot.groups) {
-    Previous& before = previous_[{g.comm, g.other ? "(overflow)" : g.kind}];
-    const uint64_t launches = grown(g.launches, before.launches), failed = grown(g.failed, before.failed),
-                   execs = grown(g.execs, before.execs);
-    // Per phase: growth of each slot, folded into the exported buckets.
-    std::map<std::string, Hist> phases;
-    for (const PhaseSample& p : g.phases) {
-      if (std::find(exported_phases().begin(), exported_phases().end(), p.name) == exported_phases().end()) continue;
-      const PhaseSample& old = before.phases[p.name];
-      const bool reset = p.count < old.count;
-      Hist h;
-      h.buckets.assign(phase_bucket_bounds().size() + 1, 0);
-      uint64_t observed = 0;
-      for (size_t slot = 0; slot < p.hist.size(); slot++) {
-        const uint64_t was = reset || slot >= old.hist.size() ? 0 : old.hist[slot];
-        const uint64_t d = grown(p.hist[slot], was);
-        h.buckets[bucket_of_slot(slot)] += static_cast<double>(d);
-        observed += d;
-      }
-      h.sum = static_cast<double>(grown(p.total_ns, reset ? 0 : old.total_ns)) / 1e9;
-      if (observed > 0) phases[p.name] = std::move(h);
-    }
-    const bool active = launches || failed || execs || !phases.empty();
-    if (active) {
-      LabelSet& s = label_set_for(g, now_s);
-      s.last_active = now_s;
-      s.launches += static_cast<double>(launches);
-      s.failed += static_cast<double>(failed);
-      if (s.exposed) {
-        s.launches_metric->Increment(static_cast<double>(launches));
-        s.failed_metric->Increment(static_cast<double>(failed));
-      }
-      for (auto& [name, h] : phases) {
-        Hist& total = s.phases[name];
-        if (total.buckets.empty()) total.buckets.assign(h.buckets.size(), 0);
-        for (size_t i = 0; i < h.buckets.size(); i++) total.buckets[i] += h.buckets[i];
-        total.sum += h.sum;
-        if (!s.exposed) continue;
-        prometheus::Histogram*& m = s.phase_metrics[name];
-        if (!m) m = &phase_seconds_->Add({{"comm", s.comm}, {"kind", s.kind}, {"phase", name}}, phase_bucket_bounds());
-        m->ObserveMultiple(h.buckets, h.sum);
-      }
-      execs_total_[s.comm] += static_cast<double>(execs);
-    }
-    before.launches = g.launches;
-    before.failed = g.failed;
-    before.execs = g.execs;
-    for (const PhaseSample& p : g.phases) before.phases[p.name] = p;
-    if (!g.other) {
-      auto it = sets_.find({safe_comm(g.comm), g.kind});
-      folded += it == sets_.end() || !it->second.exposed;
-    }
-  }
+  for (const GroupSample& g : snapshot.groups) add(g, now_s);
   sync_execs();
+  forget_retained();
 
-  // Forget the longest-idle evicted label sets past the retention limit.
+  const HealthSample& h = snapshot.health;
+  events_dropped_->Increment(static_cast<double>(grown(h.stale_records, health_prev_.stale_records)));
+  health_prev_ = h;
+  size_t named = 0;
+  for (const auto& [cell, p] : previous_) named += p.named;
+  groups_metric_->Set(static_cast<double>(named));
+  kernel_full_->Set(h.kernel_groups_full ? 1 : 0);
+  map_bytes_->Set(static_cast<double>(h.map_bytes));
+}
+
+std::vector<uint32_t> MetricsExporter::idle_cells(double now_s) const {
+  std::vector<uint32_t> out;
+  for (const auto& [cell, p] : previous_)
+    if (p.named && now_s - p.last_active >= evict_after_s_) out.push_back(cell);
+  return out;
+}
+
+void MetricsExporter::retire(const GroupSample& last, double now_s) {
+  if (last.other) return;
+  LabelSet& s = add(last, now_s);
+  std::erase(s.cells, last.cell);
+  if (s.cells.empty()) hide(s);
+  previous_.erase(last.cell);
+  evicted_metric_->Increment();
+  groups_metric_->Decrement();
+  sync_execs();
+}
+
+// Forget the longest-idle evicted label sets past the retention limit.
+void MetricsExporter::forget_retained() {
   while (sets_.size() > retained_limit(max_groups_)) {
     auto idlest = sets_.end();
     for (auto it = sets_.begin(); it != sets_.end(); ++it)
@@ -246,15 +282,6 @@ void MetricsExporter::update(const MetricsSnapshot& snapshot, double now_s) {
     if (idlest == sets_.end()) break;
     sets_.erase(idlest);
   }
-
-  const HealthSample& h = snapshot.health;
-  program_runs_->Increment(static_cast<double>(grown(h.program_runs, health_prev_.program_runs)));
-  events_dropped_->Increment(static_cast<double>(grown(h.events_dropped, health_prev_.events_dropped)));
-  health_prev_ = h;
-  folded_ = folded;
-  folded_metric_->Set(static_cast<double>(folded));
-  kernel_full_->Set(h.kernel_groups_full ? 1 : 0);
-  map_bytes_->Set(static_cast<double>(h.map_bytes));
 }
 
 // forkscope_execs_total{comm} exists while a label set of that comm is exposed
@@ -262,7 +289,7 @@ void MetricsExporter::update(const MetricsSnapshot& snapshot, double now_s) {
 void MetricsExporter::sync_execs() {
   std::map<std::string, bool> wanted;
   for (const auto& [key, s] : sets_)
-    if (s.exposed || s.comm == kOtherComm) wanted[s.comm] = true;
+    if (s.exposed) wanted[s.comm] = true;
   for (auto it = execs_metric_.begin(); it != execs_metric_.end();) {
     if (wanted.count(it->first)) {
       ++it;
@@ -285,7 +312,5 @@ void MetricsExporter::sync_execs() {
 }
 
 void MetricsExporter::set_scrape_seconds(double seconds) { scrape_seconds_->Set(seconds); }
-
-size_t MetricsExporter::folded_groups() const { return folded_; }
 
 }  // namespace forkscope

@@ -6,11 +6,13 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
+#include <fstream>
 
 #include "forkscope/error.h"
 #include "forkscope/untrusted.h"
@@ -139,8 +141,9 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     bpf_map__set_max_entries(skel->maps.launches, 160);
     bpf_map__set_max_entries(skel->maps.vma_scratch, 160);
   } else {
-    // trace keeps no per-mapping times yet (mappings.bpf.h).
-    bpf_map__set_max_entries(skel->maps.vma_scratch, 1);
+    // trace: a scratch entry (8 KiB) per launch copying VMAs at once; past that, the
+    // launch's per-mapping times are counted lost (mappings.bpf.h).
+    bpf_map__set_max_entries(skel->maps.vma_scratch, 256);
   }
   // --depth: the allocation and lock programs run for every task's allocations and
   // locks, so a shallower depth does not load them at all.
@@ -226,6 +229,11 @@ void Tracer::reset_cell(uint32_t cell) {
   for (int ph = 0; ph < FS_NPHASES; ph++) {
     __u32 key = cell * FS_NPHASES + ph;
     bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.agg), &key, agg.data(), BPF_ANY);
+  }
+  std::vector<fs_agg_failed> failed(impl_->ncpus);
+  for (int ph = 0; ph < FS_NPHASES; ph++) {
+    __u32 key = cell * FS_NPHASES + ph;
+    bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.agg_failed), &key, failed.data(), BPF_ANY);
   }
   __u32 key = cell;
   bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, stat.data(), BPF_ANY);
@@ -350,8 +358,13 @@ void Tracer::set_target(pid_t tgid) {
 void Tracer::follow(const Follow& f) {
   auto* bss = impl_->skel->bss;
   bss->self_tgid = static_cast<__u32>(getpid());
-  bss->max_groups = kTraceGroups;
+  bss->other_cell = kTraceGroups;
   bss->trace_sample_limit = f.samples_per_group;
+  bss->follow_mappings = f.mappings ? 1 : 0;
+  const int free_fd = bpf_map__fd(impl_->skel->maps.free_cells);
+  for (__u32 cell = 0; cell < std::min(f.groups, kTraceGroups); cell++)
+    if (bpf_map_update_elem(free_fd, nullptr, &cell, BPF_ANY))
+      throw Error(kExitFailure, "cannot set up the group cells: " + errno_text(errno));
   if (f.cgroup_fd >= 0) {
     __u32 key = 0;
     if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cgroups), &key, &f.cgroup_fd, BPF_ANY))
@@ -402,6 +415,25 @@ std::vector<TraceGroup> Tracer::read_groups() const {
   std::sort(out.begin(), out.end(), [](const TraceGroup& a, const TraceGroup& b) { return a.cell < b.cell; });
   return out;
 }
+
+void Tracer::unlink_cell(uint32_t cell) {
+  if (cell >= kTraceGroups) return;
+  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
+  std::vector<fs_group_key> keys;
+  for_each_entry<fs_group_key, __u32>(impl_->skel->maps.groups, [&](const fs_group_key& k, __u32 c) {
+    if (c == cell) keys.push_back(k);
+  });
+  for (const fs_group_key& k : keys) bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.groups), &k);
+}
+
+void Tracer::recycle_cell(uint32_t cell) {
+  if (cell >= kTraceGroups) return;
+  reset_cell(cell);
+  __atomic_store_n(&impl_->skel->bss->trace_samples[cell], 0, __ATOMIC_SEQ_CST);
+  bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.free_cells), nullptr, &cell, BPF_ANY);
+}
+
+uint64_t Tracer::stale_records() const { return __atomic_load_n(&impl_->skel->bss->stale_records, __ATOMIC_SEQ_CST); }
 
 std::vector<TraceParent> Tracer::read_parents() const {
   std::vector<TraceParent> out;
@@ -490,6 +522,33 @@ KernelCounts Tracer::read_counts(uint32_t cell) const {
   return k;
 }
 
+namespace {
+
+// The kernel's errno numbers are Linux's generic ones: this build's must agree.
+#define FS_ERRNO_CHECK(name, number) static_assert(name == number, #name " differs from the kernel side's");
+FS_LAUNCH_ERRNOS(FS_ERRNO_CHECK)
+#undef FS_ERRNO_CHECK
+
+const char* errno_slot_name(int slot) {
+#define FS_ERRNO_NAME(name, number) #name,
+  static const char* const names[FS_NERRNOS] = {FS_LAUNCH_ERRNOS(FS_ERRNO_NAME) "other"};
+#undef FS_ERRNO_NAME
+  return names[slot];
+}
+
+}  // namespace
+
+std::map<std::string, uint64_t> Tracer::read_failed_errnos(uint32_t cell) const {
+  std::array<uint64_t, FS_NERRNOS> by_slot{};
+  sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus, [&](const fs_cellstat& v) {
+    for (int s = 0; s < FS_NERRNOS; s++) by_slot[s] += v.failed_errno[s];
+  });
+  std::map<std::string, uint64_t> out;
+  for (int s = 0; s < FS_NERRNOS; s++)
+    if (by_slot[s]) out[errno_slot_name(s)] = by_slot[s];
+  return out;
+}
+
 KernelMappings Tracer::read_mappings(uint32_t cell) const {
   KernelMappings out;
   sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus,
@@ -500,8 +559,27 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
     key = next;
     fs_map_agg v{};
     if (key.cell != cell || bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
-    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns});
+    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns, key.tgid});
   }
+  return out;
+}
+
+std::vector<LauncherLayout> Tracer::read_map_launchers() const {
+  // Polled every 100 ms: the whole map in one batch syscall where the kernel has them.
+  bpf_map* map = impl_->skel->maps.map_launchers;
+  const __u32 max = bpf_map__max_entries(map);
+  std::vector<__u32> keys(max);
+  std::vector<fs_map_launcher> values(max);
+  __u32 batch = 0, count = max;
+  const int err = bpf_map_lookup_batch(bpf_map__fd(map), nullptr, &batch, keys.data(), values.data(), &count, nullptr);
+  std::vector<LauncherLayout> out;
+  if (err == 0 || errno == ENOENT) {  // ENOENT: the last batch (here the only one)
+    for (__u32 i = 0; i < count; i++) out.push_back({keys[i], values[i].nvmas, values[i].launches, values[i].start_ns});
+    return out;
+  }
+  for_each_entry<__u32, fs_map_launcher>(map, [&](__u32 tgid, const fs_map_launcher& v) {
+    out.push_back({tgid, v.nvmas, v.launches, v.start_ns});
+  });
   return out;
 }
 
@@ -531,10 +609,23 @@ void Tracer::wait_children_gone(uint32_t cell, int timeout_ms) const {
   }
 }
 
+// The kernel's own account of each map's memory (fdinfo "memlock:", which since
+// Linux 6.4 is what the map really uses: a hash created without preallocation
+// counts only the entries it holds); the size from the map's shape where the
+// kernel does not say.
 uint64_t Tracer::map_bytes() const {
   uint64_t total = 0;
   struct bpf_map* m;
   bpf_object__for_each_map(m, impl_->skel->obj) {
+    std::ifstream info("/proc/self/fdinfo/" + std::to_string(bpf_map__fd(m)));
+    std::string key;
+    uint64_t memlock = 0;
+    while (info >> key)
+      if (key == "memlock:" && info >> memlock) break;
+    if (memlock) {
+      total += memlock;
+      continue;
+    }
     uint64_t value = bpf_map__value_size(m);
     uint64_t entries = bpf_map__max_entries(m);
     bool percpu = bpf_map__type(m) == BPF_MAP_TYPE_PERCPU_ARRAY;

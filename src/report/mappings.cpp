@@ -29,6 +29,13 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+// Which snapshot the order method matched against: run's at the cell's start,
+// trace's of each launching process.
+const char* snapshot_when(const Cell& cell) {
+  return cell.comm.empty() ? "at the cell's start"
+                           : "of the launching process, read when it first forked and again when its layout changed";
+}
+
 }  // namespace
 
 std::string mapping_label(const Mapping& m) {
@@ -64,7 +71,7 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
                 kBold, color)
       << '\n';
   if (cell.mappings.empty()) {
-    out << "no launch copied the VMAs of the snapshot taken at the cell's start: nothing attributed\n";
+    out << fmt::format("no launch copied the VMAs of the snapshot {}: nothing attributed\n", snapshot_when(cell));
     return;
   }
   uint64_t all = 0;
@@ -88,10 +95,10 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
                percent(all ? static_cast<double>(rest) / static_cast<double>(all) : 0)});
   }
   t.render(out, color);
-  out << styled(
-             "method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps at the "
-             "cell's start; launches that copied another number of VMAs are counted, not attributed",
-             kDim, color)
+  out << styled(fmt::format("method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps "
+                            "{}; launches that copied another number of VMAs are counted, not attributed",
+                            snapshot_when(cell)),
+                kDim, color)
       << '\n';
   if (const std::string f = mapping_finding(cell); !f.empty()) out << styled("finding: " + f, kBold, color) << '\n';
 }
@@ -121,10 +128,11 @@ std::string mappings_html(const Cell& cell, size_t top) {
   std::string out = fmt::format(
       "<section id=\"mappings\"><h2>Where dup_mmap's time goes, by mapping: {}</h2>\n<p class=\"note\">Per fork, "
       "{} launches attributed, {} not (their copied-VMA count did not match the maps snapshot). Method {}: the k-th "
-      "VMA copied is the k-th copyable mapping of /proc/PID/smaps at the cell's start.</p>\n<table>\n"
+      "VMA copied is the k-th copyable mapping of /proc/PID/smaps {}.</p>\n<table>\n"
       "<tr><th>mapping</th><th>kind</th><th>rss</th><th>VMAs/fork</th><th>vma_setup</th><th>copy_page_range</th>"
       "<th>share</th><th></th></tr>\n",
-      escape(cell_label(cell)), cell.mappings.front().launches, cell.mapping_unattributed, escape(cell.mapping_method));
+      escape(cell_label(cell)), cell.mappings.front().launches, cell.mapping_unattributed, escape(cell.mapping_method),
+      snapshot_when(cell));
   for (size_t i = 0; i < std::min(top, cell.mappings.size()); i++) {
     const Mapping& m = cell.mappings[i];
     const double share = all ? static_cast<double>(mapping_ns(m)) / static_cast<double>(all) : 0;

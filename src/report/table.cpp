@@ -282,6 +282,14 @@ void render_text_report(const Run& run, const Cell* tree_cell, std::ostream& out
       render_mappings(*tree_cell, out, color);
     }
   }
+  // trace: every other group that forked has its table too.
+  if (run.trace) {
+    for (const Cell& c : run.cells) {
+      if (&c == tree_cell || c.mapping_method.empty()) continue;
+      out << "\n";
+      render_mappings(c, out, color);
+    }
+  }
 }
 
 bool stdout_is_tty() {

@@ -82,53 +82,90 @@ std::vector<MappingInfo> read_smaps(pid_t pid) {
   return parse_smaps(text);
 }
 
-void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
-  const std::vector<MappingSlot>& slots = kernel.slots;
-  const uint64_t lost = kernel.lost;
-  std::vector<const MappingInfo*> copyable;
-  for (const MappingInfo& m : snapshot)
-    if (!m.dontcopy) copyable.push_back(&m);
-  const auto expected = static_cast<uint32_t>(copyable.size());
-  // Launches per copied-VMA count: slot 0 is every launch's first VMA.
-  uint64_t copied = 0, matched = 0;
-  for (const MappingSlot& s : slots) {
-    if (s.idx != 0) continue;
-    copied += s.calls;
-    if (s.nvmas == expected) matched += s.calls;
-  }
-  if (copied == 0 && lost == 0) return;
-  cell.mapping_method = "order";
-  cell.mapping_unattributed = copied - matched + lost;
-  if (matched == 0) return;
+namespace {
 
-  // Rows by identity, in the order first met; the other slot takes every VMA past the bound.
+std::vector<const MappingInfo*> copyable_of(const std::vector<MappingInfo>& snapshot) {
+  std::vector<const MappingInfo*> out;
+  for (const MappingInfo& m : snapshot)
+    if (!m.dontcopy) out.push_back(&m);
+  return out;
+}
+
+}  // namespace
+
+void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& kernel, Cell& cell) {
+  // Launches per (process, copied-VMA count): slot 0 is every launch's first VMA.
+  using Layout = std::pair<uint32_t, uint32_t>;
+  std::map<Layout, uint64_t> launches;
+  uint64_t copied = 0;
+  for (const MappingSlot& s : kernel.slots) {
+    if (s.idx != 0) continue;
+    launches[{s.tgid, s.nvmas}] += s.calls;
+    copied += s.calls;
+  }
+  if (copied == 0 && kernel.lost == 0) return;
+  cell.mapping_method = "order";
+
+  // Rows by identity, in the order first met; the other slot takes every VMA past the
+  // bound.  Each matched layout's k-th copyable mapping -> its row; the rows' sizes
+  // summed weighted by the launches matched to each layout that has them.
   using Key = std::tuple<std::string, std::string, uint64_t>;
   std::map<Key, size_t> rows;
-  std::vector<size_t> row_of(copyable.size());
-  for (size_t k = 0; k < copyable.size(); k++) {
-    const MappingInfo& m = *copyable[k];
-    Key key = k < kMappingSlots ? Key{m.name, m.perms, m.end - m.start} : Key{"(other mappings)", "", 0};
-    auto [it, fresh] = rows.emplace(key, cell.mappings.size());
-    if (fresh) {
-      Mapping row;
-      row.name = std::get<0>(key);
-      row.kind = k < kMappingSlots ? m.kind : "other";
-      row.perms = std::get<1>(key);
-      row.launches = matched;
-      cell.mappings.push_back(std::move(row));
+  std::map<Layout, std::vector<size_t>> row_of;
+  struct Sizes {
+    uint64_t launches = 0, vmas = 0, bytes = 0, rss = 0, page_tables = 0;
+    const std::vector<MappingInfo>* counted = nullptr;  // the layout whose launches are in
+  };
+  std::vector<Sizes> sizes;
+  uint64_t matched = 0;
+  for (const auto& [layout, n] : launches) {
+    const std::vector<MappingInfo>* snapshot = n ? snapshot_for(layout.first, layout.second) : nullptr;
+    if (snapshot == nullptr) continue;
+    const std::vector<const MappingInfo*> copyable = copyable_of(*snapshot);
+    if (copyable.size() != layout.second) continue;
+    matched += n;
+    std::vector<size_t>& of = row_of[layout];
+    for (size_t k = 0; k < copyable.size(); k++) {
+      const MappingInfo& m = *copyable[k];
+      Key key = k < kMappingSlots ? Key{m.name, m.perms, m.end - m.start} : Key{"(other mappings)", "", 0};
+      auto [it, fresh] = rows.emplace(key, cell.mappings.size());
+      if (fresh) {
+        Mapping row;
+        row.name = std::get<0>(key);
+        row.kind = k < kMappingSlots ? m.kind : "other";
+        row.perms = std::get<1>(key);
+        cell.mappings.push_back(std::move(row));
+        sizes.emplace_back();
+      }
+      Sizes& z = sizes[it->second];
+      if (z.counted != snapshot) z.launches += n;
+      z.counted = snapshot;
+      z.vmas += n;
+      z.bytes += (m.end - m.start) * n;
+      z.rss += m.rss_bytes * n;
+      if (m.rss_bytes) z.page_tables += pte_span_bytes(m.start, m.end) * n;
+      of.push_back(it->second);
     }
-    Mapping& row = cell.mappings[it->second];
-    row.vmas += 1;
-    row.bytes += m.end - m.start;
-    row.rss_bytes += m.rss_bytes;
-    if (m.rss_bytes) row.page_table_bytes += pte_span_bytes(m.start, m.end);
-    row_of[k] = it->second;
   }
-  for (const MappingSlot& s : slots) {
-    if (s.nvmas != expected) continue;
+  cell.mapping_unattributed = copied - matched + kernel.lost;
+  if (matched == 0) return;
+  for (size_t i = 0; i < cell.mappings.size(); i++) {
+    // Means over the launches whose layout had the mapping: one layout's own figures.
+    const Sizes& z = sizes[i];
+    const auto mean = [&](uint64_t sum) { return (sum + z.launches / 2) / z.launches; };
+    Mapping& row = cell.mappings[i];
+    row.launches = matched;
+    row.vmas = mean(z.vmas);
+    row.bytes = mean(z.bytes);
+    row.rss_bytes = mean(z.rss);
+    row.page_table_bytes = mean(z.page_tables);
+  }
+  for (const MappingSlot& s : kernel.slots) {
+    auto of = row_of.find({s.tgid, s.nvmas});
+    if (of == row_of.end()) continue;
     const size_t k = s.idx < kMappingSlots ? s.idx : kMappingSlots;
-    if (k >= copyable.size()) continue;
-    Mapping& row = cell.mappings[row_of[k]];
+    if (k >= of->second.size()) continue;
+    Mapping& row = cell.mappings[of->second[k]];
     row.calls += s.calls;
     row.vma_setup_ns += s.setup_ns;
     row.copy_page_range_ns += s.cpr_ns;
@@ -136,6 +173,45 @@ void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMa
   std::stable_sort(cell.mappings.begin(), cell.mappings.end(), [](const Mapping& a, const Mapping& b) {
     return a.vma_setup_ns + a.copy_page_range_ns > b.vma_setup_ns + b.copy_page_range_ns;
   });
+}
+
+void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
+  const size_t copyable = copyable_of(snapshot).size();
+  attribute_mappings([&](uint32_t, uint32_t nvmas) { return nvmas == copyable ? &snapshot : nullptr; }, kernel, cell);
+}
+
+void ProcessSnapshots::update(const std::vector<LauncherLayout>& launchers,
+                              const std::function<void(uint32_t, size_t, uint32_t)>& on_read) {
+  for (const LauncherLayout& l : launchers) {
+    auto it = procs_.find(l.tgid);
+    if (it == procs_.end()) {
+      if (procs_.size() >= kMaxProcesses) continue;
+      it = procs_.emplace(l.tgid, Process{}).first;
+      it->second.start_ns = l.start_ns;
+    }
+    Process& p = it->second;
+    if (p.reused) continue;
+    if (p.start_ns != l.start_ns) {  // another process under the same pid: its launches are mixed in
+      p.reused = true;
+      p.by_count.clear();
+      continue;
+    }
+    if (p.by_count.contains(l.nvmas) || p.tried_at == l.launches || p.by_count.size() >= kMaxLayouts) continue;
+    p.tried_at = l.launches;
+    std::vector<MappingInfo> snapshot = read_(static_cast<pid_t>(l.tgid));
+    reads_++;
+    if (snapshot.empty()) continue;  // gone (or exec'd into nothing readable)
+    const size_t copyable = copyable_of(snapshot).size();
+    if (on_read) on_read(l.tgid, copyable, l.nvmas);
+    p.by_count.emplace(static_cast<uint32_t>(copyable), std::move(snapshot));
+  }
+}
+
+const std::vector<MappingInfo>* ProcessSnapshots::find(uint32_t tgid, uint32_t nvmas) const {
+  auto p = procs_.find(tgid);
+  if (p == procs_.end() || p->second.reused) return nullptr;
+  auto s = p->second.by_count.find(nvmas);
+  return s == p->second.by_count.end() ? nullptr : &s->second;
 }
 
 }  // namespace forkscope

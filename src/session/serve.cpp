@@ -11,7 +11,9 @@
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -33,52 +35,82 @@ double monotonic_s() {
 }
 
 // Reads the tracer at scrape time (no per-event traffic to user space) and hands
-// the exporter's registry to the exposer.  Scrapes may come on two threads.
+// the exporter's registry to the exposer; evicts idle groups, at scrapes and on
+// serve's own ticks.  Scrapes may come on two threads.
 class ScrapeCollector : public prometheus::Collectable {
  public:
-  ScrapeCollector(const Tracer& tracer, const ServeOptions& o)
-      : tracer_(tracer), exporter_(o.max_groups, o.evict_after_s) {}
+  ScrapeCollector(Tracer& tracer, const ServeOptions& o)
+      : tracer_(tracer), max_groups_(o.max_groups), exporter_(o.max_groups, o.evict_after_s) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     const double t0 = monotonic_s();
-    exporter_.update(snapshot(), t0);
+    refresh(t0);
     exporter_.set_scrape_seconds(monotonic_s() - t0);
     return exporter_.registry()->Collect();
   }
 
+  // Between scrapes: idle groups free their cells even when nobody scrapes.
+  void tick() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    refresh(monotonic_s());
+  }
+
  private:
+  void refresh(double now) const {
+    exporter_.update(snapshot(), now);
+    // Eviction: no new launch joins the cell once its key is gone, so its last
+    // read is final; then the cell is zeroed and free for the next new group.
+    for (uint32_t cell : exporter_.idle_cells(now)) {
+      const auto group = std::find_if(groups_.begin(), groups_.end(),
+                                      [&](const TraceGroup& g) { return g.cell == cell; });
+      if (group == groups_.end()) continue;
+      tracer_.unlink_cell(cell);
+      exporter_.retire(sample(*group), now);
+      tracer_.recycle_cell(cell);
+    }
+  }
+
+  GroupSample sample(const TraceGroup& g) const {
+    const KernelCounts k = tracer_.read_counts(g.cell);
+    GroupSample out;
+    out.cell = g.cell;
+    out.comm = g.comm;
+    out.other = g.other;
+    out.kind = g.other ? "mixed" : g.flags == FS_GROUP_EXEC_ONLY ? "exec" : launch_kind(g.flags);
+    out.launches = k.launches;
+    out.execs = k.execs;
+    out.dropped = k.lost;
+    if (k.failed) out.failed = tracer_.read_failed_errnos(g.cell);
+    if (k.launches == 0 && k.failed == 0 && k.execs == 0) return out;
+    const RunPlan& plan = tracer_.plan();
+    const std::vector<PhaseAgg> phases = tracer_.read_phases(g.cell);
+    for (int id = 0; id < FS_NPHASES; id++) {
+      const PhaseAgg& a = phases[id];
+      out.program_runs += a.events + a.fn_events;
+      if (!plan.measured(id) || a.count == 0) continue;
+      out.phases.push_back({plan.name[id], a.count, a.total_ns, a.hist});
+    }
+    return out;
+  }
+
   MetricsSnapshot snapshot() const {
     MetricsSnapshot s;
-    const RunPlan& plan = tracer_.plan();
+    groups_ = tracer_.read_groups();
     size_t named = 0;
-    for (const TraceGroup& g : tracer_.read_groups()) {
+    for (const TraceGroup& g : groups_) {
       named += !g.other;
-      const KernelCounts k = tracer_.read_counts(g.cell);
-      s.health.events_dropped += k.lost;
-      if (k.launches == 0 && k.failed == 0 && k.execs == 0) continue;
-      GroupSample out;
-      out.comm = g.comm;
-      out.other = g.other;
-      out.kind = g.other ? "mixed" : g.flags == FS_GROUP_EXEC_ONLY ? "exec" : launch_kind(g.flags);
-      out.launches = k.launches;
-      out.failed = k.failed;
-      out.execs = k.execs;
-      const std::vector<PhaseAgg> phases = tracer_.read_phases(g.cell);
-      for (int id = 0; id < FS_NPHASES; id++) {
-        const PhaseAgg& a = phases[id];
-        s.health.program_runs += a.events + a.fn_events;
-        if (!plan.measured(id) || a.count == 0) continue;
-        out.phases.push_back({plan.name[id], a.count, a.total_ns, a.hist});
-      }
-      s.groups.push_back(std::move(out));
+      s.groups.push_back(sample(g));
     }
-    s.health.kernel_groups_full = named >= kTraceGroups;
+    s.health.stale_records = tracer_.stale_records();
+    s.health.kernel_groups_full = named >= max_groups_;
     s.health.map_bytes = tracer_.map_bytes();
     return s;
   }
 
-  const Tracer& tracer_;
+  Tracer& tracer_;
+  size_t max_groups_;
+  mutable std::vector<TraceGroup> groups_;  // as the last snapshot read them
   mutable std::mutex mutex_;
   mutable MetricsExporter exporter_;
 };
@@ -130,6 +162,7 @@ int serve_session(const ServeOptions& o) {
   follow.root = o.pid;
   follow.cgroup_fd = cgroup_fd;
   follow.samples_per_group = 0;  // no span-by-span records: nothing flows to user space per launch
+  follow.groups = static_cast<uint32_t>(o.max_groups);  // one kernel cell per label set
   tracer->follow(follow);
   if (cgroup_fd >= 0) close(cgroup_fd);
 
@@ -156,8 +189,15 @@ int serve_session(const ServeOptions& o) {
     std::fprintf(stderr, "forkscope: %s backend attached; tracing %s; metrics on http://%s/metrics until Ctrl-C\n",
                  backend_name(tracer->plan()).c_str(), target.c_str(), o.listen.c_str());
   }
-  int sig = 0;
-  sigwait(&stop, &sig);
+  // Ticks between scrapes evict idle groups whether or not anyone scrapes: within
+  // one tick (--evict-after / 4, 0.25 to 30 s) past --evict-after without growth.
+  const double tick_s = std::clamp(o.evict_after_s / 4, 0.25, 30.0);
+  const timespec tick = {static_cast<time_t>(tick_s), static_cast<long>((tick_s - std::floor(tick_s)) * 1e9)};
+  int sig = -1;
+  while (sig < 0) {
+    sig = sigtimedwait(&stop, nullptr, &tick);
+    if (sig < 0) collector->tick();
+  }
   // Scrapes end before the tracer they read goes; then every program is detached.
   exposer.reset();
   collector.reset();

@@ -13,8 +13,8 @@ struct ServeOptions {
   pid_t pid = 0;                          // follow this process and what it launches
   std::string cgroup;                     // or a cgroup v2 directory
   // neither: every task but forkscope (-a)
-  size_t max_groups = 20;  // label sets of their own; the rest in comm="(other)"
-  double evict_after_s = 600;
+  size_t max_groups = 20;      // kernel group cells = label sets of their own; the rest in comm="(other)"
+  double evict_after_s = 600;  // a group without growth this long frees its cell (counters kept)
   std::string backend = "auto";
   std::string depth = "full";  // --depth syscall|process|full
   bool quiet = false;

@@ -13,6 +13,7 @@
 
 #include "forkscope/command.h"
 #include "forkscope/error.h"
+#include "forkscope/mappings.h"
 #include "forkscope/runner.h"
 #include "forkscope/target.h"
 #include "forkscope/session.h"
@@ -38,8 +39,9 @@ std::string quoted_command(const std::vector<std::string>& argv) {
   return s;
 }
 
-// One cell per group that launched or exec'd, most launches first.
-std::vector<Cell> collect(Tracer& tracer, double seconds) {
+// One cell per group that launched or exec'd, most launches first; with snapshots,
+// each group's per-mapping attribution.
+std::vector<Cell> collect(Tracer& tracer, double seconds, const ProcessSnapshots* snapshots) {
   std::vector<Cell> cells;
   for (const TraceGroup& g : tracer.read_groups()) {
     Cell c;
@@ -59,6 +61,10 @@ std::vector<Cell> collect(Tracer& tracer, double seconds) {
     c.launches = c.kernel.launches;
     c.failed = c.kernel.failed;
     c.seconds = seconds;
+    if (snapshots != nullptr) {
+      attribute_mappings([&](uint32_t tgid, uint32_t nvmas) { return snapshots->find(tgid, nvmas); },
+                         tracer.read_mappings(g.cell), c);
+    }
     cells.push_back(std::move(c));
   }
   std::stable_sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
@@ -86,6 +92,7 @@ Run trace_session(const TraceSessionOptions& o) {
   Follow follow;
   follow.cgroup_fd = cgroup_fd;
   follow.all = o.all;
+  follow.mappings = o.mappings;
   if (!o.command.empty()) {
     command = std::make_unique<Command>(o.command);
     follow.root = command->pid();
@@ -122,6 +129,18 @@ Run trace_session(const TraceSessionOptions& o) {
     }
   }
 
+  // Per-mapping attribution: each launching process's mappings, read when it is first
+  // seen and again when the count of VMAs its launches copy changes (mappings.h).
+  ProcessSnapshots snapshots;
+  const auto snapshot_launchers = [&] {
+    if (!o.mappings) return;
+    snapshots.update(tracer->read_map_launchers(), [&](uint32_t tgid, size_t copyable, uint32_t nvmas) {
+      if (o.verbose)
+        std::fprintf(stderr, "forkscope: mappings of pid %u read: %zu copyable, its last launch copied %u\n", tgid,
+                     copyable, nvmas);
+    });
+  };
+
   bool target_gone = false;
   double last_progress = 0;
   const bool progress = !o.quiet && isatty(STDERR_FILENO);
@@ -129,12 +148,14 @@ Run trace_session(const TraceSessionOptions& o) {
     const double t = seconds_since(t0);
     if (o.duration > 0 && t >= o.duration) break;
     pollfd p{watch_fd, POLLIN, 0};
-    int r = poll(&p, watch_fd >= 0 ? 1 : 0, 200);
+    // Every 100 ms at most: a launching process's snapshot waits no longer.
+    int r = poll(&p, watch_fd >= 0 ? 1 : 0, 100);
     if ((r > 0 && (p.revents & (POLLIN | POLLHUP))) || (watch_fd < 0 && command && command->try_reap())) {
       target_gone = true;  // (no pidfd for the command: its exit is polled)
       break;
     }
     tracer->consume_samples();
+    snapshot_launchers();
     if (progress && t - last_progress >= 1) {
       last_progress = t;
       uint64_t launches = 0, execs = 0;
@@ -149,12 +170,13 @@ Run trace_session(const TraceSessionOptions& o) {
   }
   if (progress) std::fprintf(stderr, "\n");
   info.seconds = seconds_since(t0);
+  snapshot_launchers();  // the processes still there (-p, --cgroup, -a)
   // Children still finishing their exit are counted before the programs go.
   usleep(20000);
   // Programs detached first: the reads below must not see half of a child's
   // death (its teardown added, its exit_mm not yet).
   tracer->set_attached(false);
-  run.cells = collect(*tracer, info.seconds);
+  run.cells = collect(*tracer, info.seconds, o.mappings ? &snapshots : nullptr);
   info.parents = tracer->read_parents();
   tracer.reset();  // detach before anything else happens
   if (watch_fd >= 0 && !command) close(watch_fd);

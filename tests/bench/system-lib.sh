@@ -34,10 +34,14 @@
 #             time (one CPU busy), SIGINT after the set (run then exits 1)
 #   trace-a   forkscope trace -a: every task but forkscope
 #   trace-p   forkscope trace -p of an idle process (sleep 1000)
+#   serve     forkscope serve -a on a loopback port ($SERVE_PORT), not scraped
+#             during the set; scraped once at its end, which must show launches
 #   bpftrace  the floor: bpftrace counting clone/clone3 on the per-syscall
 #             tracepoints ($CLONE_BT)
 # shellcheck disable=SC2034  # read by the scripts that source this
-SYSTEM_CONDITIONS="run trace-a trace-p bpftrace"
+SYSTEM_CONDITIONS="run trace-a trace-p serve bpftrace"
+SYSTEM_DEFAULT="run trace-a trace-p bpftrace"  # serve on request (the host: the guest has no prometheus-cpp)
+SERVE_PORT=${SERVE_PORT:-39464}
 TPID="" IDLE_PID=""
 
 # Tracing programs loaded, not held by process $1 (empty: none excluded).
@@ -100,6 +104,7 @@ start_cond() {  # COND
         sleep 1000 & IDLE_PID=$!
       fi
       cmd=("$FORKSCOPE" trace -p "$IDLE_PID" "${bk[@]}" --out "$out" --no-color) ;;
+    serve) cmd=("$FORKSCOPE" serve -a "${bk[@]}" --listen "127.0.0.1:$SERVE_PORT") ;;
     bpftrace) cmd=(bpftrace -B none "$CLONE_BT"); ready='^ready' ;;
     *) say "unknown condition $cond"; return 1 ;;
   esac
@@ -126,6 +131,9 @@ stop_cond() {  # COND
   [[ -n $TPID ]] || return 1
   log="$LOGS/$(slug "$cond").log"
   ids=$(held_progs "$TPID")
+  if [[ $base == serve ]]; then
+    scrape_metrics "$SERVE_PORT" >"$WORK/serve.metrics" 2>/dev/null || true
+  fi
   if [[ $base == run ]] && ! kill -0 "$TPID" 2>/dev/null; then
     note "$cond" "forkscope run ended before the set did (see $(basename "$log"))"; ok=1
   fi
@@ -140,10 +148,20 @@ stop_cond() {  # COND
   ((${#left[@]} == 0)) || note "$cond" "BPF programs still loaded 10 s after it stopped: ids ${left[*]}"
   case $base in
     run|trace-*) [[ -s $WORK/$(slug "$cond").out/results.json ]] || { note "$cond" "no results.json after SIGINT: $(reason_from "$log")"; ok=1; } ;;
+    serve) grep -q '^forkscope_launches_total{' "$WORK/serve.metrics" || { note "$cond" "its /metrics showed no launches: $(reason_from "$log")"; ok=1; } ;;
     bpftrace) grep -qa '@\[tracepoint:syscalls:sys_' "$log" || { note "$cond" "no clone counts in its output: $(reason_from "$log")"; ok=1; } ;;
   esac
   settle
   return "$ok"
+}
+
+# GET /metrics from 127.0.0.1:PORT (bash's /dev/tcp: no HTTP client needed).
+scrape_metrics() {  # PORT
+  local fd
+  exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
+  tr -d '\r' <&"$fd"
+  exec {fd}>&-
 }
 
 # Removes this environment's figures of COND in ROUND (SIDE: only that side).

@@ -93,12 +93,19 @@ done
 
 step "kernel_checks"
 # Runs without results are skipped by kernel_checks; those that ran must pass.
-"$CHECKS" --gtest_color=no || fail "kernel_checks failed"
+# CI shows only the tail of the lane's output: the failed assertions are printed
+# again at the end, where it can be read.
+checks_log=$OUT/kernel_checks.log
+"$CHECKS" --gtest_color=no 2>&1 | tee "$checks_log" || fail "kernel_checks failed"
 
 step "done"
 if ((${#failures[@]})); then
   printf 'kernel lane: %d failure(s):\n' "${#failures[@]}"
   printf '  %s\n' "${failures[@]}"
+  if [[ -s ${checks_log:-} ]] && grep -q ': Failure$' "$checks_log"; then
+    echo "kernel_checks' failed assertions (repeated from above):"
+    grep -A8 ': Failure$' "$checks_log" | cut -c1-300
+  fi
   exit 1
 fi
 echo "kernel lane: all checks passed"

@@ -369,6 +369,14 @@ INSTANTIATE_TEST_SUITE_P(Kernel, TraceBackend, ::testing::Values("fentry", "kpro
 
 // Probe runs inside a phase per launch: runs of our function-probe programs
 // (entries and exits alike) while the phase or one under it was innermost.
+// A phase doing dup_mm's work: dup_mm, a phase inside it, or one above it.
+bool contains_dup_mm(const Cell& c, const Phase& p) {
+  if (p.path.ends_with(";dup_mm") || p.path.find(";dup_mm;") != std::string::npos) return true;
+  for (const Phase& q : c.phases)
+    if (q.name == "dup_mm" && q.path.starts_with(p.path + ";")) return true;
+  return false;
+}
+
 double probe_runs_per_launch(const Cell& c, const Phase& p) {
   uint64_t runs = 0;
   for (const Phase& q : c.phases)
@@ -396,6 +404,12 @@ double probe_runs_per_launch(const Cell& c, const Phase& p) {
 //    residuals -11.4..+2.9 us around a -5.3 us centre (sd 4.5 us, 1.7% of the
 //    phase); 5% puts the tolerance 3 sd from that centre.  copy_process
 //    residuals -7.2..+7.6 us (1.2%).
+//    On 6.12 copy_page_range gets 10%: in four lane runs (2M heap) its fentry
+//    mean was 279-296 us and its kprobe mean 310-312 us, residuals +3.5, +20.2,
+//    +20.2, +22.3 us against a +10.5 us prediction (8% of the phase at most):
+//    kprobes cost about 560 ns more per copy_page_range call there than the
+//    calibration explains, whatever the page tables copied.  With the costs
+//    swapped it still misses by 41 us against a 32 us tolerance.
 //  - 1.5 us: small phases (pthread copy_process 28.9-30.2 us under fentry;
 //    residuals -0.8..+0.7 us), and a steady +1.1 us more on copy_files (kprobe on
 //    dup_fd) than the calibration explains.
@@ -434,17 +448,24 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
         if (!pb || pa.source != "fentry" || pb->source != "kprobe" || !pa.path.starts_with("syscall")) continue;
         SCOPED_TRACE(std::string(mode) + " heap " + std::to_string(heap) + " " + pa.name);
         const double runs_f = probe_runs_per_launch(*a, pa), runs_k = probe_runs_per_launch(*b, *pb);
-        EXPECT_NEAR(runs_f, runs_k, 0.01 * runs_f + 0.01) << "the same launches ran different probe counts";
         const double predicted = per_run * (runs_f + runs_k) / 2;
         const double observed = pb->mean_ns - pa.mean_ns;
-        const double tolerance = 0.25 * std::abs(predicted) + 0.05 * pa.mean_ns + 1500;
+        const double layout_share = pa.name == "copy_page_range" ? 0.10 : 0.05;
+        const double tolerance = 0.25 * std::abs(predicted) + layout_share * pa.mean_ns + 1500;
         // The two runs' runners need not map the same page tables: on 6.12 (THP
         // "always", anonymous mappings aligned to 2 MiB) the fentry run of one lane
         // copied 20 page-table pages per fork at 2M and the kprobe run 18, and
-        // copy_page_range was 19 us faster under kprobes.  Phases inside dup_mm
-        // are then not the same work in both runs: printed, not judged.
-        const bool same_work = a->kernel.pt_pages == b->kernel.pt_pages ||
-                               (pa.path.find(";dup_mm;") == std::string::npos && !pa.path.ends_with(";dup_mm"));
+        // copy_page_range was 19 us faster under kprobes; in another, 16 vs 17 and
+        // 33 us slower, which put kernel_clone 23 us past the prediction, and CI
+        // once failed there.  Phases holding dup_mm's work (inside it, or above it:
+        // syscall, kernel_clone, copy_process) are then not the same work in both
+        // runs: printed, not judged.  Every other phase ran the same probes.
+        const bool holds_dup_mm = contains_dup_mm(*a, pa);
+        if (!holds_dup_mm) {
+          EXPECT_NEAR(runs_f, runs_k, 0.01 * runs_f + 0.01) << "the same launches ran different probe counts";
+        }
+        const bool same_work = !holds_dup_mm ||
+                               (a->kernel.pt_pages == b->kernel.pt_pages && std::abs(runs_f - runs_k) <= 0.01 * runs_f);
         const bool judged = heap == small && same_work;
         std::printf(
             "  %-8s %9llu %-17s %6.1f runs  fentry %10.0f  kprobe %10.0f  kprobe-fentry %+9.0f ns, "
@@ -453,7 +474,7 @@ TEST(CrossCheck, FentryAndKprobeMeansDifferByTheirProbeCosts) {
             predicted, tolerance,
             judged      ? ""
             : same_work ? "  (not judged)"
-                        : "  (not judged: page-table pages differ)");
+                        : "  (not judged: dup_mm's work differs: page-table pages or VMAs per fork)");
         if (!judged) continue;
         checked++;
         // Would the check fail with the costs swapped?  It must, somewhere, to mean anything.
@@ -541,8 +562,7 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
       // As in FentryAndKprobeMeansDifferByTheirProbeCosts: two runs' runners need not
       // map the same page tables (6.12: THP "always"), and then dup_mm and what holds
       // it are not the same work in both runs: printed, not judged.
-      const bool holds_dup_mm = pt.path.find("dup_mm") != std::string::npos || pt.name == "copy_process" ||
-                                pt.name == "kernel_clone";
+      const bool holds_dup_mm = contains_dup_mm(*a, pt);
       const auto per_launch = [](const Cell& c) {
         return static_cast<double>(c.kernel.pt_pages) / static_cast<double>(std::max<uint64_t>(c.kernel.launches, 1));
       };

@@ -1,6 +1,8 @@
 #pragma once
 // Runs the real forkscope binary and captures what it printed and how it exited.
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,6 +116,15 @@ inline std::string doctor_auto_backend() {
   if (o.exit_code != 0 || at == std::string::npos) return "";
   const size_t from = at + mark.size();
   return o.out.substr(from, o.out.find('\n', from) - from);
+}
+
+// The cgroup v2 hierarchy: /sys/fs/cgroup itself, or its "unified" part on hybrid systems.
+inline std::string cgroup2_root() {
+  for (const char* dir : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+    struct statfs fs;
+    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return dir;
+  }
+  return "";
 }
 
 inline std::string make_temp_dir() {

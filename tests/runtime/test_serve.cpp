@@ -1,10 +1,12 @@
-// forkscope serve scraped by Debian's prometheus server: exact launch counts
-// through the query API, a sane p99, promtool's lint, and a clean stop.
+// forkscope serve scraped by Debian's prometheus server: exact launch and failure
+// counts through the query API, a sane p99, promtool's lint, the Grafana
+// dashboard's queries, group eviction, and a clean stop.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,7 +14,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "bpf_objects.h"
@@ -99,16 +105,24 @@ double series_value(const std::string& text, const std::string& series) {
   return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
 }
 
-int run_fork_count(const std::string& comm, int forks, int workers = 0) {
+// Runs a helper to its end (in cgroup, when given); its exit code.
+int run_helper(const char* program, const std::vector<std::string>& args, const std::string& cgroup = "") {
   const pid_t pid = fork();
   if (pid == 0) {
-    const std::string n = std::to_string(forks), w = std::to_string(workers);
-    execl(FORK_COUNT_BIN, "fork_count", comm.c_str(), n.c_str(), w.c_str(), nullptr);
+    if (!cgroup.empty()) std::ofstream(cgroup + "/cgroup.procs") << getpid() << std::flush;
+    std::vector<char*> argv{const_cast<char*>(program)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(program, argv.data());
     _exit(127);
   }
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int run_fork_count(const std::string& comm, int forks, int workers = 0, const std::string& cgroup = "") {
+  return run_helper(FORK_COUNT_BIN, {comm, std::to_string(forks), std::to_string(workers)}, cgroup);
 }
 
 pid_t start_program(const std::vector<std::string>& argv, const std::string& log) {
@@ -193,7 +207,8 @@ TEST_F(ServeScraped, PrometheusSeesTheExactLaunchCountAndASaneP99) {
   EXPECT_EQ(prom_query(prom_port_,
                        "forkscope_phase_seconds_count{comm=\"" + comm + "\",kind=\"fork\",phase=\"syscall\"}"),
             250);
-  EXPECT_EQ(prom_query(prom_port_, "forkscope_launch_failures_total{comm=\"" + comm + "\",kind=\"fork\"}"), 0);
+  // No failure: no failure series (one per errno that occurred).
+  EXPECT_TRUE(std::isnan(prom_query(prom_port_, "count(forkscope_launch_failures_total{comm=\"" + comm + "\"})")));
   const double p99 = prom_query(prom_port_,
                                 "histogram_quantile(0.99, sum by (le) (rate(forkscope_phase_seconds_bucket{comm=\"" +
                                     comm + "\",phase=\"syscall\"}[1m])))");
@@ -204,6 +219,22 @@ TEST_F(ServeScraped, PrometheusSeesTheExactLaunchCountAndASaneP99) {
   EXPECT_GT(prom_query(prom_port_, "forkscope_program_runs_total"), 0);
   EXPECT_EQ(prom_query(prom_port_, "forkscope_events_dropped_total"), 0);
   EXPECT_GE(prom_query(prom_port_, "forkscope_scrape_duration_seconds"), 0);
+}
+
+// launch_fail: clone calls the kernel refuses with EINVAL, then forks it refuses
+// with EAGAIN (RLIMIT_NPROC as nobody), each an exact number of times.
+TEST_F(ServeScraped, FailedLaunchesCountByErrno) {
+  const std::string comm = "fse" + std::to_string(getpid() % 100000);
+  constexpr int kEinval = 7, kEagain = 13;
+  ASSERT_EQ(run_helper(LAUNCH_FAIL_BIN, {comm, std::to_string(kEinval), std::to_string(kEagain)}), 0);
+  const std::string of_comm = "comm=\"" + comm + "\"";
+  EXPECT_EQ(wait_scraped("forkscope_launch_failures_total{" + of_comm + ",kind=\"fork\",errno=\"EAGAIN\"}", kEagain),
+            kEagain);
+  EXPECT_EQ(wait_scraped("sum(forkscope_launch_failures_total{" + of_comm + ",errno=\"EINVAL\"})", kEinval), kEinval);
+  // No other errno, and nothing launched.
+  EXPECT_EQ(prom_query(prom_port_, "sum(forkscope_launch_failures_total{" + of_comm + "})"), kEinval + kEagain);
+  EXPECT_EQ(prom_query(prom_port_, "count(forkscope_launch_failures_total{" + of_comm + "})"), 2);
+  EXPECT_EQ(prom_query(prom_port_, "sum(forkscope_launches_total{" + of_comm + "})"), 0);
 }
 
 TEST_F(ServeScraped, HeavyForkingWhileScrapedLosesNothing) {
@@ -241,6 +272,64 @@ TEST_F(ServeScraped, PromtoolAcceptsTheExposition) {
   EXPECT_NE(om.headers.find("text/plain"), std::string::npos) << om.headers;
 }
 
+// contrib/grafana/forkscope.json: every metric its queries name is one serve
+// exports (the families of a real scrape), and Prometheus accepts every panel's
+// query (Grafana's variables replaced by what matches everything).
+TEST_F(ServeScraped, TheGrafanaDashboardQueriesOnlyExportedMetrics) {
+  std::ifstream in(std::string(FS_SOURCE_DIR) + "/contrib/grafana/forkscope.json");
+  ASSERT_TRUE(in) << "contrib/grafana/forkscope.json";
+  const auto dashboard = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(dashboard.is_discarded());
+  std::vector<std::string> queries, panel_queries;
+  std::function<void(const nlohmann::json&, bool)> walk = [&](const nlohmann::json& j, bool in_target) {
+    if (j.is_object()) {
+      for (const auto& [key, value] : j.items()) {
+        if ((key == "expr" || key == "query" || key == "definition") && value.is_string()) {
+          queries.push_back(value.get<std::string>());
+          if (key == "expr" && in_target) panel_queries.push_back(value.get<std::string>());
+        } else if (key == "query" && value.is_object()) {
+          walk(value, false);
+        } else {
+          walk(value, in_target || key == "targets");
+        }
+      }
+    } else if (j.is_array()) {
+      for (const auto& v : j) walk(v, in_target);
+    }
+  };
+  walk(dashboard, false);
+  ASSERT_GE(panel_queries.size(), 5u);
+
+  // Exported names: every family's TYPE line, a histogram's series suffixes too.
+  const Response r = http_get(serve_port_, "/metrics");
+  ASSERT_EQ(r.status, 200);
+  std::set<std::string> exported;
+  std::istringstream lines(r.body);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string hash, type_word, name, type;
+    if (!(words >> hash >> type_word >> name >> type) || hash != "#" || type_word != "TYPE") continue;
+    exported.insert(name);
+    if (type == "histogram")
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) exported.insert(name + suffix);
+  }
+  const std::regex metric("forkscope_[a-zA-Z0-9_]+");
+  size_t named = 0;
+  for (const std::string& q : queries) {
+    for (auto it = std::sregex_iterator(q.begin(), q.end(), metric); it != std::sregex_iterator(); ++it) {
+      named++;
+      EXPECT_TRUE(exported.count(it->str())) << it->str() << " in: " << q;
+    }
+  }
+  EXPECT_GE(named, panel_queries.size());
+  for (std::string q : panel_queries) {
+    q = std::regex_replace(q, std::regex("\\$__rate_interval"), "1m");
+    q = std::regex_replace(q, std::regex("\\$\\{?[a-zA-Z_]+\\}?"), ".*");
+    const Response answer = http_get(prom_port_, "/api/v1/query?query=" + url_encode(q));
+    EXPECT_EQ(answer.status, 200) << q << ": " << answer.body;
+  }
+}
+
 TEST_F(ServeScraped, ASecondServeOnTheSamePortExitsTwoWithOneLine) {
   const test::Outcome o = test::run_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(serve_port_)});
   EXPECT_EQ(o.exit_code, 2);
@@ -258,6 +347,53 @@ TEST_F(ServeScraped, ZSigtermDetachesEverything) {
   const test::BpfIds left = test::left_after_grace(bpf_);
   EXPECT_TRUE(left.empty()) << left.progs.size() << " programs, " << left.maps.size() << " maps, " << left.links.size()
                             << " links left";
+}
+
+// --max-groups 3 --evict-after 2 in a cgroup of the test's own: six commands one
+// after the other each get a series of their own (none goes to "(other)"), each
+// evicted once idle; the first, back, continues from its total.
+TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
+  if (!have("promtool")) GTEST_SKIP() << "Debian's promtool is not installed (scripts/setup.sh installs it)";
+  const std::string root = test::cgroup2_root();
+  if (root.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
+  const std::string cg = root + "/forkscope-serve-" + std::to_string(getpid());
+  ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << cg;
+  const int port = free_port();
+  test::Started serve = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--cgroup", cg,
+                                               "--max-groups", "3", "--evict-after", "2", "-q"});
+  const bool up = test::wait_for([&] { return http_get(port, "/metrics").status == 200; }, 60);
+  std::string text;
+  auto value = [&](const std::string& series) { return series_value(text = http_get(port, "/metrics").body, series); };
+  auto launches = [&](const std::string& comm) {
+    return value("forkscope_launches_total{comm=\"" + comm + "\",kind=\"fork\"}");
+  };
+  constexpr int kComms = 6;
+  const std::string prefix = "fsv" + std::to_string(getpid() % 10000) + "-";
+  if (up) {
+    for (int i = 0; i < kComms; i++) {
+      const std::string comm = prefix + std::to_string(i);
+      ASSERT_EQ(run_fork_count(comm, 10 + i, 0, cg), 0);
+      EXPECT_TRUE(test::wait_for([&] { return launches(comm) == 10 + i; }, 30)) << comm << ": " << launches(comm);
+      EXPECT_LE(value("forkscope_groups"), 3) << text;
+      EXPECT_TRUE(test::wait_for([&] { return launches(comm) == -1; }, 30)) << comm << " not evicted";
+    }
+    EXPECT_EQ(value("forkscope_launches_total{comm=\"(other)\",kind=\"mixed\"}"), 0) << text;
+    EXPECT_GE(value("forkscope_groups_evicted_total"), kComms);
+    // The first command comes back: its counters continue from its totals.
+    ASSERT_EQ(run_fork_count(prefix + "0", 5, 0, cg), 0);
+    EXPECT_TRUE(test::wait_for([&] { return launches(prefix + "0") == 15; }, 30)) << launches(prefix + "0");
+    EXPECT_EQ(value("forkscope_phase_seconds_count{comm=\"" + prefix + "0\",kind=\"fork\",phase=\"syscall\"}"), 15);
+    const test::TempDir dir;
+    std::ofstream(dir / "metrics.txt") << text;
+    const std::string cmd = "promtool check metrics < " + (dir / "metrics.txt") + " > " + (dir / "promtool.log") +
+                            " 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << test::slurp(dir / "promtool.log");
+  }
+  kill(serve.pid, SIGTERM);
+  const test::Outcome o = test::finish_forkscope(serve);
+  rmdir(cg.c_str());
+  ASSERT_TRUE(up) << o.err;
+  EXPECT_EQ(o.exit_code, 0) << o.err;
 }
 
 TEST(ServeUsage, BadListenExitsTwoWithOneLine) {

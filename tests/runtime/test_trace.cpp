@@ -1,10 +1,8 @@
 // forkscope trace on this machine's kernel: a shell loop, a running process
 // driven by signals, and what bad input does.
 #include <gtest/gtest.h>
-#include <linux/magic.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 
 #include <filesystem>
 #include <fstream>
@@ -176,18 +174,9 @@ TEST_P(TracePid, CountsExactlyTheSignalsSent) {
 
 INSTANTIATE_TEST_SUITE_P(Waits, TracePid, ::testing::Values("waitpid", "waitid"));
 
-// The cgroup v2 hierarchy: /sys/fs/cgroup itself, or its "unified" part on hybrid systems.
-std::string cgroup2_root() {
-  for (const char* dir : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
-    struct statfs fs;
-    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return dir;
-  }
-  return "";
-}
-
 // --cgroup: the worker's launches are followed through its cgroup; Ctrl-C ends the trace.
 TEST(TraceCgroup, CountsTheLaunchesOfTasksInTheCgroup) {
-  const std::string root = cgroup2_root();
+  const std::string root = test::cgroup2_root();
   if (root.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
   const std::string cg = root + "/forkscope-test-" + std::to_string(getpid());
   ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << cg;

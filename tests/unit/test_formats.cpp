@@ -232,14 +232,38 @@ TEST(Csv, HeaderAndOneRowPerCellAndPhase) {
   size_t rows = 0;
   for (const Cell& c : fixture().cells) rows += c.phases.size();
   EXPECT_EQ(static_cast<size_t>(std::count(csv.begin(), csv.end(), '\n')), rows + 1);
-  EXPECT_EQ(csv.rfind("host,mode,heap_bytes,", 0), 0u);
+  EXPECT_EQ(csv.rfind("host,mode,heap_bytes,vmas,launches,", 0), 0u);
   forkscope::Run run;
   Cell c;
   c.mode = "clone:VM,FS";
   c.host = "a \"b\"";
+  c.vmas = 4000;
   c.phases.push_back(Phase{"syscall", "syscall", "tracepoint", 1, 1, 10, 10, 10, 10, 10, {}});
   run.cells = {c};
-  EXPECT_NE(phases_csv(run).find("\"a \"\"b\"\"\",\"clone:VM,FS\",0,0,syscall"), std::string::npos) << phases_csv(run);
+  EXPECT_NE(phases_csv(run).find("\"a \"\"b\"\"\",\"clone:VM,FS\",0,4000,0,syscall"), std::string::npos)
+      << phases_csv(run);
+}
+
+// A --vmas sweep's cells differ only by VMA count: after the results file's round
+// trip each keeps its own rows, told apart by the vmas column.
+TEST(Csv, VmaSweepCellsKeepTheirCountThroughTheResultsFile) {
+  forkscope::Run run = fixture();
+  run.cells.resize(1);
+  run.cells[0].vmas = 0;
+  run.cells.push_back(run.cells[0]);
+  run.cells[1].vmas = 4000;
+  const std::string csv = phases_csv(run_from_json(to_json(run)));
+  const size_t per_cell = run.cells[0].phases.size();
+  ASSERT_GT(per_cell, 0u);
+  const std::string cell = ",fork," + std::to_string(run.cells[0].heap_bytes) + ",";
+  size_t at0 = 0, at4000 = 0;
+  std::istringstream lines(csv);
+  for (std::string line; std::getline(lines, line);) {
+    at0 += line.find(cell + "0," + std::to_string(run.cells[0].launches) + ",") != std::string::npos;
+    at4000 += line.find(cell + "4000," + std::to_string(run.cells[1].launches) + ",") != std::string::npos;
+  }
+  EXPECT_EQ(at0, per_cell) << csv;
+  EXPECT_EQ(at4000, per_cell) << csv;
 }
 
 TEST(Text, SameAsRunPrintsAndNoEscapesWithoutColor) {

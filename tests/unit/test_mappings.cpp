@@ -4,6 +4,8 @@
 #include <linux/types.h>
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 #include <sstream>
 #include <vector>
 
@@ -182,6 +184,100 @@ TEST(Attribution, SameIdentityVmasShareARowAndThePastTheBoundOnesTheOtherRow) {
   EXPECT_EQ(cell.mappings[1].vmas, 5u);
   EXPECT_EQ(cell.mappings[1].calls, 20u);
   EXPECT_EQ(cell.mappings[1].copy_page_range_ns, 9u);
+}
+
+// trace: launches of several processes, each matched to its own snapshot of the count
+// it copied; rows by identity across them; a process with no snapshot counted.
+TEST(Attribution, TraceMatchesEachProcessToItsOwnSnapshot) {
+  const std::vector<MappingInfo> a = forkscope::parse_smaps(kSmaps);  // 6 copyable, [heap] 132K
+  const std::vector<MappingInfo> b = {{"[heap]", "heap", "rw-p", 0x1000000, 0x1021000, 0, false},
+                                      {"/srv/data", "file", "rw-p", 0x7f0000000000, 0x7f0004000000, 64u << 20, false}};
+  KernelMappings k;
+  for (uint32_t i = 0; i < 6; i++) k.slots.push_back({6, i, 10, 10, 10, 100});
+  k.slots.push_back({2, 0, 5, 1000, 2000, 200});                             // [heap]
+  k.slots.push_back({2, 1, 5, 3000, 90000, 200});                            // /srv/data
+  for (uint32_t i = 0; i < 3; i++) k.slots.push_back({3, i, 4, 7, 7, 300});  // no snapshot
+  for (uint32_t i = 0; i < 6; i++) k.slots.push_back({6, i, 2, 7, 7, 200});  // 200 never had 6
+  const auto find = [&](uint32_t tgid, uint32_t nvmas) -> const std::vector<MappingInfo>* {
+    if (tgid == 100 && nvmas == 6) return &a;
+    if (tgid == 200 && nvmas == 2) return &b;
+    return nullptr;
+  };
+  Cell cell;
+  forkscope::attribute_mappings(find, k, cell);
+  EXPECT_EQ(cell.mapping_method, "order");
+  EXPECT_EQ(cell.mapping_unattributed, 4u + 2u);
+  ASSERT_EQ(cell.mappings.size(), 7u);  // a's six and b's file: b's heap is a's row
+  const forkscope::Mapping& top = cell.mappings[0];
+  EXPECT_EQ(top.name, "/srv/data");
+  EXPECT_EQ(top.bytes, 64u << 20);  // its own size, not diluted by the launches without it
+  EXPECT_EQ(top.vmas, 1u);
+  EXPECT_EQ(top.calls, 5u);
+  EXPECT_EQ(top.copy_page_range_ns, 90000u);
+  uint64_t setup = 0;
+  for (const forkscope::Mapping& m : cell.mappings) {
+    EXPECT_EQ(m.launches, 15u) << m.name;  // the group's attributed launches
+    setup += m.vma_setup_ns;
+    if (m.name == "[heap]") {
+      EXPECT_EQ(m.calls, 15u);
+      EXPECT_EQ(m.vma_setup_ns, 10u + 1000);
+      EXPECT_EQ(m.bytes, 0x21000u);
+      EXPECT_EQ(m.rss_bytes, (12u * 1024 * 10 + 0 * 5 + 7) / 15);  // a mean over both processes' launches
+    } else if (m.name != "/srv/data") {
+      EXPECT_EQ(m.calls, 10u) << m.name;
+    }
+  }
+  EXPECT_EQ(setup, 6u * 10 + 1000 + 3000);  // nothing of the unmatched launches
+}
+
+// trace: a process is read when first seen, again when its launches copy a count it
+// has no snapshot of (once per new launch), never after its pid was reused.
+TEST(ProcessSnapshots, ReadWhenFirstSeenAndWhenTheCountChanges) {
+  std::map<pid_t, std::vector<MappingInfo>> layouts;
+  const MappingInfo one{"[heap]", "heap", "rw-p", 0x1000, 0x2000, 4096, false};
+  const MappingInfo dc{"[anon]", "anon", "rw-p", 0x3000, 0x4000, 0, true};
+  layouts[10] = {one, dc, one};  // 2 copyable
+  layouts[20] = {one};
+  std::vector<pid_t> read;
+  forkscope::ProcessSnapshots snaps([&](pid_t pid) {
+    read.push_back(pid);
+    auto it = layouts.find(pid);
+    return it == layouts.end() ? std::vector<MappingInfo>{} : it->second;
+  });
+  std::vector<std::tuple<uint32_t, size_t, uint32_t>> logged;
+  const auto log = [&](uint32_t tgid, size_t copyable, uint32_t nvmas) { logged.push_back({tgid, copyable, nvmas}); };
+  snaps.update({{10, 2, 1, 555}, {20, 1, 4, 777}, {30, 5, 1, 999}}, log);
+  EXPECT_EQ(read, (std::vector<pid_t>{10, 20, 30}));  // 30 exited: nothing to read
+  ASSERT_NE(snaps.find(10, 2), nullptr);
+  EXPECT_EQ(snaps.find(10, 2)->size(), 3u);
+  EXPECT_EQ(snaps.find(10, 3), nullptr);
+  EXPECT_EQ(snaps.find(30, 5), nullptr);
+  EXPECT_EQ(logged.size(), 2u);
+  // The same counts: nothing read.  30's next launch: tried again.
+  snaps.update({{10, 2, 9, 555}, {20, 1, 8, 777}, {30, 5, 1, 999}}, log);
+  EXPECT_EQ(read.size(), 3u);
+  snaps.update({{30, 5, 2, 999}}, log);
+  EXPECT_EQ(read.size(), 4u);
+  // 10 mapped one more VMA: read again; the old snapshot stays for the old launches.
+  layouts[10].push_back({"[anon]", "anon", "rw-p", 0x9000, 0xa000, 0, false});
+  snaps.update({{10, 3, 10, 555}}, log);
+  EXPECT_EQ(read.size(), 5u);
+  ASSERT_NE(snaps.find(10, 3), nullptr);
+  ASSERT_NE(snaps.find(10, 2), nullptr);
+  EXPECT_EQ(std::get<1>(logged.back()), 3u);
+  // Read after its layout changed again (4 copyable, last launch 3): kept under 4,
+  // and not read again until another launch.
+  layouts[10].push_back({"[anon]", "anon", "rw-p", 0xb000, 0xc000, 0, false});
+  snaps.update({{10, 5, 11, 555}}, log);
+  snaps.update({{10, 5, 11, 555}}, log);
+  EXPECT_EQ(read.size(), 6u);
+  EXPECT_NE(snaps.find(10, 4), nullptr);
+  EXPECT_EQ(snaps.find(10, 5), nullptr);
+  // 20's pid now names another process: none of its launches can be told apart.
+  snaps.update({{20, 1, 9, 12345}}, log);
+  EXPECT_EQ(snaps.find(20, 1), nullptr);
+  EXPECT_EQ(read.size(), 6u);
+  EXPECT_EQ(snaps.reads(), 6u);
 }
 
 TEST(Attribution, NothingCopiedLeavesTheCellAlone) {

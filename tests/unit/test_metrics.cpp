@@ -1,4 +1,5 @@
-// serve's exporter: label safety, (other) folding, counters that never go back.
+// serve's exporter: label safety, the kernel's overflow cell, errno labels,
+// eviction, counters that never go back.
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
@@ -15,8 +16,10 @@
 namespace forkscope {
 namespace {
 
-GroupSample group(const std::string& comm, const std::string& kind, uint64_t launches, uint64_t syscall_ns = 0) {
+GroupSample group(uint32_t cell, const std::string& comm, const std::string& kind, uint64_t launches,
+                  uint64_t syscall_ns = 0) {
   GroupSample g;
+  g.cell = cell;
   g.comm = comm;
   g.kind = kind;
   g.launches = launches;
@@ -72,7 +75,7 @@ TEST(MetricsLabels, HostileCommsStayOneLabelValue) {
 
   MetricsExporter e(10, 600);
   MetricsSnapshot s;
-  s.groups = {group("x\n} 1\ny{", "fork", 3), group("q\"\\", "fork", 2)};
+  s.groups = {group(0, "x\n} 1\ny{", "fork", 3), group(1, "q\"\\", "fork", 2)};
   e.update(s, 0);
   const std::string text = exposition(e);
   // No raw newline or quote inside a label value: every line of the exposition is
@@ -89,57 +92,116 @@ TEST(MetricsLabels, HostileCommsStayOneLabelValue) {
   EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"q\\\"\\\\x5c\",kind=\"fork\"}"), 2);
 }
 
-TEST(MetricsFolding, GroupsPastMaxGroupsCountInOther) {
+TEST(MetricsGroups, TheKernelOverflowCellIsOtherMixed) {
   MetricsExporter e(2, 600);
   MetricsSnapshot s;
-  s.groups = {group("a", "fork", 5), group("b", "fork", 7), group("c", "fork", 11), group("d", "thread", 13)};
-  GroupSample kernel_other = group("(other)", "mixed", 17);
+  s.groups = {group(0, "a", "fork", 5), group(1, "b", "thread", 7)};
+  GroupSample kernel_other = group(60, "(other)", "mixed", 17);
   kernel_other.other = true;
   s.groups.push_back(kernel_other);
+  s.health.kernel_groups_full = true;
   e.update(s, 0);
   const std::string text = exposition(e);
   EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 5);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"b\",kind=\"fork\"}"), 7);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"c\",kind=\"fork\"}"), -1);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 11);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"thread\"}"), 13);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"b\",kind=\"thread\"}"), 7);
   EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"mixed\"}"), 17);
-  EXPECT_EQ(value_of(text, "forkscope_groups_folded"), 2);
-  EXPECT_EQ(e.folded_groups(), 2u);
+  EXPECT_EQ(value_of(text, "forkscope_groups"), 2);
+  EXPECT_EQ(value_of(text, "forkscope_kernel_groups_full"), 1);
 }
 
-TEST(MetricsFolding, CountersNeverGoBackwardsAcrossEviction) {
+TEST(MetricsFailures, EachErrnoIsASeriesThatOnlyGrows) {
+  MetricsExporter e(4, 600);
+  MetricsSnapshot s;
+  s.groups = {group(0, "a", "fork", 5)};
+  e.update(s, 0);
+  // No failure yet: no failure series at all.
+  EXPECT_EQ(exposition(e).find("forkscope_launch_failures_total{"), std::string::npos);
+  s.groups[0].failed = {{"EAGAIN", 3}, {"EINVAL", 1}};
+  e.update(s, 1);
+  std::string text = exposition(e);
+  EXPECT_EQ(value_of(text, "forkscope_launch_failures_total{comm=\"a\",errno=\"EAGAIN\",kind=\"fork\"}"), 3);
+  EXPECT_EQ(value_of(text, "forkscope_launch_failures_total{comm=\"a\",errno=\"EINVAL\",kind=\"fork\"}"), 1);
+  s.groups[0].failed = {{"EAGAIN", 10}, {"EINVAL", 1}, {"other", 2}};
+  e.update(s, 2);
+  text = exposition(e);
+  EXPECT_EQ(value_of(text, "forkscope_launch_failures_total{comm=\"a\",errno=\"EAGAIN\",kind=\"fork\"}"), 10);
+  EXPECT_EQ(value_of(text, "forkscope_launch_failures_total{comm=\"a\",errno=\"EINVAL\",kind=\"fork\"}"), 1);
+  EXPECT_EQ(value_of(text, "forkscope_launch_failures_total{comm=\"a\",errno=\"other\",kind=\"fork\"}"), 2);
+}
+
+TEST(MetricsEviction, IdleCellsAreThoseWithoutGrowthForEvictAfter) {
+  MetricsExporter e(4, 10);
+  MetricsSnapshot s;
+  s.groups = {group(0, "a", "fork", 1), group(1, "b", "fork", 1)};
+  GroupSample kernel_other = group(60, "(other)", "mixed", 1);
+  kernel_other.other = true;
+  s.groups.push_back(kernel_other);
+  e.update(s, 0);
+  EXPECT_TRUE(e.idle_cells(9).empty());
+  s.groups[1].launches = 2;  // b grows at 5
+  e.update(s, 5);
+  EXPECT_EQ(e.idle_cells(10), std::vector<uint32_t>{0});  // the overflow cell never
+  s.groups[1].failed = {{"ENOMEM", 1}};                   // a failure is growth too
+  e.update(s, 12);
+  EXPECT_EQ(e.idle_cells(21), std::vector<uint32_t>{0});
+  EXPECT_EQ(e.idle_cells(22), (std::vector<uint32_t>{0, 1}));
+}
+
+TEST(MetricsEviction, CountersNeverGoBackwardsAcrossEviction) {
   MetricsExporter e(1, 10);
   MetricsSnapshot s;
-  s.groups = {group("a", "fork", 4, 50000)};
+  s.groups = {group(0, "a", "fork", 4, 50000)};
+  s.groups[0].failed = {{"EAGAIN", 2}};
   e.update(s, 0);
-  // b arrives while a is fresh: folded.  Later a is idle long enough: b takes its place.
-  s.groups = {group("a", "fork", 4, 50000), group("b", "fork", 3)};
-  e.update(s, 5);
-  EXPECT_EQ(value_of(exposition(e), "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 3);
-  s.groups = {group("a", "fork", 4, 50000), group("b", "fork", 6)};
-  e.update(s, 20);
+  // a is evicted: its last sample (one launch more since the update) counts, its
+  // series leave, its cell is forgotten.
+  ASSERT_EQ(e.idle_cells(10), std::vector<uint32_t>{0});
+  GroupSample last = group(0, "a", "fork", 5, 50000);
+  last.failed = {{"EAGAIN", 2}};
+  e.retire(last, 10);
   std::string text = exposition(e);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), -1);  // evicted
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"b\",kind=\"fork\"}"), 3);   // the growth since admission
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 3);
-  // a comes back (b now idle): it resumes at its total, with its histogram.
-  s.groups = {group("a", "fork", 9, 50000), group("b", "fork", 6)};
-  e.update(s, 40);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), -1);
+  EXPECT_EQ(value_of(text, "forkscope_groups_evicted_total"), 1);
+  EXPECT_EQ(value_of(text, "forkscope_groups"), 0);
+  EXPECT_TRUE(e.idle_cells(100).empty());
+  // b takes the (zeroed) cell 0.
+  s.groups = {group(0, "b", "fork", 3)};
+  e.update(s, 11);
   text = exposition(e);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 9);
-  EXPECT_EQ(value_of(text, "forkscope_phase_seconds_count{comm=\"a\",kind=\"fork\",phase=\"syscall\"}"), 9);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"(other)\",kind=\"fork\"}"), 3);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"b\",kind=\"fork\"}"), 3);
+  // a comes back in another cell, counted from zero there: it resumes at its
+  // totals, histogram and failures included.
+  s.groups = {group(0, "b", "fork", 3), group(1, "a", "fork", 2, 50000)};
+  e.update(s, 12);
+  text = exposition(e);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 7);
+  EXPECT_EQ(value_of(text, "forkscope_phase_seconds_count{comm=\"a\",kind=\"fork\",phase=\"syscall\"}"), 7);
+  EXPECT_EQ(value_of(text, "forkscope_launch_failures_total{comm=\"a\",errno=\"EAGAIN\",kind=\"fork\"}"), 2);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"b\",kind=\"fork\"}"), 3);
+  EXPECT_EQ(value_of(text, "forkscope_groups"), 2);
   // The kernel's totals start over (the tracer reopened): growth, not a drop.
-  s.groups = {group("a", "fork", 2, 50000)};
-  e.update(s, 41);
-  EXPECT_EQ(value_of(exposition(e), "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 11);
+  s.groups = {group(1, "a", "fork", 1, 50000)};
+  e.update(s, 13);
+  EXPECT_EQ(value_of(exposition(e), "forkscope_launches_total{comm=\"a\",kind=\"fork\"}"), 8);
+}
+
+TEST(MetricsEviction, RetiringTheOverflowCellDoesNothing) {
+  MetricsExporter e(1, 0);
+  MetricsSnapshot s;
+  GroupSample kernel_other = group(60, "(other)", "mixed", 4);
+  kernel_other.other = true;
+  s.groups = {kernel_other};
+  e.update(s, 0);
+  EXPECT_TRUE(e.idle_cells(5).empty());
+  e.retire(kernel_other, 5);
+  EXPECT_EQ(value_of(exposition(e), "forkscope_launches_total{comm=\"(other)\",kind=\"mixed\"}"), 4);
+  EXPECT_EQ(value_of(exposition(e), "forkscope_groups_evicted_total"), 0);
 }
 
 TEST(MetricsHistogram, BucketsSumAndCountFollowTheKernelHistogram) {
   MetricsExporter e(5, 600);
   MetricsSnapshot s;
-  s.groups = {group("w", "fork", 10, 40000)};  // 40 us each
+  s.groups = {group(0, "w", "fork", 10, 40000)};  // 40 us each
   e.update(s, 0);
   const std::string text = exposition(e);
   const std::string labels = "comm=\"w\",kind=\"fork\",phase=\"syscall\"";

@@ -268,6 +268,7 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 	l->spans_dropped = 0;
 	l->depth = 0;
 	l->cell = cell;
+	l->gen = 0;
 	l->flags = 0;
 	l->pt_pages = 0;
 	fs_vma_candidate(l, 0);

@@ -39,6 +39,7 @@ struct fs_launch {
 	struct fs_frame stack[FS_STACK_DEPTH];
 	__u32 depth;
 	__u32 cell;
+	__u32 gen;  /* the cell's generation when the record began (cell_gen, serve's eviction) */
 	__u32 flags;
 	__u32 pt_pages;
 	__u64 cpr_candidate;
@@ -108,6 +109,19 @@ struct fs_child_span {
 	__u64 dur;
 };
 
+/* The errors a launch syscall returns (kernel/fork.c: kernel_clone, copy_process,
+ * clone3's argument checks, alloc_pid, the namespace and cgroup steps), one counter
+ * each per cell; any other error counts in the last slot, FS_ERRNO_OTHER.  The
+ * numbers are the generic Linux ones (asm-generic/errno*.h); the C++ side checks
+ * them against <errno.h>.  X(name, number) */
+#define FS_LAUNCH_ERRNOS(X)                                                                  \
+	X(EPERM, 1) X(EINTR, 4) X(E2BIG, 7) X(EBADF, 9) X(EAGAIN, 11) X(ENOMEM, 12)              \
+	X(EFAULT, 14) X(EBUSY, 16) X(EEXIST, 17) X(EINVAL, 22) X(ENOSPC, 28) X(EUSERS, 87)       \
+	X(EOPNOTSUPP, 95)
+#define FS_ERRNO_SLOT_ENUM(name, number) FS_ERRNO_SLOT_##name,
+enum fs_errno_slot { FS_LAUNCH_ERRNOS(FS_ERRNO_SLOT_ENUM) FS_ERRNO_OTHER, FS_NERRNOS };
+#undef FS_ERRNO_SLOT_ENUM
+
 /* Per-cell counters, in a per-CPU array. */
 struct fs_cellstat {
 	__u64 launches;      /* syscalls that returned a child id */
@@ -128,23 +142,33 @@ struct fs_cellstat {
 	__u64 mm_rss;        /* pages */
 	__u64 mm_pgtables;   /* bytes */
 	__u64 map_lost;      /* launches whose per-mapping times had no room (mappings.bpf.h) */
+	__u64 failed_errno[FS_NERRNOS]; /* failed, by the error returned (FS_LAUNCH_ERRNOS) */
 };
 
 /* Per-mapping attribution: the k-th VMA a launch's dup_mmap copied, per (cell, number
- * of VMAs that launch copied), so user space matches only launches whose count is its
- * snapshot's.  Indices past FS_MAP_SLOTS share the last slot, "(other mappings)". */
+ * of VMAs that launch copied, launching process), so user space matches only launches
+ * whose count is their process's snapshot's.  Indices past FS_MAP_SLOTS share the last
+ * slot, "(other mappings)". */
 #define FS_MAP_SLOTS 1024
 #define FS_MAP_OTHER FS_MAP_SLOTS
 struct fs_map_key {
 	__u32 cell;
 	__u32 nvmas; /* VMAs the launch copied */
 	__u32 idx;   /* k-th copied VMA, or FS_MAP_OTHER */
-	__u32 pad;
+	__u32 tgid;  /* trace: the launching process; run: 0 (the runner) */
 };
 struct fs_map_agg {
 	__u64 calls;    /* VMAs copied (launches, but for the other slot) */
 	__u64 setup_ns; /* vma_setup, inclusive */
 	__u64 cpr_ns;   /* copy_page_range */
+};
+/* trace: per launching process, the VMAs its last launch copied, so user space
+ * snapshots its mappings when it is first seen and again when that count changes. */
+struct fs_map_launcher {
+	__u32 nvmas;
+	__u32 pad;
+	__u64 launches; /* that copied VMAs */
+	__u64 start_ns; /* the process's start (task start_time): a reused pid differs */
 };
 /* One launch's per-VMA ns while dup_mmap runs: [slot][0] vma_setup, [slot][1]
  * copy_page_range; 32 bits (saturating) keep it small: one VMA's copy takes ms. */
