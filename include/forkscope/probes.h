@@ -61,9 +61,11 @@ std::vector<FeatureCheck> probe_features();
 
 bool kprobes_available(std::string* why);
 
-// The syscall hooks this kernel offers: the per-syscall tracepoints when tracefs
-// lists every one forkscope needs, else the raw sys_enter/sys_exit (*why says why).
-// Tracer::open falls back to the raw ones when the per-syscall ones fail to load.
+// The syscall tracepoints this kernel offers: the per-syscall ones when tracefs
+// lists every one forkscope needs, else the raw sys_enter/sys_exit (*why says
+// why).  The plan prefers the syscall functions (plan_run); Tracer::open falls
+// back from those to these, and from the per-syscall ones to the raw ones, when
+// they fail to load or attach.
 SyscallHooks choose_syscall_hooks(std::string* why);
 // Those tracepoints, by tracefs name ("sys_enter_clone", ...).
 const std::vector<std::string>& hooked_syscall_events();
@@ -107,7 +109,7 @@ struct PlanOptions {
   // (--overhead's untraced blocks): detaching a per-syscall tracepoint's program
   // waits for a grace period (20-90 ms each on 6.18, one after another), so such
   // runs use the raw sys_enter/sys_exit, whose programs return at once for the
-  // syscalls that are none of ours.
+  // syscalls that are none of ours, where the syscall functions cannot be hooked.
   bool reattaches = false;
 };
 
