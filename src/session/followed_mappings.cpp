@@ -12,9 +12,8 @@ void FollowedMappings::poll(const Tracer& tracer) {
   });
 }
 
-void FollowedMappings::attribute(const Tracer& tracer, uint32_t group_cell, Cell& cell) const {
-  attribute_mappings([&](uint32_t tgid, uint32_t nvmas) { return snapshots_.find(tgid, nvmas); },
-                     tracer.read_mappings(group_cell), cell);
+void FollowedMappings::attribute(const KernelMappings& kernel, Cell& cell) const {
+  attribute_mappings([&](uint32_t tgid, uint32_t nvmas) { return snapshots_.find(tgid, nvmas); }, kernel, cell);
 }
 
 }  // namespace forkscope

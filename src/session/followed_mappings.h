@@ -16,8 +16,9 @@ class FollowedMappings {
   // longer): reads each launching process's mappings when it is first seen and again
   // when the count of VMAs its launches copy changes.
   void poll(const Tracer& tracer);
-  // Group cell's per-mapping attribution into cell (mapping_method, _unattributed, mappings).
-  void attribute(const Tracer& tracer, uint32_t group_cell, Cell& cell) const;
+  // A group's per-mapping attribution into cell (mapping_method, _unattributed,
+  // mappings): kernel is its cell's Tracer::read_mappings (or read_all_mappings's).
+  void attribute(const KernelMappings& kernel, Cell& cell) const;
 
  private:
   ProcessSnapshots snapshots_;

@@ -80,12 +80,15 @@ class ScrapeCollector : public prometheus::Collectable {
                                       [&](const TraceGroup& g) { return g.cell == cell; });
       if (group == groups_.end()) continue;
       tracer_.unlink_cell(cell);
-      exporter_.retire(sample(*group), now);
+      exporter_.retire(sample(*group, mappings_on_ ? tracer_.read_all_mappings() : KernelByCell{}), now);
       tracer_.recycle_cell(cell);
     }
   }
 
-  GroupSample sample(const TraceGroup& g) const {
+  using KernelByCell = std::map<uint32_t, KernelMappings>;
+
+  // kernel: every cell's per-mapping aggregates (read_all_mappings), with mappings.
+  GroupSample sample(const TraceGroup& g, const KernelByCell& kernel) const {
     const KernelCounts k = tracer_.read_counts(g.cell);
     GroupSample out;
     out.cell = g.cell;
@@ -105,9 +108,9 @@ class ScrapeCollector : public prometheus::Collectable {
       if (!plan.measured(id) || a.count == 0) continue;
       out.phases.push_back({plan.name[id], a.count, a.total_ns, a.hist});
     }
-    if (mappings_on_ && k.launches) {
+    if (const auto of = kernel.find(g.cell); mappings_on_ && of != kernel.end()) {
       Cell c;
-      mappings_.attribute(tracer_, g.cell, c);
+      mappings_.attribute(of->second, c);
       for (const Mapping& m : c.mappings)
         out.mapping_ns[m.kind == "other" ? kOtherMappings : mapping_label(m)] += m.vma_setup_ns + m.copy_page_range_ns;
       out.mapping_unattributed = c.mapping_unattributed;
@@ -118,10 +121,11 @@ class ScrapeCollector : public prometheus::Collectable {
   MetricsSnapshot snapshot() const {
     MetricsSnapshot s;
     groups_ = tracer_.read_groups();
+    const KernelByCell kernel = mappings_on_ ? tracer_.read_all_mappings() : KernelByCell{};
     size_t named = 0;
     for (const TraceGroup& g : groups_) {
       named += !g.other;
-      s.groups.push_back(sample(g));
+      s.groups.push_back(sample(g, kernel));
     }
     s.health.stale_records = tracer_.stale_records();
     s.health.kernel_groups_full = named >= max_groups_;

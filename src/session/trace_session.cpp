@@ -62,7 +62,7 @@ std::vector<Cell> collect(Tracer& tracer, double seconds, const FollowedMappings
     c.launches = c.kernel.launches;
     c.failed = c.kernel.failed;
     c.seconds = seconds;
-    if (mappings != nullptr) mappings->attribute(tracer, g.cell, c);
+    if (mappings != nullptr) mappings->attribute(tracer.read_mappings(g.cell), c);
     cells.push_back(std::move(c));
   }
   std::stable_sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
