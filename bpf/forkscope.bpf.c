@@ -413,14 +413,14 @@ int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	__u64 now = bpf_ktime_get_ns();
 	if (task_is_dead(prev)) {
 		__u32 prev_pid = prev->pid;
-		struct fs_child *d = bpf_map_lookup_elem(&children, &prev_pid);
+		struct fs_child *d = child_of(prev_pid); /* a stale one counts nowhere */
 		if (d && !d->dead_ts)
 			child_dead(d, prev_pid, now);
 	}
 	if (!first_run_pending)
 		return 0;
 	__u32 pid = next->pid;
-	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	struct fs_child *c = child_of(pid);
 	if (!c || c->ran)
 		return 0;
 	c->ran = 1;

@@ -250,7 +250,17 @@ static __always_inline struct fs_child *child_of(__u32 pid)
 		return NULL;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
 	if (c && fs_stale(c->cell, c->gen)) {
-		child_forget(pid);
+		/* Forgotten with what it still held up: the gates that keep sched_switch
+		 * and page_fault_user cheap (task_newtask and exec_end raise them). */
+		__u32 ran = c->ran;
+		__u64 exec_ret = c->exec_ret_ts;
+		if (bpf_map_delete_elem(&children, &pid) == 0) {
+			fs_count_down(&children_live);
+			if (!ran)
+				fs_count_down(&first_run_pending);
+			if (exec_ret)
+				fs_count_down(&first_insn_pending);
+		}
 		return NULL;
 	}
 	return c;

@@ -396,6 +396,18 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   const int port = free_port();
   test::Started serve = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--cgroup", cg,
                                                "--max-groups", "3", "--evict-after", "2", "-q"});
+  // However the test ends (an ASSERT returns early): serve stopped, the cgroup gone.
+  struct Cleanup {
+    test::Started& serve;
+    const std::string& cg;
+    ~Cleanup() {
+      if (serve.pid > 0 && test::running(serve.pid)) {
+        kill(serve.pid, SIGTERM);
+        test::finish_forkscope(serve);
+      }
+      rmdir(cg.c_str());
+    }
+  } cleanup{serve, cg};
   const bool up = test::wait_for([&] { return http_get(port, "/metrics").status == 200; }, 60);
   std::string text;
   auto value = [&](const std::string& series) { return series_value(text = http_get(port, "/metrics").body, series); };
@@ -426,7 +438,7 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   }
   kill(serve.pid, SIGTERM);
   const test::Outcome o = test::finish_forkscope(serve);
-  rmdir(cg.c_str());
+  serve.pid = -1;
   ASSERT_TRUE(up) << o.err;
   EXPECT_EQ(o.exit_code, 0) << o.err;
 }
