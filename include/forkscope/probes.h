@@ -196,6 +196,9 @@ class Tracer {
   std::map<std::string, uint64_t> read_failed_errnos(uint32_t cell) const;
   // A cell's per-mapping aggregates (bpf/mappings.bpf.h), for attribute_mappings.
   KernelMappings read_mappings(uint32_t cell) const;
+  // The same for every cell in one pass over the per-mapping map (serve's scrapes:
+  // not one pass per group); cells with nothing copied or lost are left out.
+  std::map<uint32_t, KernelMappings> read_all_mappings() const;
   // trace (Follow::mappings): each launching process's count of VMAs its last launch
   // copied, for ProcessSnapshots::update.
   std::vector<LauncherLayout> read_map_launchers() const;

@@ -564,6 +564,25 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
   return out;
 }
 
+std::map<uint32_t, KernelMappings> Tracer::read_all_mappings() const {
+  std::map<uint32_t, KernelMappings> out;
+  const int fd = bpf_map__fd(impl_->skel->maps.map_agg);
+  fs_map_key key{}, next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    key = next;
+    fs_map_agg v{};
+    if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
+    out[key.cell].slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns, key.tgid});
+  }
+  for (uint32_t cell = 0; cell <= kTraceGroups; cell++) {
+    uint64_t lost = 0;
+    sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus,
+                            [&](const fs_cellstat& v) { lost += v.map_lost; });
+    if (lost) out[cell].lost = lost;
+  }
+  return out;
+}
+
 std::vector<LauncherLayout> Tracer::read_map_launchers() const {
   // Polled every 100 ms: the whole map in one batch syscall where the kernel has them.
   bpf_map* map = impl_->skel->maps.map_launchers;

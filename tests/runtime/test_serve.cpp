@@ -221,6 +221,41 @@ TEST_F(ServeScraped, PrometheusSeesTheExactLaunchCountAndASaneP99) {
   EXPECT_GE(prom_query(prom_port_, "forkscope_scrape_duration_seconds"), 0);
 }
 
+// tests/runtime/map_fork.c under serve (its default --depth full: per-mapping
+// attribution): 256 MiB anonymous and 64 MiB of a private file mapping, both
+// written, then an exact number of forks.  It holds its layout at a gate until
+// Prometheus has both mappings' series (its layout read and matched), so every
+// fork is attributed: none unattributed, the anonymous mapping the costlier (four
+// times the pages), the per-mapping time at least copy_page_range's.
+TEST_F(ServeScraped, PerMappingCopyTimeNamesTheAnonymousOverTheFileMapping) {
+  constexpr int kForks = 20;
+  const std::string comm = "fsm" + std::to_string(getpid() % 100000);
+  const std::string gate = dir_ + "/map_go", file = dir_ + "/mapped", log = dir_ + "/map_fork.log";
+  const pid_t pid = start_program({MAP_FORK_BIN, comm, "256", "64", file, std::to_string(kForks), "wait:" + gate}, log);
+  const std::string of = "comm=\"" + comm + "\",kind=\"fork\"";
+  const std::string anon = "forkscope_mapping_copy_seconds_total{" + of + ",mapping=~\"\\\\[anon.*\\\\] rw-p 256M\"}";
+  const std::string mapped = "forkscope_mapping_copy_seconds_total{" + of + ",mapping=\"" + file + " rw-p 64M\"}";
+  const bool seen =
+      test::wait_for([&] { return prom_query(prom_port_, anon) > 0 && prom_query(prom_port_, mapped) > 0; }, 30);
+  std::ofstream(gate) << "go\n";  // let it go even so, so it ends
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::slurp(log);
+  ASSERT_TRUE(seen) << "no series for both mappings: " << http_get(serve_port_, "/metrics").body;
+  EXPECT_EQ(wait_scraped("forkscope_launches_total{" + of + "}", kForks), kForks);
+  EXPECT_EQ(prom_query(prom_port_, "forkscope_mapping_unattributed_launches_total{" + of + "}"), 0);
+  const double anon_s = prom_query(prom_port_, anon), file_s = prom_query(prom_port_, mapped);
+  EXPECT_GT(file_s, 0);
+  EXPECT_GT(anon_s, file_s);
+  // At most kTopMappings + 1 series; together vma_setup + copy_page_range of every
+  // VMA copied, so at least copy_page_range's total.
+  EXPECT_LE(prom_query(prom_port_, "count(forkscope_mapping_copy_seconds_total{" + of + "})"), 6);
+  const double all = prom_query(prom_port_, "sum(forkscope_mapping_copy_seconds_total{" + of + "})");
+  const double cpr = prom_query(prom_port_, "forkscope_phase_seconds_sum{" + of + ",phase=\"copy_page_range\"}");
+  EXPECT_GT(cpr, 0);
+  EXPECT_GE(all * (1 + 1e-9), cpr);
+}
+
 // launch_fail: clone calls the kernel refuses with EINVAL, then forks it refuses
 // with EAGAIN (RLIMIT_NPROC as nobody), each an exact number of times.
 TEST_F(ServeScraped, FailedLaunchesCountByErrno) {

@@ -218,5 +218,79 @@ TEST(MetricsHistogram, BucketsSumAndCountFollowTheKernelHistogram) {
   EXPECT_EQ(exposition(e).find("copy_creds"), std::string::npos);
 }
 
+// Per-mapping time: the top kTopMappings labels per group with a series each, the
+// rest's growth in "(other mappings)"; no series ever goes down, whether the
+// attribution shrinks (a pid reused), a label leaves the top or the group is evicted.
+TEST(MetricsMappings, TopMappingsAndOthersNeverGoBackwards) {
+  MetricsExporter e(2, 10, /*mappings=*/true);
+  const auto series = [](const std::string& mapping) {
+    return "forkscope_mapping_copy_seconds_total{comm=\"a\",kind=\"fork\",mapping=\"" + mapping + "\"}";
+  };
+  const std::string unattributed = "forkscope_mapping_unattributed_launches_total{comm=\"a\",kind=\"fork\"}";
+  MetricsSnapshot s;
+  s.groups = {group(0, "a", "fork", 10)};
+  GroupSample& g = s.groups[0];
+  // A hostile file name (10 s, escaped) and six labels of 1..6 s: m1, m2 not on top.
+  g.mapping_ns["/x\n"] = 10000000000;
+  for (uint64_t i = 1; i <= 6; i++) g.mapping_ns["m" + std::to_string(i)] = i * 1000000000;
+  g.mapping_unattributed = 2;
+  e.update(s, 0);
+  std::string text = exposition(e);
+  EXPECT_EQ(value_of(text, series("/x\\\\x0a")), 10);
+  for (int i = 3; i <= 6; i++) EXPECT_EQ(value_of(text, series("m" + std::to_string(i))), i) << i;
+  EXPECT_EQ(value_of(text, series("m1")), -1);
+  EXPECT_EQ(value_of(text, series("m2")), -1);
+  EXPECT_EQ(value_of(text, series("(other mappings)")), 3);
+  EXPECT_EQ(value_of(text, unattributed), 2);
+
+  // m1 grows to 7 s: it comes on top at its whole total (its first second stays in
+  // (other mappings)), m3 leaves; the attribution of m6 shrinks (its process's pid
+  // reused): nothing goes down.
+  g.launches = 20;
+  g.mapping_ns["m1"] = 7000000000;
+  g.mapping_ns["m6"] = 1000000000;
+  g.mapping_unattributed = 5;
+  e.update(s, 1);
+  text = exposition(e);
+  EXPECT_EQ(value_of(text, series("m1")), 7);
+  EXPECT_EQ(value_of(text, series("m3")), -1);
+  EXPECT_EQ(value_of(text, series("m6")), 6);
+  EXPECT_EQ(value_of(text, series("(other mappings)")), 3);
+  EXPECT_EQ(value_of(text, unattributed), 5);
+  // m6 grows again from its lower value: only growth counts.
+  g.mapping_ns["m6"] = 1500000000;
+  g.mapping_ns["m2"] = 2500000000;  // m2 grows off the top: into (other mappings)
+  e.update(s, 2);
+  text = exposition(e);
+  EXPECT_DOUBLE_EQ(value_of(text, series("m6")), 6.5);
+  EXPECT_DOUBLE_EQ(value_of(text, series("(other mappings)")), 3.5);
+
+  // Evicted: the series go; back in another cell (counted from zero there), they
+  // resume at their totals.
+  e.retire(g, 12);
+  EXPECT_EQ(value_of(exposition(e), series("m1")), -1);
+  EXPECT_EQ(value_of(exposition(e), unattributed), -1);
+  MetricsSnapshot back;
+  back.groups = {group(1, "a", "fork", 1)};
+  back.groups[0].mapping_ns["m1"] = 1000000000;
+  back.groups[0].mapping_unattributed = 1;
+  e.update(back, 13);
+  text = exposition(e);
+  EXPECT_EQ(value_of(text, series("m1")), 8);
+  EXPECT_DOUBLE_EQ(value_of(text, series("m6")), 6.5);
+  EXPECT_DOUBLE_EQ(value_of(text, series("(other mappings)")), 3.5);
+  EXPECT_EQ(value_of(text, series("/x\\\\x0a")), 10);
+  EXPECT_EQ(value_of(text, unattributed), 6);
+}
+
+TEST(MetricsMappings, NoFamiliesWithoutMappings) {
+  MetricsExporter e(2, 10);
+  MetricsSnapshot s;
+  s.groups = {group(0, "a", "fork", 10)};
+  s.groups[0].mapping_ns["m"] = 5;
+  e.update(s, 0);
+  EXPECT_EQ(exposition(e).find("forkscope_mapping_"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace forkscope
