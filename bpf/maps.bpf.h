@@ -35,9 +35,10 @@ __u32 cur_cell = FS_NO_CELL;
 __u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
 __u32 sample_tid = 0; /* ... if this thread makes it (--threads: one thread samples) */
 /* trace: each cell's generation.  serve recycles an idle group's cell
- * (Tracer::unlink_cell): it bumps the generation first, so records that began
- * under the old group (a launch in flight, a child still alive) count nowhere
- * instead of in the cell's next group (stale_records counts them). */
+ * (Tracer::unlink_cell, then recycle_cell): it bumps the generation at each step,
+ * so records that began under the old group (a launch in flight, a child still
+ * alive) count nowhere instead of in the cell's next group (stale_records counts
+ * them). */
 __u32 cell_gen[FS_MAX_CELLS] = {};
 __u64 stale_records = 0;
 /* trace: launches recorded span by span per group, up to trace_sample_limit. */

@@ -164,10 +164,12 @@ class Tracer {
   void add_followed(pid_t tgid);
   std::vector<TraceGroup> read_groups() const;
   // serve's eviction of an idle group, in two steps around the caller's last read
-  // of the cell: unlink_cell bumps the cell's generation (records begun under the
-  // group count nowhere from then on: stale_records) and deletes its group key, so
-  // the command's next launch takes a free cell; recycle_cell zeroes the cell and
-  // returns it to the free cells.
+  // of the cell, which waits until programs that found the key before unlink_cell
+  // have returned: unlink_cell deletes the group key (the command's next launch
+  // takes a free cell) and bumps the cell's generation (records begun under the
+  // group count nowhere from then on: stale_records); recycle_cell bumps it again
+  // (for a record stamped between the key's lookup and the first bump), zeroes the
+  // cell and returns it to the free cells.
   void unlink_cell(uint32_t cell);
   void recycle_cell(uint32_t cell);
   uint64_t stale_records() const;

@@ -418,16 +418,19 @@ std::vector<TraceGroup> Tracer::read_groups() const {
 
 void Tracer::unlink_cell(uint32_t cell) {
   if (cell >= kTraceGroups) return;
-  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
   std::vector<fs_group_key> keys;
   for_each_entry<fs_group_key, __u32>(impl_->skel->maps.groups, [&](const fs_group_key& k, __u32 c) {
     if (c == cell) keys.push_back(k);
   });
   for (const fs_group_key& k : keys) bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.groups), &k);
+  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
 }
 
 void Tracer::recycle_cell(uint32_t cell) {
   if (cell >= kTraceGroups) return;
+  // A program that found the old key before unlink_cell and read the generation
+  // after its bump stamped the bumped one: this second bump makes that record stale too.
+  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
   reset_cell(cell);
   __atomic_store_n(&impl_->skel->bss->trace_samples[cell], 0, __ATOMIC_SEQ_CST);
   bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.free_cells), nullptr, &cell, BPF_ANY);

@@ -73,15 +73,30 @@ class ScrapeCollector : public prometheus::Collectable {
  private:
   void refresh(double now) const {
     exporter_.update(snapshot(), now);
-    // Eviction: no new launch joins the cell once its key is gone, so its last
-    // read is final; then the cell is zeroed and free for the next new group.
+    // Eviction in two steps, at least kSettleS apart.  unlink_cell deletes the
+    // group's key (no new launch joins the cell) and bumps the cell's generation
+    // (records begun under the group count nowhere from then on); a program that
+    // found the key just before may still stamp or count with the old group, for
+    // microseconds.  The later step reads the cell for the last time, zeroes it and
+    // bumps the generation again (recycle_cell), so nothing of the old group
+    // reaches the cell's next group.
+    if (std::any_of(unlinked_.begin(), unlinked_.end(), [&](const Unlinked& u) { return now - u.since >= kSettleS; })) {
+      const KernelByCell kernel = mappings_on_ ? tracer_.read_all_mappings() : KernelByCell{};
+      std::erase_if(unlinked_, [&](const Unlinked& u) {
+        if (now - u.since < kSettleS) return false;
+        exporter_.retire(sample(u.group, kernel), now);
+        tracer_.recycle_cell(u.group.cell);
+        return true;
+      });
+    }
     for (uint32_t cell : exporter_.idle_cells(now)) {
+      if (std::any_of(unlinked_.begin(), unlinked_.end(), [&](const Unlinked& u) { return u.group.cell == cell; }))
+        continue;
       const auto group = std::find_if(groups_.begin(), groups_.end(),
                                       [&](const TraceGroup& g) { return g.cell == cell; });
       if (group == groups_.end()) continue;
       tracer_.unlink_cell(cell);
-      exporter_.retire(sample(*group, mappings_on_ ? tracer_.read_all_mappings() : KernelByCell{}), now);
-      tracer_.recycle_cell(cell);
+      unlinked_.push_back({*group, now});
     }
   }
 
@@ -136,6 +151,13 @@ class ScrapeCollector : public prometheus::Collectable {
   Tracer& tracer_;
   size_t max_groups_;
   mutable std::vector<TraceGroup> groups_;  // as the last snapshot read them
+  // Groups unlinked (first step of eviction) and when, awaiting their last read.
+  struct Unlinked {
+    TraceGroup group;
+    double since;
+  };
+  static constexpr double kSettleS = 0.1;
+  mutable std::vector<Unlinked> unlinked_;
   mutable std::mutex mutex_;
   mutable MetricsExporter exporter_;
   bool mappings_on_;

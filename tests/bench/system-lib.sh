@@ -156,12 +156,13 @@ stop_cond() {  # COND
 }
 
 # GET /metrics from 127.0.0.1:PORT (bash's /dev/tcp: no HTTP client needed).
-scrape_metrics() {  # PORT
-  local fd
+scrape_metrics() {  # PORT; a serve that stops answering fails the scrape after 10 s
+  local fd status=0
   exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
   printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
-  tr -d '\r' <&"$fd"
+  timeout 10 tr -d '\r' <&"$fd" || status=$?
   exec {fd}>&-
+  return "$status"
 }
 
 # Removes this environment's figures of COND in ROUND (SIDE: only that side).
