@@ -144,14 +144,16 @@ bool have(const char* program) {
   return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-// One serve and one prometheus scraping it every second, for the whole suite.
+// One serve (--depth full: every metric family, per-mapping time included) and one
+// prometheus scraping it every second, for the whole suite.
 class ServeScraped : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!have("prometheus") || !have("promtool")) return;
     dir_ = test::make_temp_dir();
     serve_port_ = free_port();
-    serve_ = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(serve_port_), "-q"});
+    serve_ = test::start_forkscope(
+        {"serve", "--listen", "127.0.0.1:" + std::to_string(serve_port_), "--depth", "full", "-q"});
     if (!test::wait_for([] { return http_get(serve_port_, "/metrics").status == 200; }, 60)) return;
     bpf_ = test::bpf_ids_of(serve_.pid);
     prom_port_ = free_port();
@@ -432,6 +434,10 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
     ASSERT_EQ(run_fork_count(prefix + "0", 5, 0, cg), 0);
     EXPECT_TRUE(test::wait_for([&] { return launches(prefix + "0") == 15; }, 30)) << launches(prefix + "0");
     EXPECT_EQ(value("forkscope_phase_seconds_count{comm=\"" + prefix + "0\",kind=\"fork\",phase=\"syscall\"}"), 15);
+    // serve's default depth (process): dup_mmap timed, nothing per VMA.
+    EXPECT_EQ(value("forkscope_phase_seconds_count{comm=\"" + prefix + "0\",kind=\"fork\",phase=\"dup_mmap\"}"), 15);
+    EXPECT_EQ(text.find("phase=\"copy_page_range\""), std::string::npos);
+    EXPECT_EQ(text.find("forkscope_mapping_copy_seconds_total{"), std::string::npos);
     const test::TempDir dir;
     std::ofstream(dir / "metrics.txt") << text;
     const std::string cmd = "promtool check metrics < " + (dir / "metrics.txt") + " > " + (dir / "promtool.log") +
