@@ -80,10 +80,12 @@ const std::vector<double>& phase_bucket_bounds();
 // The in-kernel slot's bucket: an index into phase_bucket_bounds(), or its size (+Inf).
 size_t bucket_of_slot(size_t slot);
 
-// A comm as a label value: printable ASCII stays, every other byte (and the
-// backslash) becomes \xNN, and a comm named "(other)" becomes \x28other), so
-// two processes never share a label value by accident.
-std::string safe_comm(const std::string& comm);
+// A comm as a label value.  It is safe text already (the tracer passes every comm
+// through safe_text where it enters: control bytes, invalid UTF-8 and backslashes
+// escaped); a process that names itself "(other)" becomes \x28other), which no
+// safe text can be (its backslash would be doubled), so it never shares the
+// overflow group's label value.
+std::string comm_label(const std::string& comm);
 
 inline const char* kOtherComm = "(other)";
 // forkscope_mapping_copy_seconds_total: each label set's top mappings (by total)

@@ -52,20 +52,7 @@ size_t bucket_of_slot(size_t slot) {
   return k > kLastBound ? phase_bucket_bounds().size() : static_cast<size_t>(k - kFirstBound);
 }
 
-std::string safe_comm(const std::string& comm) {
-  if (comm == kOtherComm) return "\\x28other)";
-  std::string out;
-  for (unsigned char c : comm) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    }
-  }
-  return out;
-}
+std::string comm_label(const std::string& comm) { return comm == kOtherComm ? "\\x28other)" : comm; }
 
 MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s, bool mappings)
     : max_groups_(max_groups),
@@ -183,7 +170,7 @@ void MetricsExporter::add_mappings(LabelSet& s, const std::map<std::string, uint
   std::map<std::string, double> grew;
   double other = 0;
   for (const auto& [raw, ns] : increments) {
-    const std::string label = safe_comm(raw);  // a file path: attacker-controlled (safe_text'd already)
+    const std::string& label = raw;  // safe_text'd where it entered (the layout snapshot)
     const double seconds = static_cast<double>(ns) / 1e9;
     if (label == kOtherMappings || (!s.mapping_s.contains(label) && s.mapping_s.size() >= kMappingLabels)) {
       other += seconds;
@@ -309,7 +296,7 @@ MetricsExporter::LabelSet& MetricsExporter::add(const GroupSample& g, double now
   program_runs_->Increment(static_cast<double>(grown(g.program_runs, before.program_runs)));
   events_dropped_->Increment(static_cast<double>(grown(g.dropped, before.dropped)));
 
-  const Key key = g.other ? Key{kOtherComm, "mixed"} : Key{safe_comm(g.comm), g.kind};
+  const Key key = g.other ? Key{kOtherComm, "mixed"} : Key{comm_label(g.comm), g.kind};
   LabelSet& s = sets_[key];
   s.comm = key.first;
   s.kind = key.second;
