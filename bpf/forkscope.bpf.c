@@ -26,12 +26,16 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /* The syscalls that run a program: launch (clone, clone3, fork, vfork), exec, exit
- * and wait.  Each has its own classic tracepoint (syscalls:sys_enter_clone ...) where
- * the kernel has them, so no other syscall runs any program; the raw sys_enter and
- * sys_exit, which run for every syscall of every task, are the last resort (the
- * plan chooses, Tracer::open turns the other set's autoload off).  Both sets call
- * the two functions below.  a1, a3, a4: the syscall's first, third and fourth
- * arguments (clone flags or clone_args, waitid's infop and options). */
+ * and wait.  Four sets of front-ends, one chosen per run (RunPlan::syscall_hooks;
+ * Tracer::open turns the others' autoload off), all calling the two functions
+ * below: fentry/fexit or kprobe/kretprobe on the syscall functions themselves
+ * (__x64_sys_clone ...: no other syscall runs anything, not even the kernel's
+ * syscall-tracing entry); their classic per-syscall tracepoints
+ * (syscalls:sys_enter_clone ...: no other syscall runs a program, but every
+ * syscall of every task takes the syscall-tracing slow path); the raw sys_enter
+ * and sys_exit, which run for every syscall of every task, as the last resort.
+ * a1, a3, a4: the syscall's first, third and fourth arguments (clone flags or
+ * clone_args, waitid's infop and options). */
 static __always_inline int sys_enter_common(long id, __u64 a1, __u64 a3, __u64 a4)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -217,14 +221,58 @@ FS_SYS_EXIT(fork, FS_NR_FORK) FS_SYS_EXIT(vfork, FS_NR_VFORK)
 FS_SYS_EXIT(execve, FS_NR_EXECVE) FS_SYS_EXIT(execveat, FS_NR_EXECVEAT)
 FS_SYS_EXIT(wait4, FS_NR_WAIT4) FS_SYS_EXIT(waitid, FS_NR_WAITID)
 
+/* The syscall's entry from its user registers (the syscall functions' one argument). */
+static __always_inline int sys_enter_regs(long id, struct pt_regs *regs)
+{
+	return sys_enter_common(id, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs),
+				PT_REGS_PARM4_CORE_SYSCALL(regs));
+}
+
+/* The syscall functions (the plan tries each name, fentry then kprobe, per
+ * function).  Their one argument is the user's registers.  fexit and kretprobe
+ * see the return value; a new child does not return through the function (it
+ * starts in ret_from_fork), and a successful execve returns 0 through it in the
+ * new image, as sys_exit_execve does. */
+#define FS_SYS_FN_ENTER(name, nr)                                                     \
+	SEC("fentry/__x64_sys_" #name)                                                \
+	int BPF_PROG(fs_fn_enter_##name, struct pt_regs *regs)                        \
+	{                                                                             \
+		return sys_enter_regs(nr, regs);                                      \
+	}                                                                             \
+	SEC("kprobe/__x64_sys_" #name)                                                \
+	int BPF_KPROBE(fs_kp_enter_##name, struct pt_regs *regs)                      \
+	{                                                                             \
+		return sys_enter_regs(nr, regs);                                      \
+	}
+#define FS_SYS_FN_EXIT(name, nr)                                                      \
+	SEC("fexit/__x64_sys_" #name)                                                 \
+	int BPF_PROG(fs_fn_exit_##name, struct pt_regs *regs, long ret)               \
+	{                                                                             \
+		return sys_exit_common(nr, ret);                                      \
+	}                                                                             \
+	SEC("kretprobe/__x64_sys_" #name)                                             \
+	int BPF_KRETPROBE(fs_kp_exit_##name, long ret)                                \
+	{                                                                             \
+		return sys_exit_common(nr, ret);                                      \
+	}
+FS_SYS_FN_ENTER(clone, FS_NR_CLONE) FS_SYS_FN_ENTER(clone3, FS_NR_CLONE3)
+FS_SYS_FN_ENTER(fork, FS_NR_FORK) FS_SYS_FN_ENTER(vfork, FS_NR_VFORK)
+FS_SYS_FN_ENTER(execve, FS_NR_EXECVE) FS_SYS_FN_ENTER(execveat, FS_NR_EXECVEAT)
+FS_SYS_FN_ENTER(exit, FS_NR_EXIT) FS_SYS_FN_ENTER(exit_group, FS_NR_EXIT_GROUP)
+FS_SYS_FN_ENTER(wait4, FS_NR_WAIT4) FS_SYS_FN_ENTER(waitid, FS_NR_WAITID)
+/* exit and exit_group do not return. */
+FS_SYS_FN_EXIT(clone, FS_NR_CLONE) FS_SYS_FN_EXIT(clone3, FS_NR_CLONE3)
+FS_SYS_FN_EXIT(fork, FS_NR_FORK) FS_SYS_FN_EXIT(vfork, FS_NR_VFORK)
+FS_SYS_FN_EXIT(execve, FS_NR_EXECVE) FS_SYS_FN_EXIT(execveat, FS_NR_EXECVEAT)
+FS_SYS_FN_EXIT(wait4, FS_NR_WAIT4) FS_SYS_FN_EXIT(waitid, FS_NR_WAITID)
+
 /* The last resort: a program for every syscall, which returns at once for the others. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fs_sys_enter, struct pt_regs *regs, long id)
 {
 	if (!is_hooked_syscall(id))
 		return 0;
-	return sys_enter_common(id, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs),
-				PT_REGS_PARM4_CORE_SYSCALL(regs));
+	return sys_enter_regs(id, regs);
 }
 
 SEC("tp_btf/sys_exit")
@@ -413,14 +461,14 @@ int BPF_PROG(fs_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	__u64 now = bpf_ktime_get_ns();
 	if (task_is_dead(prev)) {
 		__u32 prev_pid = prev->pid;
-		struct fs_child *d = bpf_map_lookup_elem(&children, &prev_pid);
+		struct fs_child *d = child_of(prev_pid); /* a stale one counts nowhere */
 		if (d && !d->dead_ts)
 			child_dead(d, prev_pid, now);
 	}
 	if (!first_run_pending)
 		return 0;
 	__u32 pid = next->pid;
-	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	struct fs_child *c = child_of(pid);
 	if (!c || c->ran)
 		return 0;
 	c->ran = 1;

@@ -35,9 +35,10 @@ __u32 cur_cell = FS_NO_CELL;
 __u32 sample_seq = 0; /* != 0: record the next launch span by span as this number */
 __u32 sample_tid = 0; /* ... if this thread makes it (--threads: one thread samples) */
 /* trace: each cell's generation.  serve recycles an idle group's cell
- * (Tracer::unlink_cell): it bumps the generation first, so records that began
- * under the old group (a launch in flight, a child still alive) count nowhere
- * instead of in the cell's next group (stale_records counts them). */
+ * (Tracer::unlink_cell, then recycle_cell): it bumps the generation at each step,
+ * so records that began under the old group (a launch in flight, a child still
+ * alive) count nowhere instead of in the cell's next group (stale_records counts
+ * them). */
 __u32 cell_gen[FS_MAX_CELLS] = {};
 __u64 stale_records = 0;
 /* trace: launches recorded span by span per group, up to trace_sample_limit. */
@@ -250,7 +251,17 @@ static __always_inline struct fs_child *child_of(__u32 pid)
 		return NULL;
 	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
 	if (c && fs_stale(c->cell, c->gen)) {
-		child_forget(pid);
+		/* Forgotten with what it still held up: the gates that keep sched_switch
+		 * and page_fault_user cheap (task_newtask and exec_end raise them). */
+		__u32 ran = c->ran;
+		__u64 exec_ret = c->exec_ret_ts;
+		if (bpf_map_delete_elem(&children, &pid) == 0) {
+			fs_count_down(&children_live);
+			if (!ran)
+				fs_count_down(&first_run_pending);
+			if (exec_ret)
+				fs_count_down(&first_insn_pending);
+		}
 		return NULL;
 	}
 	return c;

@@ -3,7 +3,8 @@
 # that launches nothing, untraced and while forkscope (or the bpftrace floor)
 # is attached.  A benchmark that prints figures, not a test.
 #
-#   scripts/bench-system.sh [--quick] [--rounds N] [--conditions LIST] [--guest] [--out DIR]
+#   scripts/bench-system.sh [--quick] [--rounds N] [--conditions LIST] [--workloads LIST]
+#                           [--guest [--guest-only] [--kernel K] [--icount]] [--out DIR]
 #
 # Workloads (tests/bench/unrelated.c, compiled with cc -O2 into a temp dir; the
 # median of several timed batches, per operation): a null system call
@@ -14,6 +15,7 @@
 # ping-pong between two processes pinned to one CPU (per round trip: two
 # context switches); and a real one: 36 generated C files compiled with
 # xargs -P2 cc -O2 -c (user+sys CPU seconds of the compilers, and wall seconds).
+# --workloads getppid,openclose,socket,fault,pingpong,compile: only those.
 # The table compares CPU time (the thread's CPU clock; the compile's user+sys):
 # a tracer's programs run in the traced task's context and count there, while
 # the wait for a CPU held by other work (this machine is shared) does not.  The
@@ -42,7 +44,11 @@
 # --guest: the same inside scripts/qemu-lab.sh's guest (Debian's kernel under
 # TCG, ~10x slower: workloads scaled to a tenth; compare ratios only), with
 # forkscope's conditions once for --backend fentry and once for --backend
-# kprobe (tests/bench/system-guest.sh).
+# kprobe (tests/bench/system-guest.sh).  --kernel K and --icount go to
+# scripts/qemu-lab.sh (its Debian kernel series, 6.1 or 6.12; --icount: a guest
+# clock that counts instructions, immune to the host's load: prefer it, the
+# figures are then instruction counts, and the guest has one vCPU).
+# --guest-only skips the host part.
 #
 # Ratio = median traced figure / median untraced figure of that condition's
 # sets; (a-b) = the smallest and largest per-round ratio.
@@ -61,14 +67,23 @@ source "$ROOT/tests/bench/peers-lib.sh"
 # shellcheck source=tests/bench/system-lib.sh
 source "$ROOT/tests/bench/system-lib.sh"
 
-QUICK=0 ROUNDS="" CONDS="" GUEST=0 OUT=""
-usage() { echo "usage: scripts/bench-system.sh [--quick] [--rounds N] [--conditions run,trace-a,trace-p,serve,bpftrace] [--guest] [--out DIR]" >&2; exit 2; }
+QUICK=0 ROUNDS="" CONDS="" GUEST=0 OUT="" HOST=1 LAB_OPTS=() WORKLOADS=all
+usage() {
+  echo "usage: scripts/bench-system.sh [--quick] [--rounds N] [--conditions run,trace-a,trace-p,serve,bpftrace] [--workloads LIST]" >&2
+  echo "                               [--guest [--guest-only] [--kernel 6.1|6.12] [--icount]] [--out DIR]" >&2
+  exit 2
+}
 while (($#)); do
   case "$1" in
     --quick) QUICK=1; shift ;;
     --rounds) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage; ROUNDS=$2; shift 2 ;;
     --conditions) [[ $# -ge 2 && -n $2 ]] || usage; CONDS=$2; shift 2 ;;
     --guest) GUEST=1; shift ;;
+    --guest-only) GUEST=1 HOST=0; shift ;;
+    --kernel) [[ $# -ge 2 && -n $2 ]] || usage; LAB_OPTS+=(--kernel "$2"); shift 2 ;;
+    --icount) LAB_OPTS+=(--icount); shift ;;
+    --workloads) [[ $# -ge 2 && $2 =~ ^(all|getppid|openclose|socket|fault|pingpong|compile)(,(getppid|openclose|socket|fault|pingpong|compile))*$ ]] || usage
+                 WORKLOADS=$2; shift 2 ;;
     --out) [[ $# -ge 2 && -n $2 ]] || usage; OUT=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) usage ;;
@@ -126,8 +141,10 @@ if ! command -v bpftrace >/dev/null && [[ " ${conds[*]} " == *" bpftrace "* ]]; 
   note bpftrace "bpftrace not installed"
   mapfile -t conds < <(printf '%s\n' "${conds[@]}" | grep -vx bpftrace)
 fi
-system_rounds "${conds[@]}" || { echo "bench-system: a workload failed on the host; logs in $LOGS" >&2; exit 1; }
-system_cleanup
+if ((HOST)); then
+  system_rounds "${conds[@]}" || { echo "bench-system: a workload failed on the host; logs in $LOGS" >&2; exit 1; }
+  system_cleanup
+fi
 LOAD_HOST_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if ((GUEST)); then
@@ -135,7 +152,7 @@ if ((GUEST)); then
   rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
   gen_sources "$WORK/compile-guest" "$G_NFILES"
   grc=0
-  "$ROOT/scripts/qemu-lab.sh" --timeout $((QUICK ? 1800 : 3600)) --out "$OUT/guest" -- \
+  "$ROOT/scripts/qemu-lab.sh" "${LAB_OPTS[@]}" --env WORKLOADS="$WORKLOADS" --timeout $((QUICK ? 1800 : 3600)) --out "$OUT/guest" -- \
     bash "$ROOT/tests/bench/system-guest.sh" "$UNRELATED" "$FORKSCOPE" "$WORK/compile-guest" "$G_ROUNDS" "$BATCHES" "$G_SCALE" \
     "$(IFS=,; echo "${conds[*]}")" >"$OUT/guest/host-side.log" 2>&1 || grc=$?
   [[ -s $OUT/guest/raw.tsv ]] && cat "$OUT/guest/raw.tsv" >>"$RAW"
@@ -170,7 +187,8 @@ COND = {"run": "forkscope run", "trace-a": "forkscope trace -a", "trace-p": "for
 
 def cond_label(c):
     base, _, bk = c.partition("@")
-    return COND.get(base, base) + (f" --backend {bk}" if bk else "")
+    base, _, depth = base.partition("+")
+    return COND.get(base, base) + (f" --depth {depth}" if depth else "") + (f" --backend {bk}" if bk else "")
 
 def fmt(v, w):
     if w == "compile": return f"{v:.2f} s"
@@ -180,11 +198,13 @@ def fmt(v, w):
 d = defaultdict(lambda: defaultdict(dict))
 order = []
 foreign = defaultdict(lambda: [0, 0])  # env -> [sets with foreign tracing programs, sets]
+seen = set()
 for env, cond, rnd, side, w, cpu, wall, *rest in raw:
     key = (env, cond, w)
     if key not in d: order.append(key)
     d[key][rnd][side] = (float(cpu), float(wall), int(rest[0]) if rest else 0)
-    if w == "compile" and rest:
+    if (env, cond, rnd, side) not in seen and rest:
+        seen.add((env, cond, rnd, side))
         foreign[env][1] += 1
         foreign[env][0] += int(rest[0]) > 0
 

@@ -38,11 +38,20 @@ const char* depth_name(Depth depth);         // "syscall", "process", "full"
 // The shallowest depth that measures a phase (user slots: syscall).
 Depth phase_depth(int id);
 
-// Which syscall hooks run the syscall programs: the per-syscall tracepoints
-// (syscalls:sys_enter_clone ...; no program runs for other syscalls) or, as the
-// last resort, the raw sys_enter/sys_exit (a program for every syscall).
-enum class SyscallHooks { kPerSyscall, kRaw };
-const char* syscall_hooks_name(SyscallHooks hooks);
+// Which syscall hooks run the syscall programs (bpf/forkscope.bpf.c), best first:
+// the syscall functions themselves (__x64_sys_clone ...), each by fentry/fexit or
+// else kprobe/kretprobe, so other syscalls run nothing at all; their per-syscall
+// tracepoints (syscalls:sys_enter_clone ...: no program runs for other syscalls,
+// but every syscall of every task takes the kernel's syscall-tracing path); or,
+// as the last resort, the raw sys_enter/sys_exit (a program for every syscall).
+enum class SyscallHooks { kFunctions, kPerSyscall, kRaw };
+// The syscalls hooked, by name ("clone", "exit_group"): launch, exec, exit and
+// wait.  exit and exit_group never return, so they have an entry hook only.
+struct HookedSyscall {
+  const char* name;
+  bool returns;
+};
+const std::vector<HookedSyscall>& hooked_syscalls();
 
 // What one run measures: the configuration the BPF side gets, plus what user
 // space needs to name and explain each phase.
@@ -66,6 +75,10 @@ struct RunPlan {
   std::vector<fs_site> sites;
   Depth depth = Depth::kFull;
   SyscallHooks syscall_hooks = SyscallHooks::kPerSyscall;
+  // kFunctions: per hooked_syscalls() entry, FS_SRC_FENTRY or FS_SRC_KPROBE.
+  std::vector<int> syscall_source;
+  // Why better syscall hooks than the chosen ones are not used ("" when none are).
+  std::string syscall_hooks_why;
 
   // The programs each depth loads: allocation landmarks (kmem_cache_alloc) and
   // mmap_lock events from process on.
@@ -79,6 +92,9 @@ struct RunPlan {
 void set_detail(RunPlan& plan, bool detail);
 // --depth: the phases deeper than depth are not measured ("not at --depth X").
 void set_depth(RunPlan& plan, Depth depth);
+// The syscall hooks a plan uses, in words: "fentry/fexit on the syscall
+// functions", "... kprobe/kretprobe on fork, vfork", "per-syscall tracepoints"...
+std::string syscall_hooks_text(const RunPlan& plan);
 // Does an allocation landmark (FS_LM_*) belong to depth?  Per-VMA ones only at full.
 bool landmark_at_depth(__u32 landmark, Depth depth);
 

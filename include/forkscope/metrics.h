@@ -48,6 +48,12 @@ struct GroupSample {
   std::vector<PhaseSample> phases;
   uint64_t program_runs = 0;  // our BPF programs that ran inside its launches
   uint64_t dropped = 0;       // its launches the kernel side could not track (state map full)
+  // Per-mapping attribution (serve at --depth full): vma_setup + copy_page_range ns
+  // per mapping label (mapping_label; "(other mappings)" for the VMAs past the
+  // kernel's bound), and the launches that copied VMAs but could not be attributed.
+  // Both may go down (a pid reused, a snapshot gone): only growth is exported.
+  std::map<std::string, uint64_t> mapping_ns;
+  uint64_t mapping_unattributed = 0;
 };
 
 // Totals of the whole kernel side (a group's own are in its GroupSample: they go
@@ -74,18 +80,25 @@ const std::vector<double>& phase_bucket_bounds();
 // The in-kernel slot's bucket: an index into phase_bucket_bounds(), or its size (+Inf).
 size_t bucket_of_slot(size_t slot);
 
-// A comm as a label value: printable ASCII stays, every other byte (and the
-// backslash) becomes \xNN, and a comm named "(other)" becomes \x28other), so
-// two processes never share a label value by accident.
-std::string safe_comm(const std::string& comm);
+// A comm as a label value.  It is safe text already (the tracer passes every comm
+// through safe_text where it enters: control bytes, invalid UTF-8 and backslashes
+// escaped); a process that names itself "(other)" becomes \x28other), which no
+// safe text can be (its backslash would be doubled), so it never shares the
+// overflow group's label value.
+std::string comm_label(const std::string& comm);
 
 inline const char* kOtherComm = "(other)";
+// forkscope_mapping_copy_seconds_total: each label set's top mappings (by total)
+// have a series of their own; the others' growth goes to this label.
+inline constexpr size_t kTopMappings = 5;
+inline const char* kOtherMappings = "(other mappings)";
 
 class MetricsExporter {
  public:
   // max_groups: the kernel's group cells (bounds the retained label sets);
-  // evict_after_s: idle time after which a group is evicted (idle_cells).
-  MetricsExporter(size_t max_groups, double evict_after_s);
+  // evict_after_s: idle time after which a group is evicted (idle_cells);
+  // mappings: the samples carry per-mapping attribution (the forkscope_mapping_* families).
+  MetricsExporter(size_t max_groups, double evict_after_s, bool mappings = false);
   ~MetricsExporter();
   MetricsExporter(const MetricsExporter&) = delete;
   MetricsExporter& operator=(const MetricsExporter&) = delete;
@@ -112,18 +125,27 @@ class MetricsExporter {
     double launches = 0;
     std::map<std::string, double> failed;  // by errno label
     std::map<std::string, Hist> phases;
+    // Per-mapping seconds by (escaped) label, at most kMappingLabels of them (the
+    // rest counted into kOtherMappings); the top kTopMappings exposed.
+    std::map<std::string, double> mapping_s;
+    double other_mappings_s = 0;  // growth of the others while they were not on top
+    double unattributed = 0;
     std::vector<uint32_t> cells;  // the kernel groups feeding it now
     double last_active = 0;
     bool exposed = false;
     prometheus::Counter* launches_metric = nullptr;
     std::map<std::string, prometheus::Counter*> failed_metrics;
     std::map<std::string, prometheus::Histogram*> phase_metrics;
+    std::map<std::string, prometheus::Counter*> mapping_metrics;  // by label, kOtherMappings included
+    prometheus::Counter* unattributed_metric = nullptr;
   };
   // The previous raw totals of one kernel cell.
   struct Previous {
     uint64_t launches = 0, execs = 0, program_runs = 0, dropped = 0;
     std::map<std::string, uint64_t> failed;
     std::map<std::string, PhaseSample> phases;
+    std::map<std::string, uint64_t> mapping_ns;
+    uint64_t mapping_unattributed = 0;
     double last_active = 0;  // last growth, or first sight
     bool named = false;
   };
@@ -132,6 +154,8 @@ class MetricsExporter {
     uint64_t launches = 0, execs = 0;
     std::map<std::string, uint64_t> failed;
     std::map<std::string, Hist> phases;
+    std::map<std::string, uint64_t> mapping_ns;  // only the labels that grew
+    uint64_t unattributed = 0;
     bool any() const { return launches || execs || !failed.empty() || !phases.empty(); }
   };
   using Key = std::pair<std::string, std::string>;  // (label comm, kind)
@@ -144,16 +168,24 @@ class MetricsExporter {
   // Each family's series of a label set, created as its totals appear.
   void add_failure(LabelSet& s, const std::string& err, double increment);
   void add_phase(LabelSet& s, const std::string& phase, const Hist& increment);
+  // A cell's per-mapping growth into its label set: the labels ranked by total, the
+  // top kTopMappings with a series each (one that comes onto the top starts at its
+  // label's whole total, one that leaves it goes from the exposition), the growth of
+  // the others into kOtherMappings's.
+  void add_mappings(LabelSet& s, const std::map<std::string, uint64_t>& increments, uint64_t unattributed);
   void sync_execs();
   void forget_retained();
 
   size_t max_groups_;
   double evict_after_s_;
+  bool mappings_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* launches_;
   prometheus::Family<prometheus::Counter>* failures_;
   prometheus::Family<prometheus::Counter>* execs_;
   prometheus::Family<prometheus::Histogram>* phase_seconds_;
+  prometheus::Family<prometheus::Counter>* mapping_seconds_ = nullptr;  // with mappings only
+  prometheus::Family<prometheus::Counter>* unattributed_ = nullptr;
   prometheus::Counter* program_runs_;
   prometheus::Counter* events_dropped_;
   prometheus::Gauge* groups_metric_;

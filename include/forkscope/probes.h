@@ -61,9 +61,11 @@ std::vector<FeatureCheck> probe_features();
 
 bool kprobes_available(std::string* why);
 
-// The syscall hooks this kernel offers: the per-syscall tracepoints when tracefs
-// lists every one forkscope needs, else the raw sys_enter/sys_exit (*why says why).
-// Tracer::open falls back to the raw ones when the per-syscall ones fail to load.
+// The syscall tracepoints this kernel offers: the per-syscall ones when tracefs
+// lists every one forkscope needs, else the raw sys_enter/sys_exit (*why says
+// why).  The plan prefers the syscall functions (plan_run); Tracer::open falls
+// back from those to these, and from the per-syscall ones to the raw ones, when
+// they fail to load or attach.
 SyscallHooks choose_syscall_hooks(std::string* why);
 // Those tracepoints, by tracefs name ("sys_enter_clone", ...).
 const std::vector<std::string>& hooked_syscall_events();
@@ -107,7 +109,7 @@ struct PlanOptions {
   // (--overhead's untraced blocks): detaching a per-syscall tracepoint's program
   // waits for a grace period (20-90 ms each on 6.18, one after another), so such
   // runs use the raw sys_enter/sys_exit, whose programs return at once for the
-  // syscalls that are none of ours.
+  // syscalls that are none of ours, where the syscall functions cannot be hooked.
   bool reattaches = false;
 };
 
@@ -162,10 +164,12 @@ class Tracer {
   void add_followed(pid_t tgid);
   std::vector<TraceGroup> read_groups() const;
   // serve's eviction of an idle group, in two steps around the caller's last read
-  // of the cell: unlink_cell bumps the cell's generation (records begun under the
-  // group count nowhere from then on: stale_records) and deletes its group key, so
-  // the command's next launch takes a free cell; recycle_cell zeroes the cell and
-  // returns it to the free cells.
+  // of the cell, which waits until programs that found the key before unlink_cell
+  // have returned: unlink_cell deletes the group key (the command's next launch
+  // takes a free cell) and bumps the cell's generation (records begun under the
+  // group count nowhere from then on: stale_records); recycle_cell bumps it again
+  // (for a record stamped between the key's lookup and the first bump), zeroes the
+  // cell and returns it to the free cells.
   void unlink_cell(uint32_t cell);
   void recycle_cell(uint32_t cell);
   uint64_t stale_records() const;
@@ -194,6 +198,9 @@ class Tracer {
   std::map<std::string, uint64_t> read_failed_errnos(uint32_t cell) const;
   // A cell's per-mapping aggregates (bpf/mappings.bpf.h), for attribute_mappings.
   KernelMappings read_mappings(uint32_t cell) const;
+  // The same for every cell in one pass over the per-mapping map (serve's scrapes:
+  // not one pass per group); cells with nothing copied or lost are left out.
+  std::map<uint32_t, KernelMappings> read_all_mappings() const;
   // trace (Follow::mappings): each launching process's count of VMAs its last launch
   // copied, for ProcessSnapshots::update.
   std::vector<LauncherLayout> read_map_launchers() const;

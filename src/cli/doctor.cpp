@@ -36,13 +36,14 @@ int doctor_command() {
               tracer ? ("loaded and attached as --backend auto would: " + backend_name(tracer->plan())).c_str()
                      : load_error.c_str());
 
-  std::string hooks_why;
-  const SyscallHooks offered = choose_syscall_hooks(&hooks_why);
-  std::printf("  %-20s %-4s %s\n", "syscall hooks", offered == SyscallHooks::kPerSyscall ? "yes" : "no",
-              tracer ? (std::string(syscall_hooks_name(tracer->plan().syscall_hooks)) +
-                        (hooks_why.empty() ? "" : " (" + hooks_why + ")"))
-                           .c_str()
-                     : syscall_hooks_name(offered));
+  // yes: only forkscope's syscalls run a program (not the raw pair); the text
+  // says which hooks, and why better ones are not used.
+  const RunPlan& hooks = tracer ? tracer->plan() : auto_plan;
+  if (!tracer) auto_plan.syscall_hooks = choose_syscall_hooks(&auto_plan.syscall_hooks_why);
+  std::printf("  %-20s %-4s %s\n", "syscall hooks", hooks.syscall_hooks != SyscallHooks::kRaw ? "yes" : "no",
+              (syscall_hooks_text(hooks) +
+               (hooks.syscall_hooks_why.empty() ? "" : " (" + hooks.syscall_hooks_why + ")"))
+                  .c_str());
   if (tracer) {
     std::string programs;
     for (const std::string& p : tracer->attached_programs()) programs += (programs.empty() ? "" : " ") + p;

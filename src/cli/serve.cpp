@@ -55,11 +55,14 @@ void add_serve_options(CLI::App& app, ServeOptions& o, bool& all) {
       ->capture_default_str();
   app.add_option("--evict-after", o.evict_after_s,
                  "Seconds without growth after which a group is evicted: its cell goes to the next new "
-                 "command, its series leave /metrics until it comes back (its counters resume)")
+                 "command, its series leave /metrics until it comes back (its counters resume); 0: never "
+                 "(new commands past --max-groups then count in comm=\"(other)\")")
       ->capture_default_str();
   app.add_option("--backend", o.backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
   app.add_option("--depth", o.depth,
-                 "syscall, process or full, as for run (shallower: cheaper for every task on the machine)")
+                 "syscall, process or full, as for run (shallower: cheaper for every task on the machine); "
+                 "process gives the launch syscall, copy_process and dup_mmap; full adds copy_page_range "
+                 "and per-mapping copy time")
       ->capture_default_str();
   app.add_flag("-q,--quiet", o.quiet, "Nothing on stderr but errors");
   app.add_flag("-v,--verbose", o.verbose, "Show libbpf's log");

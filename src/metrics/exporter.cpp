@@ -22,6 +22,9 @@ uint64_t grown(uint64_t now, uint64_t before) { return now >= before ? now - bef
 // Evicted label sets remembered, so a returning group resumes (the longest idle go first).
 size_t retained_limit(size_t max_groups) { return 8 * max_groups + 64; }
 
+// Mapping labels ranked per label set; past them, a label's growth goes to kOtherMappings.
+constexpr size_t kMappingLabels = 64;
+
 }  // namespace
 
 const std::vector<std::string>& exported_phases() {
@@ -49,23 +52,13 @@ size_t bucket_of_slot(size_t slot) {
   return k > kLastBound ? phase_bucket_bounds().size() : static_cast<size_t>(k - kFirstBound);
 }
 
-std::string safe_comm(const std::string& comm) {
-  if (comm == kOtherComm) return "\\x28other)";
-  std::string out;
-  for (unsigned char c : comm) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    }
-  }
-  return out;
-}
+std::string comm_label(const std::string& comm) { return comm == kOtherComm ? "\\x28other)" : comm; }
 
-MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
-    : max_groups_(max_groups), evict_after_s_(evict_after_s), registry_(std::make_shared<prometheus::Registry>()) {
+MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s, bool mappings)
+    : max_groups_(max_groups),
+      evict_after_s_(evict_after_s),
+      mappings_(mappings),
+      registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter, prometheus::BuildGauge, prometheus::BuildHistogram;
   // Per group.
   launches_ =
@@ -89,6 +82,21 @@ MetricsExporter::MetricsExporter(size_t max_groups, double evict_after_s)
                         .Name("forkscope_phase_seconds")
                         .Help("Inclusive time of a launch phase per launch, from the in-kernel log-linear histogram")
                         .Register(*registry_);
+  if (mappings_) {
+    mapping_seconds_ = &BuildCounter()
+                            .Name("forkscope_mapping_copy_seconds_total")
+                            .Help(
+                                "dup_mmap's vma_setup + copy_page_range time per mapping of the launching "
+                                "processes (name perms size), the top 5 per command and kind; mapping=\"(other "
+                                "mappings)\": the others' time while they were not in the top 5")
+                            .Register(*registry_);
+    unattributed_ = &BuildCounter()
+                         .Name("forkscope_mapping_unattributed_launches_total")
+                         .Help(
+                             "Launches that copied VMAs but whose mappings could not be matched (no snapshot of "
+                             "their process's layout: it changed or exited before it was read, or its pid was reused)")
+                         .Register(*registry_);
+  }
   // forkscope's own health.
   program_runs_ = &BuildCounter()
                        .Name("forkscope_program_runs_total")
@@ -156,6 +164,65 @@ void MetricsExporter::add_phase(LabelSet& s, const std::string& phase, const His
   m->ObserveMultiple(increment.buckets, increment.sum);
 }
 
+void MetricsExporter::add_mappings(LabelSet& s, const std::map<std::string, uint64_t>& increments,
+                                   uint64_t unattributed) {
+  if (!mappings_) return;
+  std::map<std::string, double> grew;
+  double other = 0;
+  for (const auto& [raw, ns] : increments) {
+    const std::string& label = raw;  // safe_text'd where it entered (the layout snapshot)
+    const double seconds = static_cast<double>(ns) / 1e9;
+    if (label == kOtherMappings || (!s.mapping_s.contains(label) && s.mapping_s.size() >= kMappingLabels)) {
+      other += seconds;
+      continue;
+    }
+    s.mapping_s[label] += seconds;
+    grew[label] += seconds;
+  }
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const auto& [label, total] : s.mapping_s) ranked.emplace_back(-total, label);
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<std::string> top;
+  for (size_t i = 0; i < ranked.size() && i < kTopMappings; i++) top.push_back(ranked[i].second);
+  const auto on_top = [&](const std::string& label) { return std::find(top.begin(), top.end(), label) != top.end(); };
+  for (const auto& [label, seconds] : grew)
+    if (!on_top(label)) other += seconds;
+  s.other_mappings_s += other;
+  s.unattributed += static_cast<double>(unattributed);
+  if (!s.exposed) return;
+  for (auto it = s.mapping_metrics.begin(); it != s.mapping_metrics.end();) {
+    if (it->first == kOtherMappings || on_top(it->first)) {
+      ++it;
+      continue;
+    }
+    mapping_seconds_->Remove(it->second);
+    it = s.mapping_metrics.erase(it);
+  }
+  for (const std::string& label : top) {
+    prometheus::Counter*& m = s.mapping_metrics[label];
+    if (!m) {
+      m = &mapping_seconds_->Add({{"comm", s.comm}, {"kind", s.kind}, {"mapping", label}});
+      m->Increment(s.mapping_s[label]);  // the label's whole total
+    } else if (const auto g = grew.find(label); g != grew.end()) {
+      m->Increment(g->second);
+    }
+  }
+  if (!s.mapping_s.empty() || s.other_mappings_s > 0) {
+    prometheus::Counter*& m = s.mapping_metrics[kOtherMappings];
+    if (!m) {
+      m = &mapping_seconds_->Add({{"comm", s.comm}, {"kind", s.kind}, {"mapping", kOtherMappings}});
+      other = s.other_mappings_s;
+    }
+    m->Increment(other);
+  }
+  if (!s.unattributed_metric) {
+    s.unattributed_metric = &unattributed_->Add({{"comm", s.comm}, {"kind", s.kind}});
+    unattributed = 0;
+    s.unattributed_metric->Increment(s.unattributed);
+  }
+  s.unattributed_metric->Increment(static_cast<double>(unattributed));
+}
+
 // A label set's series come back with its totals: its counters continue.
 void MetricsExporter::expose(LabelSet& s) {
   if (s.exposed) return;
@@ -164,6 +231,7 @@ void MetricsExporter::expose(LabelSet& s) {
   s.launches_metric->Increment(s.launches);
   for (const auto& [err, total] : s.failed) add_failure(s, err, 0);
   for (const auto& [phase, total] : s.phases) add_phase(s, phase, Hist{});
+  add_mappings(s, {}, 0);
 }
 
 void MetricsExporter::hide(LabelSet& s) {
@@ -171,9 +239,13 @@ void MetricsExporter::hide(LabelSet& s) {
   launches_->Remove(s.launches_metric);
   for (auto& [err, m] : s.failed_metrics) failures_->Remove(m);
   for (auto& [phase, m] : s.phase_metrics) phase_seconds_->Remove(m);
+  for (auto& [label, m] : s.mapping_metrics) mapping_seconds_->Remove(m);
+  if (s.unattributed_metric) unattributed_->Remove(s.unattributed_metric);
   s.launches_metric = nullptr;
   s.failed_metrics.clear();
   s.phase_metrics.clear();
+  s.mapping_metrics.clear();
+  s.unattributed_metric = nullptr;
   s.exposed = false;
 }
 
@@ -204,6 +276,14 @@ MetricsExporter::Growth MetricsExporter::growth(const GroupSample& g, const Prev
     h.sum = static_cast<double>(grown(p.total_ns, reset ? 0 : old.total_ns)) / 1e9;
     if (observed > 0) out.phases[p.name] = std::move(h);
   }
+  // Attribution may go down (a pid reused): only what grew counts.
+  for (const auto& [label, ns] : g.mapping_ns) {
+    const auto was = before.mapping_ns.find(label);
+    const uint64_t old = was == before.mapping_ns.end() ? 0 : was->second;
+    if (ns > old) out.mapping_ns[label] = ns - old;
+  }
+  if (g.mapping_unattributed > before.mapping_unattributed)
+    out.unattributed = g.mapping_unattributed - before.mapping_unattributed;
   return out;
 }
 
@@ -216,7 +296,7 @@ MetricsExporter::LabelSet& MetricsExporter::add(const GroupSample& g, double now
   program_runs_->Increment(static_cast<double>(grown(g.program_runs, before.program_runs)));
   events_dropped_->Increment(static_cast<double>(grown(g.dropped, before.dropped)));
 
-  const Key key = g.other ? Key{kOtherComm, "mixed"} : Key{safe_comm(g.comm), g.kind};
+  const Key key = g.other ? Key{kOtherComm, "mixed"} : Key{comm_label(g.comm), g.kind};
   LabelSet& s = sets_[key];
   s.comm = key.first;
   s.kind = key.second;
@@ -230,12 +310,16 @@ MetricsExporter::LabelSet& MetricsExporter::add(const GroupSample& g, double now
     for (const auto& [phase, h] : d.phases) add_phase(s, phase, h);
     execs_total_[s.comm] += static_cast<double>(d.execs);
   }
+  // (Apart: a snapshot read late attributes launches that already counted.)
+  if (!d.mapping_ns.empty() || d.unattributed) add_mappings(s, d.mapping_ns, d.unattributed);
   before.launches = g.launches;
   before.execs = g.execs;
   before.program_runs = g.program_runs;
   before.dropped = g.dropped;
   before.failed = g.failed;
   for (const PhaseSample& p : g.phases) before.phases[p.name] = p;
+  before.mapping_ns = g.mapping_ns;
+  before.mapping_unattributed = g.mapping_unattributed;
   return s;
 }
 
@@ -257,7 +341,7 @@ void MetricsExporter::update(const MetricsSnapshot& snapshot, double now_s) {
 std::vector<uint32_t> MetricsExporter::idle_cells(double now_s) const {
   std::vector<uint32_t> out;
   for (const auto& [cell, p] : previous_)
-    if (p.named && now_s - p.last_active >= evict_after_s_) out.push_back(cell);
+    if (evict_after_s_ > 0 && p.named && now_s - p.last_active >= evict_after_s_) out.push_back(cell);
   return out;
 }
 

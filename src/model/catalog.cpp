@@ -1,5 +1,6 @@
 #include "forkscope/catalog.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "forkscope/error.h"
@@ -81,8 +82,29 @@ const char* depth_name(Depth depth) {
   return "full";
 }
 
-const char* syscall_hooks_name(SyscallHooks hooks) {
-  return hooks == SyscallHooks::kPerSyscall ? "per-syscall tracepoints" : "raw sys_enter/sys_exit";
+const std::vector<HookedSyscall>& hooked_syscalls() {
+  static const std::vector<HookedSyscall> syscalls = {{"clone", true}, {"clone3", true},      {"fork", true},
+                                                      {"vfork", true}, {"execve", true},      {"execveat", true},
+                                                      {"exit", false}, {"exit_group", false}, {"wait4", true},
+                                                      {"waitid", true}};
+  return syscalls;
+}
+
+std::string syscall_hooks_text(const RunPlan& plan) {
+  if (plan.syscall_hooks == SyscallHooks::kRaw) return "raw sys_enter/sys_exit";
+  if (plan.syscall_hooks == SyscallHooks::kPerSyscall) return "per-syscall tracepoints";
+  // The kind most syscalls use, then the others by name.
+  const long fentry = std::count(plan.syscall_source.begin(), plan.syscall_source.end(), FS_SRC_FENTRY);
+  const bool mostly_fentry = fentry * 2 >= static_cast<long>(plan.syscall_source.size());
+  std::string text = std::string(mostly_fentry ? "fentry/fexit" : "kprobe/kretprobe") + " on the syscall functions";
+  std::string others;
+  for (size_t i = 0; i < plan.syscall_source.size() && i < hooked_syscalls().size(); i++) {
+    if ((plan.syscall_source[i] == FS_SRC_FENTRY) != mostly_fentry)
+      others += (others.empty() ? "" : ", ") + std::string(hooked_syscalls()[i].name);
+  }
+  if (!others.empty())
+    text += std::string(", ") + (mostly_fentry ? "kprobe/kretprobe" : "fentry/fexit") + " on " + others;
+  return text;
 }
 
 Depth phase_depth(int id) {
@@ -150,6 +172,9 @@ std::vector<PhaseAvailability> availability(const RunPlan& plan) {
       // A catalog function this kernel cannot probe (inlined): its landmarks stand in.
       if (plan.function[e.id].empty() && !plan.reason[e.id].empty())
         a.how += " (no function probe: " + plan.reason[e.id] + ")";
+      // The syscall phases' boundaries are the syscall hooks' (RunPlan::syscall_hooks).
+      if (a.how.starts_with("sys_enter .. sys_exit") && plan.syscall_hooks == SyscallHooks::kFunctions)
+        a.how += " (seen at the syscall functions' entry and return: " + syscall_hooks_text(plan) + ")";
     } else {
       a.how = e.how;
       a.reason = plan.reason[e.id];

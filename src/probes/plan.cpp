@@ -78,11 +78,43 @@ void resolve_sites(RunPlan& plan) {
   }
 }
 
+// The syscall functions as the syscall hooks: each hooked syscall's function
+// (__x64_sys_clone ...) with the backend's kind of probe where it attaches (auto:
+// fentry), else the other kind (Debian's 6.1 has no ftrace location on the
+// argument-less fork and vfork, where kprobes still attach), each tried for real.
+// All or nothing: when one cannot be hooked, the syscall tracepoints run them all
+// (any one of those puts every syscall on the tracing path anyway).
+void plan_syscall_functions(RunPlan& plan, const FunctionProber& prober, bool kprobe_first) {
+  std::vector<int> source;
+  for (const HookedSyscall& s : hooked_syscalls()) {
+    const std::string fn = std::string("__x64_sys_") + s.name;
+    std::string why;
+    for (const int kind :
+         {kprobe_first ? FS_SRC_KPROBE : FS_SRC_FENTRY, kprobe_first ? FS_SRC_FENTRY : FS_SRC_KPROBE}) {
+      const std::string r = kind == FS_SRC_FENTRY ? prober.try_fentry(fn) : prober.try_kprobe(fn);
+      if (r.empty()) {
+        source.push_back(kind);
+        why.clear();
+        break;
+      }
+      why += (why.empty() ? fn + ": " : "; ") + r;
+    }
+    if (!why.empty()) {
+      plan.syscall_hooks_why = why;
+      return;
+    }
+  }
+  plan.syscall_hooks = SyscallHooks::kFunctions;
+  plan.syscall_source = std::move(source);
+  plan.syscall_hooks_why.clear();
+}
+
 // The phases function probes can measure with the chosen backend, tried for real,
-// and the probe-cost calibration's target; landmarks for the rest.  Throws
+// the syscall hooks, and the probe-cost calibration's target; landmarks for the rest.  Throws
 // privilege_error when a forced backend cannot work at all.
 RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_phases, bool probe_cost, Depth depth) {
   RunPlan plan = tracepoint_plan();
+  plan.syscall_hooks_why = "no function probes with --backend tracepoint";
   if (user_phases.size() > FS_USER_PHASES)
     throw usage_error("at most " + std::to_string(FS_USER_PHASES) + " --phase options per run");
   if (choice == BackendChoice::kTracepoint) {
@@ -133,6 +165,8 @@ RunPlan function_plan(BackendChoice choice, const std::vector<UserPhase>& user_p
     if (!plan.measured(id))
       throw privilege_error("--phase " + user_phases[i].function + ": cannot probe it here (" + why + ")");
   }
+  if (fentry || kprobe) plan_syscall_functions(plan, prober, choice == BackendChoice::kKprobe);
+  else plan.syscall_hooks_why = "no function probes on this kernel";
   // The probe-cost calibration's target: sched_getscheduler's kernel entry point
   // (named by architecture), which every kind in use must attach to.  A cheap
   // syscall with an argument: the wrappers of argument-less ones (getppid) are no
@@ -193,7 +227,13 @@ RunPlan plan_run(const PlanOptions& o) {
   set_detail(plan, o.detail);
   set_depth(plan, o.depth);
   plan.exec = o.exec;
-  plan.syscall_hooks = o.reattaches ? SyscallHooks::kRaw : choose_syscall_hooks(nullptr);
+  if (plan.syscall_hooks != SyscallHooks::kFunctions) {
+    std::string why;
+    plan.syscall_hooks = o.reattaches ? SyscallHooks::kRaw : choose_syscall_hooks(&why);
+    if (o.reattaches)
+      why = "--overhead detaches and attaches the programs again: per-syscall tracepoints detach slowly";
+    if (!why.empty()) plan.syscall_hooks_why += "; " + why;
+  }
   if (plan.depth != Depth::kSyscall) resolve_sites(plan);
   return plan;
 }

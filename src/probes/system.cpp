@@ -103,12 +103,13 @@ bool ensure_tracefs(std::string* why) {
 }
 
 const std::vector<std::string>& hooked_syscall_events() {
-  static const std::vector<std::string> events = {"sys_enter_clone",   "sys_enter_clone3",     "sys_enter_fork",
-                                                  "sys_enter_vfork",   "sys_enter_execve",     "sys_enter_execveat",
-                                                  "sys_enter_exit",    "sys_enter_exit_group", "sys_enter_wait4",
-                                                  "sys_enter_waitid",  "sys_exit_clone",       "sys_exit_clone3",
-                                                  "sys_exit_fork",     "sys_exit_vfork",       "sys_exit_execve",
-                                                  "sys_exit_execveat", "sys_exit_wait4",       "sys_exit_waitid"};
+  static const std::vector<std::string> events = [] {
+    std::vector<std::string> e;
+    for (const HookedSyscall& s : hooked_syscalls()) e.push_back(std::string("sys_enter_") + s.name);
+    for (const HookedSyscall& s : hooked_syscalls())
+      if (s.returns) e.push_back(std::string("sys_exit_") + s.name);
+    return e;
+  }();
   return events;
 }
 

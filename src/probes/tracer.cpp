@@ -164,26 +164,45 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
   bpf_program__set_autoload(skel->progs.fs_mmap_lock_released, p.mmap_lock_programs());
   bpf_program__set_autoload(skel->progs.fs_mm_page_alloc, p.detail && p.allocation_programs());
   bpf_program__set_autoload(skel->progs.fs_page_fault_user, p.detail || p.exec);
-  // One set of syscall hooks: the per-syscall tracepoints, or the raw pair.
-  const bool per_syscall = p.syscall_hooks == SyscallHooks::kPerSyscall;
-  bpf_program__set_autoload(skel->progs.fs_sys_enter, !per_syscall);
-  bpf_program__set_autoload(skel->progs.fs_sys_exit, !per_syscall);
-  bpf_program* prog;
-  bpf_object__for_each_program(prog, skel->obj) {
-    const std::string name = bpf_program__name(prog);
-    if (name.starts_with("fs_enter_") || name.starts_with("fs_exit_")) bpf_program__set_autoload(prog, per_syscall);
+  // One set of syscall hooks: the syscall functions (fentry/fexit or
+  // kprobe/kretprobe, per syscall), the per-syscall tracepoints, or the raw pair.
+  const bool raw = p.syscall_hooks == SyscallHooks::kRaw;
+  bpf_program__set_autoload(skel->progs.fs_sys_enter, raw);
+  bpf_program__set_autoload(skel->progs.fs_sys_exit, raw);
+  const auto set_autoload = [&](const std::string& name, bool load) {
+    if (bpf_program* prog = bpf_object__find_program_by_name(skel->obj, name.c_str()))
+      bpf_program__set_autoload(prog, load);
+    else throw Error(kExitFailure, "internal: no BPF program " + name);
+  };
+  for (size_t i = 0; i < hooked_syscalls().size(); i++) {
+    const HookedSyscall& s = hooked_syscalls()[i];
+    const int source = p.syscall_hooks == SyscallHooks::kFunctions && i < p.syscall_source.size()
+                           ? p.syscall_source[i]
+                           : static_cast<int>(FS_SRC_NONE);
+    for (const char* side : {"enter_", "exit_"}) {
+      if (!s.returns && side[1] == 'x') continue;  // exit and exit_group: no return hook
+      set_autoload(std::string("fs_") + side + s.name, p.syscall_hooks == SyscallHooks::kPerSyscall);
+      set_autoload(std::string("fs_fn_") + side + s.name, source == FS_SRC_FENTRY);
+      set_autoload(std::string("fs_kp_") + side + s.name, source == FS_SRC_KPROBE);
+    }
   }
 
   int err = forkscope_bpf__load(skel);
   const bool loaded = err == 0;
   if (loaded) err = forkscope_bpf__attach(skel);
-  if (err && per_syscall) {
-    // Tried for real: a kernel whose per-syscall tracepoints do not take our
-    // programs gets the raw sys_enter/sys_exit instead.
-    RunPlan raw = t->plan_;
-    raw.syscall_hooks = SyscallHooks::kRaw;
+  if (err && !raw) {
+    // Tried for real: a kernel whose syscall functions or per-syscall tracepoints
+    // do not take our programs gets the next hooks instead.
+    RunPlan next = t->plan_;
+    std::string why;
+    next.syscall_hooks = p.syscall_hooks == SyscallHooks::kFunctions ? choose_syscall_hooks(&why) : SyscallHooks::kRaw;
+    next.syscall_hooks_why += std::string(next.syscall_hooks_why.empty() ? "" : "; ") +
+                              (p.syscall_hooks == SyscallHooks::kFunctions ? "the syscall functions"
+                                                                           : "the per-syscall tracepoints") +
+                              " refused forkscope's programs (" + errno_text(err) + ")" +
+                              (why.empty() ? "" : "; " + why);
     t.reset();
-    return open(std::move(raw), verbose, cells, following);
+    return open(std::move(next), verbose, cells, following);
   }
   if (!loaded) {
     int code = (err == -EPERM || err == -EACCES) ? kExitPrivilege : kExitFailure;
@@ -422,16 +441,19 @@ std::vector<TraceGroup> Tracer::read_groups() const {
 
 void Tracer::unlink_cell(uint32_t cell) {
   if (cell >= kTraceGroups) return;
-  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
   std::vector<fs_group_key> keys;
   for_each_entry<fs_group_key, __u32>(impl_->skel->maps.groups, [&](const fs_group_key& k, __u32 c) {
     if (c == cell) keys.push_back(k);
   });
   for (const fs_group_key& k : keys) bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.groups), &k);
+  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
 }
 
 void Tracer::recycle_cell(uint32_t cell) {
   if (cell >= kTraceGroups) return;
+  // A program that found the old key before unlink_cell and read the generation
+  // after its bump stamped the bumped one: this second bump makes that record stale too.
+  __atomic_add_fetch(&impl_->skel->bss->cell_gen[cell], 1, __ATOMIC_SEQ_CST);
   reset_cell(cell);
   __atomic_store_n(&impl_->skel->bss->trace_samples[cell], 0, __ATOMIC_SEQ_CST);
   bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.free_cells), nullptr, &cell, BPF_ANY);
@@ -569,6 +591,25 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
   for_each_entry<fs_map_key, fs_map_agg>(impl_->skel->maps.map_agg, [&](const fs_map_key& k, const fs_map_agg& v) {
     if (k.cell == cell) out.slots.push_back({k.nvmas, k.idx, v.calls, v.setup_ns, v.cpr_ns, k.tgid});
   });
+  return out;
+}
+
+std::map<uint32_t, KernelMappings> Tracer::read_all_mappings() const {
+  std::map<uint32_t, KernelMappings> out;
+  const int fd = bpf_map__fd(impl_->skel->maps.map_agg);
+  fs_map_key key{}, next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    key = next;
+    fs_map_agg v{};
+    if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
+    out[key.cell].slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns, key.tgid});
+  }
+  for (uint32_t cell = 0; cell <= kTraceGroups; cell++) {
+    uint64_t lost = 0;
+    sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus,
+                            [&](const fs_cellstat& v) { lost += v.map_lost; });
+    if (lost) out[cell].lost = lost;
+  }
   return out;
 }
 

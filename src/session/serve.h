@@ -16,7 +16,9 @@ struct ServeOptions {
   size_t max_groups = 20;      // kernel group cells = label sets of their own; the rest in comm="(other)"
   double evict_after_s = 600;  // a group without growth this long frees its cell (counters kept)
   std::string backend = "auto";
-  std::string depth = "full";  // --depth syscall|process|full
+  // --depth syscall|process|full: process, the cheapest with the syscall and dup_mmap
+  // (copy_page_range and per-mapping time need full).
+  std::string depth = "process";
   bool quiet = false;
   bool verbose = false;
 };

@@ -19,6 +19,7 @@
 #include "forkscope/session.h"
 #include "forkscope/shared/catalog.h"
 #include "forkscope/untrusted.h"
+#include "session/followed_mappings.h"
 #include "session/outputs.h"
 #include "session/signals.h"
 
@@ -39,9 +40,9 @@ std::string quoted_command(const std::vector<std::string>& argv) {
   return s;
 }
 
-// One cell per group that launched or exec'd, most launches first; with snapshots,
+// One cell per group that launched or exec'd, most launches first; with mappings,
 // each group's per-mapping attribution.
-std::vector<Cell> collect(Tracer& tracer, double seconds, const ProcessSnapshots* snapshots) {
+std::vector<Cell> collect(Tracer& tracer, double seconds, const FollowedMappings* mappings) {
   std::vector<Cell> cells;
   for (const TraceGroup& g : tracer.read_groups()) {
     Cell c;
@@ -61,10 +62,7 @@ std::vector<Cell> collect(Tracer& tracer, double seconds, const ProcessSnapshots
     c.launches = c.kernel.launches;
     c.failed = c.kernel.failed;
     c.seconds = seconds;
-    if (snapshots != nullptr) {
-      attribute_mappings([&](uint32_t tgid, uint32_t nvmas) { return snapshots->find(tgid, nvmas); },
-                         tracer.read_mappings(g.cell), c);
-    }
+    if (mappings != nullptr) mappings->attribute(tracer.read_mappings(g.cell), c);
     cells.push_back(std::move(c));
   }
   std::stable_sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
@@ -129,16 +127,10 @@ Run trace_session(const TraceSessionOptions& o) {
     }
   }
 
-  // Per-mapping attribution: each launching process's mappings, read when it is first
-  // seen and again when the count of VMAs its launches copy changes (mappings.h).
-  ProcessSnapshots snapshots;
+  // Per-mapping attribution: each launching process's mappings (followed_mappings.h).
+  FollowedMappings mappings(o.verbose);
   const auto snapshot_launchers = [&] {
-    if (!o.mappings) return;
-    snapshots.update(tracer->read_map_launchers(), [&](uint32_t tgid, size_t copyable, uint32_t nvmas) {
-      if (o.verbose)
-        std::fprintf(stderr, "forkscope: mappings of pid %u read: %zu copyable, its last launch copied %u\n", tgid,
-                     copyable, nvmas);
-    });
+    if (o.mappings) mappings.poll(*tracer);
   };
 
   bool target_gone = false;
@@ -176,7 +168,7 @@ Run trace_session(const TraceSessionOptions& o) {
   // Programs detached first: the reads below must not see half of a child's
   // death (its teardown added, its exit_mm not yet).
   tracer->set_attached(false);
-  run.cells = collect(*tracer, info.seconds, o.mappings ? &snapshots : nullptr);
+  run.cells = collect(*tracer, info.seconds, o.mappings ? &mappings : nullptr);
   info.parents = tracer->read_parents();
   tracer.reset();  // detach before anything else happens
   if (watch_fd >= 0 && !command) close(watch_fd);

@@ -23,8 +23,9 @@
 # and anything wrong with a condition (not ready, output unverified, left
 # programs behind) to $NOTES as "env<TAB>condition<TAB>text".
 # Callers set: ENV_NAME RAW NOTES LOGS WORK ROUNDS UNRELATED BATCHES SCALE
-# COMPILE_DIR FORKSCOPE CLONE_BT READY_TIMEOUT, and call system_cleanup from
-# their EXIT trap.
+# COMPILE_DIR FORKSCOPE CLONE_BT READY_TIMEOUT, optionally WORKLOADS (a comma
+# list of unrelated.c's workloads and compile; default all), and call
+# system_cleanup from their EXIT trap.
 
 # Conditions: NAME or NAME@BACKEND (the guest's fentry and kprobe); a forkscope
 # condition may end in +DEPTH (run+syscall: forkscope run --depth syscall).
@@ -55,15 +56,26 @@ foreign_progs() {
 system_set() {  # COND ROUND SIDE
   local out="$WORK/set.out" tf="$WORK/time.out" cpu wall f0 f1
   f0=$(foreign_progs "$TPID")
-  "$UNRELATED" --batches "$BATCHES" --scale "$SCALE" all >"$out" 2>>"$LOGS/workload-stderr.log" || {
-    say "$ENV_NAME: unrelated failed ($1 round $2 $3): $(tail -n 1 "$LOGS/workload-stderr.log")"; return 1; }
+  local all=() ws=() w compile=0
+  IFS=, read -ra all <<<"${WORKLOADS:-all}"
+  for w in "${all[@]}"; do
+    [[ $w == all || $w == compile ]] && compile=1
+    [[ $w == compile ]] || ws+=("$w")
+  done
+  : >"$out"
+  if ((${#ws[@]})); then
+    "$UNRELATED" --batches "$BATCHES" --scale "$SCALE" "${ws[@]}" >"$out" 2>>"$LOGS/workload-stderr.log" || {
+      say "$ENV_NAME: unrelated failed ($1 round $2 $3): $(tail -n 1 "$LOGS/workload-stderr.log")"; return 1; }
+  fi
   awk -v e="$ENV_NAME" -v c="$1" -v r="$2" -v s="$3" -v OFS='\t' 'NF == 3 {print e, c, r, s, $1, $2, $3}' "$out" >"$out.rows"
-  # bash's time keyword: "real user sys" of the whole pipeline, children included.
-  { local TIMEFORMAT='%R %U %S'
-    time (find "$COMPILE_DIR" -name '*.c' -print0 | xargs -0 -P2 -n1 cc -O2 -c -o /dev/null >>"$LOGS/compile.log" 2>&1); } 2>"$tf" \
-    || { say "$ENV_NAME: the compile failed ($1 round $2 $3): see $LOGS/compile.log"; return 1; }
-  read -r wall cpu <<<"$(awk '{print $1, $2 + $3}' "$tf")"
-  printf '%s\t%s\t%s\t%s\tcompile\t%s\t%s\n' "$ENV_NAME" "$1" "$2" "$3" "$cpu" "$wall" >>"$out.rows"
+  if ((compile)); then
+    # bash's time keyword: "real user sys" of the whole pipeline, children included.
+    { local TIMEFORMAT='%R %U %S'
+      time (find "$COMPILE_DIR" -name '*.c' -print0 | xargs -0 -P2 -n1 cc -O2 -c -o /dev/null >>"$LOGS/compile.log" 2>&1); } 2>"$tf" \
+      || { say "$ENV_NAME: the compile failed ($1 round $2 $3): see $LOGS/compile.log"; return 1; }
+    read -r wall cpu <<<"$(awk '{print $1, $2 + $3}' "$tf")"
+    printf '%s\t%s\t%s\t%s\tcompile\t%s\t%s\n' "$ENV_NAME" "$1" "$2" "$3" "$cpu" "$wall" >>"$out.rows"
+  fi
   f1=$(foreign_progs "$TPID")
   awk -v f=$((f0 > f1 ? f0 : f1)) -v OFS='\t' '{print $0, f}' "$out.rows" >>"$RAW"
 }
@@ -144,12 +156,13 @@ stop_cond() {  # COND
 }
 
 # GET /metrics from 127.0.0.1:PORT (bash's /dev/tcp: no HTTP client needed).
-scrape_metrics() {  # PORT
-  local fd
+scrape_metrics() {  # PORT; a serve that stops answering fails the scrape after 10 s
+  local fd status=0
   exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
   printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
-  tr -d '\r' <&"$fd"
+  timeout 10 tr -d '\r' <&"$fd" || status=$?
   exec {fd}>&-
+  return "$status"
 }
 
 # Removes this environment's figures of COND in ROUND (SIDE: only that side).

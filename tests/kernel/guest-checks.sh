@@ -35,6 +35,10 @@ echo "$doctor"
 grep -Eq '^\s*fentry/fexit\s+yes' <<<"$doctor" || fail "doctor does not report fentry/fexit usable"
 grep -Eq '^\s*kprobe/kretprobe\s+yes' <<<"$doctor" || fail "doctor does not report kprobe/kretprobe usable"
 ((doctor_rc == 0)) || fail "doctor exited $doctor_rc"
+# The syscall hooks: the syscall functions themselves (fentry; kprobes where
+# fentry cannot attach, fork and vfork on 6.1), so other syscalls run nothing.
+grep -Eq '^\s*syscall hooks\s+yes\s+fentry/fexit on the syscall functions' <<<"$doctor" \
+  || fail "doctor does not report fentry on the syscall functions as the syscall hooks"
 # A catalog function this kernel inlined (dup_mmap on 6.12) must be named as such.
 for fn in dup_mmap copy_page_range copy_process; do
   grep -q "^$fn\b" /sys/kernel/tracing/available_filter_functions && continue

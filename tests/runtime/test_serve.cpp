@@ -144,14 +144,16 @@ bool have(const char* program) {
   return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-// One serve and one prometheus scraping it every second, for the whole suite.
+// One serve (--depth full: every metric family, per-mapping time included) and one
+// prometheus scraping it every second, for the whole suite.
 class ServeScraped : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!have("prometheus") || !have("promtool")) return;
     dir_ = test::make_temp_dir();
     serve_port_ = free_port();
-    serve_ = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(serve_port_), "-q"});
+    serve_ = test::start_forkscope(
+        {"serve", "--listen", "127.0.0.1:" + std::to_string(serve_port_), "--depth", "full", "-q"});
     if (!test::wait_for([] { return http_get(serve_port_, "/metrics").status == 200; }, 60)) return;
     bpf_ = test::bpf_ids_of(serve_.pid);
     prom_port_ = free_port();
@@ -219,6 +221,41 @@ TEST_F(ServeScraped, PrometheusSeesTheExactLaunchCountAndASaneP99) {
   EXPECT_GT(prom_query(prom_port_, "forkscope_program_runs_total"), 0);
   EXPECT_EQ(prom_query(prom_port_, "forkscope_events_dropped_total"), 0);
   EXPECT_GE(prom_query(prom_port_, "forkscope_scrape_duration_seconds"), 0);
+}
+
+// tests/runtime/map_fork.c under serve (its default --depth full: per-mapping
+// attribution): 256 MiB anonymous and 64 MiB of a private file mapping, both
+// written, then an exact number of forks.  It holds its layout at a gate until
+// Prometheus has both mappings' series (its layout read and matched), so every
+// fork is attributed: none unattributed, the anonymous mapping the costlier (four
+// times the pages), the per-mapping time at least copy_page_range's.
+TEST_F(ServeScraped, PerMappingCopyTimeNamesTheAnonymousOverTheFileMapping) {
+  constexpr int kForks = 20;
+  const std::string comm = "fsm" + std::to_string(getpid() % 100000);
+  const std::string gate = dir_ + "/map_go", file = dir_ + "/mapped", log = dir_ + "/map_fork.log";
+  const pid_t pid = start_program({MAP_FORK_BIN, comm, "256", "64", file, std::to_string(kForks), "wait:" + gate}, log);
+  const std::string of = "comm=\"" + comm + "\",kind=\"fork\"";
+  const std::string anon = "forkscope_mapping_copy_seconds_total{" + of + ",mapping=~\"\\\\[anon.*\\\\] rw-p 256M\"}";
+  const std::string mapped = "forkscope_mapping_copy_seconds_total{" + of + ",mapping=\"" + file + " rw-p 64M\"}";
+  const bool seen =
+      test::wait_for([&] { return prom_query(prom_port_, anon) > 0 && prom_query(prom_port_, mapped) > 0; }, 30);
+  std::ofstream(gate) << "go\n";  // let it go even so, so it ends
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::slurp(log);
+  ASSERT_TRUE(seen) << "no series for both mappings: " << http_get(serve_port_, "/metrics").body;
+  EXPECT_EQ(wait_scraped("forkscope_launches_total{" + of + "}", kForks), kForks);
+  EXPECT_EQ(prom_query(prom_port_, "forkscope_mapping_unattributed_launches_total{" + of + "}"), 0);
+  const double anon_s = prom_query(prom_port_, anon), file_s = prom_query(prom_port_, mapped);
+  EXPECT_GT(file_s, 0);
+  EXPECT_GT(anon_s, file_s);
+  // At most kTopMappings + 1 series; together vma_setup + copy_page_range of every
+  // VMA copied, so at least copy_page_range's total.
+  EXPECT_LE(prom_query(prom_port_, "count(forkscope_mapping_copy_seconds_total{" + of + "})"), 6);
+  const double all = prom_query(prom_port_, "sum(forkscope_mapping_copy_seconds_total{" + of + "})");
+  const double cpr = prom_query(prom_port_, "forkscope_phase_seconds_sum{" + of + ",phase=\"copy_page_range\"}");
+  EXPECT_GT(cpr, 0);
+  EXPECT_GE(all * (1 + 1e-9), cpr);
 }
 
 // launch_fail: clone calls the kernel refuses with EINVAL, then forks it refuses
@@ -349,9 +386,11 @@ TEST_F(ServeScraped, ZSigtermDetachesEverything) {
                             << " links left";
 }
 
-// --max-groups 3 --evict-after 2 in a cgroup of the test's own: six commands one
+// --max-groups 3 --evict-after 4 in a cgroup of the test's own: six commands one
 // after the other each get a series of their own (none goes to "(other)"), each
-// evicted once idle; the first, back, continues from its total.
+// evicted once idle; the first, back, continues from its total.  Each count must
+// be read before its group goes idle for 4 s: 2 s was within reach of a stall on a
+// loaded 2-CPU machine under ASan.
 TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   if (!have("promtool")) GTEST_SKIP() << "Debian's promtool is not installed (scripts/setup.sh installs it)";
   const std::string root = test::cgroup2_root();
@@ -360,7 +399,19 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << cg;
   const int port = free_port();
   test::Started serve = test::start_forkscope({"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--cgroup", cg,
-                                               "--max-groups", "3", "--evict-after", "2", "-q"});
+                                               "--max-groups", "3", "--evict-after", "4", "-q"});
+  // However the test ends (an ASSERT returns early): serve stopped, the cgroup gone.
+  struct Cleanup {
+    test::Started& serve;
+    const std::string& cg;
+    ~Cleanup() {
+      if (serve.pid > 0 && test::running(serve.pid)) {
+        kill(serve.pid, SIGTERM);
+        test::finish_forkscope(serve);
+      }
+      rmdir(cg.c_str());
+    }
+  } cleanup{serve, cg};
   const bool up = test::wait_for([&] { return http_get(port, "/metrics").status == 200; }, 60);
   std::string text;
   auto value = [&](const std::string& series) { return series_value(text = http_get(port, "/metrics").body, series); };
@@ -383,6 +434,10 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
     ASSERT_EQ(run_fork_count(prefix + "0", 5, 0, cg), 0);
     EXPECT_TRUE(test::wait_for([&] { return launches(prefix + "0") == 15; }, 30)) << launches(prefix + "0");
     EXPECT_EQ(value("forkscope_phase_seconds_count{comm=\"" + prefix + "0\",kind=\"fork\",phase=\"syscall\"}"), 15);
+    // serve's default depth (process): dup_mmap timed, nothing per VMA.
+    EXPECT_EQ(value("forkscope_phase_seconds_count{comm=\"" + prefix + "0\",kind=\"fork\",phase=\"dup_mmap\"}"), 15);
+    EXPECT_EQ(text.find("phase=\"copy_page_range\""), std::string::npos);
+    EXPECT_EQ(text.find("forkscope_mapping_copy_seconds_total{"), std::string::npos);
     const test::TempDir dir;
     std::ofstream(dir / "metrics.txt") << text;
     const std::string cmd = "promtool check metrics < " + (dir / "metrics.txt") + " > " + (dir / "promtool.log") +
@@ -391,7 +446,7 @@ TEST(ServeEviction, MoreCommandsThanCellsOverTimeEachGetTheirOwnSeries) {
   }
   kill(serve.pid, SIGTERM);
   const test::Outcome o = test::finish_forkscope(serve);
-  rmdir(cg.c_str());
+  serve.pid = -1;
   ASSERT_TRUE(up) << o.err;
   EXPECT_EQ(o.exit_code, 0) << o.err;
 }

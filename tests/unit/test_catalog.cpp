@@ -96,6 +96,38 @@ TEST(Depth, ParsesItsNamesAndRejectsOthers) {
   EXPECT_THROW(parse_depth("deep"), Error);
 }
 
+TEST(SyscallHooks, LaunchExecExitAndWaitWithNoReturnForExit) {
+  std::set<std::string> names, returning;
+  for (const HookedSyscall& s : hooked_syscalls()) {
+    names.insert(s.name);
+    if (s.returns) returning.insert(s.name);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"clone", "clone3", "fork", "vfork", "execve", "execveat", "exit",
+                                          "exit_group", "wait4", "waitid"}));
+  EXPECT_EQ(names.size(), hooked_syscalls().size());
+  EXPECT_EQ(returning,
+            (std::set<std::string>{"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "waitid"}));
+}
+
+TEST(SyscallHooks, TextNamesTheKindAndTheSyscallsOfTheOtherKind) {
+  RunPlan plan = tracepoint_plan();
+  plan.syscall_hooks = SyscallHooks::kRaw;
+  EXPECT_EQ(syscall_hooks_text(plan), "raw sys_enter/sys_exit");
+  plan.syscall_hooks = SyscallHooks::kPerSyscall;
+  EXPECT_EQ(syscall_hooks_text(plan), "per-syscall tracepoints");
+  plan.syscall_hooks = SyscallHooks::kFunctions;
+  plan.syscall_source.assign(hooked_syscalls().size(), FS_SRC_FENTRY);
+  EXPECT_EQ(syscall_hooks_text(plan), "fentry/fexit on the syscall functions");
+  // Debian's 6.1: fork and vfork are no ftrace location, so kprobes take them.
+  for (size_t i = 0; i < hooked_syscalls().size(); i++) {
+    const std::string name = hooked_syscalls()[i].name;
+    if (name == "fork" || name == "vfork") plan.syscall_source[i] = FS_SRC_KPROBE;
+  }
+  EXPECT_EQ(syscall_hooks_text(plan), "fentry/fexit on the syscall functions, kprobe/kretprobe on fork, vfork");
+  plan.syscall_source.assign(hooked_syscalls().size(), FS_SRC_KPROBE);
+  EXPECT_EQ(syscall_hooks_text(plan), "kprobe/kretprobe on the syscall functions");
+}
+
 TEST(Catalog, PhasePathNamesMeasuredAncestors) {
   RunPlan plan = tracepoint_plan();
   EXPECT_EQ(phase_path(plan, FS_PH_COPY_PAGE_RANGE), "syscall;copy_process;dup_mm;dup_mmap;copy_page_range");

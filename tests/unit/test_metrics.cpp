@@ -8,6 +8,7 @@
 #include <string>
 
 #include "forkscope/metrics.h"
+#include "forkscope/untrusted.h"
 #include <linux/types.h>
 
 #include "forkscope/shared/catalog.h"
@@ -66,16 +67,17 @@ TEST(MetricsBuckets, KernelSlotsFoldIntoPowerOfTwoBuckets) {
 }
 
 TEST(MetricsLabels, HostileCommsStayOneLabelValue) {
-  EXPECT_EQ(safe_comm("bash"), "bash");
-  EXPECT_EQ(safe_comm("a\nb"), "a\\x0ab");
-  EXPECT_EQ(safe_comm("q\"\\"), "q\"\\x5c");
-  EXPECT_EQ(safe_comm("\xff"), "\\xff");
-  EXPECT_EQ(safe_comm("(other)"), "\\x28other)");
-  EXPECT_NE(safe_comm("a\\x0ab"), safe_comm("a\nb"));  // injective: the backslash is escaped too
+  // The exporter gets comms as the tracer hands them over: through safe_text.
+  EXPECT_EQ(comm_label(safe_text("bash")), "bash");
+  EXPECT_EQ(comm_label(safe_text("a\nb")), "a\\x0ab");
+  EXPECT_EQ(comm_label(safe_text("(other)")), "\\x28other)");
+  // No process can pose as the overflow group or as another's escape.
+  EXPECT_NE(comm_label(safe_text("\\x28other)")), comm_label(safe_text("(other)")));
+  EXPECT_NE(comm_label(safe_text("a\\x0ab")), comm_label(safe_text("a\nb")));
 
   MetricsExporter e(10, 600);
   MetricsSnapshot s;
-  s.groups = {group(0, "x\n} 1\ny{", "fork", 3), group(1, "q\"\\", "fork", 2)};
+  s.groups = {group(0, safe_text("x\n} 1\ny{"), "fork", 3), group(1, safe_text("q\"\\"), "fork", 2)};
   e.update(s, 0);
   const std::string text = exposition(e);
   // No raw newline or quote inside a label value: every line of the exposition is
@@ -89,7 +91,7 @@ TEST(MetricsLabels, HostileCommsStayOneLabelValue) {
     EXPECT_EQ(line.rfind("forkscope_", 0), 0u) << line;
   }
   EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"x\\\\x0a} 1\\\\x0ay{\",kind=\"fork\"}"), 3);
-  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"q\\\"\\\\x5c\",kind=\"fork\"}"), 2);
+  EXPECT_EQ(value_of(text, "forkscope_launches_total{comm=\"q\\\"\\\\\\\\\",kind=\"fork\"}"), 2);
 }
 
 TEST(MetricsGroups, TheKernelOverflowCellIsOtherMixed) {
@@ -216,6 +218,80 @@ TEST(MetricsHistogram, BucketsSumAndCountFollowTheKernelHistogram) {
   s.groups[0].phases[0].count = 20;
   e.update(s, 1);
   EXPECT_EQ(exposition(e).find("copy_creds"), std::string::npos);
+}
+
+// Per-mapping time: the top kTopMappings labels per group with a series each, the
+// rest's growth in "(other mappings)"; no series ever goes down, whether the
+// attribution shrinks (a pid reused), a label leaves the top or the group is evicted.
+TEST(MetricsMappings, TopMappingsAndOthersNeverGoBackwards) {
+  MetricsExporter e(2, 10, /*mappings=*/true);
+  const auto series = [](const std::string& mapping) {
+    return "forkscope_mapping_copy_seconds_total{comm=\"a\",kind=\"fork\",mapping=\"" + mapping + "\"}";
+  };
+  const std::string unattributed = "forkscope_mapping_unattributed_launches_total{comm=\"a\",kind=\"fork\"}";
+  MetricsSnapshot s;
+  s.groups = {group(0, "a", "fork", 10)};
+  GroupSample& g = s.groups[0];
+  // A hostile file name (10 s, safe text as the snapshot hands it over) and six labels of 1..6 s: m1, m2 not on top.
+  g.mapping_ns[safe_text("/x\n")] = 10000000000;
+  for (uint64_t i = 1; i <= 6; i++) g.mapping_ns["m" + std::to_string(i)] = i * 1000000000;
+  g.mapping_unattributed = 2;
+  e.update(s, 0);
+  std::string text = exposition(e);
+  EXPECT_EQ(value_of(text, series("/x\\\\x0a")), 10);
+  for (int i = 3; i <= 6; i++) EXPECT_EQ(value_of(text, series("m" + std::to_string(i))), i) << i;
+  EXPECT_EQ(value_of(text, series("m1")), -1);
+  EXPECT_EQ(value_of(text, series("m2")), -1);
+  EXPECT_EQ(value_of(text, series("(other mappings)")), 3);
+  EXPECT_EQ(value_of(text, unattributed), 2);
+
+  // m1 grows to 7 s: it comes on top at its whole total (its first second stays in
+  // (other mappings)), m3 leaves; the attribution of m6 shrinks (its process's pid
+  // reused): nothing goes down.
+  g.launches = 20;
+  g.mapping_ns["m1"] = 7000000000;
+  g.mapping_ns["m6"] = 1000000000;
+  g.mapping_unattributed = 5;
+  e.update(s, 1);
+  text = exposition(e);
+  EXPECT_EQ(value_of(text, series("m1")), 7);
+  EXPECT_EQ(value_of(text, series("m3")), -1);
+  EXPECT_EQ(value_of(text, series("m6")), 6);
+  EXPECT_EQ(value_of(text, series("(other mappings)")), 3);
+  EXPECT_EQ(value_of(text, unattributed), 5);
+  // m6 grows again from its lower value: only growth counts.
+  g.mapping_ns["m6"] = 1500000000;
+  g.mapping_ns["m2"] = 2500000000;  // m2 grows off the top: into (other mappings)
+  e.update(s, 2);
+  text = exposition(e);
+  EXPECT_DOUBLE_EQ(value_of(text, series("m6")), 6.5);
+  EXPECT_DOUBLE_EQ(value_of(text, series("(other mappings)")), 3.5);
+
+  // Evicted: the series go; back in another cell (counted from zero there), they
+  // resume at their totals.
+  e.retire(g, 12);
+  EXPECT_EQ(value_of(exposition(e), series("m1")), -1);
+  EXPECT_EQ(value_of(exposition(e), unattributed), -1);
+  MetricsSnapshot back;
+  back.groups = {group(1, "a", "fork", 1)};
+  back.groups[0].mapping_ns["m1"] = 1000000000;
+  back.groups[0].mapping_unattributed = 1;
+  e.update(back, 13);
+  text = exposition(e);
+  EXPECT_EQ(value_of(text, series("m1")), 8);
+  EXPECT_DOUBLE_EQ(value_of(text, series("m6")), 6.5);
+  EXPECT_DOUBLE_EQ(value_of(text, series("(other mappings)")), 3.5);
+  EXPECT_EQ(value_of(text, series("/x\\\\x0a")), 10);
+  EXPECT_EQ(value_of(text, unattributed), 6);
+}
+
+TEST(MetricsMappings, NoFamiliesWithoutMappings) {
+  MetricsExporter e(2, 10);
+  MetricsSnapshot s;
+  s.groups = {group(0, "a", "fork", 10)};
+  s.groups[0].mapping_ns["m"] = 5;
+  e.update(s, 0);
+  EXPECT_EQ(exposition(e).find("forkscope_mapping_"), std::string::npos);
 }
 
 }  // namespace
