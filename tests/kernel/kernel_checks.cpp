@@ -359,7 +359,8 @@ TEST(CrossCheck, FentryAndKprobeAgreeOnPhaseCounts) {
 }
 
 // forkscope trace of a shell loop (20 runs of /bin/true) with each function backend:
-// every launch and exec counted, exec phases measured, begin_new_exec by the probe.
+// every launch and exec counted, exec phases measured, begin_new_exec by the probe,
+// per-mapping attribution by order.
 class TraceBackend : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TraceBackend, ShellLoopLaunchesAndExecsWithFunctionProbes) {
@@ -379,6 +380,18 @@ TEST_P(TraceBackend, ShellLoopLaunchesAndExecsWithFunctionProbes) {
   }
   EXPECT_GE(launches, 20u);  // 20 runs of /bin/true, plus $(seq 20)
   EXPECT_LE(launches, 21u);
+  // Per-mapping attribution in trace is by order with function probes too (the exact
+  // method is run's): every launch that copied VMAs attributed or counted.
+  uint64_t copying = 0;
+  for (const Cell& c : run.cells) {
+    const Phase* setup = c.phase("vma_setup");
+    if (!setup || setup->count == 0) continue;
+    SCOPED_TRACE(c.comm + " " + c.mode);
+    copying += c.launches;
+    EXPECT_EQ(c.mapping_method, "order");
+    EXPECT_EQ((c.mappings.empty() ? 0 : c.mappings[0].launches) + c.mapping_unattributed, c.launches);
+  }
+  EXPECT_GE(copying, 1u) << "$(seq 20) forks a subshell";
   ASSERT_NE(loop, nullptr);
   EXPECT_GE(loop->kernel.execs, 20u);
   const Phase* cp = loop->phase("copy_process");
