@@ -4,7 +4,11 @@
  * the kernel side performs is the one the tests feed with recorded event sequences.
  * Plain C that the BPF verifier accepts: bounded loops, checked indices, no libc.
  * Include catalog.h and the base types (vmlinux.h or <linux/types.h>) first; the
- * records the machine works on (records.h) come with it. */
+ * records the machine works on (records.h) come with it.
+ *
+ * One file of about 500 lines: the phase stack and the landmark rules are one
+ * state machine whose transitions read each other's state, and the fuzzer and the
+ * unit tests include it whole. */
 #ifndef FORKSCOPE_SHARED_MACHINE_H
 #define FORKSCOPE_SHARED_MACHINE_H
 
