@@ -545,6 +545,59 @@ static __always_inline int fn_exit(__u32 slot)
 	return 0;
 }
 
+/* copy_page_range(dst_vma, src_vma) when function probes measure it: the programs
+ * of a slot (the same phase entry and exit), which also read the source VMA for the
+ * exact per-mapping attribution (mappings.bpf.h).  User space loads one pair in
+ * place of a generic slot (Tracer::open, kCprSlot). */
+static __always_inline struct fs_launch *cpr_enter(void)
+{
+	struct fs_launch *l = launch_of_current(1);
+	if (l)
+		fs_function_entry(l, FS_PH_COPY_PAGE_RANGE, bpf_ktime_get_ns(), CFG);
+	return l;
+}
+
+static __always_inline int cpr_exit(void)
+{
+	struct fs_launch *l = launch_of_current(1);
+	if (!l)
+		return 0;
+	int timed = fs_find(l, FS_PH_COPY_PAGE_RANGE) >= 0;
+	fs_function_exit(l, FS_PH_COPY_PAGE_RANGE, bpf_ktime_get_ns(), CFG);
+	mappings_cpr_exit(l, timed);
+	return 0;
+}
+
+SEC("fentry")
+int BPF_PROG(fs_fentry_cpr, struct vm_area_struct *dst, struct vm_area_struct *src)
+{
+	struct fs_launch *l = cpr_enter();
+	if (l)
+		mappings_cpr_entry(l, src->vm_start); /* a trusted argument: a plain load */
+	return 0;
+}
+
+SEC("fexit")
+int BPF_PROG(fs_fexit_cpr)
+{
+	return cpr_exit();
+}
+
+SEC("kprobe")
+int BPF_KPROBE(fs_kprobe_cpr, struct vm_area_struct *dst, struct vm_area_struct *src)
+{
+	struct fs_launch *l = cpr_enter();
+	if (l)
+		mappings_cpr_entry(l, BPF_CORE_READ(src, vm_start));
+	return 0;
+}
+
+SEC("kretprobe")
+int fs_kretprobe_cpr(void *ctx)
+{
+	return cpr_exit();
+}
+
 #define FN_SLOT(i)                                                                   \
 	SEC("fentry") int fs_fentry_##i(void *ctx) { return fn_enter(i); }           \
 	SEC("fexit") int fs_fexit_##i(void *ctx) { return fn_exit(i); }              \

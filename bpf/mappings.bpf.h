@@ -1,4 +1,6 @@
-/* Per-mapping attribution of dup_mmap with tracepoints: the phase machine numbers the
+/* Per-mapping attribution of dup_mmap, two methods.
+ *
+ * Order (tracepoints only): the phase machine numbers the
  * VMAs a launch copies (fs_launch.vmas) and times each one's vma_setup and
  * copy_page_range; here each finished VMA's ns go to a per-launch scratch entry, and
  * at the launch's end the whole launch goes to (cell, VMAs it copied, k-th VMA,
@@ -9,6 +11,17 @@
  * cell's start.  trace (follow_mappings): each launching process's last count goes to
  * map_launchers, which user space polls to snapshot a process when it is first seen
  * and again when the count changes.
+ *
+ * Exact (run, copy_page_range probed by fentry or kprobe: mapping_exact set before
+ * load): copy_page_range(dst_vma, src_vma) names the parent's VMA it copies, so each
+ * VMA's vma_setup (the phase machine's: vm_area_dup's allocation .. copy_page_range's
+ * entry) and copy_page_range (entry .. exit) go, at its exit, to (cell, launching
+ * process, the source VMA's vm_start); user space resolves the start address in its
+ * snapshot.  No per-launch scratch and no count gate: the order method's work is
+ * not done at all (the verifier drops it, mapping_exact being rodata).  A VMA whose
+ * copy_page_range was not seen (dup_mmap skips it for VM_WIPEONFORK) goes to start
+ * 0, which no snapshot holds: counted unattributed, not dropped.  trace keeps the
+ * order method (Tracer::open leaves mapping_exact 0 when following).
  * Include after maps.bpf.h. */
 #ifndef FORKSCOPE_MAPPINGS_BPF_H
 #define FORKSCOPE_MAPPINGS_BPF_H
@@ -40,6 +53,58 @@ struct {
 	__type(key, struct fs_map_key);
 	__type(value, struct fs_map_agg);
 } map_agg SEC(".maps");
+
+/* Exact method: (cell, tgid, source VMA start) -> totals.  Not preallocated; the
+ * runner's forks use one entry per VMA of their cells. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 131072);
+	__type(key, struct fs_map_exact_key);
+	__type(value, struct fs_map_agg);
+} map_exact SEC(".maps");
+
+/* Set between open and load (Tracer::open) when copy_page_range is function-probed. */
+const volatile __u32 mapping_exact = 0;
+
+/* One VMA's ns into the exact totals of its source VMA. */
+static __always_inline void exact_add(struct fs_launch *l, __u64 start, __u64 setup, __u64 cpr)
+{
+	/* Only the runner is attributed (follow == FS_FOLLOW_TGID): its tgid, no helper call. */
+	struct fs_map_exact_key key = { .cell = l->cell, .tgid = target_tgid, .start = start };
+	struct fs_map_agg *a = bpf_map_lookup_elem(&map_exact, &key);
+	if (!a) {
+		struct fs_map_agg zero = {};
+		bpf_map_update_elem(&map_exact, &key, &zero, BPF_NOEXIST);
+		a = bpf_map_lookup_elem(&map_exact, &key);
+		if (!a) {
+			struct fs_cellstat *cs = cellstat(l->cell);
+			if (cs)
+				cs->map_lost += 1;
+			return;
+		}
+	}
+	__sync_fetch_and_add(&a->calls, 1);
+	__sync_fetch_and_add(&a->setup_ns, setup);
+	__sync_fetch_and_add(&a->cpr_ns, cpr);
+}
+
+/* copy_page_range's entry, after the phase machine's: the VMA it copies. */
+static __always_inline void mappings_cpr_entry(struct fs_launch *l, __u64 src_start)
+{
+	if (mapping_exact && follow == FS_FOLLOW_TGID)
+		l->vma_src = src_start;
+}
+
+/* copy_page_range's exit, after the phase machine closed it: the VMA is done
+ * (its set-up closed at the entry).  Only a copy the machine timed is added. */
+static __always_inline void mappings_cpr_exit(struct fs_launch *l, int timed)
+{
+	if (!mapping_exact || follow != FS_FOLLOW_TGID || !timed || !l->vmas)
+		return;
+	exact_add(l, l->vma_src, l->vma_ns[0], l->vma_ns[1]);
+	l->vma_state |= FS_VMA_EXACT;
+}
 
 /* trace: launching process -> the VMAs its last launch copied (fs_map_launcher). */
 struct {
@@ -85,6 +150,13 @@ static __always_inline void mappings_flush(struct fs_launch *l)
 {
 	if (!(l->vma_state & FS_VMA_DONE) || !mappings_on())
 		return;
+	if (mapping_exact) {
+		/* The VMA before this one: added at its copy_page_range's exit, or never. */
+		if (!(l->vma_state & FS_VMA_EXACT))
+			exact_add(l, 0, l->vma_done_ns[0], l->vma_done_ns[1]);
+		l->vma_state &= ~(FS_VMA_DONE | FS_VMA_EXACT);
+		return;
+	}
 	l->vma_state &= ~FS_VMA_DONE;
 	__u32 tid = l->tid, k = l->vmas - 2;
 	struct fs_vma_scratch *s = bpf_map_lookup_elem(&vma_scratch, &tid);
@@ -170,6 +242,11 @@ __noinline int mappings_finish(struct fs_launch *l)
 {
 	if (!l || !l->vmas || !mappings_on())
 		return 0;
+	if (mapping_exact) {
+		if (!(l->vma_state & FS_VMA_EXACT))
+			exact_add(l, 0, l->vma_ns[0], l->vma_ns[1]);
+		return 0;
+	}
 	__u32 tid = l->tid, n = l->vmas;
 	struct fs_vma_scratch *s = bpf_map_lookup_elem(&vma_scratch, &tid);
 	if (!s && n == 1) {

@@ -101,5 +101,10 @@ std::string mapping_label(const Mapping& m);
 // The mapping that holds most (over half) of copy_page_range, as measured, and what
 // typically cuts it; "" when no mapping does.
 std::string mapping_finding(const Cell& cell);
+// What the cell could not attribute, in the method's unit: "3 launches" (order),
+// "2 VMA copies" (exact).
+std::string mapping_unattributed_text(const Cell& cell);
+// How the cell's method matched the kernel's times to the maps snapshot, one sentence.
+std::string mapping_method_text(const Cell& cell);
 
 }  // namespace forkscope

@@ -1,9 +1,11 @@
 #pragma once
-// Per-mapping attribution of dup_mmap (issue 14) with tracepoints: a snapshot of
-// the launching process's mappings (/proc/PID/smaps) taken while they are stable
-// (run: the runner's at each cell's start; trace: each launching process's when it is
-// first seen and again when the count of VMAs it copies changes), and the match of the
-// kernel's k-th copied VMA to the k-th copyable mapping of it.
+// Per-mapping attribution of dup_mmap (issue 14): a snapshot of the launching
+// process's mappings (/proc/PID/smaps) taken while they are stable (run: the runner's
+// at each cell's start; trace: each launching process's when it is first seen and
+// again when the count of VMAs it copies changes), and the match of what the kernel
+// aggregated to it: by order with tracepoints (the k-th copied VMA is the k-th
+// copyable mapping), by address with function probes in run (copy_page_range's
+// source VMA starts where a mapping of the snapshot starts).
 #include <sys/types.h>
 
 #include <cstdint>
@@ -46,9 +48,19 @@ struct MappingSlot {
   uint32_t tgid = 0;  // trace: the launching process; run: 0
 };
 inline constexpr uint32_t kMappingSlots = 1024;  // FS_MAP_SLOTS of shared/records.h
+// Exact method: what the kernel aggregated per source VMA (copy_page_range's
+// src_vma), keyed by its start address; start 0: VMAs whose copy was not seen.
+struct MappingVma {
+  uint64_t start = 0;
+  uint64_t calls = 0;  // copies of it: one per launch
+  uint64_t setup_ns = 0;
+  uint64_t cpr_ns = 0;
+};
 struct KernelMappings {
-  std::vector<MappingSlot> slots;
-  uint64_t lost = 0;  // launches whose per-VMA times had no room in the kernel's maps
+  bool exact = false;              // run, copy_page_range function-probed: vmas, not slots
+  std::vector<MappingSlot> slots;  // order method
+  std::vector<MappingVma> vmas;    // exact method
+  uint64_t lost = 0;               // order: launches, exact: VMA copies, that had no room in the kernel's maps
 };
 
 // The snapshot to match the launches of process tgid that copied nvmas VMAs against
@@ -64,7 +76,10 @@ using SnapshotFor = std::function<const std::vector<MappingInfo>*(uint32_t tgid,
 // matched to each.
 // Nothing copied: the cell is left as it is.
 void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& kernel, Cell& cell);
-// run: the runner's one snapshot.
+// run: the runner's one snapshot.  With kernel.exact, each source VMA whose start is
+// a copyable mapping's start goes to that mapping's row (rows as above); the others
+// (an address not in the snapshot, start 0) and the kernel's lost ones are counted
+// unattributed, in VMA copies; each row's launches is the kernel's count of launches.
 void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell);
 
 // trace: a launching process as the kernel saw it (map_launchers).

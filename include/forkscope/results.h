@@ -203,9 +203,10 @@ struct Cell {
   // trace: the launching command (comm) of this group; its mode is the launch kind.
   std::string comm;
   // Per-mapping attribution of dup_mmap: how ("order": the k-th VMA copied matched to
-  // the k-th copyable mapping of a maps snapshot; empty when nothing was attributed),
-  // the launches that copied VMAs but could not be matched, and the mappings, most
-  // time first.
+  // the k-th copyable mapping of a maps snapshot; "exact": copy_page_range's source
+  // VMA matched by its start address; empty when nothing was attributed), what could
+  // not be matched (order: launches that copied another number of VMAs; exact: VMA
+  // copies whose start is not in the snapshot), and the mappings, most time first.
   std::string mapping_method;
   uint64_t mapping_unattributed = 0;
   std::vector<Mapping> mappings;

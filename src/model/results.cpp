@@ -268,8 +268,8 @@ void describe(V& v, S& s) {
   v("overhead", s.overhead, kIfSet);
   // Per-mapping attribution (issue 14): omitted when the cell copied no VMAs.
   v("mapping_method", s.mapping_method, kIfSet);
-  v.require("mapping_method", s.mapping_method.empty() || s.mapping_method == "order",
-            [&] { return fmt::format("unknown method {:?}; expected \"order\"", s.mapping_method); });
+  v.require("mapping_method", s.mapping_method.empty() || s.mapping_method == "order" || s.mapping_method == "exact",
+            [&] { return fmt::format("unknown method {:?}; expected \"order\" or \"exact\"", s.mapping_method); });
   v("mapping_unattributed", s.mapping_unattributed, kIfSet);
   v("mappings", s.mappings, list(kMaxMappings, Presence::kIfSet));
 }

@@ -56,7 +56,8 @@ void configure_slot(forkscope_bpf* skel, int slot, bool fentry, bool kprobe, con
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 bpf_program* slot_program(forkscope_bpf* skel, const char* kind, int slot) {
-  return bpf_object__find_program_by_name(skel->obj, (kind + std::to_string(slot)).c_str());
+  return bpf_object__find_program_by_name(skel->obj,
+                                          (kind + (slot == kCprSlot ? "cpr" : std::to_string(slot))).c_str());
 }
 
 void set_libbpf_verbose(bool verbose) {
@@ -116,6 +117,14 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
   for (int id = 0; id < FS_NPHASES; id++) {
     const bool fentry = p.source[id] == FS_SRC_FENTRY, kprobe = p.source[id] == FS_SRC_KPROBE;
     if (!p.measured(id) || !(fentry || kprobe)) continue;
+    if (id == FS_PH_COPY_PAGE_RANGE && !following) {
+      // Its own programs, which read the VMA it copies: per-mapping attribution is exact
+      // (run; trace matches its processes' snapshots by order).
+      configure_slot(skel, kCprSlot, fentry, kprobe, p.function[id]);
+      if (kprobe) kprobe_slots.push_back({kCprSlot, id});
+      skel->rodata->mapping_exact = 1;
+      continue;
+    }
     if (slot >= FS_MAX_FN_SLOTS) throw Error(kExitFailure, "too many function probes for the BPF slots");
     skel->bss->slot_phase[slot] = static_cast<__u32>(id);
     configure_slot(skel, slot, fentry, kprobe, p.function[id]);
@@ -135,6 +144,7 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     slot++;
   }
   for (; slot < FS_MAX_FN_SLOTS; slot++) configure_slot(skel, slot, false, false, "");
+  if (!skel->rodata->mapping_exact) configure_slot(skel, kCprSlot, false, false, "");
 
   // Per-CPU maps cost cells x phases x CPUs values: only what the run uses.
   bpf_map__set_max_entries(skel->maps.agg, cells * FS_NPHASES);
@@ -144,11 +154,13 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     // The runner: at most 64 launching threads, each with one child in flight.
     bpf_map__set_max_entries(skel->maps.tracked, 1);
     bpf_map__set_max_entries(skel->maps.launches, 160);
-    bpf_map__set_max_entries(skel->maps.vma_scratch, 160);
+    // The order method's per-launch scratch; the exact method needs none.
+    bpf_map__set_max_entries(skel->maps.vma_scratch, skel->rodata->mapping_exact ? 1 : 160);
   } else {
     // trace: a scratch entry (8 KiB) per launch copying VMAs at once; past that, the
     // launch's per-mapping times are counted lost (mappings.bpf.h).
     bpf_map__set_max_entries(skel->maps.vma_scratch, 256);
+    bpf_map__set_max_entries(skel->maps.map_exact, 1);  // the exact method is run's (mappings.bpf.h)
   }
   // --depth: the allocation and lock programs run for every task's allocations and
   // locks, so a shallower depth does not load them at all.
@@ -228,6 +240,21 @@ int Tracer::on_record(void* ctx, void* data, size_t size) {
   return 0;
 }
 
+namespace {
+
+// The entries of a hash map keyed by a struct with a cell field, for one cell, go.
+template <typename K>
+void delete_cell_keys(bpf_map* map, uint32_t cell) {
+  const int fd = bpf_map__fd(map);
+  std::vector<K> keys;
+  K k{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &k) == 0; prev = &keys.back()) keys.push_back(k);
+  for (const K& key : keys)
+    if (key.cell == cell) bpf_map_delete_elem(fd, &key);
+}
+
+}  // namespace
+
 void Tracer::reset_cell(uint32_t cell) {
   std::vector<fs_agg> agg(impl_->ncpus);
   std::vector<fs_cellstat> stat(impl_->ncpus);
@@ -242,12 +269,8 @@ void Tracer::reset_cell(uint32_t cell) {
   }
   __u32 key = cell;
   bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.cellstats), &key, stat.data(), BPF_ANY);
-  const int fd = bpf_map__fd(impl_->skel->maps.map_agg);
-  std::vector<fs_map_key> keys;
-  fs_map_key k{};
-  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &k) == 0; prev = &keys.back()) keys.push_back(k);
-  for (const fs_map_key& mk : keys)
-    if (mk.cell == cell) bpf_map_delete_elem(fd, &mk);
+  delete_cell_keys<fs_map_key>(impl_->skel->maps.map_agg, cell);
+  delete_cell_keys<fs_map_exact_key>(impl_->skel->maps.map_exact, cell);
 }
 
 void Tracer::set_attached(bool attached) {
@@ -302,7 +325,7 @@ std::vector<std::string> Tracer::attached_programs() const {
     // calibration's slot only while it measures.
     if (name.starts_with("fs_fentry_") || name.starts_with("fs_fexit_") || name.starts_with("fs_kprobe_") ||
         name.starts_with("fs_kretprobe_")) {
-      const int slot = std::stoi(name.substr(name.rfind('_') + 1));
+      const int slot = name.ends_with("_cpr") ? kCprSlot : std::stoi(name.substr(name.rfind('_') + 1));
       if (slot == impl_->cal_slot) continue;
     } else if (name == "fs_kmem_cache_alloc" && !impl_->skel->links.fs_kmem_cache_alloc) {
       continue;
@@ -561,14 +584,18 @@ KernelMappings Tracer::read_mappings(uint32_t cell) const {
   KernelMappings out;
   sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus,
                           [&](const fs_cellstat& v) { out.lost += v.map_lost; });
-  const int fd = bpf_map__fd(impl_->skel->maps.map_agg);
-  fs_map_key key{}, next{};
-  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
-    key = next;
-    fs_map_agg v{};
-    if (key.cell != cell || bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
-    out.slots.push_back({key.nvmas, key.idx, v.calls, v.setup_ns, v.cpr_ns, key.tgid});
+  out.exact = impl_->skel->rodata->mapping_exact != 0;
+  if (out.exact) {
+    for_each_entry<fs_map_exact_key, fs_map_agg>(impl_->skel->maps.map_exact,
+                                                 [&](const fs_map_exact_key& k, const fs_map_agg& v) {
+                                                   if (k.cell == cell)
+                                                     out.vmas.push_back({k.start, v.calls, v.setup_ns, v.cpr_ns});
+                                                 });
+    return out;
   }
+  for_each_entry<fs_map_key, fs_map_agg>(impl_->skel->maps.map_agg, [&](const fs_map_key& k, const fs_map_agg& v) {
+    if (k.cell == cell) out.slots.push_back({k.nvmas, k.idx, v.calls, v.setup_ns, v.cpr_ns, k.tgid});
+  });
   return out;
 }
 

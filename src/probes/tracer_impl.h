@@ -21,6 +21,10 @@ struct LinkDeleter {
 // A link attached by hand; destroying it detaches the program.  Move-only.
 using Link = std::unique_ptr<bpf_link, LinkDeleter>;
 
+// copy_page_range's own programs (fs_fentry_cpr...): a slot's, which also read the
+// source VMA for the exact per-mapping attribution (bpf/mappings.bpf.h).
+inline constexpr int kCprSlot = FS_MAX_FN_SLOTS;
+
 // A function slot's program of one kind: "fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_".
 bpf_program* slot_program(forkscope_bpf* skel, const char* kind, int slot);
 

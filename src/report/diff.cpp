@@ -84,9 +84,8 @@ void render_mappings_diff(const CellDiff& c, std::ostream& out, bool color) {
     return std::max(mapping_per_fork(x->a), mapping_per_fork(x->b)) >
            std::max(mapping_per_fork(y->a), mapping_per_fork(y->b));
   });
-  out << text::styled(fmt::format("by mapping (vma_setup + copy_page_range per fork; unattributed launches {} in A, "
-                                  "{} in B)",
-                                  c.a->mapping_unattributed, c.b->mapping_unattributed),
+  out << text::styled(fmt::format("by mapping (vma_setup + copy_page_range per fork; unattributed {} in A, {} in B)",
+                                  mapping_unattributed_text(*c.a), mapping_unattributed_text(*c.b)),
                       text::kBold, color)
       << '\n';
   Table t({Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight});

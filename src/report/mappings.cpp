@@ -29,6 +29,11 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+std::string upper_first(std::string s) {
+  if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = static_cast<char>(s[0] - 'a' + 'A');
+  return s;
+}
+
 // Which snapshot the order method matched against: run's at the cell's start,
 // trace's of each launching process.
 const char* snapshot_when(const Cell& cell) {
@@ -63,15 +68,34 @@ std::string mapping_finding(const Cell& cell) {
       format_size(top.rss_bytes));
 }
 
+std::string mapping_unattributed_text(const Cell& cell) {
+  const bool exact = cell.mapping_method == "exact";
+  const uint64_t n = cell.mapping_unattributed;
+  return fmt::format("{} {}", n, exact ? (n == 1 ? "VMA copy" : "VMA copies") : (n == 1 ? "launch" : "launches"));
+}
+
+std::string mapping_method_text(const Cell& cell) {
+  if (cell.mapping_method == "exact")
+    return fmt::format(
+        "method exact: copy_page_range's source VMA (its argument) is the mapping of /proc/PID/smaps {} that "
+        "begins at its address; VMA copies at any other address are counted, not attributed",
+        snapshot_when(cell));
+  return fmt::format(
+      "method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps {}; launches that "
+      "copied another number of VMAs are counted, not attributed",
+      snapshot_when(cell));
+}
+
 void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top) {
   if (cell.mapping_method.empty()) return;
   out << styled(fmt::format("where dup_mmap's time goes, by mapping ({}; per fork, {} launches attributed, {} not)",
                             cell_label(cell), cell.mappings.empty() ? 0 : cell.mappings.front().launches,
-                            cell.mapping_unattributed),
+                            mapping_unattributed_text(cell)),
                 kBold, color)
       << '\n';
   if (cell.mappings.empty()) {
-    out << fmt::format("no launch copied the VMAs of the snapshot {}: nothing attributed\n", snapshot_when(cell));
+    out << fmt::format("nothing copied matched the snapshot of the mappings {}: nothing attributed\n",
+                       snapshot_when(cell));
     return;
   }
   uint64_t all = 0;
@@ -95,11 +119,7 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
                percent(all ? static_cast<double>(rest) / static_cast<double>(all) : 0)});
   }
   t.render(out, color);
-  out << styled(fmt::format("method order: the k-th VMA fork copied is the k-th copyable mapping of /proc/PID/smaps "
-                            "{}; launches that copied another number of VMAs are counted, not attributed",
-                            snapshot_when(cell)),
-                kDim, color)
-      << '\n';
+  out << styled(mapping_method_text(cell), kDim, color) << '\n';
   if (const std::string f = mapping_finding(cell); !f.empty()) out << styled("finding: " + f, kBold, color) << '\n';
 }
 
@@ -127,12 +147,11 @@ std::string mappings_html(const Cell& cell, size_t top) {
   for (const Mapping& m : cell.mappings) all += mapping_ns(m);
   std::string out = fmt::format(
       "<section id=\"mappings\"><h2>Where dup_mmap's time goes, by mapping: {}</h2>\n<p class=\"note\">Per fork, "
-      "{} launches attributed, {} not (their copied-VMA count did not match the maps snapshot). Method {}: the k-th "
-      "VMA copied is the k-th copyable mapping of /proc/PID/smaps {}.</p>\n<table>\n"
+      "{} launches attributed, {} not. {}.</p>\n<table>\n"
       "<tr><th>mapping</th><th>kind</th><th>rss</th><th>VMAs/fork</th><th>vma_setup</th><th>copy_page_range</th>"
       "<th>share</th><th></th></tr>\n",
-      escape(cell_label(cell)), cell.mappings.front().launches, cell.mapping_unattributed, escape(cell.mapping_method),
-      snapshot_when(cell));
+      escape(cell_label(cell)), cell.mappings.front().launches, escape(mapping_unattributed_text(cell)),
+      escape(upper_first(mapping_method_text(cell))));
   for (size_t i = 0; i < std::min(top, cell.mappings.size()); i++) {
     const Mapping& m = cell.mappings[i];
     const double share = all ? static_cast<double>(mapping_ns(m)) / static_cast<double>(all) : 0;

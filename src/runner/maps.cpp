@@ -1,4 +1,5 @@
-// The maps snapshot and the order match of per-mapping attribution (mappings.h).
+// The maps snapshot and its match to the kernel's per-mapping aggregates, by order (run and
+// trace) or by source address (run with function probes) (mappings.h).
 #include "forkscope/mappings.h"
 
 #include <algorithm>
@@ -91,6 +92,44 @@ std::vector<const MappingInfo*> copyable_of(const std::vector<MappingInfo>& snap
   return out;
 }
 
+// A cell's rows: copyable mappings grouped by identity (name, permissions, size), in
+// the order first met, the k-th (kMappingSlots on) in one "(other mappings)" row (the
+// order method's bound, kept by both methods so their tables compare row by row).
+class Rows {
+ public:
+  explicit Rows(Cell& cell) : cell_(cell) {}
+  // The row of the k-th copyable mapping m; fresh: it was just added.
+  std::pair<size_t, bool> of(size_t k, const MappingInfo& m) {
+    Key key = k < kMappingSlots ? Key{m.name, m.perms, m.end - m.start} : Key{"(other mappings)", "", 0};
+    auto [it, fresh] = rows_.emplace(key, cell_.mappings.size());
+    if (fresh) {
+      Mapping row;
+      row.name = std::get<0>(key);
+      row.kind = k < kMappingSlots ? m.kind : "other";
+      row.perms = std::get<1>(key);
+      cell_.mappings.push_back(std::move(row));
+    }
+    return {it->second, fresh};
+  }
+
+ private:
+  using Key = std::tuple<std::string, std::string, uint64_t>;
+  Cell& cell_;
+  std::map<Key, size_t> rows_;
+};
+
+void add_to(Mapping& row, uint64_t calls, uint64_t setup_ns, uint64_t cpr_ns) {
+  row.calls += calls;
+  row.vma_setup_ns += setup_ns;
+  row.copy_page_range_ns += cpr_ns;
+}
+
+void sort_by_time(Cell& cell) {
+  std::stable_sort(cell.mappings.begin(), cell.mappings.end(), [](const Mapping& a, const Mapping& b) {
+    return a.vma_setup_ns + a.copy_page_range_ns > b.vma_setup_ns + b.copy_page_range_ns;
+  });
+}
+
 }  // namespace
 
 void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& kernel, Cell& cell) {
@@ -109,8 +148,7 @@ void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& k
   // Rows by identity, in the order first met; the other slot takes every VMA past the
   // bound.  Each matched layout's k-th copyable mapping -> its row; the rows' sizes
   // summed weighted by the launches matched to each layout that has them.
-  using Key = std::tuple<std::string, std::string, uint64_t>;
-  std::map<Key, size_t> rows;
+  Rows rows(cell);
   std::map<Layout, std::vector<size_t>> row_of;
   struct Sizes {
     uint64_t launches = 0, vmas = 0, bytes = 0, rss = 0, page_tables = 0;
@@ -127,24 +165,16 @@ void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& k
     std::vector<size_t>& of = row_of[layout];
     for (size_t k = 0; k < copyable.size(); k++) {
       const MappingInfo& m = *copyable[k];
-      Key key = k < kMappingSlots ? Key{m.name, m.perms, m.end - m.start} : Key{"(other mappings)", "", 0};
-      auto [it, fresh] = rows.emplace(key, cell.mappings.size());
-      if (fresh) {
-        Mapping row;
-        row.name = std::get<0>(key);
-        row.kind = k < kMappingSlots ? m.kind : "other";
-        row.perms = std::get<1>(key);
-        cell.mappings.push_back(std::move(row));
-        sizes.emplace_back();
-      }
-      Sizes& z = sizes[it->second];
+      const auto [row, fresh] = rows.of(k, m);
+      if (fresh) sizes.emplace_back();
+      Sizes& z = sizes[row];
       if (z.counted != snapshot) z.launches += n;
       z.counted = snapshot;
       z.vmas += n;
       z.bytes += (m.end - m.start) * n;
       z.rss += m.rss_bytes * n;
       if (m.rss_bytes) z.page_tables += pte_span_bytes(m.start, m.end) * n;
-      of.push_back(it->second);
+      of.push_back(row);
     }
   }
   cell.mapping_unattributed = copied - matched + kernel.lost;
@@ -165,17 +195,51 @@ void attribute_mappings(const SnapshotFor& snapshot_for, const KernelMappings& k
     if (of == row_of.end()) continue;
     const size_t k = s.idx < kMappingSlots ? s.idx : kMappingSlots;
     if (k >= of->second.size()) continue;
-    Mapping& row = cell.mappings[of->second[k]];
-    row.calls += s.calls;
-    row.vma_setup_ns += s.setup_ns;
-    row.copy_page_range_ns += s.cpr_ns;
+    add_to(cell.mappings[of->second[k]], s.calls, s.setup_ns, s.cpr_ns);
   }
-  std::stable_sort(cell.mappings.begin(), cell.mappings.end(), [](const Mapping& a, const Mapping& b) {
-    return a.vma_setup_ns + a.copy_page_range_ns > b.vma_setup_ns + b.copy_page_range_ns;
-  });
+  sort_by_time(cell);
 }
 
+namespace {
+
+// The exact method (run): each source VMA's start resolved in the one snapshot.  Rows
+// as the order method makes them (by identity, the kMappingSlots-th copyable mapping
+// on in "(other mappings)"), so the two methods' tables compare row by row.
+void attribute_by_address(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
+  if (kernel.vmas.empty() && kernel.lost == 0) return;
+  cell.mapping_method = "exact";
+  cell.mapping_unattributed = kernel.lost;
+  const std::vector<const MappingInfo*> copyable = copyable_of(snapshot);
+  std::map<uint64_t, size_t> index_of;  // start address -> k-th copyable mapping
+  for (size_t k = 0; k < copyable.size(); k++) index_of.emplace(copyable[k]->start, k);
+  std::vector<size_t> row_of;  // made at the first address found: no match, no rows
+  for (const MappingVma& v : kernel.vmas) {
+    auto it = v.start != 0 ? index_of.find(v.start) : index_of.end();
+    if (it == index_of.end()) {
+      cell.mapping_unattributed += v.calls;
+      continue;
+    }
+    if (row_of.empty()) {
+      Rows rows(cell);
+      for (size_t k = 0; k < copyable.size(); k++) {
+        const MappingInfo& m = *copyable[k];
+        Mapping& row = cell.mappings[row_of.emplace_back(rows.of(k, m).first)];
+        row.launches = cell.kernel.launches;
+        row.vmas += 1;
+        row.bytes += m.end - m.start;
+        row.rss_bytes += m.rss_bytes;
+        if (m.rss_bytes) row.page_table_bytes += pte_span_bytes(m.start, m.end);
+      }
+    }
+    add_to(cell.mappings[row_of[it->second]], v.calls, v.setup_ns, v.cpr_ns);
+  }
+  sort_by_time(cell);
+}
+
+}  // namespace
+
 void attribute_mappings(const std::vector<MappingInfo>& snapshot, const KernelMappings& kernel, Cell& cell) {
+  if (kernel.exact) return attribute_by_address(snapshot, kernel, cell);
   const size_t copyable = copyable_of(snapshot).size();
   attribute_mappings([&](uint32_t, uint32_t nvmas) { return nvmas == copyable ? &snapshot : nullptr; }, kernel, cell);
 }

@@ -1,5 +1,6 @@
-// Per-mapping attribution: the machine's per-VMA times, the smaps snapshot, and the
-// order match of the k-th copied VMA to the k-th copyable mapping.
+// Per-mapping attribution: the machine's per-VMA times, the smaps snapshot, the order
+// match of the k-th copied VMA to the k-th copyable mapping, and the exact match of
+// copy_page_range's source VMA by its start address.
 #include <gtest/gtest.h>
 #include <linux/types.h>
 
@@ -20,6 +21,7 @@ namespace {
 using forkscope::Cell;
 using forkscope::KernelMappings;
 using forkscope::MappingInfo;
+using forkscope::MappingSlot;
 
 constexpr __u64 kUs = 1000;
 
@@ -57,6 +59,63 @@ TEST(MachineMappings, EachCopiedVmaHasItsOwnSetupAndCopyTime) {
   }
   EXPECT_EQ(setup, l.total_ns[FS_PH_VMA_SETUP]);
   EXPECT_EQ(cpr, l.total_ns[FS_PH_COPY_PAGE_RANGE]);
+}
+
+// The exact method (copy_page_range function-probed, dup_mmap by its landmarks as on
+// 6.12), replayed as mappings.bpf.h does: at copy_page_range's exit the machine holds
+// that VMA's set-up and copy; a VMA whose copy_page_range never ran (VM_WIPEONFORK)
+// is found finished at the next VMA (FS_VMA_DONE without FS_VMA_EXACT).
+TEST(MachineMappings, AtCopyPageRangesExitTheVmaHoldsItsOwnTimes) {
+  fs_config c{};
+  fs_config_tracepoint(&c);
+  c.landmarks &= ~FS_BIT(FS_PH_COPY_PAGE_RANGE);
+  fs_launch l{};
+  fs_launch_begin(&l, 0, 0, 0);
+  std::vector<std::pair<__u64, __u64>> at_exit, without_copy;
+  auto vma = [&](__u64 us) {
+    fs_landmark(&l, FS_LM_VMA_DUP, us * kUs, &c);
+    if (l.vma_state & FS_VMA_DONE) {
+      if (!(l.vma_state & FS_VMA_EXACT)) without_copy.push_back({l.vma_done_ns[0], l.vma_done_ns[1]});
+      l.vma_state &= ~(FS_VMA_DONE | FS_VMA_EXACT);
+    }
+  };
+  auto copy = [&](__u64 from, __u64 to) {
+    fs_function_entry(&l, FS_PH_COPY_PAGE_RANGE, from * kUs, &c);
+    const bool timed = fs_find(&l, FS_PH_COPY_PAGE_RANGE) >= 0;
+    fs_function_exit(&l, FS_PH_COPY_PAGE_RANGE, to * kUs, &c);
+    ASSERT_TRUE(timed);
+    at_exit.push_back({l.vma_ns[0], l.vma_ns[1]});
+    l.vma_state |= FS_VMA_EXACT;
+  };
+  fs_landmark(&l, FS_LM_TASK_STRUCT, 1 * kUs, &c);
+  fs_landmark(&l, FS_LM_MM_STRUCT, 2 * kUs, &c);
+  fs_landmark(&l, FS_LM_MMAP_LOCK, 3 * kUs, &c);
+  vma(4);
+  copy(6, 7);
+  vma(8);
+  fs_landmark(&l, FS_LM_ANON_VMA, 9 * kUs, &c);  // an anon_vma: no bearing on where the set-up ends
+  copy(11, 50);
+  vma(52);  // no copy_page_range: a VM_WIPEONFORK VMA
+  vma(55);
+  copy(56, 58);
+  fs_landmark(&l, FS_LM_MMAP_UNLOCK, 60 * kUs, &c);
+  fs_landmark(&l, FS_LM_SYS_EXIT, 61 * kUs, &c);
+  EXPECT_EQ(l.vma_state & FS_VMA_EXACT, FS_VMA_EXACT) << "the last VMA was copied: nothing left at the end";
+  const std::vector<std::pair<__u64, __u64>> want = {{2 * kUs, 1 * kUs}, {3 * kUs, 39 * kUs}, {1 * kUs, 2 * kUs}};
+  EXPECT_EQ(at_exit, want);
+  const std::vector<std::pair<__u64, __u64>> skipped = {{3 * kUs, 0}};
+  EXPECT_EQ(without_copy, skipped);
+  // Nothing lost or invented: with the VMA left without a copy, the phases' totals.
+  __u64 setup = 0, cpr = 0;
+  for (const auto& v : {at_exit, without_copy}) {
+    for (const auto& [s, p] : v) {
+      setup += s;
+      cpr += p;
+    }
+  }
+  EXPECT_EQ(setup, l.total_ns[FS_PH_VMA_SETUP]);
+  EXPECT_EQ(cpr, l.total_ns[FS_PH_COPY_PAGE_RANGE]);
+  EXPECT_EQ(l.calls[FS_PH_VMA_SETUP], 4u);
 }
 
 TEST(MachineMappings, ANewLaunchStartsCountingAgain) {
@@ -184,6 +243,73 @@ TEST(Attribution, SameIdentityVmasShareARowAndThePastTheBoundOnesTheOtherRow) {
   EXPECT_EQ(cell.mappings[1].vmas, 5u);
   EXPECT_EQ(cell.mappings[1].calls, 20u);
   EXPECT_EQ(cell.mappings[1].copy_page_range_ns, 9u);
+}
+
+TEST(Attribution, ExactGoesByStartAddressAndCountsEveryOtherAddress) {
+  const std::vector<MappingInfo> snap = forkscope::parse_smaps(kSmaps);
+  KernelMappings k;
+  k.exact = true;
+  k.vmas = {{0x55d0c0000000, 10, 100, 5},      // /usr/bin/tool
+            {0x7f0000000000, 10, 300, 50000},  // the 4 MiB [anon]
+            {0x7ffd00000000, 10, 200, 700},    // [stack]
+            {0x7f0000400000, 1, 7, 7},         // the dc mapping: fork does not copy it
+            {0x7f0000000000 + 4096, 2, 9, 9},  // inside a mapping, not its start
+            {0, 3, 11, 0}};                    // copy_page_range not seen
+  k.lost = 4;
+  Cell cell;
+  cell.kernel.launches = 10;
+  forkscope::attribute_mappings(snap, k, cell);
+  EXPECT_EQ(cell.mapping_method, "exact");
+  EXPECT_EQ(cell.mapping_unattributed, 1u + 2 + 3 + 4);  // VMA copies
+  ASSERT_EQ(cell.mappings.size(), 6u);                   // every copyable mapping has its row
+  const forkscope::Mapping& top = cell.mappings[0];
+  EXPECT_EQ(top.name, "[anon]");
+  EXPECT_EQ(top.launches, 10u);
+  EXPECT_EQ(top.calls, 10u);
+  EXPECT_EQ(top.vma_setup_ns, 300u);
+  EXPECT_EQ(top.copy_page_range_ns, 50000u);
+  EXPECT_EQ(cell.mappings[1].name, "[stack]");
+  EXPECT_EQ(cell.mappings[2].name, "/usr/bin/tool");
+  for (size_t i = 3; i < cell.mappings.size(); i++) {
+    EXPECT_EQ(cell.mappings[i].calls, 0u) << cell.mappings[i].name;  // [heap], the file, [vdso]: no copy seen
+    EXPECT_EQ(cell.mappings[i].launches, 10u);
+  }
+}
+
+// The same copies, aggregated by each method, give the same table.
+TEST(Attribution, OrderAndExactGiveTheSameTablePastTheBoundToo) {
+  std::vector<MappingInfo> snap;
+  const uint32_t n = forkscope::kMappingSlots + 5;
+  for (uint32_t i = 0; i < n; i++) {
+    const std::string name = i % 3 ? "[anon]" : "/lib/x.so";
+    snap.push_back({name, i % 3 ? "anon" : "file", "rw-p", (i + 1) * 8192ull, (i + 1) * 8192ull + 4096, 4096, false});
+  }
+  KernelMappings order, exact;
+  exact.exact = true;
+  for (uint32_t i = 0; i < n; i++) {
+    const uint64_t setup = 10 + i, cpr = 3 * i;
+    exact.vmas.push_back({snap[i].start, 4, 4 * setup, 4 * cpr});
+    if (i < forkscope::kMappingSlots) {
+      order.slots.push_back({n, i, 4, 4 * setup, 4 * cpr});
+    } else if (i == forkscope::kMappingSlots) {
+      order.slots.push_back({n, i, 0, 0, 0});
+    }
+    if (i >= forkscope::kMappingSlots) {
+      MappingSlot& other = order.slots.back();
+      other.calls += 4;
+      other.setup_ns += 4 * setup;
+      other.cpr_ns += 4 * cpr;
+    }
+  }
+  Cell a, b;
+  b.kernel.launches = 4;
+  forkscope::attribute_mappings(snap, order, a);
+  forkscope::attribute_mappings(snap, exact, b);
+  EXPECT_EQ(a.mapping_method, "order");
+  EXPECT_EQ(b.mapping_method, "exact");
+  EXPECT_EQ(a.mappings, b.mappings);
+  ASSERT_EQ(b.mappings.size(), 3u);  // [anon], the file, (other mappings)
+  EXPECT_EQ(b.mapping_unattributed, 0u);
 }
 
 // trace: launches of several processes, each matched to its own snapshot of the count
@@ -317,7 +443,18 @@ TEST(MappingReports, TableCsvAndHtmlHaveARowPerMapping) {
   run.cells = {attributed_cell()};
   std::ostringstream table;
   forkscope::render_mappings(run.cells[0], table, false);
-  EXPECT_NE(table.str().find("10 launches attributed, 1 not"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("10 launches attributed, 1 launch not"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("method order:"), std::string::npos) << table.str();
+  forkscope::Cell exact = run.cells[0];
+  exact.mapping_method = "exact";
+  exact.mapping_unattributed = 3;
+  std::ostringstream exact_table;
+  forkscope::render_mappings(exact, exact_table, false);
+  EXPECT_NE(exact_table.str().find("10 launches attributed, 3 VMA copies not"), std::string::npos) << exact_table.str();
+  EXPECT_NE(exact_table.str().find("method exact: copy_page_range's source VMA"), std::string::npos)
+      << exact_table.str();
+  EXPECT_NE(forkscope::mappings_html(exact).find("3 VMA copies not. Method exact:"), std::string::npos)
+      << forkscope::mappings_html(exact);
   EXPECT_NE(table.str().find("finding: [anon] rw-p 512M"), std::string::npos) << table.str();
   const std::string csv = forkscope::mappings_csv(run);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);

@@ -58,6 +58,7 @@ enum fs_landmark {
 /* fs_launch.vma_state */
 #define FS_VMA_DONE 1u /* vma_done_ns holds VMA vmas-2, finished */
 #define FS_VMA_LOST 2u /* a finished VMA found no room: the launch is not attributed */
+#define FS_VMA_EXACT 4u /* exact method: the current VMA's copy_page_range returned and was added */
 
 /* Indices are masked as well as checked: the verifier keeps the mask's bound
  * where the compiler may drop a comparison's, so the sizes masked are powers of 2. */

@@ -54,6 +54,7 @@ struct fs_launch {
 	__u32 vma_state;
 	__u64 vma_ns[2];
 	__u64 vma_done_ns[2];
+	__u64 vma_src; /* exact method: vm_start of the VMA copy_page_range is copying */
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
 	__u32 calls[FS_NPHASES];
@@ -141,7 +142,7 @@ struct fs_cellstat {
 	__u64 mm_total_vm;   /* pages */
 	__u64 mm_rss;        /* pages */
 	__u64 mm_pgtables;   /* bytes */
-	__u64 map_lost;      /* launches whose per-mapping times had no room (mappings.bpf.h) */
+	__u64 map_lost;      /* per-mapping times with no room (mappings.bpf.h): order launches, exact VMA copies */
 	__u64 failed_errno[FS_NERRNOS]; /* failed, by the error returned (FS_LAUNCH_ERRNOS) */
 };
 
@@ -161,6 +162,15 @@ struct fs_map_agg {
 	__u64 calls;    /* VMAs copied (launches, but for the other slot) */
 	__u64 setup_ns; /* vma_setup, inclusive */
 	__u64 cpr_ns;   /* copy_page_range */
+};
+/* Per-mapping attribution, exact method (copy_page_range probed by fentry or kprobe):
+ * per (cell, launching process, start address of the source VMA), the fs_map_agg
+ * totals; start 0 holds the VMAs whose copy_page_range was not seen (VM_WIPEONFORK).
+ * A map of its own: the order method's key means nothing here and this one nothing there. */
+struct fs_map_exact_key {
+	__u32 cell;
+	__u32 tgid; /* the launching process */
+	__u64 start; /* vm_start of the parent's VMA */
 };
 /* trace: per launching process, the VMAs its last launch copied, so user space
  * snapshots its mappings when it is first seen and again when that count changes. */
