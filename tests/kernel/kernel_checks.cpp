@@ -640,7 +640,8 @@ TEST(CrossCheck, LandmarkPhasesAgreeWithFentryOrNameTheirBoundary) {
 // their vma_setup (catalog), and fentry times it where it is not trivial: the BPF
 // ring buffer (anon_inode:bpf-map r--s, 2 MiB, VM_MIXEDMAP) held 29% of the exact
 // copy_page_range at 2M and nothing of the order one.
-// Tolerance 6 points of share, twice the largest difference seen: order vs exact
+// Tolerance 10 points of share (6, twice the largest difference of the first
+// seven lanes, was nearly reached by a later 6.12 lane: 39.2/44.7 at 2M).  Order vs exact
 // heap share over five lanes with the exact method (--icount, 100 forks per cell):
 // at 2M 43.4/44.3, 42.6/44.3, 42.5/45.6% on 6.1 and 44.1/44.0, 44.9/45.3% on 6.12
 // (at most 3.1 points apart), at 64M 94.0-95.2% vs 94.7-95.1% (at most 0.8); two
@@ -674,7 +675,7 @@ TEST(CrossCheck, OrderAndExactMethodsAttributeCopyPageRangeToTheSameMappings) {
   const forkscope::Run* tp = load("tracepoint");
   const forkscope::Run* fe = load("fentry");
   if (!tp || !fe) GTEST_SKIP() << "needs both FORKSCOPE_KERNEL_TRACEPOINT and FORKSCOPE_KERNEL_FENTRY";
-  constexpr double kTopShare = 0.05, kShareTolerance = 0.06;
+  constexpr double kTopShare = 0.05, kShareTolerance = 0.10;
   auto [small, large] = heaps();
   for (uint64_t heap : {small, large}) {
     const Cell* a = find_cell(*tp, "fork", heap);
