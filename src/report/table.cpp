@@ -102,6 +102,11 @@ std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, c
     // teardown) happen outside it and get none.
     if (root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall") && !r.counted_only)
       r.share = static_cast<double>(p.total_ns) / static_cast<double>(root->total_ns);
+    // Phases of the exec'd image count per exec; the others per launch.
+    const bool exec = p.path.starts_with("execve") || p.name == "exec_first_insn";
+    const uint64_t group = exec ? cell.kernel.execs : cell.launches;
+    r.calls = p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch);
+    if (p.count < group) r.calls = fmt::format("{} of {}", p.count, group) + (p.calls == p.count ? "" : ", " + r.calls);
     rows.push_back(r);
   }
   return rows;
@@ -220,12 +225,8 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Ca
       t.add_row({name, p.source, fmt::format("{:.1f} faults/launch", r.calls_per_launch)});
       continue;
     }
-    std::vector<std::string> row = {name,
-                                    p.source,
-                                    p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch),
-                                    format_ns(p.mean_ns),
-                                    format_ns(r.self_ns),
-                                    r.share ? percent(*r.share) : "-"};
+    std::vector<std::string> row = {
+        name, p.source, r.calls, format_ns(p.mean_ns), format_ns(r.self_ns), r.share ? percent(*r.share) : "-"};
     if (corrected) row.insert(row.begin() + 5, r.corrected_self_ns ? format_ns(*r.corrected_self_ns) : "-");
     t.add_row(row, bar(r.share.value_or(0)));
   }
