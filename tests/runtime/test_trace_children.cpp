@@ -39,7 +39,9 @@ Run trace(const std::vector<std::string>& command) {
   if (o.exit_code != 0) return {};
   Run run = load_results(dir + "/results.json");
   EXPECT_TRUE(run.trace.has_value());
-  if (run.trace) EXPECT_EQ(run.trace->command_exit, 0) << "the workload failed";
+  if (run.trace) {
+    EXPECT_EQ(run.trace->command_exit, 0) << "the workload failed";
+  }
   for (const Cell& c : run.cells) test::expect_phases_add_up(c);
   return run;
 }
@@ -84,6 +86,18 @@ TEST(TraceKilled, TearsDownAndReapsKilledChildren) {
   EXPECT_EQ(n.lost, 0u);
   EXPECT_EQ(n.teardown, static_cast<uint64_t>(kChildren));
   EXPECT_EQ(n.reap, static_cast<uint64_t>(kChildren));
+}
+
+// Threads ended by the main thread's exit_group: each torn down (threads reap
+// themselves: no reap).
+TEST(TraceKilled, TearsDownThreadsEndedByExitGroup) {
+  constexpr int kThreads = 5;
+  const forkscope::Run run = trace({LIVE_CHILDREN_BIN, "lc_threads", std::to_string(kThreads), "threads"});
+  const Counts n = counts_of(run, "lc_threads");
+  EXPECT_EQ(n.launches, static_cast<uint64_t>(kThreads));
+  EXPECT_EQ(n.lost, 0u);
+  EXPECT_EQ(n.teardown, static_cast<uint64_t>(kThreads));
+  EXPECT_EQ(n.reap, 0u);
 }
 
 // 5,000 children alive at once, then released: each torn down and reaped, or
