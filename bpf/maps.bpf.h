@@ -181,7 +181,7 @@ struct {
 
 /* Launched children, by global pid.  A plain hash, not an LRU: a child with no room
  * is counted lost (child_remember) instead of evicting another one silently.  trace
- * sizes it and ns_pids for more live children (Tracer::open, kTraceChildren). */
+ * sizes it and ns_pids for more children (Tracer::open, kTraceChildren). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
