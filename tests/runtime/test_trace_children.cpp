@@ -77,6 +77,23 @@ TEST(TraceNamespace, ReapsEveryChildInAPidNamespace) {
   }
 }
 
+// waitid names the reaped child in its siginfo, also by its namespace pid.
+TEST(TraceNamespace, ReapsByWaitidInAPidNamespace) {
+  if (!have_unshare()) GTEST_SKIP() << "unshare --pid --fork --mount-proc fails here (util-linux, CAP_SYS_ADMIN)";
+  const char* python = "/usr/bin/python3";  // not a wrapper (pyenv's shims are bash scripts)
+  if (system((std::string(python) + " -c pass >/dev/null 2>&1").c_str()) != 0)
+    GTEST_SKIP() << "no /usr/bin/python3 to call waitid";
+  const std::string loop = "import os\nfor i in range(" + std::to_string(kLoop) +
+                           "):\n    p = os.fork()\n    if p == 0: os._exit(0)\n"
+                           "    os.waitid(os.P_PID, p, os.WEXITED)\n";
+  const forkscope::Run run = trace({"unshare", "--pid", "--fork", "--mount-proc", python, "-c", loop});
+  const Counts py = counts_of(run, "python3");
+  EXPECT_EQ(py.launches, static_cast<uint64_t>(kLoop));
+  EXPECT_EQ(py.lost, 0u);
+  EXPECT_EQ(py.teardown, py.launches);
+  EXPECT_EQ(py.reap, py.launches) << "reaps by waitid inside the namespace";
+}
+
 // Children that never call exit: SIGKILL ends them.  Each is torn down and reaped.
 TEST(TraceKilled, TearsDownAndReapsKilledChildren) {
   constexpr int kChildren = 8;
