@@ -164,17 +164,22 @@ static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 		pid = (__u32)si_pid;
 	}
 	__u64 ns = 0;
-	if (children_live && active_ns(bpf_get_current_task_btf(), &ns)) {
-		/* A pid in the waiter's namespace: its global one. */
-		struct fs_ns_pid k = { .ns = ns, .nr = pid };
+	__u32 in_ns = children_live && active_ns(bpf_get_current_task_btf(), &ns);
+	struct fs_ns_pid k = { .ns = ns, .nr = pid };
+	if (in_ns) {
+		/* A pid in the waiter's namespace: its global one.  The entry goes now: the
+		 * namespace may give that pid to its next task at once. */
 		__u32 *global = bpf_map_lookup_elem(&ns_pids, &k);
 		if (!global)
 			return;
 		pid = *global;
+		bpf_map_delete_elem(&ns_pids, &k);
 	}
 	struct fs_child *c = child_of(pid);
 	if (!c || !c->exit_ts)
 		return; /* a stopped child (WUNTRACED), not a reaped one */
+	if (in_ns)
+		c->ns_pid = 0;
 	/* The parent, woken by exit_notify on another CPU, may reap the child before
 	 * its last switch-out: then the child's last event seen stands for its death. */
 	__u64 died = c->dead_ts ? c->dead_ts : c->mm_last ? c->mm_last : c->exit_ts;
