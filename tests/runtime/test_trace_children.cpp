@@ -118,14 +118,22 @@ TEST(TraceKilled, TearsDownThreadsEndedByExitGroup) {
 }
 
 // 5,000 children alive at once, then released: each torn down and reaped, or
-// counted lost (none is dropped silently).
+// counted lost (none is dropped silently); also inside a pid namespace, where
+// their reaps are matched by namespace pid.
 TEST(TraceLiveChildren, FollowsThousandsAliveAtOnce) {
   constexpr int kChildren = 5000;
-  const forkscope::Run run = trace({LIVE_CHILDREN_BIN, "lc_live", std::to_string(kChildren), "release"});
-  const Counts n = counts_of(run, "lc_live");
-  EXPECT_EQ(n.launches, static_cast<uint64_t>(kChildren));
-  EXPECT_EQ(n.teardown + n.lost, static_cast<uint64_t>(kChildren));
-  EXPECT_EQ(n.reap + n.lost, static_cast<uint64_t>(kChildren));
+  for (bool ns : {false, true}) {
+    SCOPED_TRACE(ns ? "in a pid namespace" : "no namespace");
+    if (ns && !have_unshare()) continue;  // ReapsEveryChildInAPidNamespace says why
+    std::vector<std::string> cmd;
+    if (ns) cmd = {"unshare", "--pid", "--fork"};
+    cmd.insert(cmd.end(), {LIVE_CHILDREN_BIN, "lc_live", std::to_string(kChildren), "release"});
+    const forkscope::Run run = trace(cmd);
+    const Counts n = counts_of(run, "lc_live");
+    EXPECT_EQ(n.launches, static_cast<uint64_t>(kChildren));
+    EXPECT_EQ(n.teardown + n.lost, static_cast<uint64_t>(kChildren));
+    EXPECT_EQ(n.reap + n.lost, static_cast<uint64_t>(kChildren));
+  }
 }
 
 }  // namespace
