@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "forkscope/catalog.h"
 #include "forkscope/terminal.h"
 #include "forkscope/size.h"
 #include "report/text.h"
@@ -86,6 +87,21 @@ std::string top_phases(const Cell& c) {
 
 bool counted_only(const Phase& phase) { return phase.name == "post_launch_cow"; }
 
+uint64_t phase_base(const Cell& cell, const std::string& phase_name) {
+  const std::vector<CatalogEntry>& entries = catalog();
+  for (const CatalogEntry& e : entries) {
+    if (phase_name != e.name) continue;
+    int id = e.id;
+    for (int hops = 0; id != FS_PH_NONE && hops < FS_NPHASES; hops++) {
+      if (id == FS_PH_EXEC || id == FS_PH_EXEC_FIRST_INSN) return cell.kernel.execs;
+      const auto parent = std::find_if(entries.begin(), entries.end(),
+                                       [&](const CatalogEntry& c) { return c.id == id; });
+      id = parent == entries.end() ? FS_PH_NONE : parent->parent;
+    }
+  }
+  return cell.launches;
+}
+
 std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, const std::string& backend) {
   std::vector<TreeRow> rows;
   const bool correct = cal != nullptr && cal->ns_per_event > 0;
@@ -102,9 +118,7 @@ std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, c
     // teardown) happen outside it and get none.
     if (root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall") && !r.counted_only)
       r.share = static_cast<double>(p.total_ns) / static_cast<double>(root->total_ns);
-    // Phases of the exec'd image count per exec; the others per launch.
-    const bool exec = p.path.starts_with("execve") || p.name == "exec_first_insn";
-    const uint64_t group = exec ? cell.kernel.execs : cell.launches;
+    const uint64_t group = phase_base(cell, p.name);
     r.calls = p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch);
     if (p.count < group) r.calls = fmt::format("{} of {}", p.count, group) + (p.calls == p.count ? "" : ", " + r.calls);
     rows.push_back(r);

@@ -225,6 +225,12 @@ TEST(PhaseTree, SaysNOfNForPhasesSeenInFewerLaunches) {
   EXPECT_EQ(teardown->find("x1"), std::string::npos) << *teardown;
   const std::string html = html_report(run, &fork);
   EXPECT_NE(html.find(">976 of 1000<"), std::string::npos);
+  // A trace's group chart says it in the bar's tooltip.
+  fork.comm = "sh";
+  run.trace = TraceInfo{"-- sh -c true", 0.4, 0, {}};
+  const std::string traced = html_report(run, &fork);
+  EXPECT_NE(traced.find(": teardown 90.0 µs, seen in 976 of 1000</title>"), std::string::npos);
+  EXPECT_NE(traced.find(": reap seen in 0 of 1000</title>"), std::string::npos) << "reap is missing";
   // Phases seen in every launch keep their per-launch figure.
   for (const std::string& l : lines) {
     if (l.rfind("syscall ", 0) == 0) EXPECT_NE(l.find("x1"), std::string::npos) << l;
