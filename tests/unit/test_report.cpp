@@ -233,7 +233,9 @@ TEST(PhaseTree, SaysNOfNForPhasesSeenInFewerLaunches) {
   EXPECT_NE(traced.find(": reap seen in 0 of 1000</title>"), std::string::npos) << "reap is missing";
   // Phases seen in every launch keep their per-launch figure.
   for (const std::string& l : lines) {
-    if (l.rfind("syscall ", 0) == 0) EXPECT_NE(l.find("x1"), std::string::npos) << l;
+    if (l.rfind("syscall ", 0) == 0) {
+      EXPECT_NE(l.find("x1"), std::string::npos) << l;
+    }
   }
 }
 
