@@ -94,6 +94,57 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 		fs_count_down(&execs_in_flight);
 }
 
+#define FS_PID_NS_LEVELS 32 /* the kernel's MAX_PID_NS_LEVEL */
+
+/* A task's pid namespace (the one its getpid and wait4 answer in), and its level:
+ * 0 for the initial one, where pids are the global ones the maps are keyed by. */
+static __always_inline __u32 active_ns(struct task_struct *task, __u64 *ns)
+{
+	struct pid *p = BPF_CORE_READ(task, thread_pid);
+	__u32 level = BPF_CORE_READ(p, level);
+	if (level > FS_PID_NS_LEVELS)
+		return 0;
+	if (level) {
+		struct upid up = {};
+		bpf_core_read(&up, sizeof(up), &p->numbers[level]);
+		*ns = (__u64)up.ns;
+	}
+	return level;
+}
+
+/* A launched child is exiting, whatever the cause: an exit or exit_group call (which
+ * started its teardown already), a fatal signal, or another thread's exit_group or
+ * execve.  A parent in a pid namespace will reap it by its pid there: keep that. */
+static __always_inline void child_exiting(struct task_struct *task, __u64 now)
+{
+	__u32 pid = BPF_CORE_READ(task, pid);
+	struct fs_child *c = child_of(pid);
+	if (!c)
+		return;
+	if (!c->exit_ts)
+		c->exit_ts = now;
+	if (c->flags & FS_CF_THREAD)
+		return;
+	__u64 ns = 0;
+	__u32 level = active_ns(BPF_CORE_READ(task, real_parent), &ns);
+	struct pid *p = BPF_CORE_READ(task, thread_pid);
+	if (!level || level > BPF_CORE_READ(p, level))
+		return;
+	struct upid up = {};
+	bpf_core_read(&up, sizeof(up), &p->numbers[level]);
+	if ((__u64)up.ns != ns || up.nr <= 0)
+		return;
+	struct fs_ns_pid k = { .ns = ns, .nr = (__u32)up.nr };
+	if (bpf_map_update_elem(&ns_pids, &k, &pid, BPF_ANY) == 0) {
+		c->ns = ns;
+		c->ns_pid = (__u32)up.nr;
+	} else {
+		struct fs_cellstat *cs = cellstat(c->cell);
+		if (cs)
+			cs->lost += 1; /* its reaping cannot be matched */
+	}
+}
+
 /* A followed thread's wait4/waitid returned a child: its reaping. */
 static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 {
@@ -112,9 +163,23 @@ static __always_inline void wait_end(__u32 tid, long ret, __u64 now)
 			return;
 		pid = (__u32)si_pid;
 	}
+	__u64 ns = 0;
+	__u32 in_ns = children_live && active_ns(bpf_get_current_task_btf(), &ns);
+	struct fs_ns_pid k = { .ns = ns, .nr = pid };
+	if (in_ns) {
+		/* A pid in the waiter's namespace: its global one.  The entry goes now: the
+		 * namespace may give that pid to its next task at once. */
+		__u32 *global = bpf_map_lookup_elem(&ns_pids, &k);
+		if (!global)
+			return;
+		pid = *global;
+		bpf_map_delete_elem(&ns_pids, &k);
+	}
 	struct fs_child *c = child_of(pid);
 	if (!c || !c->exit_ts)
 		return; /* a stopped child (WUNTRACED), not a reaped one */
+	if (in_ns)
+		c->ns_pid = 0;
 	/* The parent, woken by exit_notify on another CPU, may reap the child before
 	 * its last switch-out: then the child's last event seen stands for its death. */
 	__u64 died = c->dead_ts ? c->dead_ts : c->mm_last ? c->mm_last : c->exit_ts;

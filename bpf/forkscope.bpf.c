@@ -440,6 +440,15 @@ int BPF_PROG(fs_sched_process_free, struct task_struct *p)
 	return 0;
 }
 
+/* Every task's exit passes here, whether it called exit or was killed. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
+{
+	if (children_live)
+		child_exiting(p, bpf_ktime_get_ns());
+	return 0;
+}
+
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(fs_sched_wakeup_new, struct task_struct *p)
 {

@@ -49,9 +49,9 @@ __u32 trace_sample_limit = 0;
  * the machine's other tasks pay one load of a global.  Each counts what its map
  * holds: launch records (launches_in_flight) and execve records (execs_in_flight)
  * in launches, and children in children (children_live); incremented where a new
- * key goes in, decremented where one comes out.  A child the LRU evicts leaves the
- * count high: the gate then only stays open longer.  User space recounts them when
- * it attaches the programs again (Tracer::set_attached). */
+ * key goes in, decremented where one comes out (children is a plain hash: nothing
+ * leaves it unseen).  User space recounts them when it attaches the programs again
+ * (Tracer::set_attached). */
 __u32 launches_in_flight = 0;
 __u32 execs_in_flight = 0;
 __u32 children_live = 0;
@@ -92,6 +92,16 @@ struct fs_child {
 	__u64 exec_ret_ts; /* execve returned: the first instruction is next */
 	__u32 launcher;    /* tgid that launched it */
 	__u32 gen;         /* its cell's generation at its launch (cell_gen) */
+	__u64 ns;          /* its parent's pid namespace, when not the initial one ... */
+	__u32 ns_pid;      /* ... and its pid there (ns_pids): set as it exits */
+	__u32 pad;
+};
+
+/* A child's pid in its parent's pid namespace: wait4 and waitid return that one. */
+struct fs_ns_pid {
+	__u64 ns; /* struct pid_namespace * */
+	__u32 nr;
+	__u32 pad;
 };
 
 
@@ -169,12 +179,24 @@ struct {
 	__type(value, struct fs_launch);
 } scratch SEC(".maps");
 
+/* Launched children, by global pid.  A plain hash, not an LRU: a child with no room
+ * is counted lost (child_remember) instead of evicting another one silently.  trace
+ * sizes it and ns_pids for more children (Tracer::open, kTraceChildren). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct fs_child);
 } children SEC(".maps");
+
+/* Exited children of a parent inside a pid namespace: their pid there -> global pid
+ * (fs_sched_process_exit puts them in, their reaping or child_forget takes them out). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct fs_ns_pid);
+	__type(value, __u32);
+} ns_pids SEC(".maps");
 
 /* Launching thread -> cell of its last launch, for post-launch faults. */
 struct {
@@ -213,18 +235,34 @@ struct {
 	__type(value, struct fs_cellstat);
 } cellstats SEC(".maps");
 
-/* A child record goes in (counted when its key is new) or out. */
+/* A child record goes in (counted when its key is new: 0), replaces one (1), or finds
+ * no room: then it is counted lost on its cell (-1). */
 static __always_inline int child_remember(__u32 pid, struct fs_child *c)
 {
 	if (bpf_map_update_elem(&children, &pid, c, BPF_NOEXIST) == 0) {
 		__sync_fetch_and_add(&children_live, 1);
 		return 0;
 	}
-	return bpf_map_update_elem(&children, &pid, c, BPF_ANY);
+	if (bpf_map_lookup_elem(&children, &pid) && bpf_map_update_elem(&children, &pid, c, BPF_ANY) == 0)
+		return 1;
+	__u32 cell = c->cell;
+	if (cell < FS_MAX_CELLS) {
+		struct fs_cellstat *cs = bpf_map_lookup_elem(&cellstats, &cell);
+		if (cs)
+			cs->lost += 1;
+	}
+	return -1;
 }
 
 static __always_inline void child_forget(__u32 pid)
 {
+	struct fs_child *c = bpf_map_lookup_elem(&children, &pid);
+	if (!c)
+		return;
+	if (c->ns_pid) {
+		struct fs_ns_pid k = { .ns = c->ns, .nr = c->ns_pid };
+		bpf_map_delete_elem(&ns_pids, &k);
+	}
 	if (bpf_map_delete_elem(&children, &pid) == 0)
 		fs_count_down(&children_live);
 }
@@ -255,6 +293,10 @@ static __always_inline struct fs_child *child_of(__u32 pid)
 		 * and page_fault_user cheap (task_newtask and exec_end raise them). */
 		__u32 ran = c->ran;
 		__u64 exec_ret = c->exec_ret_ts;
+		if (c->ns_pid) {
+			struct fs_ns_pid k = { .ns = c->ns, .nr = c->ns_pid };
+			bpf_map_delete_elem(&ns_pids, &k);
+		}
 		if (bpf_map_delete_elem(&children, &pid) == 0) {
 			fs_count_down(&children_live);
 			if (!ran)

@@ -90,7 +90,13 @@ struct TreeRow {
   // With a calibration: self_ns minus the calibrated cost of our programs that ran
   // while the phase was innermost (they ran inside its self time).
   std::optional<double> corrected_self_ns;
+  // The calls column: "x1", "x2.5" per launch in which the phase ran, and "n of N"
+  // when it was seen in fewer launches (execs, for exec phases) than the group has.
+  std::string calls;
 };
+// How many times a group could have seen a phase: its launches, or its execs for
+// the phases of the exec'd image (execve and under it, exec_first_insn).
+uint64_t phase_base(const Cell& cell, const std::string& phase_name);
 // cal: the run's calibration (and backend, for the function-probe cost), if any.
 std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal = nullptr,
                                      const std::string& backend = "");

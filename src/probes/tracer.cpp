@@ -34,6 +34,8 @@ int libbpf_print(enum libbpf_print_level, const char* fmt, va_list args) {
   return std::vfprintf(stderr, fmt, args);
 }
 
+// trace: the live children the children map holds (the kernel's default pid_max).
+constexpr __u32 kTraceChildren = 32768;
 constexpr const char* kSlotKinds[] = {"fs_fentry_", "fs_fexit_", "fs_kprobe_", "fs_kretprobe_"};
 
 // A function slot's four programs: the fentry pair loads when fentry (aimed at
@@ -161,6 +163,11 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     // launch's per-mapping times are counted lost (mappings.bpf.h).
     bpf_map__set_max_entries(skel->maps.vma_scratch, 256);
     bpf_map__set_max_entries(skel->maps.map_exact, 1);  // the exact method is run's (mappings.bpf.h)
+    // Every live child of the traced tasks (160 bytes each, preallocated: 5.2 MB),
+    // and the exited, unreaped ones of parents in pid namespaces (88 bytes each);
+    // past that, a child is counted lost (child_remember, child_exiting).
+    bpf_map__set_max_entries(skel->maps.children, kTraceChildren);
+    bpf_map__set_max_entries(skel->maps.ns_pids, kTraceChildren / 4);
   }
   // --depth: the allocation and lock programs run for every task's allocations and
   // locks, so a shallower depth does not load them at all.

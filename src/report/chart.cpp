@@ -72,6 +72,16 @@ class XScale {
   const LineChart& chart_;
 };
 
+// A group chart bar's tooltip: its mean, and in how many of the group's launches
+// (execs) the part was seen when not in all.
+std::string seen_text(const Cell& c, const std::string& part, double mean_ns) {
+  const Phase* p = c.phase(part);
+  const uint64_t seen = p ? p->count : 0, base = phase_base(c, part);
+  const std::string of = seen < base ? fmt::format("seen in {} of {}", seen, base) : "";
+  if (mean_ns <= 0) return of.empty() ? "not seen" : of;
+  return of.empty() ? format_ns(mean_ns) : format_ns(mean_ns) + ", " + of;
+}
+
 // "1 µs", "20 ms": tick labels are round numbers, so no padding digits.
 std::string tick_label(double ns) {
   static constexpr std::array<std::pair<double, const char*>, 4> kUnits = {
@@ -382,7 +392,7 @@ std::string group_chart_svg(const Run& run) {
       out += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {} {}</title></rect>)"
                          "\n",
                          num(kLabel), num(y + kBar * static_cast<double>(i)), num(w), num(kBar - 2), markup::palette(i),
-                         escape(cell_label(c)), parts[i], v > 0 ? format_ns(v) : "not seen");
+                         escape(cell_label(c)), parts[i], seen_text(c, parts[i], v));
       if (v > 0)
         out += fmt::format(R"(<text x="{}" y="{}" font-size="10">{}</text>)"
                            "\n",

@@ -246,8 +246,7 @@ std::string tree_table(const Run& run, const Cell& cell) {
              fmt::format("<td colspan=\"{}\"></td></tr>\n", corrected ? 5 : 4);
       continue;
     }
-    out += td(p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch), "n") +
-           td(format_ns(p.mean_ns), "n") + td(format_ns(r.self_ns), "n");
+    out += td(r.calls, "n") + td(format_ns(p.mean_ns), "n") + td(format_ns(r.self_ns), "n");
     if (corrected) out += td(r.corrected_self_ns ? format_ns(*r.corrected_self_ns) : "-", "n");
     if (r.share) {
       out += td(text::percent(*r.share), "n") +

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "forkscope/catalog.h"
 #include "forkscope/terminal.h"
 #include "forkscope/size.h"
 #include "report/text.h"
@@ -86,6 +87,21 @@ std::string top_phases(const Cell& c) {
 
 bool counted_only(const Phase& phase) { return phase.name == "post_launch_cow"; }
 
+uint64_t phase_base(const Cell& cell, const std::string& phase_name) {
+  const std::vector<CatalogEntry>& entries = catalog();
+  for (const CatalogEntry& e : entries) {
+    if (phase_name != e.name) continue;
+    int id = e.id;
+    for (int hops = 0; id != FS_PH_NONE && hops < FS_NPHASES; hops++) {
+      if (id == FS_PH_EXEC || id == FS_PH_EXEC_FIRST_INSN) return cell.kernel.execs;
+      const auto parent = std::find_if(entries.begin(), entries.end(),
+                                       [&](const CatalogEntry& c) { return c.id == id; });
+      id = parent == entries.end() ? FS_PH_NONE : parent->parent;
+    }
+  }
+  return cell.launches;
+}
+
 std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, const std::string& backend) {
   std::vector<TreeRow> rows;
   const bool correct = cal != nullptr && cal->ns_per_event > 0;
@@ -102,6 +118,9 @@ std::vector<TreeRow> phase_tree_rows(const Cell& cell, const Calibration* cal, c
     // teardown) happen outside it and get none.
     if (root != nullptr && root->total_ns > 0 && p.path.starts_with("syscall") && !r.counted_only)
       r.share = static_cast<double>(p.total_ns) / static_cast<double>(root->total_ns);
+    const uint64_t group = phase_base(cell, p.name);
+    r.calls = p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch);
+    if (p.count < group) r.calls = fmt::format("{} of {}", p.count, group) + (p.calls == p.count ? "" : ", " + r.calls);
     rows.push_back(r);
   }
   return rows;
@@ -223,12 +242,8 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Ca
       t.add_row({name, p.source, fmt::format("{:.1f} faults/launch", r.calls_per_launch)});
       continue;
     }
-    std::vector<std::string> row = {name,
-                                    p.source,
-                                    p.calls == p.count ? "x1" : fmt::format("x{:.1f}", r.calls_per_launch),
-                                    format_ns(p.mean_ns),
-                                    format_ns(r.self_ns),
-                                    r.share ? percent(*r.share) : "-"};
+    std::vector<std::string> row = {
+        name, p.source, r.calls, format_ns(p.mean_ns), format_ns(r.self_ns), r.share ? percent(*r.share) : "-"};
     if (corrected) row.insert(row.begin() + 5, r.corrected_self_ns ? format_ns(*r.corrected_self_ns) : "-");
     t.add_row(row, bar(r.share.value_or(0)));
   }

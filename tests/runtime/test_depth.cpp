@@ -46,8 +46,8 @@ std::set<std::string> attached_programs(pid_t pid) {
 
 std::set<std::string> expected_programs(const std::string& depth) {
   std::set<std::string> names = {"fs_task_newtask",       "fs_sched_process_fork", "fs_sched_process_exec",
-                                 "fs_sched_process_free", "fs_sched_wakeup_new",   "fs_sched_switch",
-                                 "fs_page_fault_user"};
+                                 "fs_sched_process_free", "fs_sched_process_exit", "fs_sched_wakeup_new",
+                                 "fs_sched_switch",       "fs_page_fault_user"};
   for (const char* s :
        {"clone", "clone3", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid"})
     names.insert(std::string("fs_enter_") + s);

@@ -1,4 +1,5 @@
 #include "forkscope/terminal.h"
+#include "forkscope/formats.h"
 
 #include <gtest/gtest.h>
 
@@ -207,6 +208,35 @@ TEST(PhaseTree, ShowsPerLaunchFiguresSharesAndBars) {
   EXPECT_EQ(row("teardown").find("%"), std::string::npos) << row("teardown");
   EXPECT_EQ(blocks(row("teardown")), 0u) << row("teardown");
   EXPECT_NE(before_bar(row("teardown")).find(" -"), std::string::npos) << row("teardown");
+}
+
+// A phase seen in fewer launches than the group has (children gone unseen) says so
+// in both tables, instead of a bare per-launch figure.
+TEST(PhaseTree, SaysNOfNForPhasesSeenInFewerLaunches) {
+  auto run = fixed_run();
+  Cell& fork = run.cells[0];
+  for (Phase& p : fork.phases)
+    if (p.name == "teardown") p.count = p.calls = 976;
+  const std::vector<std::string> lines = lines_of(render_tree(fork, false));
+  const auto teardown = std::find_if(lines.begin(), lines.end(),
+                                     [](const std::string& l) { return l.rfind("teardown ", 0) == 0; });
+  ASSERT_NE(teardown, lines.end());
+  EXPECT_NE(teardown->find("976 of 1000"), std::string::npos) << *teardown;
+  EXPECT_EQ(teardown->find("x1"), std::string::npos) << *teardown;
+  const std::string html = html_report(run, &fork);
+  EXPECT_NE(html.find(">976 of 1000<"), std::string::npos);
+  // A trace's group chart says it in the bar's tooltip.
+  fork.comm = "sh";
+  run.trace = TraceInfo{"-- sh -c true", 0.4, 0, {}};
+  const std::string traced = html_report(run, &fork);
+  EXPECT_NE(traced.find(": teardown 90.0 µs, seen in 976 of 1000</title>"), std::string::npos);
+  EXPECT_NE(traced.find(": reap seen in 0 of 1000</title>"), std::string::npos) << "reap is missing";
+  // Phases seen in every launch keep their per-launch figure.
+  for (const std::string& l : lines) {
+    if (l.rfind("syscall ", 0) == 0) {
+      EXPECT_NE(l.find("x1"), std::string::npos) << l;
+    }
+  }
 }
 
 TEST(PhaseTree, NoEscapesWithoutColor) {

@@ -66,8 +66,9 @@
 	  "write page faults (page_fault_user) in the parent until its next launch and in the "  \
 	  "child: counted, not timed (no fault-exit tracepoint)")                                 \
 	X(TEARDOWN, teardown, NONE, TP, "",                                                       \
-	  "child's sys_enter exit/exit_group .. its last switch-out (dead): exit_mm, files, "    \
-	  "signals, exit_notify")                                                                 \
+	  "child's sys_enter exit/exit_group (killed, or ended by another thread: "               \
+	  "sched_process_exit) .. its last switch-out (dead): exit_mm, files, signals, "          \
+	  "exit_notify")                                                                          \
 	X(EXIT_MM, exit_mm, TEARDOWN, DERIVED, "",                                                \
 	  "the exiting child's first mmap_lock .. its last mmap_lock release: exit_mm, and "     \
 	  "exit_mmap when it held the last reference to its mm")                                  \

@@ -130,7 +130,7 @@ struct fs_cellstat {
 	__u64 pt_pages;      /* pages allocated while dup_mm ran (page tables, pgd) */
 	__u64 faults_parent; /* write faults of the launcher after its launches */
 	__u64 faults_child;  /* write faults of the children */
-	__u64 lost;          /* launches not tracked: per-task state map full */
+	__u64 lost;          /* launches (or their children) not tracked: per-task state map full */
 	__u64 samples_lost;  /* sampled-launch records the ring buffer had no room for */
 	__u64 first_run_missed; /* children that exited with no switch into them seen */
 	__u64 children_born;    /* children recorded at task_newtask ... */
