@@ -57,7 +57,17 @@ class Heap {
 };
 
 Backing read_backing(const Heap& heap);
-uint64_t mem_available_bytes();
+// How much more memory the runner can use: the least of MemAvailable and, for
+// its cgroup and each ancestor, memory.max and memory.high minus memory.current
+// (cgroup v2) or memory.limit_in_bytes minus memory.usage_in_bytes (v1).
+struct MemoryRoom {
+  uint64_t bytes = 0;
+  bool limited = false;  // false: nothing known (bytes is 0)
+  std::string source;    // "MemAvailable", or the limiting file, e.g. /sys/fs/cgroup/job/memory.max
+};
+MemoryRoom memory_room();
+// The cgroup part alone, from these /proc/self/mountinfo and /proc/self/cgroup files.
+MemoryRoom cgroup_memory_room(const std::string& mountinfo, const std::string& cgroup_file);
 
 // One kind of launch.  mode is fork, vfork, clone, clone-vm, pthread, posix_spawn,
 // or a custom clone flag set built from names (VM,FS,FILES,SIGHAND,THREAD,...).
@@ -99,6 +109,7 @@ struct CellHooks {
   std::function<void(Cell& cell, uint32_t index)> collect;
   std::function<void(uint32_t seq)> sample;  // before each counted launch: its number, or 0 when not sampled
   std::function<void(bool traced)> trace;    // --overhead: detach every program, or attach them again
+  std::function<void(const std::vector<Cell>& cells)> done;  // after each cell, with the cells so far (optional)
 };
 
 struct SweepOptions {

@@ -4,6 +4,7 @@
 // returns a model run; the caller saves and prints it.
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,9 @@ struct RunSessionOptions {
   SweepOptions sweep;
   PlanOptions plan;      // exec is set from the sweep's modes
   bool verbose = false;  // libbpf's log
+  // After each cell: the run so far, marked incomplete (run saves it, so that even
+  // a kill leaves what was measured).
+  std::function<void(const Run& so_far)> cell_done;
 };
 
 // The sweep, traced: opens the tracer, measures the probe costs (and with

@@ -17,6 +17,9 @@ std::vector<uint64_t> parse_size_list(const std::string& text);
 std::optional<uint64_t> parse_whole_number(std::string_view text);
 // 2097152 -> "2M", 1536 -> "1.5K": short, for labels.
 std::string format_size(uint64_t bytes);
+// A measured size, e.g. a mean: 1107285 -> "1.06 MiB", 812 -> "812 B" (binary
+// units, three significant digits).  format_size is for exact labels (--heap, --cell).
+std::string format_bytes(double bytes);
 // 61234 -> "61.2 µs" (ns, µs, ms, s chosen per value).
 std::string format_ns(double ns);
 

@@ -52,12 +52,6 @@ struct RunOptions {
   std::vector<std::string> phases;
 };
 
-std::string gib(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
-  return buf;
-}
-
 std::string self_dir() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -121,18 +115,23 @@ RunSessionOptions validate(const RunOptions& o) {
     }
   }
 
-  const uint64_t avail = mem_available_bytes();
+  // MemAvailable, or less under a memory cgroup's limit: a heap that cannot fit
+  // would get the sweep OOM-killed.
+  const MemoryRoom room = memory_room();
+  const std::string where = room.source == "MemAvailable"
+                                ? format_bytes(static_cast<double>(room.bytes)) + " available (MemAvailable)"
+                                : format_bytes(static_cast<double>(room.bytes)) +
+                                      " left under the memory cgroup limit in " + room.source;
   const bool defaults = !o.heaps_given;
   for (uint64_t h : parse_size_list(defaults ? kDefaultHeaps : o.heaps)) {
-    if (defaults && avail && h > avail / 4) {
+    if (defaults && room.limited && h > room.bytes / 4) {
       if (!o.quiet)
-        std::fprintf(stderr, "forkscope: skipping the %s heap: more than a quarter of the %s available\n",
-                     format_size(h).c_str(), gib(avail).c_str());
+        std::fprintf(stderr, "forkscope: skipping the %s heap: more than a quarter of the %s\n", format_size(h).c_str(),
+                     where.c_str());
       continue;
     }
-    if (avail && h > avail)
-      throw usage_error("--heap " + format_size(h) + " is more than the " + gib(avail) +
-                        " of available memory; choose smaller sizes");
+    if (room.limited && h > room.bytes)
+      throw usage_error("--heap " + format_size(h) + " is more than the " + where + "; choose smaller sizes");
     if (std::find(s.heaps.begin(), s.heaps.end(), h) != s.heaps.end())
       throw usage_error("--heap " + format_size(h) + " is given twice; give each size once");
     s.heaps.push_back(h);
@@ -181,9 +180,17 @@ RunSessionOptions validate(const RunOptions& o) {
 }
 
 int run_command(const RunOptions& o) {
-  const RunSessionOptions session = validate(o);
+  RunSessionOptions session = validate(o);
   check_out_dir(o.out);
   check_kernel_access();
+  // results.json after every cell (atomically: it is always whole), so a kill,
+  // e.g. by the OOM killer, leaves the cells measured; the end rewrites it whole.
+  bool prepared = false;
+  session.cell_done = [&](const Run& so_far) {
+    if (!prepared) prepare_out_dir(o.out);
+    prepared = true;
+    save_results(so_far, o.out + "/results.json");
+  };
   const Run run = run_session(session);
   prepare_out_dir(o.out);
 
@@ -215,7 +222,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
       app.add_subcommand("run",
                          "Launch processes and threads over a sweep of heap sizes, trace the kernel, and report\n"
                          "per-phase time.  With no options: every mode at heaps 2M,64M,512M,2G (sizes above a\n"
-                         "quarter of MemAvailable are skipped), about two minutes on 2 CPUs.\n"
+                         "quarter of MemAvailable, or of what the memory cgroup leaves, are skipped), about two\n"
+                         "minutes on 2 CPUs.\n"
                          "Example: forkscope run --modes fork,pthread --heap 2M,256M --iterations 300");
   sub->add_option("--modes", opts->modes,
                   "Comma-separated launch kinds: fork, vfork, clone (SIGCHLD only), clone-vm (CLONE_VM),\n"

@@ -178,4 +178,22 @@ std::string format_ns(double ns) {
   return fmt::format("{:.{}f} {}", r, d, kUnits[unit].second);
 }
 
+std::string format_bytes(double bytes) {
+  static constexpr std::array<const char*, 5> kUnits = {"B", "KiB", "MiB", "GiB", "TiB"};
+  size_t unit = 0;
+  double v = bytes;
+  while (unit + 1 < kUnits.size() && std::fabs(v) >= 1024) {
+    v /= 1024;
+    ++unit;
+  }
+  // Three significant digits; bytes are whole.  Past 999.5 a value is shown in the
+  // next unit (1000 KiB -> 0.98 MiB), so no label has four digits.
+  auto decimals = [&](double x) { return unit == 0 || std::fabs(x) >= 99.95 ? 0 : std::fabs(x) >= 9.995 ? 1 : 2; };
+  if (std::fabs(v) >= 999.5 && unit + 1 < kUnits.size()) {
+    v /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.{}f} {}", v, decimals(v), kUnits[unit]);
+}
+
 }  // namespace forkscope

@@ -173,8 +173,9 @@ std::vector<HeapGrowth> heap_growth(const std::vector<Series>& series) {
 std::vector<std::string> launcher_mm_columns(const Cell& cell) {
   const KernelCounts& k = cell.kernel;
   if (k.launches == 0) return {"-", "-", "-", "-"};
-  return {format_size(k.mm_rss_bytes), format_size(k.mm_vm_bytes), std::to_string(k.mm_vmas),
-          format_size(k.mm_pgtables_bytes)};
+  // Means over the launches: human sizes, not exact labels (a mean is rarely whole KiB).
+  auto size = [](uint64_t bytes) { return format_bytes(static_cast<double>(bytes)); };
+  return {size(k.mm_rss_bytes), size(k.mm_vm_bytes), std::to_string(k.mm_vmas), size(k.mm_pgtables_bytes)};
 }
 
 }  // namespace forkscope

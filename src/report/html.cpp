@@ -219,12 +219,14 @@ std::string charts_section(const Run& run, const std::vector<Series>& series) {
 
 std::string flame_section(const Run& run, const Cell* cell) {
   if (cell == nullptr) return "";
+  // Trace results name their groups COMM:KIND, run results MODE:HEAP (analysis.h's find_cell).
+  const char* spec = run.trace ? "COMM:KIND" : "MODE:HEAP";
   return fmt::format(
       "<section id=\"flame\"><h2>Flame graph: {}</h2>\n<p class=\"note\">Width is time; the launch syscall's "
       "phases are warm, the child's first run and teardown (other tasks) cool. Click a phase to zoom, Reset zoom "
-      "to go back, Search to highlight phases by name. <code>forkscope report --format flame --cell MODE:HEAP</code> "
+      "to go back, Search to highlight phases by name. <code>forkscope report --format flame --cell {}</code> "
       "draws another cell.</p>\n{}</section>\n",
-      escape(cell_label(*cell)), flame_svg(run, *cell));
+      escape(cell_label(*cell)), spec, flame_svg(run, *cell));
 }
 
 std::string tree_table(const Run& run, const Cell& cell) {

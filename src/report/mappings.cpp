@@ -65,7 +65,7 @@ std::string mapping_finding(const Cell& cell) {
       "{} holds {} of copy_page_range ({} per fork, {} resident): a smaller or huge-page-backed "
       "region, MADV_DONTFORK, or vfork/posix_spawn when the child only execs would cut it",
       mapping_label(top), percent(share), format_ns(per_launch(top.copy_page_range_ns, top.launches)),
-      format_size(top.rss_bytes));
+      format_bytes(static_cast<double>(top.rss_bytes)));
 }
 
 std::string mapping_unattributed_text(const Cell& cell) {
@@ -106,10 +106,11 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
   for (size_t i = 0; i < std::min(top, cell.mappings.size()); i++) {
     const Mapping& m = cell.mappings[i];
     const double share = all ? static_cast<double>(mapping_ns(m)) / static_cast<double>(all) : 0;
-    t.add_row(
-        {mapping_label(m), m.kind, format_size(m.rss_bytes), fmt::format("{:.0f}", per_launch(m.calls, m.launches)),
-         format_ns(per_launch(m.vma_setup_ns, m.launches)), format_ns(per_launch(m.copy_page_range_ns, m.launches)),
-         format_ns(per_launch(mapping_ns(m), m.launches)), percent(share)});
+    t.add_row({mapping_label(m), m.kind, format_bytes(static_cast<double>(m.rss_bytes)),
+               fmt::format("{:.0f}", per_launch(m.calls, m.launches)),
+               format_ns(per_launch(m.vma_setup_ns, m.launches)),
+               format_ns(per_launch(m.copy_page_range_ns, m.launches)),
+               format_ns(per_launch(mapping_ns(m), m.launches)), percent(share)});
   }
   if (cell.mappings.size() > top) {
     uint64_t rest = 0;
@@ -158,8 +159,8 @@ std::string mappings_html(const Cell& cell, size_t top) {
     out += fmt::format(
         "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.0f}</td><td class=\"n\">{}</td>"
         "<td class=\"n\">{}</td><td class=\"n\">{}</td><td><div class=\"bar\" style=\"width:{:.1f}px\"></div></td></tr>\n",
-        escape(mapping_label(m)), escape(m.kind), escape(format_size(m.rss_bytes)), per_launch(m.calls, m.launches),
-        escape(format_ns(per_launch(m.vma_setup_ns, m.launches))),
+        escape(mapping_label(m)), escape(m.kind), escape(format_bytes(static_cast<double>(m.rss_bytes))),
+        per_launch(m.calls, m.launches), escape(format_ns(per_launch(m.vma_setup_ns, m.launches))),
         escape(format_ns(per_launch(m.copy_page_range_ns, m.launches))), escape(percent(share)), share * 200);
   }
   out += "</table>\n";

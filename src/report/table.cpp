@@ -141,8 +141,8 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   out << '\n';
   Table table({Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
                Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
-  table.add_row({"command", "kind", "launches", "execs", "kernel p50", "execve p50", "RSS", "VM", "VMAs", "page tables",
-                 "top kernel phases (self)"});
+  table.add_row({"command", "kind", "launches", "execs", "kernel p50*", "execve p50*", "RSS", "VM", "VMAs",
+                 "page tables", "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
     std::vector<std::string> row = {
         c.comm, c.mode, launches_label(c), std::to_string(c.kernel.execs), p50_of(c, "syscall"), p50_of(c, "execve")};
@@ -152,6 +152,9 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   }
   table.render(out, color);
   out << styled("RSS, VM, VMAs and page tables: the launching process's, mean at its launches' return", kDim, color)
+      << '\n'
+      << styled("* p50 estimated within a histogram slot (slots are an eighth of a power of two wide: a few % off)",
+                kDim, color)
       << '\n';
   if (!t.parents.empty()) {
     out << '\n';

@@ -189,6 +189,99 @@ Backing read_backing(const Heap& heap) {
   return b;
 }
 
-uint64_t mem_available_bytes() { return status_kb("/proc/meminfo", "MemAvailable:"); }
+namespace {
+
+// The first line of a cgroup control file as a number; nullopt when missing or
+// "max" (no limit).
+std::optional<uint64_t> read_limit(const std::string& file) {
+  std::ifstream in(file);
+  std::string word;
+  if (!(in >> word) || word == "max") return std::nullopt;
+  return parse_whole_number(word);
+}
+
+// Where the hierarchy holding `controller` is mounted (cgroup v2 when controller
+// is empty), and its root as the mount sees it: from /proc/self/mountinfo lines
+// "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPEROPTIONS".
+std::optional<std::pair<std::string, std::string>> cgroup_mount(const std::string& mountinfo,
+                                                                const std::string& controller) {
+  std::ifstream in(mountinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream head(line.substr(0, dash)), tail(line.substr(dash + 3));
+    std::string id, parent, dev, root, point, fstype, source, options;
+    head >> id >> parent >> dev >> root >> point;
+    tail >> fstype >> source >> options;
+    const bool v2 = controller.empty();
+    if (fstype != (v2 ? "cgroup2" : "cgroup")) continue;
+    if (!v2 && ("," + options + ",").find("," + controller + ",") == std::string::npos) continue;
+    return std::make_pair(point, root);
+  }
+  return std::nullopt;
+}
+
+// This process's cgroup in the hierarchy of `controller` (v2: empty), from
+// /proc/self/cgroup lines "ID:CONTROLLERS:PATH".
+std::optional<std::string> own_cgroup(const std::string& cgroup_file, const std::string& controller) {
+  std::ifstream in(cgroup_file);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    const bool match = controller.empty() ? line.compare(0, a, "0") == 0 && controllers.empty()
+                                          : ("," + controllers + ",").find("," + controller + ",") != std::string::npos;
+    if (match) return line.substr(b + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+MemoryRoom cgroup_memory_room(const std::string& mountinfo, const std::string& cgroup_file) {
+  MemoryRoom room;
+  auto consider = [&](uint64_t limit, uint64_t used, const std::string& dir, const char* file) {
+    const uint64_t left = limit > used ? limit - used : 0;
+    if (room.limited && left >= room.bytes) return;
+    room = MemoryRoom{left, true, safe_text(dir) + "/" + file};
+  };
+  // v2, then v1 (memory): from the process's own cgroup up to the mount's root;
+  // each level's limit bounds everything under it.
+  for (const std::string controller : {"", "memory"}) {
+    const auto mount = cgroup_mount(mountinfo, controller);
+    const auto path = own_cgroup(cgroup_file, controller);
+    if (!mount || !path) continue;
+    const auto& [point, root] = *mount;
+    std::string rel = *path;
+    if (root != "/" && rel.starts_with(root)) rel = rel.substr(root.size());
+    if (rel.find("/..") != std::string::npos) continue;
+    for (;;) {
+      const std::string dir = point + (rel == "/" ? "" : rel);
+      if (controller.empty()) {
+        const std::optional<uint64_t> current = read_limit(dir + "/memory.current");
+        for (const char* file : {"memory.max", "memory.high"}) {
+          if (const auto limit = read_limit(dir + "/" + file); limit && current) consider(*limit, *current, dir, file);
+        }
+      } else {
+        const auto limit = read_limit(dir + "/memory.limit_in_bytes");
+        const auto used = read_limit(dir + "/memory.usage_in_bytes");
+        if (limit && used) consider(*limit, *used, dir, "memory.limit_in_bytes");
+      }
+      if (rel.empty() || rel == "/") break;
+      const size_t slash = rel.find_last_of('/');
+      rel = slash == 0 || slash == std::string::npos ? "/" : rel.substr(0, slash);
+    }
+  }
+  return room;
+}
+
+MemoryRoom memory_room() {
+  MemoryRoom room = cgroup_memory_room("/proc/self/mountinfo", "/proc/self/cgroup");
+  const uint64_t avail = status_kb("/proc/meminfo", "MemAvailable:");
+  if (avail && (!room.limited || avail < room.bytes)) room = MemoryRoom{avail, true, "MemAvailable"};
+  return room;
+}
 
 }  // namespace forkscope

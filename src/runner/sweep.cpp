@@ -235,6 +235,7 @@ std::vector<Cell> run_sweep(const SweepOptions& opt, const CellHooks& hooks, con
       hooks.collect(cell, index);
       progress.finished(index, cell);
       cells.push_back(std::move(cell));
+      if (hooks.done) hooks.done(cells);
     }
     g_heap_sink = g_heap_sink + heap.checksum();
   }

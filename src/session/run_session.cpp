@@ -11,6 +11,7 @@
 #include "forkscope/mappings.h"
 #include "forkscope/observer.h"
 #include "forkscope/session.h"
+#include "forkscope/size.h"
 #include "session/calibration.h"
 #include "session/outputs.h"
 #include "session/signals.h"
@@ -61,6 +62,14 @@ Run run_session(const RunSessionOptions& o) {
   hooks.end = [&] { tracer->set_cell(FS_NO_CELL); };
   hooks.sample = [&](uint32_t seq) { tracer->sample_next(seq); };
   hooks.trace = [&](bool traced) { tracer->set_attached(traced); };
+  if (o.cell_done) {
+    hooks.done = [&](const std::vector<Cell>& cells) {
+      Run so_far = run;
+      so_far.cells = cells;
+      so_far.incomplete = true;
+      o.cell_done(so_far);
+    };
+  }
   hooks.collect = [&](Cell& cell, uint32_t index) {
     tracer->wait_children_gone(index, 1000);
     tracer->read_cell(index, cell);
@@ -69,9 +78,9 @@ Run run_session(const RunSessionOptions& o) {
   };
   if (!sweep.quiet) {
     std::fprintf(stderr,
-                 "forkscope: %s backend attached (%.1f MiB of BPF maps); %zu cells, up to %llu launches or %gs each\n",
-                 run.backend.c_str(), static_cast<double>(run.bpf_map_bytes) / (1 << 20), sweep_cells_count(sweep),
-                 static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
+                 "forkscope: %s backend attached (%s of BPF maps); %zu cells, up to %llu launches or %gs each\n",
+                 run.backend.c_str(), format_bytes(static_cast<double>(run.bpf_map_bytes)).c_str(),
+                 sweep_cells_count(sweep), static_cast<unsigned long long>(sweep.iterations), sweep.cell_seconds);
   }
   if (stop->load()) throw interrupted_at_start();
   run.cells = run_sweep(sweep, hooks, stop);

@@ -114,9 +114,12 @@ Run trace_session(const TraceSessionOptions& o) {
   timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (!o.quiet) {
+    // A command or -p process ends the trace when it exits, as Ctrl-C does.
+    const bool target_ends = command || o.pid > 0;
     char until[64];
-    if (o.duration > 0) std::snprintf(until, sizeof until, " for %.1f s", o.duration);
-    else std::snprintf(until, sizeof until, "%s", command ? " until it exits (Ctrl-C stops)" : " until Ctrl-C");
+    if (o.duration > 0)
+      std::snprintf(until, sizeof until, " for %.1f s%s", o.duration, target_ends ? " or until it exits" : "");
+    else std::snprintf(until, sizeof until, "%s", target_ends ? " until it exits or Ctrl-C" : " until Ctrl-C");
     std::fprintf(stderr, "forkscope: %s backend attached; tracing %s%s\n", run.backend.c_str(), info.target.c_str(),
                  until);
   }

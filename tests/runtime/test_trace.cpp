@@ -150,6 +150,8 @@ TEST_P(TracePid, CountsExactlyTheSignalsSent) {
   close(ack);
   const test::Outcome o = test::finish_forkscope(fs);  // ends because the process did
   ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.err.find("tracing -p " + std::to_string(worker) + " until it exits or Ctrl-C\n"), std::string::npos)
+      << "says both ways it ends: " << o.err;
   const forkscope::Run run = load_results(dir + "/results.json");
   ASSERT_TRUE(run.trace.has_value());
   EXPECT_EQ(run.trace->target, "-p " + std::to_string(worker));

@@ -419,6 +419,27 @@ TEST(Growth, IsNotShownForTraceResults) {
   EXPECT_NE(run_growth.str(), "");
 }
 
+// Issue 18 item 7: trace results' sizes are means (human units, never raw bytes),
+// their p50s are histogram estimates (said), and the HTML names cells COMM:KIND.
+TEST(TraceReport, HumanSizesSlotEstimateNoteAndCellSyntax) {
+  forkscope::Run trace = load_results(kData + "/trace-results.json");
+  ASSERT_FALSE(trace.cells.empty());
+  trace.cells[0].kernel.mm_pgtables_bytes = 1107285;  // a mean that is not a whole KiB
+  trace.cells[0].kernel.mm_rss_bytes = 4964352 + 100;
+  std::ostringstream text;
+  render_text_report(trace, featured_cell(trace), text, false);
+  const std::string t = text.str();
+  EXPECT_NE(t.find(" 1.06 MiB "), std::string::npos) << t;
+  EXPECT_NE(t.find(" 4.73 MiB "), std::string::npos) << t;
+  EXPECT_EQ(t.find("1107285"), std::string::npos) << t;
+  EXPECT_NE(t.find("kernel p50*"), std::string::npos) << t;
+  EXPECT_NE(t.find("\n* p50 estimated within a histogram slot"), std::string::npos) << t;
+  const std::string html = html_report(trace, featured_cell(trace));
+  EXPECT_NE(html.find("--cell COMM:KIND"), std::string::npos);
+  EXPECT_EQ(html.find("MODE:HEAP"), std::string::npos);
+  EXPECT_NE(html_report(fixture(), featured_cell(fixture())).find("--cell MODE:HEAP"), std::string::npos);
+}
+
 TEST(Merge, RejectsDuplicatesSchemasAndSingleInputs) {
   const std::string dup = usage_message([] { merge_runs({fixture(), fixture()}, {"a.json", "b.json"}); });
   EXPECT_NE(dup.find("b.json: cell fork 2M on vm 6.18.44-fc-v657 is already in an earlier input"), std::string::npos)

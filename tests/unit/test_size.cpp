@@ -146,5 +146,20 @@ TEST(FormatNs, ThreeSignificantDigitsInTheRightUnit) {
   EXPECT_EQ(format_ns(1234.4e9), "1234 s");
 }
 
+TEST(FormatBytes, ThreeSignificantDigitsInBinaryUnits) {
+  EXPECT_EQ(format_bytes(0), "0 B");
+  EXPECT_EQ(format_bytes(812), "812 B");
+  EXPECT_EQ(format_bytes(812.6), "813 B");
+  EXPECT_EQ(format_bytes(999.4), "999 B");
+  EXPECT_EQ(format_bytes(1000), "0.98 KiB");  // never four digits
+  EXPECT_EQ(format_bytes(1024), "1.00 KiB");
+  EXPECT_EQ(format_bytes(1536), "1.50 KiB");
+  EXPECT_EQ(format_bytes(10.5 * 1024), "10.5 KiB");
+  EXPECT_EQ(format_bytes(1107285), "1.06 MiB");  // a mean of page-table bytes, as trace prints it
+  EXPECT_EQ(format_bytes(700.0 * kKi * kKi), "700 MiB");
+  EXPECT_EQ(format_bytes(2.0 * kKi * kKi * kKi), "2.00 GiB");
+  EXPECT_EQ(format_bytes(3.0 * kKi * kKi * kKi * kKi * kKi), "3072 TiB");
+}
+
 }  // namespace
 }  // namespace forkscope
