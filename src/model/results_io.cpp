@@ -111,24 +111,73 @@ void save_results(const Run& run, const std::string& path) {
   write_atomically(path, to_json(run) + "\n", "results file");
 }
 
-void write_atomically(const std::string& path, const std::string& text, const std::string& what) {
-  TempFile tmp(path);
-  if (tmp.fd() < 0) write_failed(what, path, errno);
+namespace {
+
+void write_all(int fd, const std::string& text, const std::string& what, const std::string& path) {
   size_t done = 0;
   while (done < text.size()) {
-    const ssize_t n = write(tmp.fd(), text.data() + done, text.size() - done);
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) write_failed(what, path, errno);
     done += static_cast<size_t>(n);
   }
-  // mkstemp creates the file 0600; results are meant to be shared.  fsync before
-  // rename so a crash leaves either the old file or the complete new one.
-  if (fchmod(tmp.fd(), 0644) != 0) write_failed(what, path, errno);
+}
+
+// Shared by results and reports; fsync before the name is given so a crash leaves
+// either the old file or the complete new one.
+void finish_file(int fd, const std::string& what, const std::string& path) {
+  // A new file is 0600 (mkstemp) or under the umask (O_TMPFILE); results are meant
+  // to be shared.
+  if (fchmod(fd, 0644) != 0) write_failed(what, path, errno);
   // Under sudo the file is the invoking user's, as if they had written it: fchown
   // on the open file, never on a path a planted link could redirect.
   const std::optional<FileOwner> owner = invoking_user();
-  if (owner && fchown(tmp.fd(), owner->uid, owner->gid) != 0) write_failed(what, path, errno);
-  if (fsync(tmp.fd()) != 0 || !tmp.close_fd()) write_failed(what, path, errno);
+  if (owner && fchown(fd, owner->uid, owner->gid) != 0) write_failed(what, path, errno);
+  if (fsync(fd) != 0) write_failed(what, path, errno);
+}
+
+// The file is written unnamed (O_TMPFILE in the target's directory) and named only
+// once whole: a SIGKILL while it is written (run saves after every cell) leaves
+// nothing behind, and only the two system calls that name it and rename it over
+// the target leave a window for a temporary name.  False when the file system
+// has no O_TMPFILE (then write_atomically names a temporary file first).
+bool write_unnamed(const std::string& path, const std::string& text, const std::string& what) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int fd = open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) return false;
+    write_failed(what, path, errno);
+  }
+  const Fd guard{fd};
+  write_all(fd, text, what, path);
+  finish_file(fd, what, path);
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  for (int attempt = 0;; attempt++) {
+    const std::string name = fmt::format("{}.tmp{}-{}", path, getpid(), attempt);
+    if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      if (errno == EEXIST && attempt < 16) continue;
+      if (errno == ENOENT && attempt == 0) return false;  // no /proc: name it the other way
+      write_failed(what, path, errno);
+    }
+    if (rename(name.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      unlink(name.c_str());
+      write_failed(what, path, err);
+    }
+    return true;
+  }
+}
+
+}  // namespace
+
+void write_atomically(const std::string& path, const std::string& text, const std::string& what) {
+  if (write_unnamed(path, text, what)) return;
+  TempFile tmp(path);
+  if (tmp.fd() < 0) write_failed(what, path, errno);
+  write_all(tmp.fd(), text, what, path);
+  finish_file(tmp.fd(), what, path);
+  if (!tmp.close_fd()) write_failed(what, path, errno);
   if (rename(tmp.path().c_str(), path.c_str()) != 0) write_failed(what, path, errno);
   tmp.commit();
 }
