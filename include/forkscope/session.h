@@ -40,6 +40,7 @@ struct TraceSessionOptions {
   bool quiet = false;
   bool verbose = false;  // also: each launching process's mappings snapshot, on stderr
   bool mappings = true;  // per-mapping attribution (--no-mappings turns it off)
+  std::string group_by = "comm";  // --group-by: comm, exe, pid or cgroup (validated)
 };
 
 // Follows the target until it exits, the duration ends or SIGINT/SIGTERM comes,

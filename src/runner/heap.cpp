@@ -200,9 +200,9 @@ std::optional<uint64_t> read_limit(const std::string& file) {
   return parse_whole_number(word);
 }
 
-// Where the hierarchy holding `controller` is mounted (cgroup v2 when controller
-// is empty), and its root as the mount sees it: from /proc/self/mountinfo lines
-// "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPEROPTIONS".
+}  // namespace
+
+// From mountinfo lines "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPEROPTIONS".
 std::optional<std::pair<std::string, std::string>> cgroup_mount(const std::string& mountinfo,
                                                                 const std::string& controller) {
   std::ifstream in(mountinfo);
@@ -221,6 +221,8 @@ std::optional<std::pair<std::string, std::string>> cgroup_mount(const std::strin
   }
   return std::nullopt;
 }
+
+namespace {
 
 // This process's cgroup in the hierarchy of `controller` (v2: empty), from
 // /proc/self/cgroup lines "ID:CONTROLLERS:PATH".
