@@ -233,10 +233,10 @@ struct Cell {
 // trace: a process that launched, with what it launched.
 struct TraceParent {
   int pid = 0;
-  std::string comm;       // at its first launch
-  std::string exec_comm;  // after its last exec since then; empty when it did not exec
+  std::string comm;  // at its first launch
   uint64_t launches = 0;
   uint64_t execs = 0;
+  std::string exec_comm;  // after its last exec since then; empty when it did not exec
 
   bool operator==(const TraceParent&) const = default;
 };
@@ -246,8 +246,8 @@ struct TraceInfo {
   std::string target;  // "-- CMD ARGS", "-p PID", "--cgroup PATH" or "-a"
   double seconds = 0;
   int command_exit = -1;             // the command's exit status (-- CMD), -1 otherwise or when killed
-  std::string group_by = "comm";     // --group-by: "comm", "exe", "pid" or "cgroup"
   std::vector<TraceParent> parents;  // most launches first
+  std::string group_by = "comm";     // --group-by: "comm", "exe", "pid" or "cgroup"
 
   bool operator==(const TraceInfo&) const = default;
 };

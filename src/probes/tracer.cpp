@@ -495,7 +495,7 @@ uint64_t Tracer::stale_records() const { return __atomic_load_n(&impl_->skel->bs
 std::vector<TraceParent> Tracer::read_parents() const {
   std::vector<TraceParent> out;
   for_each_entry<__u32, fs_launcher>(impl_->skel->maps.parents, [&](__u32 pid, const fs_launcher& v) {
-    TraceParent p{static_cast<int>(pid), comm_of(v.comm), comm_of(v.exec_comm), v.launches, v.execs};
+    TraceParent p{static_cast<int>(pid), comm_of(v.comm), v.launches, v.execs, comm_of(v.exec_comm)};
     if (p.exec_comm == p.comm) p.exec_comm.clear();
     out.push_back(std::move(p));
   });
