@@ -2,6 +2,7 @@
 // unrelated processes with one command name, execs of a shell loop by program,
 // the command a launcher had after its exec, groups by cgroup.
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -40,19 +41,24 @@ std::map<std::string, uint64_t> fork_groups(const Run& run, const std::string& c
 }
 
 // Two copies of fork_count under one file name in two directories: different
-// executables, and both name themselves "job" (PR_SET_NAME) before forking.
+// executables, and both name themselves "job" (PR_SET_NAME) before forking.  The
+// second directory is a tmpfs of its own, so the executable's path is walked
+// across a mount point.
 class GroupBy : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = test::make_temp_dir();
-    for (const char* sub : {"/a", "/b"}) {
-      fs::create_directories(dir_ + sub);
-      fs::copy_file(FORK_COUNT_BIN, dir_ + sub + "/worker");
-    }
+    for (const char* sub : {"/a", "/b"}) fs::create_directories(dir_ + sub);
+    mounted_ = mount("tmpfs", (dir_ + "/b").c_str(), "tmpfs", 0, "size=16m") == 0;
+    mount_error_ = mounted_ ? 0 : errno;
+    for (const char* sub : {"/a", "/b"}) fs::copy_file(FORK_COUNT_BIN, dir_ + sub + "/worker");
     a_ = fs::canonical(dir_ + "/a/worker").string();
     b_ = fs::canonical(dir_ + "/b/worker").string();
   }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static void TearDownTestSuite() {
+    if (mounted_) umount2((dir_ + "/b").c_str(), MNT_DETACH);
+    fs::remove_all(dir_);
+  }
 
   // The three workers, one after another: 3 + 5 forks from a, 4 from b.
   static forkscope::Run trace(const std::string& by) {
@@ -67,6 +73,8 @@ class GroupBy : public ::testing::Test {
   }
 
   static inline std::string dir_, a_, b_;
+  static inline bool mounted_ = false;
+  static inline int mount_error_ = 0;
 };
 
 TEST_F(GroupBy, CommandPutsUnrelatedProcessesOfOneNameTogether) {
@@ -75,6 +83,7 @@ TEST_F(GroupBy, CommandPutsUnrelatedProcessesOfOneNameTogether) {
 }
 
 TEST_F(GroupBy, ExecutableSeparatesTwoFilesOfOneName) {
+  ASSERT_TRUE(mounted_) << "cannot mount a tmpfs for the second copy: " << strerror(mount_error_);
   const forkscope::Run run = trace("exe");
   // The path walked in the kernel, across the mounts /tmp may be on.
   EXPECT_EQ(fork_groups(run, "job"), (std::map<std::string, uint64_t>{{a_, 8}, {b_, 4}}));
