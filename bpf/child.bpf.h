@@ -49,8 +49,10 @@ static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
 		l->seq = c->seq; /* a sampled launch's child: its exec spans join the timeline */
 	l->events[FS_PH_EXEC_BPRM] = 1; /* this program */
 	l->tid = tid;
-	l->exec.cell = cell;
-	__builtin_memset(l->exec.path, 0, sizeof(l->exec.path)); /* the key hashes every byte */
+	if (count_exec_programs) {
+		l->exec.cell = cell;
+		__builtin_memset(l->exec.path, 0, sizeof(l->exec.path)); /* the key hashes every byte */
+	}
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_NOEXIST) == 0) {
 		__sync_fetch_and_add(&execs_in_flight, 1);
 	} else if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) { /* a stale record replaced, or none */

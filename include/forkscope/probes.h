@@ -135,17 +135,17 @@ struct Follow {
   uint32_t samples_per_group = 4;  // launches recorded span by span per group, for timelines
   uint32_t groups = kTraceGroups;  // group cells (at most kTraceGroups); groups past them count in the overflow cell
   bool mappings = false;           // per-mapping attribution (map_launchers for ProcessSnapshots)
-  uint32_t group_by = 0;      // enum fs_group_by (shared/records.h; 0: comm): what groups launches besides clone flags
-  bool exec_programs = false;            // count execs by program (trace; serve does not read them)
+  uint32_t group_by = 0;       // enum fs_group_by (shared/records.h; 0: comm): what groups launches besides clone flags
+  bool exec_programs = false;  // count execs by program (trace; serve does not read them)
 };
 
 struct TraceGroup {
   uint32_t cell = 0;
-  std::string comm;  // the command (--group-by comm), else the command of the group's first launch
-  std::string exe;   // --group-by exe: the executable's path ("" when it had none or it was not read)
+  std::string comm;         // the command (--group-by comm), else the command of the group's first launch
+  std::string exe;          // --group-by exe: the executable's path ("" when it had none or it was not read)
   uint64_t id[2] = {0, 0};  // fs_group_key's: exe device and inode, pid and start time, cgroup id
-  uint64_t flags = 0;  // clone flags with signal/tid/tls bits off; FS_GROUP_EXEC_ONLY
-  bool other = false;  // the overflow cell
+  uint64_t flags = 0;       // clone flags with signal/tid/tls bits off; FS_GROUP_EXEC_ONLY
+  bool other = false;       // the overflow cell
 };
 
 // The kernel side of a run: loads the BPF skeleton as the plan says, attaches

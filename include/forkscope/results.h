@@ -277,12 +277,12 @@ inline constexpr size_t kMaxJsonDepth = 16;                    // nested arrays 
 inline constexpr size_t kMaxStringBytes = 64 << 10;            // any string but trace.target
 inline constexpr size_t kMaxCommandBytes = 16 << 20;           // trace.target: a traced command line
 inline constexpr size_t kMaxCells = 10000;
-inline constexpr size_t kMaxPhases = 1024;     // phases_available, and phases/failed_phases per cell
-inline constexpr size_t kMaxPathParts = 64;    // parts of a phase or span path
-inline constexpr size_t kMaxSamples = 1024;    // per cell (forkscope records at most 16)
-inline constexpr size_t kMaxSpans = 65536;     // per sample
-inline constexpr size_t kMaxParents = 100000;  // trace.parents
-inline constexpr size_t kMaxMappings = 65536;  // per cell (a process has at most vm.max_map_count VMAs)
+inline constexpr size_t kMaxPhases = 1024;         // phases_available, and phases/failed_phases per cell
+inline constexpr size_t kMaxPathParts = 64;        // parts of a phase or span path
+inline constexpr size_t kMaxSamples = 1024;        // per cell (forkscope records at most 16)
+inline constexpr size_t kMaxSpans = 65536;         // per sample
+inline constexpr size_t kMaxParents = 100000;      // trace.parents
+inline constexpr size_t kMaxMappings = 65536;      // per cell (a process has at most vm.max_map_count VMAs)
 inline constexpr size_t kMaxExecPrograms = 65536;  // per cell (forkscope records at most 1024 in all)
 
 // JSON round trip.  run_from_json throws usage_error naming the source (a file

@@ -497,9 +497,10 @@ class Reader {
       const auto [it, fresh] = cells.emplace(std::tuple{c.host, c.comm, c.group, c.mode, c.heap_bytes, c.vmas}, i);
       if (!fresh)
         fail(at,
-             fmt::format("the same cell (mode, heap_bytes, vmas, comm, group, host) as cells[{}]; a results file holds each "
-                         "cell once",
-                         it->second));
+             fmt::format(
+                 "the same cell (mode, heap_bytes, vmas, comm, group, host) as cells[{}]; a results file holds each "
+                 "cell once",
+                 it->second));
       check_phases(c.phases, join(at, "phases"), known_names);
       check_phases(c.failed_phases, join(at, "failed_phases"), known_names);
       for (size_t k = 0; k < c.samples.size(); ++k) {

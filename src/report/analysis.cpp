@@ -164,7 +164,8 @@ std::vector<ProgramExecs> execs_by_program(const Run& run) {
       other.from.push_back(from);
     }
   }
-  std::stable_sort(out.begin(), out.end(), [](const ProgramExecs& a, const ProgramExecs& b) { return a.execs > b.execs; });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ProgramExecs& a, const ProgramExecs& b) { return a.execs > b.execs; });
   if (other.execs) out.push_back(std::move(other));
   return out;
 }
@@ -177,7 +178,8 @@ std::string from_label(const ProgramExecs& p) {
 }
 
 std::string cell_label(const Cell& cell) {
-  std::string label = cell.comm.empty() ? cell.mode + " " + format_size(cell.heap_bytes) : group_label(cell) + " " + cell.mode;
+  std::string label = cell.comm.empty() ? cell.mode + " " + format_size(cell.heap_bytes)
+                                        : group_label(cell) + " " + cell.mode;
   label += vmas_label(cell.vmas);
   if (!cell.host.empty()) label += " on " + cell.host;
   return label;

@@ -84,7 +84,7 @@ std::string host_section(const Run& run) {
 // trace: one row per (group, launch kind), then the execs by program.
 std::string trace_summary_section(const Run& run) {
   const TraceInfo& t = *run.trace;
-  const std::string by = t.group_by == "comm" ? "launching command"
+  const std::string by = t.group_by == "comm"  ? "launching command"
                          : t.group_by == "exe" ? "the launching task's executable"
                          : t.group_by == "pid" ? "launching process"
                                                : "the launching task's cgroup";

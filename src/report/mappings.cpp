@@ -133,9 +133,9 @@ std::string mappings_csv(const Run& run) {
     for (const Mapping& m : c.mappings) {
       out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                          csv_field(c.host.empty() ? run_host : c.host), csv_field(c.mode), c.heap_bytes,
-                         csv_field(c.comm), csv_field(c.group), c.mapping_method, c.mapping_unattributed, csv_field(m.name), m.kind,
-                         csv_field(m.perms), m.vmas, m.bytes, m.rss_bytes, m.page_table_bytes, m.launches, m.calls,
-                         m.vma_setup_ns, m.copy_page_range_ns);
+                         csv_field(c.comm), csv_field(c.group), c.mapping_method, c.mapping_unattributed,
+                         csv_field(m.name), m.kind, csv_field(m.perms), m.vmas, m.bytes, m.rss_bytes,
+                         m.page_table_bytes, m.launches, m.calls, m.vma_setup_ns, m.copy_page_range_ns);
     }
   }
   return out;

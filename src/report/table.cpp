@@ -144,9 +144,9 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   table.add_row({group_heading(run), "kind", "launches", "execs", "kernel p50*", "execve p50*", "RSS", "VM", "VMAs",
                  "page tables", "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
-    std::vector<std::string> row = {group_column(c),        c.mode,
-                                    launches_label(c),      std::to_string(c.kernel.execs),
-                                    p50_of(c, "syscall"),   p50_of(c, "execve")};
+    std::vector<std::string> row = {group_column(c),      c.mode,
+                                    launches_label(c),    std::to_string(c.kernel.execs),
+                                    p50_of(c, "syscall"), p50_of(c, "execve")};
     for (std::string& v : launcher_mm_columns(c)) row.push_back(std::move(v));
     row.push_back(top_phases(c));
     table.add_row(row);
@@ -174,7 +174,8 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
     }
     by_program.render(out, color);
     const size_t hidden = programs.size() - shown - (programs.size() > shown && programs.back().other ? 1 : 0);
-    if (programs.size() > shown && hidden) out << fmt::format("... and {} more programs (results.json has all)\n", hidden);
+    if (programs.size() > shown && hidden)
+      out << fmt::format("... and {} more programs (results.json has all)\n", hidden);
   }
   if (!t.parents.empty()) {
     out << '\n';

@@ -93,7 +93,8 @@ std::map<uint64_t, std::string> cgroup_paths(const std::set<uint64_t>& ids) {
   std::error_code ec;
   for (fs::recursive_directory_iterator it(point, fs::directory_options::skip_permission_denied, ec), end;
        !ec && it != end && out.size() < ids.size(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) consider(it->path().string(), it->path().lexically_relative(point).string());
+    if (it->is_directory(ec) && !it->is_symlink(ec))
+      consider(it->path().string(), it->path().lexically_relative(point).string());
   }
   return out;
 }

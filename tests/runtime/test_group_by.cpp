@@ -171,10 +171,10 @@ TEST(GroupByCgroup, SeparatesTheWorkersOfTwoCgroups) {
   ASSERT_EQ(mkdir(b.c_str(), 0755), 0) << b << ": " << strerror(errno);
   const test::TempDir dir;
   const std::string w = FORK_COUNT_BIN;
-  const test::Outcome o = run_forkscope(
-      {"trace", "--group-by", "cgroup", "--out", dir, "-q", "--", "sh", "-c",
-       "sh -c 'echo $$ > " + a + "/cgroup.procs && exec " + w + " job 3' && sh -c 'echo $$ > " + b +
-           "/cgroup.procs && exec " + w + " job 4'"});
+  const test::Outcome o = run_forkscope({"trace", "--group-by", "cgroup", "--out", dir, "-q", "--", "sh", "-c",
+                                         "sh -c 'echo $$ > " + a + "/cgroup.procs && exec " + w +
+                                             " job 3' && sh -c 'echo $$ > " + b + "/cgroup.procs && exec " + w +
+                                             " job 4'"});
   rmdir(a.c_str());
   rmdir(b.c_str());
   EXPECT_FALSE(fs::exists(a) || fs::exists(b)) << "the test's cgroups are left behind";
@@ -182,8 +182,7 @@ TEST(GroupByCgroup, SeparatesTheWorkersOfTwoCgroups) {
   const forkscope::Run run = load_results(dir + "/results.json");
   EXPECT_EQ(run.trace->command_exit, 0);
   // Paths as /proc/PID/cgroup writes them: from the v2 mount's root.
-  EXPECT_EQ(fork_groups(run, "job"),
-            (std::map<std::string, uint64_t>{{"/" + name + "-a", 3}, {"/" + name + "-b", 4}}));
+  EXPECT_EQ(fork_groups(run, "job"), (std::map<std::string, uint64_t>{{"/" + name + "-a", 3}, {"/" + name + "-b", 4}}));
 }
 
 }  // namespace

@@ -476,8 +476,7 @@ TEST(TraceReport, GroupsByExecutableWithExecsByProgram) {
   EXPECT_EQ(programs[1].execs, 3u);
   EXPECT_TRUE(programs[2].other);
   EXPECT_EQ(programs[2].execs, 2u);
-  EXPECT_NE(t.find("\n/bin/true            55  /usr/bin/perl fork, /opt/perl/bin/perl fork\n"), std::string::npos)
-      << t;
+  EXPECT_NE(t.find("\n/bin/true            55  /usr/bin/perl fork, /opt/perl/bin/perl fork\n"), std::string::npos) << t;
   EXPECT_NE(t.find("\n(other programs)      2  /usr/bin/perl fork\n"), std::string::npos) << t;
   EXPECT_NE(t.find(" perl \u2192 true "), std::string::npos) << "the launcher's name after its exec\n" << t;
   // --cell names a group by its executable.
