@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
+#include "forkscope/runner.h"
 #include "forkscope/terminal.h"
 #include "forkscope/session.h"
 #include "forkscope/target.h"
@@ -75,6 +76,10 @@ TraceSessionOptions validate(const TraceOptions& o) {
                       ": not found or not executable (PATH is searched as for a shell)");
   if (o.group_by != "comm" && o.group_by != "exe" && o.group_by != "pid" && o.group_by != "cgroup")
     throw usage_error("--group-by " + safe_text(o.group_by) + ": give comm, exe, pid or cgroup");
+  if (o.group_by == "cgroup" && !cgroup_mount("/proc/self/mountinfo", ""))
+    throw usage_error(
+        "--group-by cgroup: no cgroup v2 hierarchy is mounted (/proc/self/mountinfo lists none); group by comm, exe "
+        "or pid");
   if (!(o.duration >= 0 && o.duration <= kMaxSeconds))
     throw usage_error("--duration must be between 0 (no limit) and 86400 seconds");
   pid_t session_pid = 0;

@@ -157,25 +157,28 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
       << styled("* p50 estimated within a histogram slot (slots are an eighth of a power of two wide: a few % off)",
                 kDim, color)
       << '\n';
-  if (t.group_by != "comm")
-    out << styled(fmt::format("grouped by {} (--group-by {}); \u2192: the programs the group's execs ran",
-                              group_heading(run), t.group_by),
-                  kDim, color)
-        << '\n';
-  if (const std::vector<ProgramExecs> programs = execs_by_program(run); !programs.empty()) {
+  const std::vector<ProgramExecs> programs = execs_by_program(run);
+  std::string note = t.group_by == "comm"
+                         ? ""
+                         : fmt::format("grouped by {} (--group-by {})", group_heading(run), t.group_by);
+  if (!programs.empty()) note += (note.empty() ? "" : "; ") + std::string("\u2192: the programs the group's execs ran");
+  if (!note.empty()) out << styled(note, kDim, color) << '\n';
+  if (!programs.empty()) {
     out << '\n';
     Table by_program({Align::kLeft, Align::kRight, Align::kLeft});
     by_program.add_row({"execs by program", "execs", "exec'd by (group kind)"});
-    const size_t shown = std::min<size_t>(programs.size(), 15);
-    for (size_t i = 0; i < programs.size(); i++) {
-      // The rows past the first 15 are summed up; the overflow row is always shown.
-      if (i >= shown && !programs[i].other) continue;
-      by_program.add_row({programs[i].program, std::to_string(programs[i].execs), from_label(programs[i])});
+    // The first 15 programs, then how many more; the overflow row is always shown.
+    size_t listed = 0, hidden = 0;
+    for (const ProgramExecs& p : programs) {
+      if (!p.other && listed == 15) {
+        hidden++;
+        continue;
+      }
+      listed += !p.other;
+      by_program.add_row({p.program, std::to_string(p.execs), from_label(p)});
     }
     by_program.render(out, color);
-    const size_t hidden = programs.size() - shown - (programs.size() > shown && programs.back().other ? 1 : 0);
-    if (programs.size() > shown && hidden)
-      out << fmt::format("... and {} more programs (results.json has all)\n", hidden);
+    if (hidden) out << fmt::format("... and {} more programs (results.json has all)\n", hidden);
   }
   if (!t.parents.empty()) {
     out << '\n';

@@ -495,6 +495,22 @@ TEST(TraceReport, GroupsByExecutableWithExecsByProgram) {
   EXPECT_EQ(diff_runs(back, back, "a.json", "b.json").size(), 3u);
 }
 
+// The terminal lists 15 programs, says how many more, and always shows the overflow row.
+TEST(TraceReport, ExecsByProgramListsFifteenAndTheOverflow) {
+  forkscope::Run trace = load_results(kData + "/trace-results.json");
+  Cell& fork = trace.cells[0];
+  for (int i = 0; i < 17; i++) fork.exec_programs.push_back({"/bin/p" + std::to_string(i), 100u - i});
+  fork.exec_programs_other = 1;
+  std::ostringstream text;
+  render_text_report(trace, featured_cell(trace), text, false);
+  const std::string t = text.str();
+  EXPECT_NE(t.find("\n/bin/p14 "), std::string::npos) << t;
+  EXPECT_EQ(t.find("\n/bin/p15 "), std::string::npos) << t;
+  EXPECT_NE(t.find("\n... and 2 more programs (results.json has all)\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\n(other programs)      1  perl fork\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nperl \u2192 p0, p1 +16 "), std::string::npos) << t;
+}
+
 TEST(Merge, RejectsDuplicatesSchemasAndSingleInputs) {
   const std::string dup = usage_message([] { merge_runs({fixture(), fixture()}, {"a.json", "b.json"}); });
   EXPECT_NE(dup.find("b.json: cell fork 2M on vm 6.18.44-fc-v657 is already in an earlier input"), std::string::npos)
