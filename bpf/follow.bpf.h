@@ -129,7 +129,7 @@ static __always_inline void exe_path(struct file *f, char *buf)
 
 /* trace: the cell of a group, taken from the free cells on first sight (its
  * name recorded in group_names); other_cell when none is free. */
-static __always_inline __u32 group_cell(struct fs_group_key *k, struct task_struct *task)
+static __always_inline __u32 group_cell(struct fs_group_key *k)
 {
 	__u32 *v = bpf_map_lookup_elem(&groups, k);
 	if (v)
@@ -147,6 +147,7 @@ static __always_inline __u32 group_cell(struct fs_group_key *k, struct task_stru
 		bpf_get_current_comm(name->comm, sizeof(name->comm));
 		name->exe[0] = 0;
 		if (group_by == FS_GROUP_BY_EXE) {
+			struct task_struct *task = bpf_get_current_task_btf();
 			struct file *f = BPF_CORE_READ(task, mm, exe_file);
 			if (f)
 				exe_path(f, name->exe);
@@ -159,15 +160,16 @@ static __always_inline __u32 group_cell(struct fs_group_key *k, struct task_stru
 static __always_inline __u32 trace_cell(__u64 flags)
 {
 	struct fs_group_key k = { .flags = flags };
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 by = group_by;
 	if (by == FS_GROUP_BY_EXE) {
+		struct task_struct *task = bpf_get_current_task_btf();
 		struct inode *ino = BPF_CORE_READ(task, mm, exe_file, f_inode);
 		if (ino) {
 			k.id[0] = BPF_CORE_READ(ino, i_sb, s_dev);
 			k.id[1] = BPF_CORE_READ(ino, i_ino);
 		}
 	} else if (by == FS_GROUP_BY_PID) {
+		struct task_struct *task = bpf_get_current_task_btf();
 		k.id[0] = bpf_get_current_pid_tgid() >> 32;
 		k.id[1] = BPF_CORE_READ(task, group_leader, start_time);
 	} else if (by == FS_GROUP_BY_CGROUP) {
@@ -175,7 +177,7 @@ static __always_inline __u32 trace_cell(__u64 flags)
 	} else {
 		bpf_get_current_comm(k.comm, sizeof(k.comm));
 	}
-	return group_cell(&k, task);
+	return group_cell(&k);
 }
 
 #endif
