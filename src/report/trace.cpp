@@ -23,6 +23,20 @@ Json metadata(const char* name, int pid, int tid, Json args) {
 // Trace-event times are microseconds; fractions keep the nanoseconds.
 double micros(int64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
+// Times from a results file are untrusted: a sum past the range saturates.
+int64_t later(int64_t at, uint64_t by) {
+  int64_t sum = 0;
+  return by > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+                 __builtin_add_overflow(at, static_cast<int64_t>(by), &sum)
+             ? std::numeric_limits<int64_t>::max()
+             : sum;
+}
+// A time relative to the launch's first (at >= base).
+double since(int64_t at, int64_t base) {
+  int64_t diff = 0;
+  return micros(__builtin_sub_overflow(at, base, &diff) ? std::numeric_limits<int64_t>::max() : diff);
+}
+
 // One task's spans as begin and end events in time order, an enclosing span around the
 // spans it contains. Not complete (X) events: speedscope ends those at ts + dur in
 // floating point, a hair after the next span's start, and nests that span in the one
@@ -36,7 +50,7 @@ void add_track(Json& events, const std::vector<SampleSpan>& all, const char* tas
   });
   auto event = [&](const SampleSpan& span, const char* ph, int64_t at) {
     events.push_back(
-        {{"name", span.name}, {"cat", span.task}, {"ph", ph}, {"ts", micros(at - base)}, {"pid", pid}, {"tid", tid}});
+        {{"name", span.name}, {"cat", span.task}, {"ph", ph}, {"ts", since(at, base)}, {"pid", pid}, {"tid", tid}});
   };
   std::vector<std::pair<const SampleSpan*, int64_t>> open;  // with their ends
   auto close_until = [&](int64_t at) {
@@ -45,7 +59,7 @@ void add_track(Json& events, const std::vector<SampleSpan>& all, const char* tas
   };
   for (const SampleSpan* span : spans) {
     close_until(span->start_ns);
-    int64_t end = span->start_ns + static_cast<int64_t>(span->dur_ns);
+    int64_t end = later(span->start_ns, span->dur_ns);
     // A span that outlasts the one it starts in ends with it: the events must nest.
     if (!open.empty()) end = std::min(end, open.back().second);
     event(*span, "B", span->start_ns);
@@ -84,7 +98,7 @@ std::string trace_events(const Run& run) {
                         {"cat", "parent"},
                         {"ph", "i"},
                         {"s", "t"},
-                        {"ts", micros(-base)},
+                        {"ts", since(0, base)},
                         {"pid", pid},
                         {"tid", parent},
                         {"args",

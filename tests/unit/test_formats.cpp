@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -268,6 +269,13 @@ TEST(Trace, SpanOutlastingItsParentEndsWithIt) {
   using E = std::tuple<std::string, std::string, double>;
   EXPECT_EQ(events, (std::vector<E>{E{"syscall", "B", 0.0}, E{"copy_process", "B", 5.0}, E{"copy_process", "E", 10.0},
                                     E{"syscall", "E", 10.0}}));
+  // Times at the ends of their ranges saturate instead of overflowing (UBSan in the fuzz lane).
+  run.cells[0].samples[0].spans = {{"syscall", "syscall", std::numeric_limits<int64_t>::min(), UINT64_MAX, "parent"},
+                                   {"teardown", "teardown", std::numeric_limits<int64_t>::max(), UINT64_MAX, "child"}};
+  size_t ends = 0;
+  const auto extreme = nlohmann::json::parse(trace_events(run));
+  for (const auto& e : extreme["traceEvents"]) ends += e["ph"] == "E";
+  EXPECT_EQ(ends, 2u);
 }
 
 TEST(Charts, LogAxesUnitsAndALegendEntryPerMode) {
