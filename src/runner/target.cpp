@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -17,6 +18,27 @@
 namespace forkscope {
 
 namespace {
+
+// The state field of /proc/.../stat ("pid (comm) S ..."): comm may hold anything, so
+// read from the last ')'.
+std::string stat_state(const std::string& stat_path) {
+  std::ifstream in(stat_path);
+  std::string stat;
+  std::getline(in, stat);
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return "";
+  return stat.substr(paren + 2, 1);
+}
+
+// Whether a thread of PID's group has not exited yet.
+bool threads_left(pid_t pid) {
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    const std::string state = stat_state(t.path() / "stat");
+    if (!state.empty() && state != "Z" && state != "X") return true;
+  }
+  return false;
+}
 
 // Why PID has nothing to follow, or "" when it names a live user-space process.
 // A zombie has exited (it launches nothing more) and a kernel thread's launches
@@ -33,7 +55,9 @@ std::string untraceable(pid_t pid) {
   long skip = 0;
   unsigned long flags = 0;
   fields >> state >> skip >> skip >> skip >> skip >> skip >> flags;
-  if (state == "Z" || state == "X")
+  // A leader that ended with pthread_exit is a zombie too, while its other threads
+  // live on and launch: the process is followed until its last thread ends.
+  if ((state == "Z" || state == "X") && !threads_left(pid))
     return "it has exited (a zombie waiting for its parent), so it launches nothing more";
   constexpr unsigned long kPfKthread = 0x00200000;  // include/linux/sched.h PF_KTHREAD
   if (flags & kPfKthread) return "it is a kernel thread; give a user-space process, or -a for the whole system";
