@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "forkscope/cgroups.h"
 #include "forkscope/error.h"
 #include "forkscope/untrusted.h"
 
@@ -85,12 +86,18 @@ pid_t check_pid_target(pid_t pid) {
 }
 
 void check_cgroup_target(const std::string& path) {
+  // Wherever this machine mounts cgroup v2 (/sys/fs/cgroup, or /sys/fs/cgroup/unified
+  // beside v1 controllers): the hint names it.
+  const std::string mount = cgroup2_mount_point();
+  const std::string hint = mount.empty() ? "; this machine mounts no cgroup v2 hierarchy (follow the process: -p PID)"
+                                         : "; give a directory under " + safe_text(mount) + ", the cgroup v2 mount";
   struct statfs fs;
   if (statfs(path.c_str(), &fs) != 0)
-    throw usage_error("--cgroup " + safe_text(path) + ": " + std::strerror(errno) +
-                      "; give a directory under /sys/fs/cgroup");
+    throw usage_error("--cgroup " + safe_text(path) + ": " + std::strerror(errno) + hint);
+  if (fs.f_type == CGROUP_SUPER_MAGIC)
+    throw usage_error("--cgroup " + safe_text(path) + ": a cgroup v1 directory, which BPF cannot follow" + hint);
   if (fs.f_type != CGROUP2_SUPER_MAGIC)
-    throw usage_error("--cgroup " + safe_text(path) + ": not a cgroup v2 directory; give one under /sys/fs/cgroup");
+    throw usage_error("--cgroup " + safe_text(path) + ": not a cgroup v2 directory" + hint);
 }
 
 int open_cgroup(const std::string& path) {
