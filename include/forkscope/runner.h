@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,10 +68,6 @@ struct MemoryRoom {
 MemoryRoom memory_room();
 // The cgroup part alone, from these /proc/self/mountinfo and /proc/self/cgroup files.
 MemoryRoom cgroup_memory_room(const std::string& mountinfo, const std::string& cgroup_file);
-// Where the hierarchy holding `controller` is mounted (cgroup v2 when controller
-// is empty), and its root as the mount sees it, from a /proc/self/mountinfo file.
-std::optional<std::pair<std::string, std::string>> cgroup_mount(const std::string& mountinfo,
-                                                                const std::string& controller);
 
 // One kind of launch.  mode is fork, vfork, clone, clone-vm, pthread, posix_spawn,
 // or a custom clone flag set built from names (VM,FS,FILES,SIGHAND,THREAD,...).

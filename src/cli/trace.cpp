@@ -10,7 +10,7 @@
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
-#include "forkscope/runner.h"
+#include "forkscope/cgroups.h"
 #include "forkscope/terminal.h"
 #include "forkscope/session.h"
 #include "forkscope/target.h"
@@ -76,7 +76,7 @@ TraceSessionOptions validate(const TraceOptions& o) {
                       ": not found or not executable (PATH is searched as for a shell)");
   if (o.group_by != "comm" && o.group_by != "exe" && o.group_by != "pid" && o.group_by != "cgroup")
     throw usage_error("--group-by " + safe_text(o.group_by) + ": give comm, exe, pid or cgroup");
-  if (o.group_by == "cgroup" && !cgroup_mount("/proc/self/mountinfo", ""))
+  if (o.group_by == "cgroup" && cgroup2_mount_point().empty())
     throw usage_error(
         "--group-by cgroup: no cgroup v2 hierarchy is mounted (/proc/self/mountinfo lists none); group by comm, exe "
         "or pid");
@@ -125,7 +125,9 @@ void add_trace_command(CLI::App& app, int& exit_code) {
                          "workload makes, grouped by launching command (or --group-by) and launch kind, with\n"
                          "its execs by program.  Follows a command and its descendants, a running process and\n"
                          "its future children, a cgroup, or the system.\n"
-                         "Stops when the command or process exits, after --duration, or on Ctrl-C (exit 0).\n"
+                         "Stops when the command or process exits (its last thread), after --duration, or on\n"
+                         "Ctrl-C (exit 0).  The command runs in a cgroup of its own: nothing it starts outlives\n"
+                         "forkscope, even one killed by SIGKILL.\n"
                          "Examples:\n"
                          "  forkscope trace -- make -j8\n"
                          "  forkscope trace -p $(pgrep -o gunicorn) --duration 30\n"
@@ -133,7 +135,9 @@ void add_trace_command(CLI::App& app, int& exit_code) {
                          "  forkscope trace --group-by exe -- ./build.sh");
   sub->add_option("-p,--pid", opts->pid, "Follow this running process and the processes it launches from now on")
       ->check(whole_number());
-  sub->add_option("--cgroup", opts->cgroup, "Follow every task in this cgroup v2 directory and its descendants");
+  sub->add_option("--cgroup", opts->cgroup,
+                  "Follow every task in this cgroup v2 directory (under the cgroup2 mount,\n"
+                  "/sys/fs/cgroup or /sys/fs/cgroup/unified) and its descendants");
   sub->add_flag("-a,--all", opts->all, "Follow every task on the system (but forkscope)");
   sub->add_option("--duration", opts->duration, "Stop after this many seconds (0: no limit)")->capture_default_str();
   sub->add_option("--backend", opts->backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();
