@@ -49,6 +49,10 @@ static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
 		l->seq = c->seq; /* a sampled launch's child: its exec spans join the timeline */
 	l->events[FS_PH_EXEC_BPRM] = 1; /* this program */
 	l->tid = tid;
+	if (count_exec_programs) {
+		l->exec.cell = cell;
+		__builtin_memset(l->exec.path, 0, sizeof(l->exec.path)); /* the key hashes every byte */
+	}
 	if (bpf_map_update_elem(&launches, &tid, l, BPF_NOEXIST) == 0) {
 		__sync_fetch_and_add(&execs_in_flight, 1);
 	} else if (bpf_map_update_elem(&launches, &tid, l, BPF_ANY)) { /* a stale record replaced, or none */
@@ -56,6 +60,26 @@ static __always_inline void exec_begin(__u32 tid, __u32 tgid, __u64 now)
 		if (cs)
 			cs->lost += 1;
 	}
+}
+
+/* trace: an exec counted by the program exec'd (sched_process_exec recorded it). */
+static __always_inline void count_exec_program(struct fs_launch *l, struct fs_cellstat *cs)
+{
+	if (!count_exec_programs)
+		return;
+	__u64 *n = l->exec.path[0] ? bpf_map_lookup_elem(&exec_programs, &l->exec) : NULL;
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	__u64 one = 1;
+	if (l->exec.path[0] && bpf_map_update_elem(&exec_programs, &l->exec, &one, BPF_NOEXIST) == 0)
+		return;
+	n = l->exec.path[0] ? bpf_map_lookup_elem(&exec_programs, &l->exec) : NULL; /* another CPU's */
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (cs)
+		cs->exec_other += 1;
 }
 
 static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, __u64 now)
@@ -67,6 +91,7 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 		aggregate(l);
 		if (cs)
 			cs->execs += 1;
+		count_exec_program(l, cs);
 		struct fs_child *c = child_of(tid);
 		if (c) {
 			if (!c->exec_ret_ts)
@@ -86,6 +111,13 @@ static __always_inline void exec_end(struct fs_launch *l, __u32 tid, long ret, _
 			struct fs_launcher *p = bpf_map_lookup_elem(&parents, &launcher);
 			if (p)
 				p->execs += 1;
+		}
+		if (follow != FS_FOLLOW_TGID) {
+			/* A launching process that exec'd: its command from now on. */
+			__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+			struct fs_launcher *self = bpf_map_lookup_elem(&parents, &tgid);
+			if (self)
+				bpf_get_current_comm(self->exec_comm, sizeof(self->exec_comm));
 		}
 	} else if (cs) {
 		cs->exec_failed += 1;

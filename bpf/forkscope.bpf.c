@@ -410,8 +410,11 @@ int BPF_PROG(fs_sched_process_exec, struct task_struct *p, pid_t old_pid, struct
 		}
 	}
 	struct fs_launch *l = my_launch();
-	if (l)
+	if (l) {
 		fs_landmark(l, FS_LM_EXEC_DONE, bpf_ktime_get_ns(), CFG);
+		if ((l->flags & FS_LF_EXEC) && count_exec_programs)
+			bpf_probe_read_kernel_str(l->exec.path, sizeof(l->exec.path), BPF_CORE_READ(bprm, filename));
+	}
 	return 0;
 }
 

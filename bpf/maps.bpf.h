@@ -28,6 +28,10 @@ __u32 self_tgid = 0;   /* forkscope itself, never followed */
 __u32 other_cell = 0;  /* trace: the cell of the launches no group cell was free for */
 /* trace: per-mapping attribution (mappings.bpf.h) on; run always has it. */
 __u32 follow_mappings = 0;
+/* trace: what groups launches besides their clone flags (enum fs_group_by). */
+__u32 group_by = FS_GROUP_BY_COMM;
+/* trace: execs counted by program (exec_programs); serve does not read them. */
+__u32 count_exec_programs = 0;
 
 /* Set by user space at run time through the mmapped .bss. */
 __u32 target_tgid = 0;
@@ -134,13 +138,30 @@ struct {
 	__type(value, __u32);
 } cgroups SEC(".maps");
 
-/* trace: (command, clone flags) -> cell. */
+/* trace: (command, executable, process or cgroup; clone flags) -> cell. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FS_MAX_CELLS);
 	__type(key, struct fs_group_key);
 	__type(value, __u32);
 } groups SEC(".maps");
+
+/* trace: per cell, what its group was when the cell was taken. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_MAX_CELLS);
+	__type(key, __u32);
+	__type(value, struct fs_group_name);
+} group_names SEC(".maps");
+
+/* trace: execs per (group cell, program exec'd); those of programs past the map's
+ * size count in their cell's fs_cellstat.exec_other. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FS_EXEC_PROGRAMS);
+	__type(key, struct fs_exec_key);
+	__type(value, __u64);
+} exec_programs SEC(".maps");
 
 /* trace: the group cells no group holds (follow.bpf.h's group_cell pops one for a
  * new group; user space pushes them all at Tracer::follow, and an evicted group's

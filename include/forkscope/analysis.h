@@ -22,9 +22,34 @@ const Cell& find_cell(const Run& run, const std::string& spec);
 std::string untraced_label(const Cell& cell);
 // " +1000 VMAs" for a cell with extra VMAs; "" without.
 std::string vmas_label(uint64_t vmas);
-// "fork 64M", " +N VMAs" with extra VMAs, and " on HOST" for cells of merged results.
+// "fork 64M", " +N VMAs" with extra VMAs, and " on HOST" for cells of merged results;
+// trace: "GROUP KIND".
 std::string cell_label(const Cell& cell);
-// The same cell of two runs: mode, heap size, VMA count and host agree.
+// trace: a group as reports name it: its command, or --group-by's executable path,
+// pid or cgroup path, with the command in brackets where the name does not end in it.
+std::string group_label(const Cell& cell);
+// trace: what --cell's GROUP is: "COMM", "EXECUTABLE", "PID" or "CGROUP".
+std::string group_spec(const Run& run);
+// trace: the heading of the groups' column: "command", "executable", "pid", "cgroup".
+std::string group_heading(const Run& run);
+// trace: the programs a group's execs ran, by file name: "make", "true, echo",
+// "cc1, as +2"; "" when it exec'd nothing.
+std::string exec_targets(const Cell& cell);
+// trace: the groups' column: group_label, and " → " exec_targets when it exec'd.
+std::string group_column(const Cell& cell);
+// trace: execs by program over every group, most first; the execs the kernel's
+// table had no room for last, as "(other programs)" (other set).
+struct ProgramExecs {
+  std::string program;
+  uint64_t execs = 0;
+  std::vector<std::string> from;  // "GROUP KIND" of the groups that exec'd it
+  bool other = false;
+};
+std::vector<ProgramExecs> execs_by_program(const Run& run);
+// "sh vfork, make fork +2 more"
+std::string from_label(const ProgramExecs& p);
+// The same cell of two runs: mode, heap size, VMA count and host agree (trace:
+// command and group too).
 bool same_cell(const Cell& a, const Cell& b);
 // "fork", or "fork on HOST" when the host is set.
 std::string mode_label(const std::string& mode, const std::string& host);

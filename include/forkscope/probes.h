@@ -123,7 +123,8 @@ RunPlan plan_run(const PlanOptions& options);
 // "fentry", "kprobe" or "tracepoint": the function-probe kind used, if any.
 std::string backend_name(const RunPlan& plan);
 
-// trace: launches are grouped per (command, clone flags), one cell each.
+// trace: launches are grouped per (command, executable, process or cgroup; clone
+// flags), one cell each.
 inline constexpr uint32_t kTraceGroups = 60;  // cells 0..59; 60 gathers the rest
 
 // trace: whom the BPF side follows instead of the runner.
@@ -134,13 +135,17 @@ struct Follow {
   uint32_t samples_per_group = 4;  // launches recorded span by span per group, for timelines
   uint32_t groups = kTraceGroups;  // group cells (at most kTraceGroups); groups past them count in the overflow cell
   bool mappings = false;           // per-mapping attribution (map_launchers for ProcessSnapshots)
+  uint32_t group_by = 0;       // enum fs_group_by (shared/records.h; 0: comm): what groups launches besides clone flags
+  bool exec_programs = false;  // count execs by program (trace; serve does not read them)
 };
 
 struct TraceGroup {
   uint32_t cell = 0;
-  std::string comm;
-  uint64_t flags = 0;  // clone flags with signal/tid/tls bits off; FS_GROUP_EXEC_ONLY
-  bool other = false;  // the overflow cell
+  std::string comm;         // the command (--group-by comm), else the command of the group's first launch
+  std::string exe;          // --group-by exe: the executable's path ("" when it had none or it was not read)
+  uint64_t id[2] = {0, 0};  // fs_group_key's: exe device and inode, pid and start time, cgroup id
+  uint64_t flags = 0;       // clone flags with signal/tid/tls bits off; FS_GROUP_EXEC_ONLY
+  bool other = false;       // the overflow cell
 };
 
 // The kernel side of a run: loads the BPF skeleton as the plan says, attaches
@@ -174,6 +179,13 @@ class Tracer {
   void recycle_cell(uint32_t cell);
   uint64_t stale_records() const;
   std::vector<TraceParent> read_parents() const;
+  // trace (Follow::exec_programs): per cell of [0, cells), its execs by program, most
+  // first, and those past the kernel's table (exec_programs_other).
+  struct ExecPrograms {
+    std::vector<ExecProgram> programs;
+    uint64_t other = 0;
+  };
+  std::map<uint32_t, ExecPrograms> read_exec_programs(uint32_t cells) const;
   void reset_cell(uint32_t cell);  // zero a cell's aggregates, counts and per-mapping times
   // Detach every program (untraced launches) or attach them again.
   void set_attached(bool attached);

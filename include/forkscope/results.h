@@ -177,6 +177,14 @@ struct Mapping {
   bool operator==(const Mapping&) const = default;
 };
 
+// trace: the execs of one program in a group.
+struct ExecProgram {
+  std::string program;  // the filename execve was given (untrusted, safe_text), cut at 127 bytes
+  uint64_t execs = 0;
+
+  bool operator==(const ExecProgram&) const = default;
+};
+
 struct Cell {
   std::string mode;         // fork, vfork, clone, clone-vm, pthread, posix_spawn, clone:<FLAGS>
   std::string clone_flags;  // what the kernel was asked for, e.g. "VM|FS|FILES|SIGHAND"
@@ -201,7 +209,14 @@ struct Cell {
   std::optional<Overhead> overhead;  // with --overhead
   std::string host;                  // "hostname kernel" when merged from several hosts; empty otherwise
   // trace: the launching command (comm) of this group; its mode is the launch kind.
+  // Grouped by exe, pid or cgroup (TraceInfo::group_by): the command of the group's
+  // first launch, and group the group: the executable's path, the pid, the cgroup's path.
   std::string comm;
+  std::string group;
+  // trace: the execs the group counts, by program, most first; execs past the
+  // kernel's table of programs (FS_EXEC_PROGRAMS) count in exec_programs_other.
+  std::vector<ExecProgram> exec_programs;
+  uint64_t exec_programs_other = 0;
   // Per-mapping attribution of dup_mmap: how ("order": the k-th VMA copied matched to
   // the k-th copyable mapping of a maps snapshot; "exact": copy_page_range's source
   // VMA matched by its start address; empty when nothing was attributed), what could
@@ -218,9 +233,10 @@ struct Cell {
 // trace: a process that launched, with what it launched.
 struct TraceParent {
   int pid = 0;
-  std::string comm;
+  std::string comm;  // at its first launch
   uint64_t launches = 0;
   uint64_t execs = 0;
+  std::string exec_comm;  // after its last exec since then; empty when it did not exec
 
   bool operator==(const TraceParent&) const = default;
 };
@@ -231,6 +247,7 @@ struct TraceInfo {
   double seconds = 0;
   int command_exit = -1;             // the command's exit status (-- CMD), -1 otherwise or when killed
   std::vector<TraceParent> parents;  // most launches first
+  std::string group_by = "comm";     // --group-by: "comm", "exe", "pid" or "cgroup"
 
   bool operator==(const TraceInfo&) const = default;
 };
@@ -260,16 +277,17 @@ inline constexpr size_t kMaxJsonDepth = 16;                    // nested arrays 
 inline constexpr size_t kMaxStringBytes = 64 << 10;            // any string but trace.target
 inline constexpr size_t kMaxCommandBytes = 16 << 20;           // trace.target: a traced command line
 inline constexpr size_t kMaxCells = 10000;
-inline constexpr size_t kMaxPhases = 1024;     // phases_available, and phases/failed_phases per cell
-inline constexpr size_t kMaxPathParts = 64;    // parts of a phase or span path
-inline constexpr size_t kMaxSamples = 1024;    // per cell (forkscope records at most 16)
-inline constexpr size_t kMaxSpans = 65536;     // per sample
-inline constexpr size_t kMaxParents = 100000;  // trace.parents
-inline constexpr size_t kMaxMappings = 65536;  // per cell (a process has at most vm.max_map_count VMAs)
+inline constexpr size_t kMaxPhases = 1024;         // phases_available, and phases/failed_phases per cell
+inline constexpr size_t kMaxPathParts = 64;        // parts of a phase or span path
+inline constexpr size_t kMaxSamples = 1024;        // per cell (forkscope records at most 16)
+inline constexpr size_t kMaxSpans = 65536;         // per sample
+inline constexpr size_t kMaxParents = 100000;      // trace.parents
+inline constexpr size_t kMaxMappings = 65536;      // per cell (a process has at most vm.max_map_count VMAs)
+inline constexpr size_t kMaxExecPrograms = 65536;  // per cell (forkscope records at most 1024 in all)
 
 // JSON round trip.  run_from_json throws usage_error naming the source (a file
 // name, or "results") and the path of the first bad field.  Beyond the types and
-// limits, a file holds each cell (mode, heap, vmas, comm, host) once, each phase name
+// limits, a file holds each cell (mode, heap, vmas, comm, group, host) once, each phase name
 // once per list, only phase names phases_available lists, paths ending in their
 // phase's name, and no JSON key twice in one object.
 std::string to_json(const Run& run, int indent = 2);

@@ -38,8 +38,9 @@ struct TraceSessionOptions {
   double duration = 0;               // seconds; 0: until the target exits or a signal
   PlanOptions plan;                  // exec and probe_cost are trace's own
   bool quiet = false;
-  bool verbose = false;  // also: each launching process's mappings snapshot, on stderr
-  bool mappings = true;  // per-mapping attribution (--no-mappings turns it off)
+  bool verbose = false;           // also: each launching process's mappings snapshot, on stderr
+  bool mappings = true;           // per-mapping attribution (--no-mappings turns it off)
+  std::string group_by = "comm";  // --group-by: comm, exe, pid or cgroup (validated)
 };
 
 // Follows the target until it exits, the duration ends or SIGINT/SIGTERM comes,

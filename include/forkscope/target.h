@@ -4,6 +4,9 @@
 // loaded, and change nothing; the sessions open the cgroup.
 #include <sys/types.h>
 
+#include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 
 namespace forkscope {
@@ -20,5 +23,11 @@ void check_cgroup_target(const std::string& path);
 
 // A descriptor of the cgroup v2 directory PATH, for Follow::cgroup_fd; throws usage_error.
 int open_cgroup(const std::string& path);
+
+// trace --group-by cgroup: the paths of these cgroup v2 ids ("/" the root, "/a/b"
+// below it, as /proc/PID/cgroup writes them), found by walking the v2 hierarchy
+// where /proc/self/mountinfo says it is mounted (a v2 cgroup's id is its
+// directory's inode number).  Ids not found (cgroups removed since) are left out.
+std::map<uint64_t, std::string> cgroup_paths(const std::set<uint64_t>& ids);
 
 }  // namespace forkscope

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/preflight.h"
 #include "forkscope/error.h"
+#include "forkscope/cgroups.h"
 #include "forkscope/terminal.h"
 #include "forkscope/session.h"
 #include "forkscope/target.h"
@@ -38,6 +39,7 @@ struct TraceOptions {
   bool no_color = false;
   bool verbose = false;
   bool no_mappings = false;
+  std::string group_by = "comm";
 };
 
 // Whether execvp would find the program: checked before anything is loaded.
@@ -72,6 +74,12 @@ TraceSessionOptions validate(const TraceOptions& o) {
   if (!o.command.empty() && !runnable(o.command[0]))
     throw usage_error("cannot run " + safe_text(o.command[0]) +
                       ": not found or not executable (PATH is searched as for a shell)");
+  if (o.group_by != "comm" && o.group_by != "exe" && o.group_by != "pid" && o.group_by != "cgroup")
+    throw usage_error("--group-by " + safe_text(o.group_by) + ": give comm, exe, pid or cgroup");
+  if (o.group_by == "cgroup" && cgroup2_mount_point().empty())
+    throw usage_error(
+        "--group-by cgroup: no cgroup v2 hierarchy is mounted (/proc/self/mountinfo lists none); group by comm, exe "
+        "or pid");
   if (!(o.duration >= 0 && o.duration <= kMaxSeconds))
     throw usage_error("--duration must be between 0 (no limit) and 86400 seconds");
   pid_t session_pid = 0;
@@ -90,6 +98,7 @@ TraceSessionOptions validate(const TraceOptions& o) {
   session.quiet = o.quiet;
   session.verbose = o.verbose;
   session.mappings = !o.no_mappings;
+  session.group_by = o.group_by;
   return session;
 }
 
@@ -113,15 +122,17 @@ void add_trace_command(CLI::App& app, int& exit_code) {
   CLI::App* sub =
       app.add_subcommand("trace",
                          "Attribute the kernel time of every launch (fork, vfork, clone, thread) and execve a\n"
-                         "workload makes, grouped by launching command and launch kind.  Follows a command and\n"
-                         "its descendants, a running process and its future children, a cgroup, or the system.\n"
+                         "workload makes, grouped by launching command (or --group-by) and launch kind, with\n"
+                         "its execs by program.  Follows a command and its descendants, a running process and\n"
+                         "its future children, a cgroup, or the system.\n"
                          "Stops when the command or process exits (its last thread), after --duration, or on\n"
                          "Ctrl-C (exit 0).  The command runs in a cgroup of its own: nothing it starts outlives\n"
                          "forkscope, even one killed by SIGKILL.\n"
                          "Examples:\n"
                          "  forkscope trace -- make -j8\n"
                          "  forkscope trace -p $(pgrep -o gunicorn) --duration 30\n"
-                         "  forkscope trace -a --duration 10");
+                         "  forkscope trace -a --duration 10\n"
+                         "  forkscope trace --group-by exe -- ./build.sh");
   sub->add_option("-p,--pid", opts->pid, "Follow this running process and the processes it launches from now on")
       ->check(whole_number());
   sub->add_option("--cgroup", opts->cgroup,
@@ -133,6 +144,11 @@ void add_trace_command(CLI::App& app, int& exit_code) {
   sub->add_option("--phase", opts->phases, "FUNC[:PARENT]: also time this kernel function, as for run");
   sub->add_option("--depth", opts->depth,
                   "syscall, process or full, as for run (shallower: cheaper for every task on the machine)")
+      ->capture_default_str();
+  sub->add_option("--group-by", opts->group_by,
+                  "What groups launches besides their kind: comm (the launching task's command),\n"
+                  "exe (its executable file: same-named programs apart), pid (its process) or\n"
+                  "cgroup (its cgroup v2)")
       ->capture_default_str();
   sub->add_flag("--detail", opts->detail, "Also count the children's copy-on-write faults (costlier)");
   sub->add_option("--out", opts->out, "Directory for results.json and report.html")->capture_default_str();

@@ -234,6 +234,12 @@ void describe(V& v, S& s) {
   v("copy_page_range_ns", s.copy_page_range_ns);
 }
 
+template <class V, Of<ExecProgram> S>
+void describe(V& v, S& s) {
+  v("program", s.program);
+  v("execs", s.execs);
+}
+
 template <class V, Of<Cell> S>
 void describe(V& v, S& s) {
   v("mode", s.mode);
@@ -265,6 +271,10 @@ void describe(V& v, S& s) {
   v("samples", s.samples, list(kMaxSamples, Presence::kIfSet));
   v("host", s.host, kIfSet);
   v("comm", s.comm, kIfSet);
+  // trace --group-by exe, pid or cgroup; execs by program (issue 18): omitted when none.
+  v("group", s.group, kIfSet);
+  v("exec_programs", s.exec_programs, list(kMaxExecPrograms, Presence::kIfSet));
+  v("exec_programs_other", s.exec_programs_other, kIfSet);
   v("overhead", s.overhead, kIfSet);
   // Per-mapping attribution (issue 14): omitted when the cell copied no VMAs.
   v("mapping_method", s.mapping_method, kIfSet);
@@ -278,6 +288,7 @@ template <class V, Of<TraceParent> S>
 void describe(V& v, S& s) {
   task_id(v, "pid", s.pid);
   v("comm", s.comm);
+  v("exec_comm", s.exec_comm, kIfSet);
   v("launches", s.launches);
   v("execs", s.execs);
 }
@@ -289,6 +300,10 @@ void describe(V& v, S& s) {
   v("command_exit", s.command_exit);
   v.require("command_exit", s.command_exit >= -1 && s.command_exit <= 255,
             [] { return std::string("must be an exit status 0..255, or -1"); });
+  // Files from before --group-by grouped by command.
+  v("group_by", s.group_by, kOptional);
+  v.require("group_by", s.group_by == "comm" || s.group_by == "exe" || s.group_by == "pid" || s.group_by == "cgroup",
+            [&] { return fmt::format("is {:?}, expected \"comm\", \"exe\", \"pid\" or \"cgroup\"", s.group_by); });
   v("parents", s.parents, list(kMaxParents));
 }
 
@@ -475,16 +490,17 @@ class Reader {
              fmt::format("{:?} is already phases_available[{}]; a phase is listed once", it->first, it->second));
       known_names.insert(it->first);
     }
-    std::map<std::tuple<std::string, std::string, std::string, uint64_t, uint64_t>, size_t> cells;
+    std::map<std::tuple<std::string, std::string, std::string, std::string, uint64_t, uint64_t>, size_t> cells;
     for (size_t i = 0; i < r.cells.size(); ++i) {
       const Cell& c = r.cells[i];
       const std::string at = index("cells", i);
-      const auto [it, fresh] = cells.emplace(std::tuple{c.host, c.comm, c.mode, c.heap_bytes, c.vmas}, i);
+      const auto [it, fresh] = cells.emplace(std::tuple{c.host, c.comm, c.group, c.mode, c.heap_bytes, c.vmas}, i);
       if (!fresh)
         fail(at,
-             fmt::format("the same cell (mode, heap_bytes, vmas, comm, host) as cells[{}]; a results file holds each "
-                         "cell once",
-                         it->second));
+             fmt::format(
+                 "the same cell (mode, heap_bytes, vmas, comm, group, host) as cells[{}]; a results file holds each "
+                 "cell once",
+                 it->second));
       check_phases(c.phases, join(at, "phases"), known_names);
       check_phases(c.failed_phases, join(at, "failed_phases"), known_names);
       for (size_t k = 0; k < c.samples.size(); ++k) {

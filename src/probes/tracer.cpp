@@ -396,6 +396,8 @@ void Tracer::follow(const Follow& f) {
   bss->other_cell = kTraceGroups;
   bss->trace_sample_limit = f.samples_per_group;
   bss->follow_mappings = f.mappings ? 1 : 0;
+  bss->group_by = f.group_by;
+  bss->count_exec_programs = f.exec_programs ? 1 : 0;
   const int free_fd = bpf_map__fd(impl_->skel->maps.free_cells);
   for (__u32 cell = 0; cell < std::min(f.groups, kTraceGroups); cell++)
     if (bpf_map_update_elem(free_fd, nullptr, &cell, BPF_ANY))
@@ -442,11 +444,28 @@ std::string comm_of(const char (&comm)[16]) { return safe_text(std::string_view(
 
 std::vector<TraceGroup> Tracer::read_groups() const {
   std::vector<TraceGroup> out;
+  const int names_fd = bpf_map__fd(impl_->skel->maps.group_names);
   for_each_entry<fs_group_key, __u32>(impl_->skel->maps.groups, [&](const fs_group_key& k, __u32 cell) {
-    out.push_back({cell, comm_of(k.comm), k.flags, false});
+    TraceGroup g;
+    g.cell = cell;
+    g.flags = k.flags;
+    g.id[0] = k.id[0];
+    g.id[1] = k.id[1];
+    g.comm = comm_of(k.comm);
+    fs_group_name name{};
+    if (bpf_map_lookup_elem(names_fd, &cell, &name) == 0) {
+      if (g.comm.empty()) g.comm = comm_of(name.comm);
+      // A file's name is the kernel's, from whoever named it: made safe here too.
+      g.exe = safe_text(std::string_view(name.exe, strnlen(name.exe, sizeof name.exe)));
+    }
+    out.push_back(std::move(g));
   });
   // The overflow cell gathers groups past the limit.
-  out.push_back({kTraceGroups, "(other)", 0, true});
+  TraceGroup other;
+  other.cell = kTraceGroups;
+  other.comm = "(other)";
+  other.other = true;
+  out.push_back(std::move(other));
   std::sort(out.begin(), out.end(), [](const TraceGroup& a, const TraceGroup& b) { return a.cell < b.cell; });
   return out;
 }
@@ -476,7 +495,9 @@ uint64_t Tracer::stale_records() const { return __atomic_load_n(&impl_->skel->bs
 std::vector<TraceParent> Tracer::read_parents() const {
   std::vector<TraceParent> out;
   for_each_entry<__u32, fs_launcher>(impl_->skel->maps.parents, [&](__u32 pid, const fs_launcher& v) {
-    out.push_back({static_cast<int>(pid), comm_of(v.comm), v.launches, v.execs});
+    TraceParent p{static_cast<int>(pid), comm_of(v.comm), v.launches, v.execs, comm_of(v.exec_comm)};
+    if (p.exec_comm == p.comm) p.exec_comm.clear();
+    out.push_back(std::move(p));
   });
   std::sort(out.begin(), out.end(), [](const TraceParent& a, const TraceParent& b) {
     return a.launches != b.launches ? a.launches > b.launches : a.pid < b.pid;
@@ -499,6 +520,26 @@ bool sum_percpu(bpf_map* map, __u32 key, int ncpus, Add add) {
 }
 
 }  // namespace
+
+std::map<uint32_t, Tracer::ExecPrograms> Tracer::read_exec_programs(uint32_t cells) const {
+  std::map<uint32_t, ExecPrograms> out;
+  for_each_entry<fs_exec_key, __u64>(impl_->skel->maps.exec_programs, [&](const fs_exec_key& k, __u64 n) {
+    if (k.cell >= cells || n == 0) return;
+    // A path from whoever ran execve: made safe where it enters.
+    out[k.cell].programs.push_back({safe_text(std::string_view(k.path, strnlen(k.path, sizeof k.path))), n});
+  });
+  for (uint32_t cell = 0; cell < cells; cell++) {
+    uint64_t other = 0;
+    sum_percpu<fs_cellstat>(impl_->skel->maps.cellstats, cell, impl_->ncpus,
+                            [&](const fs_cellstat& v) { other += v.exec_other; });
+    if (other) out[cell].other = other;
+  }
+  for (auto& [cell, e] : out)
+    std::sort(e.programs.begin(), e.programs.end(), [](const ExecProgram& a, const ExecProgram& b) {
+      return a.execs != b.execs ? a.execs > b.execs : a.program < b.program;
+    });
+  return out;
+}
 
 std::vector<PhaseAgg> Tracer::read_phases(uint32_t cell) const {
   std::vector<PhaseAgg> out(FS_NPHASES);

@@ -29,9 +29,10 @@ const Cell* featured_cell(const Run& run) {
 namespace {
 
 // A cell as --cell names it: MODE:HEAP (MODE:HEAP@VMAS with extra VMAs), or
-// COMM:KIND for trace results.
+// GROUP:KIND for trace results (GROUP: the command, or --group-by's executable,
+// pid or cgroup).
 std::string cell_spec(const Run& run, const Cell& c) {
-  if (run.trace) return c.comm + ":" + c.mode;
+  if (run.trace) return (c.group.empty() ? c.comm : c.group) + ":" + c.mode;
   return c.mode + ":" + format_size(c.heap_bytes) + (c.vmas ? "@" + std::to_string(c.vmas) : "");
 }
 
@@ -92,7 +93,7 @@ const Cell& find_cell(const Run& run, const std::string& spec) {
   if (choices.empty()) choices = "none";
   if (run.trace)
     throw usage_error(
-        fmt::format("--cell {:?}: no such group; expected COMMAND:KIND, the groups are {}", spec, choices));
+        fmt::format("--cell {:?}: no such group; expected {}:KIND, the groups are {}", spec, group_spec(run), choices));
   if (spec.find(':') == std::string::npos)
     throw usage_error(fmt::format("--cell {:?}: expected MODE:HEAP, e.g. fork:64M; the cells are {}", spec, choices));
   throw usage_error(fmt::format("--cell {}: no such cell; the cells are {}", spec, choices));
@@ -112,15 +113,81 @@ std::string untraced_label(const Cell& cell) {
 
 std::string vmas_label(uint64_t vmas) { return vmas ? " +" + std::to_string(vmas) + " VMAs" : ""; }
 
+std::string group_label(const Cell& cell) {
+  if (cell.group.empty()) return cell.comm;
+  const std::string base = cell.group.substr(cell.group.rfind('/') + 1);
+  return cell.comm.empty() || base == cell.comm ? cell.group : cell.group + " (" + cell.comm + ")";
+}
+
+std::string group_spec(const Run& run) {
+  const std::string by = run.trace ? run.trace->group_by : "comm";
+  return by == "exe" ? "EXECUTABLE" : by == "pid" ? "PID" : by == "cgroup" ? "CGROUP" : "COMM";
+}
+
+std::string group_heading(const Run& run) {
+  const std::string by = run.trace ? run.trace->group_by : "comm";
+  return by == "exe" ? "executable" : by == "comm" ? "command" : by;
+}
+
+std::string exec_targets(const Cell& cell) {
+  std::vector<std::string> names;
+  for (const ExecProgram& e : cell.exec_programs) {
+    std::string base = e.program.substr(e.program.rfind('/') + 1);
+    if (std::find(names.begin(), names.end(), base) == names.end()) names.push_back(std::move(base));
+  }
+  if (cell.exec_programs_other) names.push_back("...");
+  if (names.empty()) return "";
+  std::string out = names[0];
+  if (names.size() > 1) out += ", " + names[1];
+  if (names.size() > 2) out += fmt::format(" +{}", names.size() - 2);
+  return out;
+}
+
+std::string group_column(const Cell& cell) {
+  const std::string to = exec_targets(cell);
+  return to.empty() ? group_label(cell) : group_label(cell) + " \u2192 " + to;
+}
+
+std::vector<ProgramExecs> execs_by_program(const Run& run) {
+  std::vector<ProgramExecs> out;
+  ProgramExecs other{"(other programs)", 0, {}, true};
+  for (const Cell& c : run.cells) {
+    const std::string from = group_label(c) + " " + c.mode;
+    for (const ExecProgram& e : c.exec_programs) {
+      auto it = std::find_if(out.begin(), out.end(), [&](const ProgramExecs& p) { return p.program == e.program; });
+      if (it == out.end()) it = out.insert(out.end(), {e.program, 0, {}, false});
+      it->execs += e.execs;
+      it->from.push_back(from);
+    }
+    if (c.exec_programs_other) {
+      other.execs += c.exec_programs_other;
+      other.from.push_back(from);
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ProgramExecs& a, const ProgramExecs& b) { return a.execs > b.execs; });
+  if (other.execs) out.push_back(std::move(other));
+  return out;
+}
+
+std::string from_label(const ProgramExecs& p) {
+  std::string out;
+  for (size_t i = 0; i < p.from.size() && i < 3; i++) out += (i ? ", " : "") + p.from[i];
+  if (p.from.size() > 3) out += fmt::format(" +{} more", p.from.size() - 3);
+  return out;
+}
+
 std::string cell_label(const Cell& cell) {
-  std::string label = cell.comm.empty() ? cell.mode + " " + format_size(cell.heap_bytes) : cell.comm + " " + cell.mode;
+  std::string label = cell.comm.empty() ? cell.mode + " " + format_size(cell.heap_bytes)
+                                        : group_label(cell) + " " + cell.mode;
   label += vmas_label(cell.vmas);
   if (!cell.host.empty()) label += " on " + cell.host;
   return label;
 }
 
 bool same_cell(const Cell& a, const Cell& b) {
-  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.vmas == b.vmas && a.host == b.host && a.comm == b.comm;
+  return a.mode == b.mode && a.heap_bytes == b.heap_bytes && a.vmas == b.vmas && a.host == b.host && a.comm == b.comm &&
+         a.group == b.group;
 }
 
 std::string mode_label(const std::string& mode, const std::string& host) {

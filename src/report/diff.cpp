@@ -189,6 +189,10 @@ std::optional<MedianInterval> median_interval(const std::vector<uint64_t>& hist)
 }
 
 std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a_name, const std::string& b_name) {
+  // Groups of traces grouped differently never match: say why instead of "no cell in common".
+  if (a.trace && b.trace && a.trace->group_by != b.trace->group_by)
+    throw usage_error(fmt::format("{} groups launches by {} and {} by {}; diff traces taken with the same --group-by",
+                                  a_name, a.trace->group_by, b_name, b.trace->group_by));
   std::vector<CellDiff> out;
   size_t matched = 0;
   for (const Cell& x : a.cells) {

@@ -284,9 +284,10 @@ std::string flame_svg(const Run& run, const Cell& cell) {
                      R"(<text x="{}" y="22" text-anchor="middle" font-size="16" font-weight="bold">{}</text>)"
                      "\n",
                      num(kWidth / 2),
-                     escape(cell.comm.empty() ? fmt::format("{}, heap {}: kernel time by phase", cell.mode,
-                                                            format_size(cell.heap_bytes) + vmas_label(cell.vmas))
-                                              : fmt::format("{} {}: kernel time by phase", cell.comm, cell.mode)));
+                     escape(cell.comm.empty()
+                                ? fmt::format("{}, heap {}: kernel time by phase", cell.mode,
+                                              format_size(cell.heap_bytes) + vmas_label(cell.vmas))
+                                : fmt::format("{} {}: kernel time by phase", group_label(cell), cell.mode)));
   out += fmt::format(R"(<text x="{}" y="40" text-anchor="middle" fill="#555">{}</text>)"
                      "\n",
                      num(kWidth / 2),

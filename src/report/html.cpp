@@ -81,25 +81,46 @@ std::string host_section(const Run& run) {
   return out + "</section>\n";
 }
 
-// trace: one row per (command, launch kind) group.
+// trace: one row per (group, launch kind), then the execs by program.
 std::string trace_summary_section(const Run& run) {
   const TraceInfo& t = *run.trace;
+  const std::string by = t.group_by == "comm"  ? "launching command"
+                         : t.group_by == "exe" ? "the launching task's executable"
+                         : t.group_by == "pid" ? "launching process"
+                                               : "the launching task's cgroup";
   std::string out = fmt::format(
-      "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">Traced {} for {:.1f} s{}. Grouped by "
-      "launching command and launch kind; RSS, VM, VMAs and page tables are the launching process's at its "
-      "launches (means).</p>\n<table>\n",
-      escape(t.target), t.seconds, t.command_exit >= 0 ? fmt::format(", the command exited {}", t.command_exit) : "");
-  out += header_row({"command", "kind", "launches", "execs", "kernel time", "execve", "RSS", "VM", "VMAs",
+      "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">Traced {} for {:.1f} s{}. Grouped by {} "
+      "(<code>--group-by {}</code>) and launch kind; \u2192 names the programs a group's execs ran. RSS, VM, VMAs "
+      "and page tables are the launching process's at its launches (means).</p>\n<table>\n",
+      escape(t.target), t.seconds, t.command_exit >= 0 ? fmt::format(", the command exited {}", t.command_exit) : "",
+      by, escape(t.group_by));
+  out += header_row({group_heading(run), "kind", "launches", "execs", "kernel time", "execve", "RSS", "VM", "VMAs",
                      "page tables", "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
     const Phase* sys = c.phase("syscall");
     const Phase* exec = c.phase("execve");
-    out += "<tr>" + td(c.comm) + td(c.mode) + td(launches_label(c), "n") + td(std::to_string(c.kernel.execs), "n") +
-           td(sys ? format_ns(sys->mean_ns) : "-", "n") + td(exec ? format_ns(exec->mean_ns) : "-", "n");
+    out += "<tr>" + td(group_column(c)) + td(c.mode) + td(launches_label(c), "n") +
+           td(std::to_string(c.kernel.execs), "n") + td(sys ? format_ns(sys->mean_ns) : "-", "n") +
+           td(exec ? format_ns(exec->mean_ns) : "-", "n");
     for (const std::string& v : launcher_mm_columns(c)) out += td(v, "n");
     out += td(top_phases(c)) + "</tr>\n";
   }
-  return out + "</table>\n</section>\n";
+  out += "</table>\n";
+  const std::vector<ProgramExecs> programs = execs_by_program(run);
+  if (!programs.empty()) {
+    out +=
+        "<h3 id=\"execs-by-program\">Execs by program</h3>\n<p class=\"note\">Every exec the groups count, by "
+        "the file execve was given (a script, not its interpreter), and the groups whose tasks ran it.</p>\n"
+        "<table>\n";
+    out += header_row({"program", "execs", "exec'd by (group kind)"});
+    for (const ProgramExecs& p : programs) {
+      std::string from;
+      for (const std::string& f : p.from) from += (from.empty() ? "" : ", ") + f;
+      out += "<tr>" + td(p.program) + td(std::to_string(p.execs), "n") + td(from) + "</tr>\n";
+    }
+    out += "</table>\n";
+  }
+  return out + "</section>\n";
 }
 
 std::string summary_section(const Run& run) {
@@ -219,8 +240,8 @@ std::string charts_section(const Run& run, const std::vector<Series>& series) {
 
 std::string flame_section(const Run& run, const Cell* cell) {
   if (cell == nullptr) return "";
-  // Trace results name their groups COMM:KIND, run results MODE:HEAP (analysis.h's find_cell).
-  const char* spec = run.trace ? "COMM:KIND" : "MODE:HEAP";
+  // Trace results name their groups GROUP:KIND, run results MODE:HEAP (analysis.h's find_cell).
+  const std::string spec = run.trace ? group_spec(run) + ":KIND" : "MODE:HEAP";
   return fmt::format(
       "<section id=\"flame\"><h2>Flame graph: {}</h2>\n<p class=\"note\">Width is time; the launch syscall's "
       "phases are warm, the child's first run and teardown (other tasks) cool. Click a phase to zoom, Reset zoom "

@@ -126,16 +126,16 @@ void render_mappings(const Cell& cell, std::ostream& out, bool color, size_t top
 
 std::string mappings_csv(const Run& run) {
   std::string out =
-      "host,mode,heap_bytes,comm,method,unattributed,mapping,kind,perms,vmas,bytes,rss_bytes,page_table_bytes,"
+      "host,mode,heap_bytes,comm,group,method,unattributed,mapping,kind,perms,vmas,bytes,rss_bytes,page_table_bytes,"
       "launches,calls,vma_setup_ns,copy_page_range_ns\n";
   const std::string run_host = run.host.hostname + " " + run.host.kernel;
   for (const Cell& c : run.cells) {
     for (const Mapping& m : c.mappings) {
-      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                          csv_field(c.host.empty() ? run_host : c.host), csv_field(c.mode), c.heap_bytes,
-                         csv_field(c.comm), c.mapping_method, c.mapping_unattributed, csv_field(m.name), m.kind,
-                         csv_field(m.perms), m.vmas, m.bytes, m.rss_bytes, m.page_table_bytes, m.launches, m.calls,
-                         m.vma_setup_ns, m.copy_page_range_ns);
+                         csv_field(c.comm), csv_field(c.group), c.mapping_method, c.mapping_unattributed,
+                         csv_field(m.name), m.kind, csv_field(m.perms), m.vmas, m.bytes, m.rss_bytes,
+                         m.page_table_bytes, m.launches, m.calls, m.vma_setup_ns, m.copy_page_range_ns);
     }
   }
   return out;

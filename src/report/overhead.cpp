@@ -49,7 +49,7 @@ void render_overhead(const Run& run, std::ostream& out) {
   std::vector<std::string> kinds;
   for (const Cell& c : run.cells) {
     if (c.launches == 0) continue;
-    const std::string kind = run.trace ? c.comm + " " + c.mode : c.mode;
+    const std::string kind = run.trace ? group_label(c) + " " + c.mode : c.mode;
     if (std::any_of(kinds.begin(), kinds.end(), [&](const std::string& k) { return k.starts_with(kind + " "); }))
       continue;
     uint64_t runs = 0;

@@ -141,11 +141,12 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   out << '\n';
   Table table({Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
                Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
-  table.add_row({"command", "kind", "launches", "execs", "kernel p50*", "execve p50*", "RSS", "VM", "VMAs",
+  table.add_row({group_heading(run), "kind", "launches", "execs", "kernel p50*", "execve p50*", "RSS", "VM", "VMAs",
                  "page tables", "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
-    std::vector<std::string> row = {
-        c.comm, c.mode, launches_label(c), std::to_string(c.kernel.execs), p50_of(c, "syscall"), p50_of(c, "execve")};
+    std::vector<std::string> row = {group_column(c),      c.mode,
+                                    launches_label(c),    std::to_string(c.kernel.execs),
+                                    p50_of(c, "syscall"), p50_of(c, "execve")};
     for (std::string& v : launcher_mm_columns(c)) row.push_back(std::move(v));
     row.push_back(top_phases(c));
     table.add_row(row);
@@ -156,6 +157,29 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
       << styled("* p50 estimated within a histogram slot (slots are an eighth of a power of two wide: a few % off)",
                 kDim, color)
       << '\n';
+  const std::vector<ProgramExecs> programs = execs_by_program(run);
+  std::string note = t.group_by == "comm"
+                         ? ""
+                         : fmt::format("grouped by {} (--group-by {})", group_heading(run), t.group_by);
+  if (!programs.empty()) note += (note.empty() ? "" : "; ") + std::string("\u2192: the programs the group's execs ran");
+  if (!note.empty()) out << styled(note, kDim, color) << '\n';
+  if (!programs.empty()) {
+    out << '\n';
+    Table by_program({Align::kLeft, Align::kRight, Align::kLeft});
+    by_program.add_row({"execs by program", "execs", "exec'd by (group kind)"});
+    // The first 15 programs, then how many more; the overflow row is always shown.
+    size_t listed = 0, hidden = 0;
+    for (const ProgramExecs& p : programs) {
+      if (!p.other && listed == 15) {
+        hidden++;
+        continue;
+      }
+      listed += !p.other;
+      by_program.add_row({p.program, std::to_string(p.execs), from_label(p)});
+    }
+    by_program.render(out, color);
+    if (hidden) out << fmt::format("... and {} more programs (results.json has all)\n", hidden);
+  }
   if (!t.parents.empty()) {
     out << '\n';
     Table parents({Align::kRight, Align::kLeft, Align::kRight, Align::kRight});
@@ -163,7 +187,8 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
     const size_t shown = std::min<size_t>(t.parents.size(), 10);
     for (size_t i = 0; i < shown; i++) {
       const TraceParent& p = t.parents[i];
-      parents.add_row({std::to_string(p.pid), p.comm, std::to_string(p.launches), std::to_string(p.execs)});
+      parents.add_row({std::to_string(p.pid), p.exec_comm.empty() ? p.comm : p.comm + " \u2192 " + p.exec_comm,
+                       std::to_string(p.launches), std::to_string(p.execs)});
     }
     parents.render(out, color);
     if (t.parents.size() > shown)
@@ -217,7 +242,7 @@ void render_phase_tree(const Cell& cell, std::ostream& out, bool color, const Ca
                        const std::string& backend) {
   const std::string what = cell.comm.empty() ? fmt::format("{} heap {}", cell.mode,
                                                            format_size(cell.heap_bytes) + vmas_label(cell.vmas))
-                                             : fmt::format("{} {}", cell.comm, cell.mode);
+                                             : fmt::format("{} {}", group_label(cell), cell.mode);
   const std::string execs = cell.kernel.execs ? fmt::format(", {} execs", cell.kernel.execs) : "";
   out << styled(fmt::format("{}: kernel phases per launch ({} launches{})", what, cell.launches, execs), kBold, color)
       << '\n';

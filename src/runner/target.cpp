@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -104,6 +105,28 @@ int open_cgroup(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw usage_error("--cgroup " + safe_text(path) + ": " + std::strerror(errno));
   return fd;
+}
+
+std::map<uint64_t, std::string> cgroup_paths(const std::set<uint64_t>& ids) {
+  namespace fs = std::filesystem;
+  std::map<uint64_t, std::string> out;
+  const auto mount = cgroup_mount("/proc/self/mountinfo", "");
+  if (ids.empty() || !mount) return out;
+  const std::string& point = mount->point;
+  const std::string& root = mount->root;
+  auto consider = [&](const std::string& dir, const std::string& rel) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0 && ids.contains(st.st_ino))
+      out[st.st_ino] = safe_text(root == "/" ? "/" + rel : rel.empty() ? root : root + "/" + rel);
+  };
+  consider(point, "");
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(point, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && it != end && out.size() < ids.size(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec))
+      consider(it->path().string(), it->path().lexically_relative(point).string());
+  }
+  return out;
 }
 
 }  // namespace forkscope

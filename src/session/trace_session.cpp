@@ -9,7 +9,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <memory>
+#include <set>
+#include <tuple>
 
 #include "forkscope/cgroups.h"
 #include "forkscope/command.h"
@@ -41,15 +44,37 @@ std::string quoted_command(const std::vector<std::string>& argv) {
   return s;
 }
 
-// One cell per group that launched or exec'd, most launches first; with mappings,
-// each group's per-mapping attribution.
-std::vector<Cell> collect(Tracer& tracer, double seconds, const FollowedMappings* mappings) {
+// --group-by's name of a group: the executable's path, the pid or the cgroup's
+// path ("" by command: the command names it).
+std::string group_name(const TraceGroup& g, const std::string& group_by,
+                       const std::map<uint64_t, std::string>& cgroups) {
+  if (g.other) return "";
+  if (group_by == "exe") return !g.exe.empty() ? g.exe : g.id[1] ? "(executable not named)" : "(no executable)";
+  if (group_by == "pid") return std::to_string(g.id[0]);
+  if (group_by == "cgroup") {
+    const auto it = cgroups.find(g.id[0]);
+    return it != cgroups.end() ? it->second : "(cgroup " + std::to_string(g.id[0]) + ", removed)";
+  }
+  return "";
+}
+
+// One cell per group that launched or exec'd, most launches first, with its execs
+// by program; with mappings, each group's per-mapping attribution.
+std::vector<Cell> collect(Tracer& tracer, double seconds, const std::string& group_by,
+                          const FollowedMappings* mappings) {
+  const std::vector<TraceGroup> groups = tracer.read_groups();
+  std::set<uint64_t> cgroup_ids;
+  if (group_by == "cgroup")
+    for (const TraceGroup& g : groups) cgroup_ids.insert(g.id[0]);
+  const std::map<uint64_t, std::string> cgroups = cgroup_paths(cgroup_ids);
+  std::map<uint32_t, Tracer::ExecPrograms> programs = tracer.read_exec_programs(kTraceGroups + 1);
   std::vector<Cell> cells;
-  for (const TraceGroup& g : tracer.read_groups()) {
+  for (const TraceGroup& g : groups) {
     Cell c;
     tracer.read_cell(g.cell, c);
     if (c.kernel.launches == 0 && c.kernel.execs == 0 && c.kernel.failed == 0) continue;
     c.comm = g.comm;
+    c.group = group_name(g, group_by, cgroups);
     if (g.other) {
       c.mode = "other";
       c.clone_flags = "groups past the first " + std::to_string(kTraceGroups);
@@ -63,9 +88,19 @@ std::vector<Cell> collect(Tracer& tracer, double seconds, const FollowedMappings
     c.launches = c.kernel.launches;
     c.failed = c.kernel.failed;
     c.seconds = seconds;
+    if (auto it = programs.find(g.cell); it != programs.end()) {
+      c.exec_programs = std::move(it->second.programs);
+      c.exec_programs_other = it->second.other;
+    }
     if (mappings != nullptr) mappings->attribute(tracer.read_mappings(g.cell), c);
     cells.push_back(std::move(c));
   }
+  // Two groups of one name (the same path in two mount namespaces, a reused pid,
+  // a comm and an executable's path alike): the later ones numbered, so each is
+  // its own cell.
+  std::map<std::tuple<std::string, std::string, std::string>, int> seen;
+  for (Cell& c : cells)
+    if (int n = ++seen[{c.comm, c.group, c.mode}]; n > 1) c.group += " (#" + std::to_string(n) + ")";
   std::stable_sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
     return a.launches + a.kernel.execs > b.launches + b.kernel.execs;
   });
@@ -97,6 +132,11 @@ Run trace_session(const TraceSessionOptions& o) {
   follow.cgroup_fd = cgroup_fd;
   follow.all = o.all;
   follow.mappings = o.mappings;
+  follow.group_by = o.group_by == "exe"      ? FS_GROUP_BY_EXE
+                    : o.group_by == "pid"    ? FS_GROUP_BY_PID
+                    : o.group_by == "cgroup" ? FS_GROUP_BY_CGROUP
+                                             : FS_GROUP_BY_COMM;
+  follow.exec_programs = true;
   if (!o.command.empty()) {
     command = std::make_unique<Command>(o.command, cgroup.get());
     if (cgroup && command->uncontained().empty()) {
@@ -118,6 +158,7 @@ Run trace_session(const TraceSessionOptions& o) {
 
   Run run = start_results(*tracer);
   TraceInfo info;
+  info.group_by = o.group_by;
   info.target = !o.command.empty() ? quoted_command(o.command)
                 : o.pid > 0        ? "-p " + std::to_string(o.pid)
                 : o.all            ? "-a"
@@ -183,7 +224,7 @@ Run trace_session(const TraceSessionOptions& o) {
   // Programs detached first: the reads below must not see half of a child's
   // death (its teardown added, its exit_mm not yet).
   tracer->set_attached(false);
-  run.cells = collect(*tracer, info.seconds, o.mappings ? &mappings : nullptr);
+  run.cells = collect(*tracer, info.seconds, o.group_by, o.mappings ? &mappings : nullptr);
   info.parents = tracer->read_parents();
   tracer.reset();  // detach before anything else happens
   if (watch_fd >= 0 && !command) close(watch_fd);

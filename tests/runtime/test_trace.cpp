@@ -230,6 +230,7 @@ TEST(TraceUsage, BadTargetsExitTwoAndWriteNothing) {
       {"trace", "-p", "999999999", "--out", dir},
       {"trace", "--cgroup", "/tmp", "--out", dir},
       {"trace", "--duration", "-1", "-a", "--out", dir},
+      {"trace", "--group-by", "uid", "-a", "--out", dir},
       {"trace", "--out", dir, "--", "/nonexistent/forkscope-no-such-command"},
       {"trace", "--out", dir, "--", "/tmp"},  // a directory is not a program
   };

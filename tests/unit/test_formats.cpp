@@ -520,6 +520,77 @@ TEST(TraceReport, HumanSizesSlotEstimateNoteAndCellSyntax) {
   EXPECT_NE(html_report(fixture(), featured_cell(fixture())).find("--cell MODE:HEAP"), std::string::npos);
 }
 
+// Issue 18 item 8: --group-by labels the groups in every format and is read back;
+// the programs groups exec'd, and launchers' names after their exec, are shown.
+TEST(TraceReport, GroupsByExecutableWithExecsByProgram) {
+  forkscope::Run trace = load_results(kData + "/trace-results.json");
+  ASSERT_EQ(trace.trace->group_by, "comm") << "a file from before --group-by groups by command";
+  ASSERT_EQ(trace.cells.size(), 2u);
+  trace.trace->group_by = "exe";
+  Cell& fork = trace.cells[0];
+  fork.group = "/usr/bin/perl";
+  fork.exec_programs = {{"/bin/true", 50}, {"/bin/echo", 3}};
+  fork.exec_programs_other = 2;
+  Cell copy = fork;  // the same command from another file: another group
+  copy.group = "/opt/perl/bin/perl";
+  copy.exec_programs = {{"/bin/true", 5}};
+  copy.exec_programs_other = 0;
+  trace.cells.push_back(copy);
+  trace.trace->parents[0].exec_comm = "true";
+  const forkscope::Run back = run_from_json(to_json(trace));  // what `report` reads
+  ASSERT_EQ(back, trace);
+
+  std::ostringstream text;
+  render_text_report(back, featured_cell(back), text, false);
+  const std::string t = text.str();
+  EXPECT_NE(t.find("\nexecutable "), std::string::npos) << t;
+  EXPECT_NE(t.find("\n/usr/bin/perl \u2192 true, echo +1 "), std::string::npos) << t;
+  EXPECT_NE(t.find("\n/opt/perl/bin/perl \u2192 true "), std::string::npos) << t;
+  EXPECT_NE(t.find("grouped by executable (--group-by exe)"), std::string::npos) << t;
+  // Execs by program: summed over the groups, most first, the overflow row last.
+  const std::vector<ProgramExecs> programs = execs_by_program(back);
+  ASSERT_EQ(programs.size(), 3u);
+  EXPECT_EQ(programs[0].program, "/bin/true");
+  EXPECT_EQ(programs[0].execs, 55u);
+  EXPECT_EQ(from_label(programs[0]), "/usr/bin/perl fork, /opt/perl/bin/perl fork");
+  EXPECT_EQ(programs[1].execs, 3u);
+  EXPECT_TRUE(programs[2].other);
+  EXPECT_EQ(programs[2].execs, 2u);
+  EXPECT_NE(t.find("\n/bin/true            55  /usr/bin/perl fork, /opt/perl/bin/perl fork\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\n(other programs)      2  /usr/bin/perl fork\n"), std::string::npos) << t;
+  EXPECT_NE(t.find(" perl \u2192 true "), std::string::npos) << "the launcher's name after its exec\n" << t;
+  // --cell names a group by its executable.
+  EXPECT_EQ(&find_cell(back, "/opt/perl/bin/perl:fork"), &back.cells[2]);
+  EXPECT_NE(usage_message([&] { find_cell(back, "perl:fork"); }).find("expected EXECUTABLE:KIND"), std::string::npos);
+  const std::string html = html_report(back, featured_cell(back));
+  EXPECT_NE(html.find("<th>executable</th>"), std::string::npos);
+  EXPECT_NE(html.find("<td>/opt/perl/bin/perl \u2192 true</td>"), std::string::npos);
+  EXPECT_NE(html.find("Execs by program"), std::string::npos);
+  EXPECT_NE(html.find("<td>/bin/true</td><td class=\"n\">55</td>"), std::string::npos);
+  EXPECT_NE(html.find("--cell EXECUTABLE:KIND"), std::string::npos);
+  EXPECT_NE(phases_csv(back).find(",perl,/opt/perl/bin/perl\n"), std::string::npos);
+  // Groups of two groupings never match: diff says so.
+  EXPECT_EQ(usage_message([&] { diff_runs(load_results(kData + "/trace-results.json"), back, "a.json", "b.json"); }),
+            "a.json groups launches by comm and b.json by exe; diff traces taken with the same --group-by");
+  EXPECT_EQ(diff_runs(back, back, "a.json", "b.json").size(), 3u);
+}
+
+// The terminal lists 15 programs, says how many more, and always shows the overflow row.
+TEST(TraceReport, ExecsByProgramListsFifteenAndTheOverflow) {
+  forkscope::Run trace = load_results(kData + "/trace-results.json");
+  Cell& fork = trace.cells[0];
+  for (int i = 0; i < 17; i++) fork.exec_programs.push_back({"/bin/p" + std::to_string(i), 100u - i});
+  fork.exec_programs_other = 1;
+  std::ostringstream text;
+  render_text_report(trace, featured_cell(trace), text, false);
+  const std::string t = text.str();
+  EXPECT_NE(t.find("\n/bin/p14 "), std::string::npos) << t;
+  EXPECT_EQ(t.find("\n/bin/p15 "), std::string::npos) << t;
+  EXPECT_NE(t.find("\n... and 2 more programs (results.json has all)\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\n(other programs)      1  perl fork\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("\nperl \u2192 p0, p1 +16 "), std::string::npos) << t;
+}
+
 TEST(Merge, RejectsDuplicatesSchemasAndSingleInputs) {
   const std::string dup = usage_message([] { merge_runs({fixture(), fixture()}, {"a.json", "b.json"}); });
   EXPECT_NE(dup.find("b.json: cell fork 2M on vm 6.18.44-fc-v657 is already in an earlier input"), std::string::npos)

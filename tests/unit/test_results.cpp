@@ -102,6 +102,9 @@ forkscope::Run full_run() {
     c.kernel.mm_pgtables_bytes = 10;
     c.host = "lab 6.1.0-21-amd64";
     c.comm = "sh";
+    c.group = "/usr/bin/dash";
+    c.exec_programs = {{"/bin/true", 5}, {"/bin/echo", 3}};
+    c.exec_programs_other = 2;
     c.failed_phases = {phase("syscall", "syscall", 10, false)};
     for (Phase& p : c.phases) {
       p.events = p.count * 3;
@@ -124,7 +127,7 @@ forkscope::Run full_run() {
     c.mappings = {{"[anon]", "anon", "rw-p", 1, 1 << 20, 1 << 20, 4096, 12, 12, 300, 9000},
                   {"(other mappings)", "other", "", 3, 12288, 0, 0, 12, 36, 90, 0}};
   }
-  r.trace = TraceInfo{"-- sh -c true", 0.4, 3, {{4242, "sh", 201, 7}}};
+  r.trace = TraceInfo{"-- sh -c true", 0.4, 3, {{4242, "sh", 201, 7, "make"}}, "exe"};
   return r;
 }
 
@@ -159,8 +162,12 @@ TEST(Results, RoundTripsFieldForField) {
   // Guards the guard: full_run leaves nothing at its default.
   const nlohmann::json j = nlohmann::json::parse(to_json(run));
   EXPECT_TRUE(j.contains("trace") && j.contains("calibration"));
-  for (const char* key : {"failed_phases", "samples", "host", "comm", "overhead"})
+  for (const char* key :
+       {"failed_phases", "samples", "host", "comm", "group", "exec_programs", "exec_programs_other", "overhead"})
     EXPECT_TRUE(j["cells"][0].contains(key)) << key;
+  EXPECT_EQ(j["trace"]["group_by"], "exe");
+  EXPECT_EQ(j["trace"]["parents"][0]["exec_comm"], "make");
+  EXPECT_EQ(j["cells"][0]["exec_programs"][1], (nlohmann::json{{"program", "/bin/echo"}, {"execs", 3}}));
   EXPECT_TRUE(j["cells"][0]["phases"][1].contains("hist"));
   EXPECT_EQ(run_from_json(to_json(run)), run);
   EXPECT_EQ(run_from_json(to_json(run, -1)), run);
@@ -168,6 +175,39 @@ TEST(Results, RoundTripsFieldForField) {
   forkscope::Run other = run;
   other.cells[1].samples[0].spans[1].dur_ns += 1;
   EXPECT_NE(run_from_json(to_json(run)), other);
+}
+
+// --group-by (issue 18): files from before it grouped by command; the fields it
+// adds are left out where they say nothing; an unknown grouping is refused.
+TEST(Results, GroupingReadsBackAndDefaultsToCommand) {
+  forkscope::Run run = full_run();
+  for (Cell& c : run.cells) {
+    c.group.clear();
+    c.exec_programs.clear();
+    c.exec_programs_other = 0;
+  }
+  run.trace->group_by = "comm";
+  run.trace->parents[0].exec_comm.clear();
+  nlohmann::json j = nlohmann::json::parse(to_json(run));
+  for (const char* key : {"group", "exec_programs", "exec_programs_other"})
+    EXPECT_FALSE(j["cells"][0].contains(key)) << key;
+  EXPECT_FALSE(j["trace"]["parents"][0].contains("exec_comm"));
+  EXPECT_EQ(run_from_json(j.dump()), run);
+  j["trace"].erase("group_by");
+  EXPECT_EQ(run_from_json(j.dump()).trace->group_by, "comm") << "a file from before --group-by";
+  for (const std::string by : {"exe", "pid", "cgroup"}) {
+    j["trace"]["group_by"] = by;
+    EXPECT_EQ(run_from_json(j.dump()).trace->group_by, by);
+  }
+  j["trace"]["group_by"] = "uid";
+  EXPECT_EQ(usage_message([&] { run_from_json(j.dump()); }),
+            "results: trace.group_by: is \"uid\", expected \"comm\", \"exe\", \"pid\" or \"cgroup\"");
+  // Kernel strings are checked like any other: a program name with an escape is refused.
+  nlohmann::json k = nlohmann::json::parse(to_json(full_run()));
+  k["cells"][0]["exec_programs"][0]["program"] = "/bin/\x1b[2Jtrue";
+  EXPECT_EQ(usage_message([&] { run_from_json(k.dump()); }),
+            "results: cells[0].exec_programs[0].program: contains control characters; reports print it to terminals, "
+            "where they would act");
 }
 
 TEST(Results, RoundTripsWithoutCalibrationOrProbeCosts) {
@@ -518,8 +558,13 @@ TEST(ResultsSemantics, DuplicateKeysAreRefusedWithTheirPath) {
 TEST(ResultsSemantics, DuplicateCellsAndPhasesAreRefused) {
   EXPECT_EQ(
       usage_message([] { run_from_json(edited([](nlohmann::json& j) { j["cells"][1] = j["cells"][0]; })); }),
-      "results: cells[1]: the same cell (mode, heap_bytes, vmas, comm, host) as cells[0]; a results file holds each "
-      "cell once");
+      "results: cells[1]: the same cell (mode, heap_bytes, vmas, comm, group, host) as cells[0]; a results file holds "
+      "each cell once");
+  // Under --group-by, two groups of one command (two executables named alike) are two cells.
+  EXPECT_NO_THROW(run_from_json(edited([](nlohmann::json& j) {
+    j["cells"][1] = j["cells"][0];
+    j["cells"][1]["group"] = "/tmp/b/sh";
+  })));
   // The same cell on another host is another cell.
   EXPECT_NO_THROW(run_from_json(edited([](nlohmann::json& j) {
     j["cells"][1] = j["cells"][0];

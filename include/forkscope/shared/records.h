@@ -26,6 +26,17 @@ struct fs_span {
 /* Ring-buffer records start with their type (the launch record is fs_launch itself). */
 enum fs_rec_type { FS_REC_LAUNCH = 1, FS_REC_CHILD_SPAN = 2 };
 
+/* trace: execs by program, per group: the filename execve was given (the
+ * script for #!, not its interpreter), cut at FS_EXEC_PATH - 1 bytes.  A key
+ * with an empty path is the cell's overflow: execs of programs past the map's
+ * FS_EXEC_PROGRAMS entries. */
+#define FS_EXEC_PATH 128
+#define FS_EXEC_PROGRAMS 1024
+struct fs_exec_key {
+	__u32 cell;
+	__u32 pad;
+	char path[FS_EXEC_PATH];
+};
 /* One launch in flight, per launching thread; flags are machine.h's FS_LF_*. */
 struct fs_launch {
 	__u32 rec_type; /* FS_REC_LAUNCH */
@@ -55,6 +66,7 @@ struct fs_launch {
 	__u64 vma_ns[2];
 	__u64 vma_done_ns[2];
 	__u64 vma_src; /* exact method: vm_start of the VMA copy_page_range is copying */
+	struct fs_exec_key exec; /* trace, exec records: the group and program (sched_process_exec) */
 	__u64 total_ns[FS_NPHASES];
 	__u64 self_ns[FS_NPHASES];
 	__u32 calls[FS_NPHASES];
@@ -144,6 +156,7 @@ struct fs_cellstat {
 	__u64 mm_pgtables;   /* bytes */
 	__u64 map_lost;      /* per-mapping times with no room (mappings.bpf.h): order launches, exact VMA copies */
 	__u64 failed_errno[FS_NERRNOS]; /* failed, by the error returned (FS_LAUNCH_ERRNOS) */
+	__u64 exec_other; /* trace: execs not counted by program (exec_programs full) */
 };
 
 /* Per-mapping attribution: the k-th VMA a launch's dup_mmap copied, per (cell, number
@@ -186,14 +199,33 @@ struct fs_vma_scratch {
 	__u32 ns[FS_MAP_SLOTS + 1][2];
 };
 
-/* trace: launches are grouped by launching command and clone flags. */
+/* trace: launches are grouped by clone flags and by what --group-by names
+ * (enum fs_group_by): the launching task's command, its executable file, its
+ * process or its cgroup (v2). */
+enum fs_group_by { FS_GROUP_BY_COMM = 0, FS_GROUP_BY_EXE = 1, FS_GROUP_BY_PID = 2, FS_GROUP_BY_CGROUP = 3 };
 struct fs_group_key {
+	char comm[16]; /* comm: the launching task's command; empty otherwise */
+	__u64 flags;   /* clone flags with the signal and tid/tls bits masked off; FS_GROUP_EXEC_ONLY */
+	/* exe: the executable's device (kernel encoding) and inode; pid: tgid and the
+	 * process's start time (a reused pid is another group); cgroup: its v2 id, 0;
+	 * comm: 0, 0. */
+	__u64 id[2];
+};
+/* trace: what a group was when its cell was taken (follow.bpf.h's group_cell), per
+ * cell: the command, and with --group-by exe the executable's path in its mount
+ * namespace (components past FS_EXE_DEPTH or the buffer are left out; a component
+ * is cut at FS_EXE_NAME - 1 bytes). */
+#define FS_EXE_PATH 256
+#define FS_EXE_DEPTH 16
+#define FS_EXE_NAME 64
+struct fs_group_name {
 	char comm[16];
-	__u64 flags; /* clone flags with the signal and tid/tls bits masked off; FS_GROUP_EXEC_ONLY */
+	char exe[FS_EXE_PATH];
 };
 /* trace: a process that launched. */
 struct fs_launcher {
-	char comm[16];
+	char comm[16];      /* at its first launch */
+	char exec_comm[16]; /* after its last exec since then; empty when it did not exec */
 	__u64 launches;
 	__u64 execs;
 };
