@@ -644,6 +644,15 @@ std::vector<LauncherLayout> Tracer::read_map_launchers() const {
   return out;
 }
 
+std::vector<CellLauncher> Tracer::read_huge_launchers() const {
+  std::vector<CellLauncher> out;
+  for_each_entry<fs_huge_key, fs_huge_launcher>(impl_->skel->maps.huge_launchers,
+                                                [&](const fs_huge_key& k, const fs_huge_launcher& v) {
+                                                  out.push_back({k.tgid, k.cell, v.launches, v.start_ns});
+                                                });
+  return out;
+}
+
 void Tracer::read_cell(uint32_t index, Cell& cell) {
   cell.kernel = read_counts(index);
   std::vector<PhaseAgg> aggs = read_phases(index);

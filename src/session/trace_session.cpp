@@ -13,6 +13,7 @@
 
 #include "forkscope/command.h"
 #include "forkscope/error.h"
+#include "forkscope/huge_pages.h"
 #include "forkscope/mappings.h"
 #include "forkscope/runner.h"
 #include "forkscope/target.h"
@@ -40,13 +41,15 @@ std::string quoted_command(const std::vector<std::string>& argv) {
   return s;
 }
 
-// One cell per group that launched or exec'd, most launches first; with mappings,
-// each group's per-mapping attribution.
-std::vector<Cell> collect(Tracer& tracer, double seconds, const FollowedMappings* mappings) {
+// One cell per group that launched or exec'd, most launches first, with its
+// launchers' huge pages; with mappings, each group's per-mapping attribution.
+std::vector<Cell> collect(Tracer& tracer, double seconds, const LauncherHugePages& huge,
+                          const FollowedMappings* mappings) {
   std::vector<Cell> cells;
   for (const TraceGroup& g : tracer.read_groups()) {
     Cell c;
     tracer.read_cell(g.cell, c);
+    huge.fill(g.cell, c.kernel);
     if (c.kernel.launches == 0 && c.kernel.execs == 0 && c.kernel.failed == 0) continue;
     c.comm = g.comm;
     if (g.other) {
@@ -132,7 +135,15 @@ Run trace_session(const TraceSessionOptions& o) {
 
   // Per-mapping attribution: each launching process's mappings (followed_mappings.h).
   FollowedMappings mappings(o.verbose);
+  // Their huge-page backing, read after their launches (huge_pages.h).
+  LauncherHugePages huge;
   const auto snapshot_launchers = [&] {
+    huge.poll(tracer->read_huge_launchers(), [&](uint32_t tgid, uint64_t launches, std::optional<uint64_t> bytes) {
+      if (o.verbose)
+        std::fprintf(stderr, "forkscope: huge pages of pid %u read after %llu launches: %s\n", tgid,
+                     static_cast<unsigned long long>(launches),
+                     bytes ? (std::to_string(*bytes >> 10) + " KiB").c_str() : "not readable (ended)");
+    });
     if (o.mappings) mappings.poll(*tracer);
   };
 
@@ -171,7 +182,7 @@ Run trace_session(const TraceSessionOptions& o) {
   // Programs detached first: the reads below must not see half of a child's
   // death (its teardown added, its exit_mm not yet).
   tracer->set_attached(false);
-  run.cells = collect(*tracer, info.seconds, o.mappings ? &mappings : nullptr);
+  run.cells = collect(*tracer, info.seconds, huge, o.mappings ? &mappings : nullptr);
   info.parents = tracer->read_parents();
   tracer.reset();  // detach before anything else happens
   if (watch_fd >= 0 && !command) close(watch_fd);
