@@ -426,8 +426,6 @@ int BPF_PROG(fs_sched_process_exec, struct task_struct *p, pid_t old_pid, struct
 }
 
 /* The task is gone for good: whatever we still hold about it goes too (children
- * reaped by someone we do not follow, or reaping themselves). */
-/* The task is gone for good: whatever we still hold about it goes too (children
  * reaped by someone we do not follow, or reaping themselves; a thread group left
  * behind by trace -p; a record whose syscall never returned, an exec failing past
  * its point of no return). */

@@ -5,7 +5,7 @@
 #   unit       no root, no kernel
 #   lint       shellcheck on the scripts, clang-format on FORMAT_CHECKED
 #   runtime    root, real BPF on this kernel
-#   browser    report.html in headless Chromium
+#   browser    report.html in headless Chromium; the timeline in speedscope
 #   kernel     Debian's stock kernel under QEMU: fentry and kprobes (scripts/qemu-lab.sh)
 #   sanitizer  unit and runtime under ASan+UBSan (build-asan)
 #   fuzz       libFuzzer on the results parser, the report renderers and the phase machine (build-fuzz)

@@ -48,7 +48,9 @@ void add_serve_options(CLI::App& app, ServeOptions& o, bool& all) {
   app.add_option("--listen", o.listen, "ADDR:PORT to serve /metrics on ([::1]:PORT for IPv6)")->capture_default_str();
   app.add_flag("-a,--all", all, "Follow every task on the system but forkscope (the default)");
   app.add_option("-p,--pid", o.pid, "Follow this running process and the processes it launches from now on");
-  app.add_option("--cgroup", o.cgroup, "Follow every task in this cgroup v2 directory and its descendants");
+  app.add_option("--cgroup", o.cgroup,
+                 "Follow every task in this cgroup v2 directory (under the cgroup2 mount,\n"
+                 "/sys/fs/cgroup or /sys/fs/cgroup/unified) and its descendants");
   app.add_option("--max-groups", o.max_groups,
                  "(command, kind) groups with a kernel cell and label set of their own; launches of the "
                  "rest count in comm=\"(other)\"")

@@ -115,14 +115,18 @@ void add_trace_command(CLI::App& app, int& exit_code) {
                          "Attribute the kernel time of every launch (fork, vfork, clone, thread) and execve a\n"
                          "workload makes, grouped by launching command and launch kind.  Follows a command and\n"
                          "its descendants, a running process and its future children, a cgroup, or the system.\n"
-                         "Stops when the command or process exits, after --duration, or on Ctrl-C (exit 0).\n"
+                         "Stops when the command or process exits (its last thread), after --duration, or on\n"
+                         "Ctrl-C (exit 0).  The command runs in a cgroup of its own: nothing it starts outlives\n"
+                         "forkscope, even one killed by SIGKILL.\n"
                          "Examples:\n"
                          "  forkscope trace -- make -j8\n"
                          "  forkscope trace -p $(pgrep -o gunicorn) --duration 30\n"
                          "  forkscope trace -a --duration 10");
   sub->add_option("-p,--pid", opts->pid, "Follow this running process and the processes it launches from now on")
       ->check(whole_number());
-  sub->add_option("--cgroup", opts->cgroup, "Follow every task in this cgroup v2 directory and its descendants");
+  sub->add_option("--cgroup", opts->cgroup,
+                  "Follow every task in this cgroup v2 directory (under the cgroup2 mount,\n"
+                  "/sys/fs/cgroup or /sys/fs/cgroup/unified) and its descendants");
   sub->add_flag("-a,--all", opts->all, "Follow every task on the system (but forkscope)");
   sub->add_option("--duration", opts->duration, "Stop after this many seconds (0: no limit)")->capture_default_str();
   sub->add_option("--backend", opts->backend, "auto, fentry, kprobe or tracepoint, as for run")->capture_default_str();

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <optional>
 
+#include "forkscope/cgroups.h"
 #include "forkscope/error.h"
 #include "forkscope/results.h"
 
@@ -53,7 +54,7 @@ void end_orphans() {
   }
 }
 
-Command::Command(const std::vector<std::string>& argv) {
+Command::Command(const std::vector<std::string>& argv, const CommandCgroup* cgroup) {
   int go[2], failed[2];
   if (pipe2(go, O_CLOEXEC) != 0 || pipe2(failed, O_CLOEXEC) != 0)
     throw Error(kExitFailure, std::string("pipe: ") + std::strerror(errno));
@@ -96,6 +97,11 @@ Command::Command(const std::vector<std::string>& argv) {
   }
   close(go[0]);
   close(failed[1]);
+  // Into its cgroup before it runs: all it starts is born there.
+  if (!cgroup) uncontained_ = "no cgroup of its own";
+  else if (int err = cgroup->adopt(pid_); err != 0)
+    uncontained_ = "cannot move it into " + cgroup->path() + ": " + std::strerror(err);
+  else cgroup_ = cgroup;
   go_ = go[1];
   failed_ = failed[0];
   pidfd_ = pidfd_open(pid_);
@@ -140,7 +146,11 @@ void Command::stop() {
       reaped_ = true;
     }
   }
-  end_orphans();
+  if (cgroup_) {
+    cgroup_->end_all();
+  } else {
+    end_orphans();
+  }
 }
 
 }  // namespace forkscope

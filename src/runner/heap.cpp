@@ -11,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "forkscope/cgroups.h"
 #include "forkscope/error.h"
 #include "forkscope/runner.h"
 #include "forkscope/size.h"
@@ -200,44 +201,6 @@ std::optional<uint64_t> read_limit(const std::string& file) {
   return parse_whole_number(word);
 }
 
-// Where the hierarchy holding `controller` is mounted (cgroup v2 when controller
-// is empty), and its root as the mount sees it: from /proc/self/mountinfo lines
-// "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPEROPTIONS".
-std::optional<std::pair<std::string, std::string>> cgroup_mount(const std::string& mountinfo,
-                                                                const std::string& controller) {
-  std::ifstream in(mountinfo);
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream head(line.substr(0, dash)), tail(line.substr(dash + 3));
-    std::string id, parent, dev, root, point, fstype, source, options;
-    head >> id >> parent >> dev >> root >> point;
-    tail >> fstype >> source >> options;
-    const bool v2 = controller.empty();
-    if (fstype != (v2 ? "cgroup2" : "cgroup")) continue;
-    if (!v2 && ("," + options + ",").find("," + controller + ",") == std::string::npos) continue;
-    return std::make_pair(point, root);
-  }
-  return std::nullopt;
-}
-
-// This process's cgroup in the hierarchy of `controller` (v2: empty), from
-// /proc/self/cgroup lines "ID:CONTROLLERS:PATH".
-std::optional<std::string> own_cgroup(const std::string& cgroup_file, const std::string& controller) {
-  std::ifstream in(cgroup_file);
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t a = line.find(':'), b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    const std::string controllers = line.substr(a + 1, b - a - 1);
-    const bool match = controller.empty() ? line.compare(0, a, "0") == 0 && controllers.empty()
-                                          : ("," + controllers + ",").find("," + controller + ",") != std::string::npos;
-    if (match) return line.substr(b + 1);
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 MemoryRoom cgroup_memory_room(const std::string& mountinfo, const std::string& cgroup_file) {
@@ -253,7 +216,7 @@ MemoryRoom cgroup_memory_room(const std::string& mountinfo, const std::string& c
     const auto mount = cgroup_mount(mountinfo, controller);
     const auto path = own_cgroup(cgroup_file, controller);
     if (!mount || !path) continue;
-    const auto& [point, root] = *mount;
+    const auto& [point, root] = *mount;  // CgroupMount
     std::string rel = *path;
     if (root != "/" && rel.starts_with(root)) rel = rel.substr(root.size());
     if (rel.find("/..") != std::string::npos) continue;

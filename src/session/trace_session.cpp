@@ -11,6 +11,7 @@
 #include <ctime>
 #include <memory>
 
+#include "forkscope/cgroups.h"
 #include "forkscope/command.h"
 #include "forkscope/error.h"
 #include "forkscope/huge_pages.h"
@@ -85,6 +86,11 @@ Run trace_session(const TraceSessionOptions& o) {
   // From before the load, so a signal at any moment ends tracing the documented way.
   catch_stop_signals(/*second_ends=*/false);
   const std::atomic<bool>* stop = stop_requested();
+  // The command's own cgroup and its watchdog, made before anything is loaded (the
+  // watchdog holds nothing of forkscope's) and gone after the command (declared first).
+  std::unique_ptr<CommandCgroup> cgroup;
+  std::string uncontained;
+  if (!o.command.empty()) cgroup = CommandCgroup::create(uncontained);
   std::unique_ptr<Tracer> tracer = Tracer::open(plan_run(plan), o.verbose, kTraceGroups + 1, /*following=*/true);
   if (stop->load()) throw interrupted_at_start();
 
@@ -95,7 +101,13 @@ Run trace_session(const TraceSessionOptions& o) {
   follow.all = o.all;
   follow.mappings = o.mappings;
   if (!o.command.empty()) {
-    command = std::make_unique<Command>(o.command);
+    command = std::make_unique<Command>(o.command, cgroup.get());
+    if (cgroup && command->uncontained().empty()) {
+      if (o.verbose) std::fprintf(stderr, "forkscope: the command runs in %s\n", safe_text(cgroup->path()).c_str());
+    } else if (o.verbose) {
+      std::fprintf(stderr, "forkscope: %s; what the command leaves is ended through forkscope as subreaper instead\n",
+                   safe_text(cgroup ? command->uncontained() : uncontained).c_str());
+    }
     follow.root = command->pid();
     watch_fd = command->pidfd();
   } else if (o.pid > 0) {

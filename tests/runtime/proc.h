@@ -119,13 +119,23 @@ inline std::string doctor_auto_backend() {
 }
 
 // The cgroup v2 hierarchy: /sys/fs/cgroup itself, or its "unified" part on hybrid systems.
-inline std::string cgroup2_root() {
-  for (const char* dir : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
-    struct statfs fs;
-    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return dir;
+// Where a hierarchy of type fstype (cgroup2, cgroup) is mounted, from mountinfo
+// ("... MOUNTPOINT ... - FSTYPE ..."); "" when none is.
+inline std::string cgroup_mount_of(const std::string& fstype) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, fstype.size() + 1, fstype + " ") != 0) continue;
+    std::istringstream head(line.substr(0, dash));
+    std::string field, point;
+    for (int i = 0; i < 5 && head >> field; i++) point = field;
+    return point;
   }
   return "";
 }
+
+inline std::string cgroup2_root() { return cgroup_mount_of("cgroup2"); }
 
 inline std::string make_temp_dir() {
   char dir[] = "/tmp/fs-test-XXXXXX";

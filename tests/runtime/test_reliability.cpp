@@ -674,5 +674,99 @@ TEST(Files, OutThroughAnotherUsersLinkIsRefused) {
   EXPECT_TRUE(fs::exists(dir / "target/results.json"));
 }
 
+// Processes with `arg` among their arguments (/proc/PID/cmdline).
+std::vector<pid_t> processes_with(const std::string& arg) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string cmdline = slurp(e.path().string() + "/cmdline");
+    for (size_t at = 0; at < cmdline.size();) {
+      const size_t end = std::min(cmdline.find('\0', at), cmdline.size());
+      if (cmdline.compare(at, end - at, arg) == 0) {
+        out.push_back(static_cast<pid_t>(std::stol(name)));
+        break;
+      }
+      at = end + 1;
+    }
+  }
+  return out;
+}
+
+// The cgroup `trace -v` says the command runs in; "" when it says none.
+std::string command_cgroup(const std::string& err) {
+  const std::string lead = "the command runs in ";
+  const size_t at = err.find(lead);
+  if (at == std::string::npos) return "";
+  return err.substr(at + lead.size(), err.find('\n', at) - at - lead.size());
+}
+
+// trace -- CMD runs CMD in a cgroup of its own: whatever ends forkscope, SIGKILL
+// included, nothing the command started outlives it (here a grandchild that
+// ignores SIGTERM), and the cgroup is removed.  SIGHUP and SIGTERM keep the results.
+class Contained : public ::testing::TestWithParam<int> {};
+
+TEST_P(Contained, NothingOfTheCommandOutlivesForkscope) {
+  if (test::cgroup2_root().empty()) GTEST_SKIP() << "no cgroup v2 is mounted: the command cannot have a cgroup here";
+  const int sig = GetParam();
+  TempDir dir;
+  const std::string mark = "1000." + std::to_string(getpid());  // sleep's argument: this test's processes
+  const Started s = start_forkscope({"trace", "-v", "--no-mappings", "--out", dir.str(), "--", "sh", "-c",
+                                     "(trap '' TERM; sleep " + mark + ") & sleep " + mark});
+  const bool running = wait_for([&] { return processes_with(mark).size() == 2; }, 30);
+  const std::string cgroup = command_cgroup(slurp(s.err_path));
+  kill(s.pid, sig);
+  const Outcome o = finish_forkscope(s);
+  const bool gone = wait_for([&] { return processes_with(mark).empty() && !fs::exists(cgroup); }, 10);
+  for (pid_t p : processes_with(mark)) kill(p, SIGKILL);
+  ASSERT_TRUE(running) << o.err;
+  ASSERT_FALSE(cgroup.empty()) << "the command ran in no cgroup of its own:\n" << o.err;
+  EXPECT_TRUE(gone) << processes_with(mark).size() << " of the command's processes, or " << cgroup
+                    << ", outlived forkscope";
+  if (sig == SIGKILL) {
+    EXPECT_EQ(o.exit_code, 128 + SIGKILL);
+    return;
+  }
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const forkscope::Run run = load_results(dir.str() + "/results.json");
+  uint64_t forks = 0;
+  for (const Cell& c : run.cells) forks += c.comm == "sh" ? c.launches : 0;
+  EXPECT_GE(forks, 1u) << "the subshell's fork";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, Contained, ::testing::Values(SIGKILL, SIGHUP, SIGTERM),
+                         [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+
+// A command that exits leaving a background job which ignores SIGTERM: the job
+// is ended with it, and the cgroup removed.
+TEST(Contained, WhatTheCommandLeftEndsWithIt) {
+  if (test::cgroup2_root().empty()) GTEST_SKIP() << "no cgroup v2 is mounted: the command cannot have a cgroup here";
+  TempDir dir;
+  const std::string mark = "1001." + std::to_string(getpid());
+  const Outcome o = run_forkscope(
+      {"trace", "-v", "-q", "--out", dir.str(), "--", "sh", "-c", "(trap '' TERM; sleep " + mark + ") & exit 0"});
+  const std::vector<pid_t> left = processes_with(mark);
+  for (pid_t p : left) kill(p, SIGKILL);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const std::string cgroup = command_cgroup(o.err);
+  ASSERT_FALSE(cgroup.empty()) << o.err;
+  EXPECT_TRUE(left.empty()) << "the background job outlived the trace";
+  EXPECT_FALSE(fs::exists(cgroup));
+}
+
+// --cgroup takes the cgroup v2 mount wherever it is; a v1 directory is refused
+// with a hint naming it.
+TEST(CgroupTarget, AV1DirectoryIsRefusedNamingTheV2Mount) {
+  const std::string v2 = test::cgroup2_root(), v1 = test::cgroup_mount_of("cgroup");
+  if (v2.empty() || v1.empty()) GTEST_SKIP() << "not a hybrid cgroup machine (v1 " << v1 << ", v2 " << v2 << ")";
+  TempDir dir;
+  const Outcome o = run_forkscope({"trace", "--cgroup", v1, "--out", dir.str()});
+  EXPECT_EQ(o.exit_code, 2) << o.err;
+  EXPECT_EQ(test::count_lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("v1"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("under " + v2 + ","), std::string::npos) << o.err;
+}
+
 }  // namespace
 }  // namespace forkscope

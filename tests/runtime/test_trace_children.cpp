@@ -1,10 +1,14 @@
 // forkscope trace follows each launched child to its end: children in pid
-// namespaces, children killed instead of exiting, and thousands alive at once.
+// namespaces, children killed instead of exiting, and thousands alive at once; and
+// a process to its last thread's end, not its leader's.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <string>
 #include <vector>
 
+#include "bpf_objects.h"
 #include "checks.h"
 #include "forkscope/results.h"
 #include "proc.h"
@@ -134,6 +138,58 @@ TEST(TraceLiveChildren, FollowsThousandsAliveAtOnce) {
     EXPECT_EQ(n.teardown + n.lost, static_cast<uint64_t>(kChildren));
     EXPECT_EQ(n.reap + n.lost, static_cast<uint64_t>(kChildren));
   }
+}
+
+// The leader ends with pthread_exit, another thread forks afterwards: the command
+// is followed until its last thread ends.
+TEST(TraceLeaderGone, FollowsTheCommandUntilItsLastThread) {
+  constexpr int kForks = 10;
+  const forkscope::Run run = trace({PTHREAD_EXIT_FORK_BIN, std::to_string(kForks)});
+  const Counts n = counts_of(run, "pthread_exit_fo");
+  uint64_t forks = 0;
+  for (const Cell& c : run.cells) forks += c.comm == "pthread_exit_fo" && c.mode == "fork" ? c.launches : 0;
+  EXPECT_EQ(forks, static_cast<uint64_t>(kForks));
+  EXPECT_EQ(n.reap, static_cast<uint64_t>(kForks));
+  ASSERT_TRUE(run.trace.has_value());
+  EXPECT_GE(run.trace->seconds, kForks * 0.02) << "the trace ended before the forks were made";
+}
+
+// -p of a process whose leader is already a zombie while a thread lives on: it is
+// followed (not refused as exited) until that thread ends, and every fork counted.
+TEST(TraceLeaderGone, FollowsAPidWhoseLeaderExited) {
+  constexpr int kForks = 10;
+  const pid_t worker = fork();
+  if (worker == 0) {
+    execl(PTHREAD_EXIT_FORK_BIN, "pthread_exit_fork", std::to_string(kForks).c_str(), "wait", nullptr);
+    _exit(127);
+  }
+  const std::string stat = "/proc/" + std::to_string(worker) + "/stat";
+  const bool zombie_leader = test::wait_for([&] { return test::slurp(stat).find(") Z ") != std::string::npos; }, 10);
+  const test::TempDir dir;
+  const test::Started fs = test::start_forkscope({"trace", "-p", std::to_string(worker), "--out", dir});
+  const bool tracing = zombie_leader &&
+                       test::wait_for([&] { return test::slurp(fs.err_path).find("tracing") != std::string::npos; },
+                                      30);
+  if (tracing) kill(worker, SIGUSR1);
+  // No signal to forkscope: the worker's last thread ending ends the trace.
+  const bool ended = test::wait_for(
+      [&] {
+        siginfo_t si{};  // WNOWAIT: finish_forkscope reaps it
+        return waitid(P_PID, static_cast<id_t>(fs.pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == fs.pid;
+      },
+      30);
+  if (!ended) kill(fs.pid, SIGINT);
+  kill(worker, SIGKILL);
+  waitpid(worker, nullptr, 0);
+  const test::Outcome o = test::finish_forkscope(fs);
+  ASSERT_TRUE(zombie_leader) << "the worker's leader never became a zombie";
+  ASSERT_TRUE(tracing) << o.err;
+  EXPECT_TRUE(ended) << "trace -p did not end when the last thread did";
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const forkscope::Run run = load_results(dir + "/results.json");
+  uint64_t forks = 0;
+  for (const Cell& c : run.cells) forks += c.comm == "pthread_exit_fo" && c.mode == "fork" ? c.launches : 0;
+  EXPECT_EQ(forks, static_cast<uint64_t>(kForks));
 }
 
 }  // namespace

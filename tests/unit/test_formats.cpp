@@ -1,14 +1,19 @@
 // Report formats, diff and merge: golden files from the fixed results in tests/data
 // (FORKSCOPE_UPDATE_GOLDEN=1 rewrites them), and properties each format must keep.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <set>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 #include "forkscope/diff_merge.h"
 #include "forkscope/terminal.h"
@@ -162,40 +167,115 @@ TEST(Flame, CellWithoutPhasesSaysSo) {
   EXPECT_NE(flame_svg(fixture(), empty).find("no kernel phase time"), std::string::npos);
 }
 
-TEST(Trace, CompleteEventsNestPerTrackAndTracksAreNamed) {
+TEST(Trace, SpansNestAsTheirPathsSayOnNamedTracks) {
   const auto doc = nlohmann::json::parse(trace_events(fixture()));
-  std::map<std::pair<int, int>, std::vector<std::pair<double, double>>> tracks;
-  std::map<std::pair<int, int>, std::string> names;
-  size_t spans = 0;
+  using Track = std::pair<int, int>;
+  std::map<Track, std::string> names;
+  std::map<Track, std::vector<std::string>> stacks;  // open spans, replayed as a viewer does
+  std::map<Track, double> last;
+  std::multiset<std::string> paths;  // every span's path as the nesting of the events says
+  size_t launches = 0;
   for (const auto& e : doc["traceEvents"]) {
-    const auto key = std::make_pair(e["pid"].get<int>(), e.value("tid", -1));
+    const Track key{e["pid"].get<int>(), e.value("tid", -1)};
     if (e["ph"] == "M") {
       if (e["name"] == "thread_name") names[key] = e["args"]["name"];
       continue;
     }
-    ASSERT_EQ(e["ph"], "X");
-    tracks[key].push_back({e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>()});
-    ++spans;
-  }
-  size_t expected = 0;
-  for (const Cell& c : fixture().cells)
-    for (const Sample& s : c.samples) expected += s.spans.size();
-  EXPECT_EQ(spans, expected);
-  for (const auto& [key, events] : tracks) {
+    if (e["ph"] == "i") {
+      EXPECT_EQ(e["name"], "launch");
+      EXPECT_TRUE(names[key].starts_with(fmt::format("launch {} parent", e["args"]["launch"].get<int>())))
+          << names[key];
+      ++launches;
+      continue;
+    }
+    ASSERT_TRUE(e["ph"] == "B" || e["ph"] == "E") << e.dump();
     ASSERT_TRUE(names.count(key)) << "track " << key.first << "/" << key.second << " has no name";
-    // Complete events on one track either nest or follow each other: never partly overlap.
-    std::vector<double> open;
-    for (const auto& [begin, end] : events) {
-      while (!open.empty() && open.back() <= begin + 1e-6) open.pop_back();
-      if (!open.empty()) {
-        EXPECT_LE(end, open.back() + 1e-3) << names[key];
-      }
-      open.push_back(end);
+    EXPECT_GE(e["ts"].get<double>(), last[key]) << "events of a track in time order";
+    last[key] = e["ts"].get<double>();
+    auto& stack = stacks[key];
+    if (e["ph"] == "B") {
+      stack.push_back(e["name"]);
+      std::string path;
+      for (const std::string& n : stack) path += (path.empty() ? "" : ";") + n;
+      paths.insert(path);
+    } else {
+      ASSERT_FALSE(stack.empty()) << "an end without a begin on " << names[key];
+      EXPECT_EQ(e["name"], stack.back()) << "ends the innermost open span";
+      stack.pop_back();
     }
   }
+  std::multiset<std::string> expected;
+  size_t samples = 0;
+  for (const Cell& c : fixture().cells)
+    for (const Sample& s : c.samples) {
+      ++samples;
+      for (const SampleSpan& span : s.spans) expected.insert(span.path);
+    }
+  EXPECT_EQ(paths, expected) << "every span once, under the spans its path names";
+  EXPECT_EQ(launches, samples);
+  for (const auto& [key, stack] : stacks) EXPECT_TRUE(stack.empty()) << names[key] << " leaves spans open";
   const std::string parent = names[std::make_pair(5, 1)], child = names[std::make_pair(5, 2)];
   EXPECT_EQ(parent, "launch 1 parent (tid 1478)");
   EXPECT_EQ(child.rfind("launch 1 child (pid ", 0), 0u) << child;
+}
+
+// speedscope names a frame by its event's name and args: spans carry no args, so
+// there is a frame per phase, not per launch; the launch's numbers are on its marker.
+TEST(Trace, FramesArePhasesAndLaunchNumbersOnTheirMarker) {
+  const auto doc = nlohmann::json::parse(trace_events(fixture()));
+  std::set<std::string> frames, phases;
+  for (const Cell& c : fixture().cells)
+    for (const Sample& s : c.samples)
+      for (const SampleSpan& span : s.spans) phases.insert(span.name);
+  size_t spans = 0;
+  for (const auto& e : doc["traceEvents"]) {
+    if (e["ph"] == "B" || e["ph"] == "E") {
+      EXPECT_FALSE(e.contains("args")) << e.dump();
+      frames.insert(e["name"].get<std::string>() + (e.contains("args") ? " " + e["args"].dump() : ""));
+      spans += e["ph"] == "B";
+    }
+  }
+  EXPECT_EQ(frames, phases);
+  EXPECT_GT(spans, frames.size() * 2) << "the fixture repeats phases over launches";
+  const Sample& first = fixture().cells[4].samples[0];
+  bool marker = false;
+  for (const auto& e : doc["traceEvents"])
+    if (e["ph"] == "i" && e["pid"] == 5 && e["tid"] == 1) {
+      EXPECT_EQ(e["args"]["launch"], first.seq);
+      EXPECT_EQ(e["args"]["launch_start_ns"], first.start_ns);
+      EXPECT_EQ(e["args"]["parent_tid"], first.parent_tid);
+      EXPECT_EQ(e["args"]["child_pid"], first.child_pid);
+      marker = true;
+    }
+  EXPECT_TRUE(marker);
+}
+
+// Spans come from the kernel or a results file: one that outlasts the span it starts
+// in is cut at that span's end, so the begin and end events still nest.
+TEST(Trace, SpanOutlastingItsParentEndsWithIt) {
+  forkscope::Run run;
+  Cell cell;
+  cell.mode = "fork";
+  Sample s;
+  s.seq = 7;
+  s.spans = {{"syscall", "syscall", 0, 10'000, "parent"},
+             {"copy_process", "syscall;copy_process", 5'000, 15'000, "parent"}};
+  cell.samples = {s};
+  run.cells = {cell};
+  std::vector<std::tuple<std::string, std::string, double>> events;
+  const auto doc = nlohmann::json::parse(trace_events(run));
+  for (const auto& e : doc["traceEvents"])
+    if (e["ph"] == "B" || e["ph"] == "E") events.emplace_back(e["name"], e["ph"], e["ts"]);
+  using E = std::tuple<std::string, std::string, double>;
+  EXPECT_EQ(events, (std::vector<E>{E{"syscall", "B", 0.0}, E{"copy_process", "B", 5.0}, E{"copy_process", "E", 10.0},
+                                    E{"syscall", "E", 10.0}}));
+  // Times at the ends of their ranges saturate instead of overflowing (UBSan in the fuzz lane).
+  run.cells[0].samples[0].spans = {{"syscall", "syscall", std::numeric_limits<int64_t>::min(), UINT64_MAX, "parent"},
+                                   {"teardown", "teardown", std::numeric_limits<int64_t>::max(), UINT64_MAX, "child"}};
+  size_t ends = 0;
+  const auto extreme = nlohmann::json::parse(trace_events(run));
+  for (const auto& e : extreme["traceEvents"]) ends += e["ph"] == "E";
+  EXPECT_EQ(ends, 2u);
 }
 
 TEST(Charts, LogAxesUnitsAndALegendEntryPerMode) {
