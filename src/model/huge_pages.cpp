@@ -38,7 +38,7 @@ std::optional<uint64_t> read_anon_huge_bytes(pid_t pid) {
   return parse_anon_huge_bytes(text.str());
 }
 
-void LauncherHugePages::poll(const std::vector<CellLauncher>& launchers, const OnRead& on_read) {
+void LauncherHugePages::poll(const std::vector<CellLauncher>& launchers, const OnRead& on_read, bool last) {
   std::map<uint32_t, std::optional<uint64_t>> read;  // this poll's reads, per process
   std::map<uint32_t, uint64_t> launched;             // per process, over its cells
   for (const CellLauncher& l : launchers) launched[l.tgid] += l.launches;
@@ -49,7 +49,14 @@ void LauncherHugePages::poll(const std::vector<CellLauncher>& launchers, const O
     if (l.launches == seen) continue;
     auto it = read.find(l.tgid);
     if (it == read.end()) {
+      // Not before its pause is over: its launches wait for a later poll.
+      const auto now = Clock::now();
+      if (const auto pause = not_before_.find(l.tgid); !last && pause != not_before_.end() && now < pause->second)
+        continue;
       it = read.emplace(l.tgid, read_(static_cast<pid_t>(l.tgid))).first;
+      const auto took = Clock::now() - now;
+      // A read under 1 ms pauses less than the 100 ms between polls: none at all.
+      if (took * kPausePerRead > std::chrono::milliseconds(100)) not_before_[l.tgid] = now + took * kPausePerRead;
       if (on_read) on_read(l.tgid, launched[l.tgid], it->second);
     }
     const uint64_t fresh = l.launches - seen;

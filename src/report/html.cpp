@@ -88,7 +88,7 @@ std::string trace_summary_section(const Run& run) {
       "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">Traced {} for {:.1f} s{}. Grouped by "
       "launching command and launch kind; RSS, VM, VMAs and page tables are the launching process's at its "
       "launches (means); huge pages its anonymous memory mapped by 2 MiB pages (smaps_rollup AnonHugePages, read "
-      "within 100 ms after its launches; n of N when processes ended before they were read).</p>\n<table>\n",
+      "after its launches; n of N when processes ended before they were read).</p>\n<table>\n",
       escape(t.target), t.seconds, t.command_exit >= 0 ? fmt::format(", the command exited {}", t.command_exit) : "");
   out += header_row({"command", "kind", "launches", "execs", "kernel time", "execve", "RSS", "VM", "VMAs",
                      "page tables", "huge pages", "top kernel phases (self)"});

@@ -154,8 +154,8 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   out << styled("RSS, VM, VMAs and page tables: the launching process's, mean at its launches' return", kDim, color)
       << '\n'
       << styled(
-             "huge pages: its memory mapped by 2 MiB pages (AnonHugePages, read within 100 ms after its "
-             "launches); n of N: some processes ended first",
+             "huge pages: its memory mapped by 2 MiB pages (AnonHugePages, read after its launches); n of N: "
+             "some processes ended first",
              kDim, color)
       << '\n'
       << styled("* p50 estimated within a histogram slot (slots are an eighth of a power of two wide: a few % off)",

@@ -149,13 +149,16 @@ Run trace_session(const TraceSessionOptions& o) {
   FollowedMappings mappings(o.verbose);
   // Their huge-page backing, read after their launches (huge_pages.h).
   LauncherHugePages huge;
-  const auto snapshot_launchers = [&] {
-    huge.poll(tracer->read_huge_launchers(), [&](uint32_t tgid, uint64_t launches, std::optional<uint64_t> bytes) {
-      if (o.verbose)
-        std::fprintf(stderr, "forkscope: huge pages of pid %u read after %llu launches: %s\n", tgid,
-                     static_cast<unsigned long long>(launches),
-                     bytes ? (std::to_string(*bytes >> 10) + " KiB").c_str() : "not readable (ended)");
-    });
+  const auto snapshot_launchers = [&](bool last) {
+    huge.poll(
+        tracer->read_huge_launchers(),
+        [&](uint32_t tgid, uint64_t launches, std::optional<uint64_t> bytes) {
+          if (o.verbose)
+            std::fprintf(stderr, "forkscope: huge pages of pid %u read after %llu launches: %s\n", tgid,
+                         static_cast<unsigned long long>(launches),
+                         bytes ? (std::to_string(*bytes >> 10) + " KiB").c_str() : "not readable (ended)");
+        },
+        last);
     if (o.mappings) mappings.poll(*tracer);
   };
 
@@ -173,7 +176,7 @@ Run trace_session(const TraceSessionOptions& o) {
       break;
     }
     tracer->consume_samples();
-    snapshot_launchers();
+    snapshot_launchers(false);
     if (progress && t - last_progress >= 1) {
       last_progress = t;
       uint64_t launches = 0, execs = 0;
@@ -188,7 +191,7 @@ Run trace_session(const TraceSessionOptions& o) {
   }
   if (progress) std::fprintf(stderr, "\n");
   info.seconds = seconds_since(t0);
-  snapshot_launchers();  // the processes still there (-p, --cgroup, -a)
+  snapshot_launchers(true);  // the processes still there (-p, --cgroup, -a), pauses over
   // Children still finishing their exit are counted before the programs go.
   usleep(20000);
   // Programs detached first: the reads below must not see half of a child's

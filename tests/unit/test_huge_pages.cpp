@@ -2,10 +2,12 @@
 // once by its process's read after it, means per cell, and the reports' column.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <fmt/format.h>
 
 #include "forkscope/formats.h"
@@ -66,6 +68,27 @@ TEST(HugePages, ValuesEachLaunchOnceWithTheReadAfterIt) {
   KernelCounts again;
   huge.fill(0, again);
   EXPECT_EQ(again.mm_anon_huge_launches, 15u);
+}
+
+// A process whose read took long is not read again soon (its mmap lock is a fork's
+// too), but the last poll reads what waits.
+TEST(HugePages, PausesAfterASlowReadButNotAtTheEnd) {
+  int reads = 0;
+  LauncherHugePages huge([&](pid_t) {
+    reads++;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a pause of 0.5 s
+    return std::optional<uint64_t>{2u << 20};
+  });
+  huge.poll({{10, 0, 1, 1}});
+  huge.poll({{10, 0, 2, 1}});
+  EXPECT_EQ(reads, 1);
+  KernelCounts k;
+  huge.fill(0, k);
+  EXPECT_EQ(k.mm_anon_huge_launches, 1u);
+  huge.poll({{10, 0, 2, 1}}, {}, /*last=*/true);
+  EXPECT_EQ(reads, 2);
+  huge.fill(0, k);
+  EXPECT_EQ(k.mm_anon_huge_launches, 2u);
 }
 
 // The trace tables show it beside page tables: a mean, "n of N" when not every
