@@ -158,6 +158,7 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     bpf_map__set_max_entries(skel->maps.launches, 160);
     // The order method's per-launch scratch; the exact method needs none.
     bpf_map__set_max_entries(skel->maps.vma_scratch, skel->rodata->mapping_exact ? 1 : 160);
+    bpf_map__set_max_entries(skel->maps.huge_launchers, 1);  // trace's (launchers' huge pages)
   } else {
     // trace: a scratch entry (8 KiB) per launch copying VMAs at once; past that, the
     // launch's per-mapping times are counted lost (mappings.bpf.h).
