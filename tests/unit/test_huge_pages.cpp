@@ -12,6 +12,7 @@
 
 #include "forkscope/formats.h"
 #include "forkscope/analysis.h"
+#include "forkscope/diff_merge.h"
 #include "forkscope/huge_pages.h"
 #include "forkscope/results.h"
 #include "forkscope/terminal.h"
@@ -113,6 +114,22 @@ TEST(HugePages, TraceTablesShowTheColumn) {
   EXPECT_NE(partly.str().find(fmt::format("64.0 MiB ({} of {})", c.kernel.launches - 1, c.kernel.launches)),
             std::string::npos)
       << partly.str();
+}
+
+// diff says what the backing became beside the times it explains; run results
+// (no launch valued) keep their diff as it was.
+TEST(HugePages, DiffShowsTheBackingOfBothSides) {
+  const forkscope::Run a = load_results(kData + "/trace-results.json");
+  forkscope::Run b = a;
+  b.cells[0].kernel.mm_anon_huge_bytes = uint64_t{64} << 20;
+  b.cells[0].kernel.mm_anon_huge_launches = b.cells[0].kernel.launches;
+  std::ostringstream out;
+  render_diff(diff_runs(a, b, "a.json", "b.json"), "a.json", "b.json", out, false);
+  EXPECT_NE(out.str().find("launching process: huge pages - -> 64.0 MiB, page tables "), std::string::npos)
+      << out.str();
+  std::ostringstream same;
+  render_diff(diff_runs(a, a, "a.json", "b.json"), "a.json", "b.json", same, false);
+  EXPECT_EQ(same.str().find("huge pages"), std::string::npos) << same.str();
 }
 
 }  // namespace
