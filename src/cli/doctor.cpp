@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "forkscope/cgroups.h"
 #include "forkscope/catalog.h"
 #include "forkscope/error.h"
 #include "forkscope/probes.h"
@@ -20,6 +21,19 @@ int doctor_command() {
     if (c.name == "privileges") priv = c.ok;
   }
   if (!priv) throw privilege_error("doctor needs root to try loading BPF programs; run it with sudo");
+
+  // trace -- CMD's containment, made and removed for real.
+  std::string why;
+  if (const auto cgroup = CommandCgroup::create(why)) {
+    why = "trace runs its command in a cgroup of its own, made under " +
+          cgroup->path().substr(0, cgroup->path().rfind('/')) +
+          (access((cgroup->path() + "/cgroup.kill").c_str(), F_OK) == 0 ? ", ended by cgroup.kill"
+                                                                        : ", ended member by member (no cgroup.kill)");
+    std::printf("  %-20s %-4s %s\n", "trace containment", "yes", why.c_str());
+  } else {
+    std::printf("  %-20s %-4s %s; what a traced command leaves is ended through forkscope as subreaper\n",
+                "trace containment", "no", why.c_str());
+  }
 
   // The plan `forkscope run --backend auto` would use, loaded for real.
   // (A plan that cannot be made, kernel addresses hidden, is shown as landmarks only.)

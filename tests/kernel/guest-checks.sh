@@ -91,6 +91,19 @@ for backend in fentry kprobe; do
   fi
 done
 
+step "forkscope trace contains its command (a TERM-ignoring background job)"
+# The command runs in a cgroup of its own (doctor says so), and what it leaves,
+# here a job that ignores SIGTERM, is ended with it and the cgroup removed.
+grep -Eq '^\s*trace containment\s+yes' <<<"$doctor" || fail "doctor: trace cannot give its command a cgroup"
+rc=0
+"$FORKSCOPE" trace -q -v --out "$OUT/trace-contained" -- sh -c "(trap '' TERM; sleep 1000.7) & exit 0" \
+  2>"$OUT/contained.err" >/dev/null || rc=$?
+((rc == 0)) || fail "forkscope trace of a command leaving a job exited $rc"
+grep -q "the command runs in " "$OUT/contained.err" || fail "trace ran its command in no cgroup: $(cat "$OUT/contained.err")"
+# pgrep's pattern "[s]leep" does not match pgrep itself.
+if pgrep -f '[s]leep 1000.7' >/dev/null; then fail "the command's background job outlived the trace"; fi
+if ls -d /sys/fs/cgroup/forkscope-* 2>/dev/null; then fail "the command's cgroup was left behind"; fi
+
 step "kernel_checks"
 # Runs without results are skipped by kernel_checks; those that ran must pass.
 # CI shows only the tail of the lane's output: the failed assertions are printed
