@@ -168,6 +168,16 @@ static __always_inline int sys_exit_common(long id, long ret)
 				bpf_get_current_comm(np.comm, sizeof(np.comm));
 				bpf_map_update_elem(&parents, &tgid, &np, BPF_ANY);
 			}
+			struct fs_huge_key hk = { .tgid = tgid, .cell = cell };
+			struct task_struct *task = bpf_get_current_task_btf();
+			__u64 started = BPF_CORE_READ(task, group_leader, start_time);
+			struct fs_huge_launcher *h = bpf_map_lookup_elem(&huge_launchers, &hk);
+			if (h && h->start_ns == started) {
+				__sync_fetch_and_add(&h->launches, 1);
+			} else { /* first launch, or a reused pid: counted afresh */
+				struct fs_huge_launcher nh = { .launches = 1, .start_ns = started };
+				bpf_map_update_elem(&huge_launchers, &hk, &nh, BPF_ANY);
+			}
 		}
 	} else if (ret != -FS_ERESTARTNOINTR && cell < FS_MAX_CELLS) {
 		for (int i = 0; i < FS_NPHASES; i++) {

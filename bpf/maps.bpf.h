@@ -181,6 +181,14 @@ struct {
 	__type(value, struct fs_launcher);
 } parents SEC(".maps");
 
+/* trace: launches per (launching process, cell) (fs_huge_key), polled by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct fs_huge_key);
+	__type(value, struct fs_huge_launcher);
+} huge_launchers SEC(".maps");
+
 /* A followed thread in wait4/waitid: when it entered, and waitid's siginfo. */
 struct fs_wait {
 	__u64 since;

@@ -97,8 +97,9 @@ std::string top_phases(const Cell& cell);
 // kernel" each); empty for a single run.
 std::vector<std::string> cell_hosts(const Run& run);
 
-// trace: the launching process's RSS, VM, VMAs and page tables at its launches,
-// formatted ("-" each for a group that only exec'd).
+// trace: the launching process's RSS, VM, VMAs, page tables and huge pages
+// (AnonHugePages, "n of N" when not every launch was valued) at its launches,
+// formatted ("-" each for a group that only exec'd; "-" huge pages when none was valued).
 std::vector<std::string> launcher_mm_columns(const Cell& cell);
 
 // post_launch_cow: the catalog counts its faults (calls) without timing them.

@@ -51,8 +51,9 @@ struct CellDiff {
 
 // Throws usage_error when the two runs have no cell in common.
 std::vector<CellDiff> diff_runs(const Run& a, const Run& b, const std::string& a_name, const std::string& b_name);
-// Per cell a table of phases (mean per launch in A and B, delta, ratio, verdict)
-// and, where either side attributed dup_mmap by mapping, the top mappings' time per
+// Per cell (trace: under a line with the launcher's huge pages, page tables and
+// RSS in A and B, where either side has huge pages) a table of phases (mean per
+// launch in A and B, delta, ratio, verdict) and, where either side attributed dup_mmap by mapping, the top mappings' time per
 // fork with its delta; then the cells found on one side only.
 void render_diff(const std::vector<CellDiff>& diff, const std::string& a_name, const std::string& b_name,
                  std::ostream& out, bool color);

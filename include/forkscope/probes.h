@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "forkscope/catalog.h"
+#include "forkscope/huge_pages.h"
 #include "forkscope/mappings.h"
 #include "forkscope/results.h"
 
@@ -216,6 +217,8 @@ class Tracer {
   // trace (Follow::mappings): each launching process's count of VMAs its last launch
   // copied, for ProcessSnapshots::update.
   std::vector<LauncherLayout> read_map_launchers() const;
+  // trace: successful launches per (launching process, cell), for LauncherHugePages.
+  std::vector<CellLauncher> read_huge_launchers() const;
   // A cell's kernel side: counts, phases (with --detail the copy-on-write faults
   // counted into post_launch_cow), failed phases, samples.
   void read_cell(uint32_t index, Cell& cell);

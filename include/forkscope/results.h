@@ -106,6 +106,12 @@ struct KernelCounts {
   uint64_t mm_vm_bytes = 0;
   uint64_t mm_rss_bytes = 0;
   uint64_t mm_pgtables_bytes = 0;
+  // trace: its anonymous memory mapped by huge pages (smaps_rollup AnonHugePages, read
+  // at a poll after its launches: huge_pages.h), mean over the launches
+  // valued: mm_anon_huge_launches of them (launches of a process that ended before it
+  // was read have no value).  0 and 0 in run results: backing.anon_huge_bytes has the runner's.
+  uint64_t mm_anon_huge_bytes = 0;
+  uint64_t mm_anon_huge_launches = 0;
 
   bool operator==(const KernelCounts&) const = default;
 };

@@ -178,6 +178,12 @@ void describe(V& v, S& s) {
   v("mm_vm_bytes", s.mm_vm_bytes, kOptional);
   v("mm_rss_bytes", s.mm_rss_bytes, kOptional);
   v("mm_pgtables_bytes", s.mm_pgtables_bytes, kOptional);
+  // trace: files from before huge pages were read lack them.
+  v("mm_anon_huge_bytes", s.mm_anon_huge_bytes, kOptional);
+  v("mm_anon_huge_launches", s.mm_anon_huge_launches, kOptional);
+  v.require("mm_anon_huge_launches", s.mm_anon_huge_launches <= s.launches, [&] {
+    return fmt::format("{} is more than launches {}; only launches are valued", s.mm_anon_huge_launches, s.launches);
+  });
 }
 
 template <class V, Of<UserSpans> S>

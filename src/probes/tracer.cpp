@@ -158,6 +158,7 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
     bpf_map__set_max_entries(skel->maps.launches, 160);
     // The order method's per-launch scratch; the exact method needs none.
     bpf_map__set_max_entries(skel->maps.vma_scratch, skel->rodata->mapping_exact ? 1 : 160);
+    bpf_map__set_max_entries(skel->maps.huge_launchers, 1);  // trace's (launchers' huge pages)
   } else {
     // trace: a scratch entry (8 KiB) per launch copying VMAs at once; past that, the
     // launch's per-mapping times are counted lost (mappings.bpf.h).
@@ -682,6 +683,15 @@ std::vector<LauncherLayout> Tracer::read_map_launchers() const {
   for_each_entry<__u32, fs_map_launcher>(map, [&](__u32 tgid, const fs_map_launcher& v) {
     out.push_back({tgid, v.nvmas, v.launches, v.start_ns});
   });
+  return out;
+}
+
+std::vector<CellLauncher> Tracer::read_huge_launchers() const {
+  std::vector<CellLauncher> out;
+  for_each_entry<fs_huge_key, fs_huge_launcher>(impl_->skel->maps.huge_launchers,
+                                                [&](const fs_huge_key& k, const fs_huge_launcher& v) {
+                                                  out.push_back({k.tgid, k.cell, v.launches, v.start_ns});
+                                                });
   return out;
 }
 

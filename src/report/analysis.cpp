@@ -239,10 +239,14 @@ std::vector<HeapGrowth> heap_growth(const std::vector<Series>& series) {
 
 std::vector<std::string> launcher_mm_columns(const Cell& cell) {
   const KernelCounts& k = cell.kernel;
-  if (k.launches == 0) return {"-", "-", "-", "-"};
+  if (k.launches == 0) return {"-", "-", "-", "-", "-"};
   // Means over the launches: human sizes, not exact labels (a mean is rarely whole KiB).
   auto size = [](uint64_t bytes) { return format_bytes(static_cast<double>(bytes)); };
-  return {size(k.mm_rss_bytes), size(k.mm_vm_bytes), std::to_string(k.mm_vmas), size(k.mm_pgtables_bytes)};
+  // Huge pages: over the launches whose process was read in time, "n of N" when not all.
+  std::string huge = k.mm_anon_huge_launches == 0 ? "-" : size(k.mm_anon_huge_bytes);
+  if (k.mm_anon_huge_launches != 0 && k.mm_anon_huge_launches < k.launches)
+    huge += fmt::format(" ({} of {})", k.mm_anon_huge_launches, k.launches);
+  return {size(k.mm_rss_bytes), size(k.mm_vm_bytes), std::to_string(k.mm_vmas), size(k.mm_pgtables_bytes), huge};
 }
 
 }  // namespace forkscope

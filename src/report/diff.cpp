@@ -149,6 +149,20 @@ void render_cell(const CellDiff& c, std::ostream& out, bool color) {
                                   format_ns(static_cast<double>(ub.p50))),
                       text::kBold, color)
       << '\n';
+  // trace: the launchers' huge pages, where either side has them (the same page
+  // tables can fork many times faster with THP).
+  const KernelCounts& ka = c.a->kernel;
+  const KernelCounts& kb = c.b->kernel;
+  if (ka.mm_anon_huge_launches != 0 || kb.mm_anon_huge_launches != 0) {
+    auto huge = [](const KernelCounts& k) {
+      return k.mm_anon_huge_launches == 0 ? std::string("-") : format_bytes(static_cast<double>(k.mm_anon_huge_bytes));
+    };
+    out << fmt::format("launching process: huge pages {} -> {}, page tables {} -> {}, RSS {} -> {}\n", huge(ka),
+                       huge(kb), format_bytes(static_cast<double>(ka.mm_pgtables_bytes)),
+                       format_bytes(static_cast<double>(kb.mm_pgtables_bytes)),
+                       format_bytes(static_cast<double>(ka.mm_rss_bytes)),
+                       format_bytes(static_cast<double>(kb.mm_rss_bytes)));
+  }
   if (c.phases.empty()) {
     out << "no kernel phases on either side\n";
     return;

@@ -91,11 +91,13 @@ std::string trace_summary_section(const Run& run) {
   std::string out = fmt::format(
       "<section id=\"summary\"><h2>Launches</h2>\n<p class=\"note\">Traced {} for {:.1f} s{}. Grouped by {} "
       "(<code>--group-by {}</code>) and launch kind; \u2192 names the programs a group's execs ran. RSS, VM, VMAs "
-      "and page tables are the launching process's at its launches (means).</p>\n<table>\n",
+      "and page tables are the launching process's at its launches (means); huge pages its anonymous memory "
+      "mapped by 2 MiB pages (smaps_rollup AnonHugePages, read after its launches; n of N when processes ended before "
+      "they were read).</p>\n<table>\n",
       escape(t.target), t.seconds, t.command_exit >= 0 ? fmt::format(", the command exited {}", t.command_exit) : "",
       by, escape(t.group_by));
   out += header_row({group_heading(run), "kind", "launches", "execs", "kernel time", "execve", "RSS", "VM", "VMAs",
-                     "page tables", "top kernel phases (self)"});
+                     "page tables", "huge pages", "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
     const Phase* sys = c.phase("syscall");
     const Phase* exec = c.phase("execve");

@@ -140,9 +140,9 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   if (t.command_exit >= 0) out << fmt::format("  (command exited {})", t.command_exit);
   out << '\n';
   Table table({Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
-               Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
+               Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
   table.add_row({group_heading(run), "kind", "launches", "execs", "kernel p50*", "execve p50*", "RSS", "VM", "VMAs",
-                 "page tables", "top kernel phases (self)"});
+                 "page tables", "huge pages", "top kernel phases (self)"});
   for (const Cell& c : run.cells) {
     std::vector<std::string> row = {group_column(c),      c.mode,
                                     launches_label(c),    std::to_string(c.kernel.execs),
@@ -153,6 +153,11 @@ void render_trace_summary(const Run& run, std::ostream& out, bool color) {
   }
   table.render(out, color);
   out << styled("RSS, VM, VMAs and page tables: the launching process's, mean at its launches' return", kDim, color)
+      << '\n'
+      << styled(
+             "huge pages: its memory mapped by 2 MiB pages (AnonHugePages, read after its launches); n of N: "
+             "some processes ended first",
+             kDim, color)
       << '\n'
       << styled("* p50 estimated within a histogram slot (slots are an eighth of a power of two wide: a few % off)",
                 kDim, color)

@@ -17,6 +17,7 @@
 #include "forkscope/cgroups.h"
 #include "forkscope/command.h"
 #include "forkscope/error.h"
+#include "forkscope/huge_pages.h"
 #include "forkscope/mappings.h"
 #include "forkscope/runner.h"
 #include "forkscope/target.h"
@@ -59,8 +60,9 @@ std::string group_name(const TraceGroup& g, const std::string& group_by,
 }
 
 // One cell per group that launched or exec'd, most launches first, with its execs
-// by program; with mappings, each group's per-mapping attribution.
-std::vector<Cell> collect(Tracer& tracer, double seconds, const std::string& group_by,
+// by program and its launchers' huge pages; with mappings, each group's per-mapping
+// attribution.
+std::vector<Cell> collect(Tracer& tracer, double seconds, const std::string& group_by, const LauncherHugePages& huge,
                           const FollowedMappings* mappings) {
   const std::vector<TraceGroup> groups = tracer.read_groups();
   std::set<uint64_t> cgroup_ids;
@@ -72,6 +74,7 @@ std::vector<Cell> collect(Tracer& tracer, double seconds, const std::string& gro
   for (const TraceGroup& g : groups) {
     Cell c;
     tracer.read_cell(g.cell, c);
+    huge.fill(g.cell, c.kernel);
     if (c.kernel.launches == 0 && c.kernel.execs == 0 && c.kernel.failed == 0) continue;
     c.comm = g.comm;
     c.group = group_name(g, group_by, cgroups);
@@ -185,7 +188,18 @@ Run trace_session(const TraceSessionOptions& o) {
 
   // Per-mapping attribution: each launching process's mappings (followed_mappings.h).
   FollowedMappings mappings(o.verbose);
-  const auto snapshot_launchers = [&] {
+  // Their huge-page backing, read after their launches (huge_pages.h).
+  LauncherHugePages huge;
+  const auto snapshot_launchers = [&](bool last) {
+    huge.poll(
+        tracer->read_huge_launchers(),
+        [&](uint32_t tgid, uint64_t launches, std::optional<uint64_t> bytes) {
+          if (o.verbose)
+            std::fprintf(stderr, "forkscope: huge pages of pid %u read after %llu launches: %s\n", tgid,
+                         static_cast<unsigned long long>(launches),
+                         bytes ? (std::to_string(*bytes >> 10) + " KiB").c_str() : "not readable (ended)");
+        },
+        last);
     if (o.mappings) mappings.poll(*tracer);
   };
 
@@ -203,7 +217,7 @@ Run trace_session(const TraceSessionOptions& o) {
       break;
     }
     tracer->consume_samples();
-    snapshot_launchers();
+    snapshot_launchers(false);
     if (progress && t - last_progress >= 1) {
       last_progress = t;
       uint64_t launches = 0, execs = 0;
@@ -218,13 +232,13 @@ Run trace_session(const TraceSessionOptions& o) {
   }
   if (progress) std::fprintf(stderr, "\n");
   info.seconds = seconds_since(t0);
-  snapshot_launchers();  // the processes still there (-p, --cgroup, -a)
+  snapshot_launchers(true);  // the processes still there (-p, --cgroup, -a), pauses over
   // Children still finishing their exit are counted before the programs go.
   usleep(20000);
   // Programs detached first: the reads below must not see half of a child's
   // death (its teardown added, its exit_mm not yet).
   tracer->set_attached(false);
-  run.cells = collect(*tracer, info.seconds, o.group_by, o.mappings ? &mappings : nullptr);
+  run.cells = collect(*tracer, info.seconds, o.group_by, huge, o.mappings ? &mappings : nullptr);
   info.parents = tracer->read_parents();
   tracer.reset();  // detach before anything else happens
   if (watch_fd >= 0 && !command) close(watch_fd);

@@ -100,6 +100,8 @@ forkscope::Run full_run() {
     c.kernel.mm_vm_bytes = 8;
     c.kernel.mm_rss_bytes = 9;
     c.kernel.mm_pgtables_bytes = 10;
+    c.kernel.mm_anon_huge_bytes = 11;
+    c.kernel.mm_anon_huge_launches = c.kernel.launches;
     c.host = "lab 6.1.0-21-amd64";
     c.comm = "sh";
     c.group = "/usr/bin/dash";
@@ -236,6 +238,8 @@ TEST(Results, RoundTripsNegativeCorrectionsAndTraceResults) {
   run.cells[0].comm = "sh";
   run.cells[0].kernel.execs = 200;
   run.cells[0].kernel.mm_pgtables_bytes = 45056;
+  run.cells[0].kernel.mm_anon_huge_bytes = 64u << 20;
+  run.cells[0].kernel.mm_anon_huge_launches = run.cells[0].kernel.launches - 1;
   run.trace = TraceInfo{"-- sh -c true", 0.4, 0, {{4242, "sh", 201, 0}}};
   const forkscope::Run back = run_from_json(to_json(run));
   ASSERT_TRUE(back.cells[0].overhead.has_value());
@@ -245,6 +249,8 @@ TEST(Results, RoundTripsNegativeCorrectionsAndTraceResults) {
   EXPECT_EQ(back.cells[0].comm, "sh");
   EXPECT_EQ(back.cells[0].kernel.execs, 200u);
   EXPECT_EQ(back.cells[0].kernel.mm_pgtables_bytes, 45056u);
+  EXPECT_EQ(back.cells[0].kernel.mm_anon_huge_bytes, 64u << 20);
+  EXPECT_EQ(back.cells[0].kernel.mm_anon_huge_launches, run.cells[0].kernel.launches - 1);
   ASSERT_TRUE(back.trace.has_value());
   EXPECT_EQ(back.trace->target, "-- sh -c true");
   EXPECT_EQ(back.trace->command_exit, 0);
@@ -342,6 +348,24 @@ TEST(Results, RejectsNegativeAndAbsurdNumbers) {
   usage_message([] {
     run_from_json(edited([](nlohmann::json& j) { j["cells"][0]["user"]["call_to_return"]["mean"] = 1e300; }));
   });
+}
+
+// Huge pages are valued per launch: never more launches valued than there were;
+// files from before them read as none valued.
+TEST(Results, HugePageLaunchesAreAtMostTheLaunches) {
+  EXPECT_EQ(usage_message([] {
+              run_from_json(edited([](nlohmann::json& j) {
+                j["cells"][0]["kernel"]["mm_anon_huge_launches"] = j["cells"][0]["kernel"]["launches"].get<uint64_t>() +
+                                                                   1;
+              }));
+            }),
+            "results: cells[0].kernel.mm_anon_huge_launches: 9991 is more than launches 9990; only launches are "
+            "valued");
+  const forkscope::Run old = run_from_json(edited([](nlohmann::json& j) {
+    j["cells"][0]["kernel"].erase("mm_anon_huge_bytes");
+    j["cells"][0]["kernel"].erase("mm_anon_huge_launches");
+  }));
+  EXPECT_EQ(old.cells[0].kernel.mm_anon_huge_launches, 0u);
 }
 
 TEST(Results, RejectsMissingFields) {

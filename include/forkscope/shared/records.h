@@ -199,6 +199,17 @@ struct fs_vma_scratch {
 	__u32 ns[FS_MAP_SLOTS + 1][2];
 };
 
+/* trace: launches per (launching process, cell), so user space reads each process's
+ * huge-page backing (smaps_rollup AnonHugePages) after its launches and values
+ * them per cell (forkscope/huge_pages.h). */
+struct fs_huge_key {
+	__u32 tgid;
+	__u32 cell;
+};
+struct fs_huge_launcher {
+	__u64 launches; /* successful launches */
+	__u64 start_ns; /* the process's start (task start_time): a reused pid differs */
+};
 /* trace: launches are grouped by clone flags and by what --group-by names
  * (enum fs_group_by): the launching task's command, its executable file, its
  * process or its cgroup (v2). */
