@@ -24,7 +24,7 @@ struct CatalogEntry {
 };
 
 const std::vector<CatalogEntry>& catalog();
-const char* source_name(int source);  // "tracepoint", "derived", "fentry", "kprobe", ""
+const char* source_name(int source);  // "tracepoint", "derived", "fentry", "kprobe", "uprobe", ""
 bool is_user_slot(int id);            // USER0..USER3
 bool is_libc_fork_phase(int id);      // libc_fork and its two children: uprobes, trace only
 
