@@ -177,7 +177,10 @@ std::vector<PhaseAvailability> availability(const RunPlan& plan) {
     a.name = plan.name[e.id];
     if (plan.measured(e.id)) {
       a.source = source_name(plan.source[e.id]);
-      a.how = plan.function[e.id].empty() ? e.how : "entry .. exit of " + plan.function[e.id];
+      a.how = plan.function[e.id].empty() || plan.source[e.id] == FS_SRC_UPROBE
+                  ? e.how
+                  : "entry .. exit of " + plan.function[e.id];
+      if (plan.source[e.id] == FS_SRC_UPROBE) a.how += " (uprobes on fork in " + plan.libc_path + ")";
       // A catalog function this kernel cannot probe (inlined): its landmarks stand in.
       if (plan.function[e.id].empty() && !plan.reason[e.id].empty())
         a.how += " (no function probe: " + plan.reason[e.id] + ")";
