@@ -139,6 +139,15 @@ static __always_inline int sys_exit_common(long id, long ret)
 
 	fs_landmark(l, FS_LM_SYS_EXIT, now, CFG);
 	if (ret > 0) {
+		if (libc_fork_on) {
+			/* Inside libc's fork(): its return closes the user-space part. */
+			struct fs_libc_fork *u = bpf_map_lookup_elem(&libc_forks, &tid);
+			if (u) {
+				u->enter_ns = l->start_ns;
+				u->exit_ns = now;
+				u->cell = cell;
+			}
+		}
 		aggregate(l);
 		mappings_finish(l);
 		if (cs) {
@@ -452,6 +461,44 @@ int BPF_PROG(fs_sched_process_free, struct task_struct *p)
 }
 
 /* Every task's exit passes here, whether it called exit or was killed. */
+/* libc_fork: the C library's fork() entered by a followed thread (trace, uprobes
+ * on the shared libc; user space attaches them, for every process mapping it). */
+SEC("uprobe")
+int BPF_KPROBE(fs_libc_fork_entry)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!is_target((__u32)(id >> 32)))
+		return 0;
+	__u32 tid = (__u32)id;
+	struct fs_libc_fork u = { .entry_ns = bpf_ktime_get_ns() };
+	bpf_map_update_elem(&libc_forks, &tid, &u, BPF_ANY);
+	return 0;
+}
+
+/* fork() returning: in the parent of a successful launch, its user-space part
+ * before the syscall (prepare handlers, locks) and after (parent handlers) into
+ * the launch's cell.  The child (0) has no entry of its own; a failure has no
+ * sys_exit of a launch. */
+SEC("uretprobe")
+int BPF_KRETPROBE(fs_libc_fork_return, long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct fs_libc_fork *u = bpf_map_lookup_elem(&libc_forks, &tid);
+	if (!u)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 entry = u->entry_ns, enter = u->enter_ns, exit = u->exit_ns;
+	__u32 cell = u->cell;
+	bpf_map_delete_elem(&libc_forks, &tid);
+	if (ret <= 0 || !enter || enter < entry || exit < enter || now < exit)
+		return 0;
+	__u64 before = enter - entry, after = now - exit, total = now - entry;
+	agg_add(cell, FS_PH_LIBC_FORK, 1, 1, total, total - before - after, 2, 0);
+	agg_add(cell, FS_PH_FORK_PREPARE, 1, 1, before, before, 0, 0);
+	agg_add(cell, FS_PH_FORK_PARENT, 1, 1, after, after, 0, 0);
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(fs_sched_process_exit, struct task_struct *p)
 {

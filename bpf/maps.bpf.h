@@ -32,6 +32,8 @@ __u32 follow_mappings = 0;
 __u32 group_by = FS_GROUP_BY_COMM;
 /* trace: execs counted by program (exec_programs); serve does not read them. */
 __u32 count_exec_programs = 0;
+/* trace at --depth full: uprobes on the C library's fork() time its user-space part. */
+__u32 libc_fork_on = 0;
 
 /* Set by user space at run time through the mmapped .bss. */
 __u32 target_tgid = 0;
@@ -241,6 +243,15 @@ struct {
 	__type(key, __u64);
 	__type(value, __u32);
 } cache_lm SEC(".maps");
+
+/* Threads inside libc's fork() (libc_fork_on); sized by user space (1 when off).
+ * LRU: a thread killed inside fork() leaves an entry nothing else removes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct fs_libc_fork);
+} libc_forks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -24,8 +24,9 @@ struct CatalogEntry {
 };
 
 const std::vector<CatalogEntry>& catalog();
-const char* source_name(int source);  // "tracepoint", "derived", "fentry", "kprobe", ""
+const char* source_name(int source);  // "tracepoint", "derived", "fentry", "kprobe", "uprobe", ""
 bool is_user_slot(int id);            // USER0..USER3
+bool is_libc_fork_phase(int id);      // libc_fork and its two children: uprobes, trace only
 
 // --depth: how far into a launch the programs look.  syscall: the launch syscall,
 // the wakeup, the child's first run, its teardown and reaping, execve (a handful
@@ -79,6 +80,8 @@ struct RunPlan {
   std::vector<int> syscall_source;
   // Why better syscall hooks than the chosen ones are not used ("" when none are).
   std::string syscall_hooks_why;
+  // libc_fork (trace, --depth full): the C library whose fork() the uprobes are on.
+  std::string libc_path;
 
   // The programs each depth loads: allocation landmarks (kmem_cache_alloc) and
   // mmap_lock events from process on.

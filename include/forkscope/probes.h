@@ -112,6 +112,8 @@ struct PlanOptions {
   // runs use the raw sys_enter/sys_exit, whose programs return at once for the
   // syscalls that are none of ours, where the syscall functions cannot be hooked.
   bool reattaches = false;
+  // trace: the user-space part of fork (libc_fork) with uprobes on the C library.
+  bool libc_fork = false;
 };
 
 // The one plan of a run, complete: which source measures each phase on this

@@ -27,7 +27,7 @@ struct Host {
 
 struct PhaseAvailability {
   std::string name;
-  std::string source;  // "tracepoint", "derived", "fentry", "kprobe" or "" when not measured
+  std::string source;  // "tracepoint", "derived", "fentry", "kprobe", "uprobe" or "" when not measured
   std::string how;     // what bounds it
   std::string reason;  // why it is not measured (empty when it is)
 

@@ -34,11 +34,14 @@ const char* source_name(int source) {
     case FS_SRC_DERIVED: return "derived";
     case FS_SRC_FENTRY: return "fentry";
     case FS_SRC_KPROBE: return "kprobe";
+    case FS_SRC_UPROBE: return "uprobe";
     default: return "";
   }
 }
 
 bool is_user_slot(int id) { return id >= FS_PH_USER0 && id < FS_PH_USER0 + FS_USER_PHASES; }
+
+bool is_libc_fork_phase(int id) { return id == FS_PH_LIBC_FORK || id == FS_PH_FORK_PREPARE || id == FS_PH_FORK_PARENT; }
 
 RunPlan tracepoint_plan() {
   RunPlan plan;
@@ -47,7 +50,10 @@ RunPlan tracepoint_plan() {
     plan.source.push_back(e.tp_source);
     plan.name.push_back(e.name);
     plan.function.emplace_back();
-    plan.reason.emplace_back(e.tp_source == FS_SRC_NONE ? "no tracepoint marks it" : "");
+    plan.reason.emplace_back(is_libc_fork_phase(e.id)
+                                 ? "user space: forkscope trace measures it with uprobes on the C library's fork"
+                             : e.tp_source == FS_SRC_NONE ? "no tracepoint marks it"
+                                                          : "");
   }
   return plan;
 }
@@ -110,7 +116,10 @@ std::string syscall_hooks_text(const RunPlan& plan) {
 Depth phase_depth(int id) {
   switch (id) {
     case FS_PH_VMA_SETUP:
-    case FS_PH_COPY_PAGE_RANGE: return Depth::kFull;
+    case FS_PH_COPY_PAGE_RANGE:
+    case FS_PH_LIBC_FORK:
+    case FS_PH_FORK_PREPARE:
+    case FS_PH_FORK_PARENT: return Depth::kFull;
     case FS_PH_COPY_PROCESS:
     case FS_PH_DUP_TASK_STRUCT:
     case FS_PH_COPY_CREDS:
@@ -168,7 +177,10 @@ std::vector<PhaseAvailability> availability(const RunPlan& plan) {
     a.name = plan.name[e.id];
     if (plan.measured(e.id)) {
       a.source = source_name(plan.source[e.id]);
-      a.how = plan.function[e.id].empty() ? e.how : "entry .. exit of " + plan.function[e.id];
+      a.how = plan.function[e.id].empty() || plan.source[e.id] == FS_SRC_UPROBE
+                  ? e.how
+                  : "entry .. exit of " + plan.function[e.id];
+      if (plan.source[e.id] == FS_SRC_UPROBE) a.how += " (uprobes on fork in " + plan.libc_path + ")";
       // A catalog function this kernel cannot probe (inlined): its landmarks stand in.
       if (plan.function[e.id].empty() && !plan.reason[e.id].empty())
         a.how += " (no function probe: " + plan.reason[e.id] + ")";

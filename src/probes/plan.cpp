@@ -1,7 +1,9 @@
 // The plan of a run: which source measures each phase on this kernel.
 #include <linux/types.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -222,9 +224,45 @@ UserPhase parse_user_phase(const std::string& spec) {
   return u;
 }
 
+// The C library forkscope itself runs on (/proc/self/maps): the one the machine's
+// dynamically linked programs share, outside containers with their own.
+std::string own_libc() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const size_t slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    const std::string file = path.substr(path.rfind('/') + 1);
+    if (file.rfind("libc.so", 0) == 0 || file.rfind("libc-", 0) == 0) return path;
+  }
+  return "";
+}
+
+// libc_fork and its children: uprobes on the C library's fork(), where the kernel
+// has them (the tracer attaches them for real and says why when it cannot).
+void plan_libc_fork(RunPlan& plan) {
+  std::string why;
+  if (access("/sys/bus/event_source/devices/uprobe/type", F_OK) != 0)
+    why = "no uprobes on this kernel (no uprobe PMU; CONFIG_UPROBE_EVENTS not set)";
+  else if ((plan.libc_path = own_libc()).empty())
+    why = "forkscope runs on no shared C library (statically linked): no libc to probe";
+  for (int id : {FS_PH_LIBC_FORK, FS_PH_FORK_PREPARE, FS_PH_FORK_PARENT}) {
+    if (!why.empty()) {
+      plan.reason[id] = why;
+      continue;
+    }
+    plan.cfg.measured |= FS_BIT(id);
+    plan.source[id] = FS_SRC_UPROBE;
+    plan.function[id] = "fork";
+    plan.reason[id].clear();
+  }
+}
+
 RunPlan plan_run(const PlanOptions& o) {
   RunPlan plan = function_plan(o.backend, o.user_phases, o.probe_cost, o.depth);
   set_detail(plan, o.detail);
+  if (o.libc_fork && o.depth == Depth::kFull) plan_libc_fork(plan);
   set_depth(plan, o.depth);
   plan.exec = o.exec;
   if (plan.syscall_hooks != SyscallHooks::kFunctions) {

@@ -82,6 +82,17 @@ void Tracer::Impl::attach_kprobes(const RunPlan& p) {
   }
 }
 
+std::string Tracer::Impl::attach_libc_fork(const std::string& libc) {
+  for (bool ret : {false, true}) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .func_name = "fork");
+    Link link(bpf_program__attach_uprobe_opts(ret ? skel->progs.fs_libc_fork_return : skel->progs.fs_libc_fork_entry,
+                                              -1, libc.c_str(), 0, &opts));
+    if (!link) return std::string(ret ? "uretprobe" : "uprobe") + " on fork in " + libc + ": " + errno_text(errno);
+    links.push_back(std::move(link));
+  }
+  return "";
+}
+
 Tracer::Impl::~Impl() {
   if (ring) ring_buffer__free(ring);
   links.clear();
@@ -112,6 +123,14 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
   }
   skel->rodata->nsites = static_cast<__u32>(std::min<size_t>(p.sites.size(), FS_MAX_SITES));
   skel->bss->cfg = p.cfg;
+  // libc_fork: uprobes on libc's fork(), attached by hand after the load.
+  const bool libc_fork = p.source[FS_PH_LIBC_FORK] == FS_SRC_UPROBE;
+  for (bpf_program* prog : {skel->progs.fs_libc_fork_entry, skel->progs.fs_libc_fork_return}) {
+    bpf_program__set_autoload(prog, libc_fork);
+    bpf_program__set_autoattach(prog, false);
+  }
+  bpf_map__set_max_entries(skel->maps.libc_forks, libc_fork ? 4096 : 1);
+  skel->bss->libc_fork_on = libc_fork ? 1 : 0;
 
   // Function slots: the phases function probes measure, in catalog order.
   std::vector<std::pair<int, int>> kprobe_slots;  // slot, phase
@@ -228,6 +247,18 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
   }
   t->impl_->kprobe_slots = std::move(kprobe_slots);
   t->impl_->attach_kprobes(p);
+  if (libc_fork) {
+    // Tried for real: where the kernel or the library refuses, the phases say why.
+    if (const std::string why = t->impl_->attach_libc_fork(p.libc_path); !why.empty()) {
+      for (int id : {FS_PH_LIBC_FORK, FS_PH_FORK_PREPARE, FS_PH_FORK_PARENT}) {
+        t->plan_.cfg.measured &= ~FS_BIT(id);
+        t->plan_.source[id] = FS_SRC_NONE;
+        t->plan_.function[id].clear();
+        t->plan_.reason[id] = why;
+      }
+      skel->bss->libc_fork_on = 0;
+    }
+  }
   t->impl_->ring = ring_buffer__new(bpf_map__fd(skel->maps.samples), on_record, t->impl_.get(), nullptr);
   if (!t->impl_->ring) throw Error(kExitFailure, "cannot open the samples ring buffer: " + errno_text(errno));
   return t;
@@ -303,6 +334,7 @@ void Tracer::set_attached(bool attached) {
     if (int err = forkscope_bpf__attach(impl_->skel))
       throw Error(kExitFailure, "re-attaching BPF programs failed (" + errno_text(err) + ")");
     impl_->attach_kprobes(plan_);
+    if (plan_.source[FS_PH_LIBC_FORK] == FS_SRC_UPROBE) impl_->attach_libc_fork(plan_.libc_path);
   } else {
     impl_->links.clear();
     forkscope_bpf__detach(impl_->skel);

@@ -32,7 +32,7 @@ std::string errno_text(int err);
 
 struct Tracer::Impl {
   forkscope_bpf* skel = nullptr;
-  std::vector<Link> links;  // kprobe slots, attached by hand
+  std::vector<Link> links;  // kprobe slots and libc_fork's uprobes, attached by hand
   ring_buffer* ring = nullptr;
   int ncpus = 0;
   // Records drained from the ring buffer, until the cell they belong to is collected.
@@ -42,6 +42,9 @@ struct Tracer::Impl {
   int cal_slot = -1;                              // the probe-cost calibration's slot, -1: none
 
   void attach_kprobes(const RunPlan& p);
+  // libc_fork's uprobe and uretprobe on fork() in libc (every process mapping it);
+  // why they could not be attached, or "".
+  std::string attach_libc_fork(const std::string& libc);
   ~Impl();
 };
 

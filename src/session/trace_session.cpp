@@ -118,6 +118,7 @@ Run trace_session(const TraceSessionOptions& o) {
   PlanOptions plan = o.plan;
   plan.exec = true;
   plan.probe_cost = false;  // trace runs no probe-cost calibration: no spare slot
+  plan.libc_fork = true;    // fork()'s user-space part, with uprobes (at --depth full)
   // From before the load, so a signal at any moment ends tracing the documented way.
   catch_stop_signals(/*second_ends=*/false);
   const std::atomic<bool>* stop = stop_requested();

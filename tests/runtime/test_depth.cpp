@@ -54,6 +54,9 @@ std::set<std::string> expected_programs(const std::string& depth) {
   for (const char* s : {"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "waitid"})
     names.insert(std::string("fs_exit_") + s);
   if (depth != "syscall") names.insert({"fs_kmem_cache_alloc", "fs_mmap_lock_acquired", "fs_mmap_lock_released"});
+  // libc_fork: trace's uprobes on the C library's fork(), at full depth, where the kernel has uprobes.
+  if (depth == "full" && access("/sys/bus/event_source/devices/uprobe/type", F_OK) == 0)
+    names.insert({"fs_libc_fork_entry", "fs_libc_fork_return"});
   return names;
 }
 

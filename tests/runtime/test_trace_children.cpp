@@ -192,5 +192,39 @@ TEST(TraceLeaderGone, FollowsAPidWhoseLeaderExited) {
   EXPECT_EQ(forks, static_cast<uint64_t>(kForks));
 }
 
+bool have_uprobes() { return access("/sys/bus/event_source/devices/uprobe/type", F_OK) == 0; }
+
+// fork()'s user-space part: a pthread_atfork prepare handler that spins 2 ms runs
+// before the syscall.  Each fork's libc_fork is seen once, its prepare part holds
+// the spin, and libc_fork's self time is the syscall's.
+TEST(TraceLibcFork, TimesTheForkHandlersAroundTheSyscall) {
+  if (!have_uprobes()) GTEST_SKIP() << "no uprobe PMU on this kernel: libc_fork cannot be measured";
+  constexpr int kForks = 10;
+  constexpr double kSpinNs = 2e6;
+  const forkscope::Run run = trace({ATFORK_FORK_BIN, std::to_string(kForks), "2000"});
+  const Cell* fork = nullptr;
+  for (const Cell& c : run.cells)
+    if (c.comm == "atfork_fork" && c.mode == "fork") fork = &c;
+  ASSERT_NE(fork, nullptr);
+  EXPECT_EQ(fork->launches, static_cast<uint64_t>(kForks));
+  const Phase* libc = fork->phase("libc_fork");
+  const Phase* prepare = fork->phase("fork_prepare");
+  const Phase* parent = fork->phase("fork_parent");
+  const Phase* sys = fork->phase("syscall");
+  ASSERT_TRUE(libc && prepare && parent && sys) << "libc_fork's phases missing";
+  EXPECT_EQ(libc->count, static_cast<uint64_t>(kForks));
+  EXPECT_EQ(prepare->count, static_cast<uint64_t>(kForks));
+  EXPECT_EQ(parent->count, static_cast<uint64_t>(kForks));
+  EXPECT_GE(prepare->mean_ns, kSpinNs) << "the prepare handler's spin is inside fork_prepare";
+  EXPECT_LT(prepare->mean_ns, libc->mean_ns);
+  // Its self time is the syscall, which sits between the two parts.
+  EXPECT_EQ(prepare->path, "libc_fork;fork_prepare");
+  EXPECT_NEAR(static_cast<double>(libc->self_ns) / static_cast<double>(libc->count), sys->mean_ns,
+              sys->mean_ns * 0.05 + 1000);
+  for (const PhaseAvailability& a : run.phases_available) {
+    if (a.name == "libc_fork") EXPECT_EQ(a.source, "uprobe");
+  }
+}
+
 }  // namespace
 }  // namespace forkscope

@@ -94,6 +94,15 @@
 	X(EXEC_FIRST_INSN, exec_first_insn, NONE, TP, "",                                         \
 	  "execve's sys_exit .. the new image's first user page fault (its first instruction "    \
 	  "faults: the entry point is not mapped yet)")                                           \
+	X(LIBC_FORK, libc_fork, NONE, NONE, "",                                                   \
+	  "trace at --depth full, uprobes: the C library's fork() in the launching thread, "     \
+	  "entry .. return in the parent; its self time is the syscall")                          \
+	X(FORK_PREPARE, fork_prepare, LIBC_FORK, NONE, "",                                        \
+	  "libc fork() entry .. the syscall's sys_enter: pthread_atfork prepare handlers, the "  \
+	  "allocator's and stdio's locks taken")                                                  \
+	X(FORK_PARENT, fork_parent, LIBC_FORK, NONE, "",                                          \
+	  "the syscall's sys_exit .. libc fork() returning in the parent: pthread_atfork parent " \
+	  "handlers, the locks released")                                                         \
 	X(USER0, user0, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
 	X(USER1, user1, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
 	X(USER2, user2, NONE, NONE, "", "--phase FUNC: a kernel function of the user's choice") \
@@ -124,7 +133,14 @@ FS_STATIC_ASSERT(FS_NPHASES <= 64, "phase masks (FS_BIT) are 64-bit");
 #define FS_X_TP_BIT(id, name, parent, src, fns, how) | (FS_TP_BIT_##src << FS_PH_##id)
 #define FS_TP_MASK (0ull FS_PHASES(FS_X_TP_BIT))
 
-enum fs_source { FS_SRC_NONE = 0, FS_SRC_TP = 1, FS_SRC_DERIVED = 2, FS_SRC_FENTRY = 3, FS_SRC_KPROBE = 4 };
+enum fs_source {
+	FS_SRC_NONE = 0,
+	FS_SRC_TP = 1,
+	FS_SRC_DERIVED = 2,
+	FS_SRC_FENTRY = 3,
+	FS_SRC_KPROBE = 4,
+	FS_SRC_UPROBE = 5 /* user-space probes on the C library (libc_fork) */
+};
 
 /* Limits shared by both sides. */
 #define FS_MAX_CELLS 64

@@ -283,6 +283,7 @@ FS_INLINE void fs_launch_begin(struct fs_launch *l, __u32 cell, __u32 seq, __u64
 	l->vma_state = 0;
 	l->vma_ns[0] = l->vma_ns[1] = 0;
 	for (int i = 0; i < FS_NPHASES; i++) {
+		FS_BARRIER(i); /* no memset idiom: BPF has no memset for arrays this long */
 		l->total_ns[i] = 0;
 		l->self_ns[i] = 0;
 		l->calls[i] = 0;

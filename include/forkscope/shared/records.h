@@ -202,6 +202,15 @@ struct fs_vma_scratch {
 /* trace: launches per (launching process, cell), so user space reads each process's
  * huge-page backing (smaps_rollup AnonHugePages) after its launches and values
  * them per cell (forkscope/huge_pages.h). */
+/* trace: a thread inside the C library's fork() (libc_fork, uprobes): its entry,
+ * then its launch's sys_enter and sys_exit, and its cell, until fork() returns. */
+struct fs_libc_fork {
+	__u64 entry_ns;
+	__u64 enter_ns; /* 0 until the launch returns successfully */
+	__u64 exit_ns;
+	__u32 cell;
+	__u32 pad;
+};
 struct fs_huge_key {
 	__u32 tgid;
 	__u32 cell;
