@@ -222,7 +222,9 @@ TEST(TraceLibcFork, TimesTheForkHandlersAroundTheSyscall) {
   EXPECT_NEAR(static_cast<double>(libc->self_ns) / static_cast<double>(libc->count), sys->mean_ns,
               sys->mean_ns * 0.05 + 1000);
   for (const PhaseAvailability& a : run.phases_available) {
-    if (a.name == "libc_fork") EXPECT_EQ(a.source, "uprobe");
+    if (a.name == "libc_fork") {
+      EXPECT_EQ(a.source, "uprobe");
+    }
   }
 }
 
