@@ -211,6 +211,9 @@ UserPhase parse_user_phase(const std::string& spec) {
   if (!valid(u.function))
     throw usage_error("--phase '" + safe_text(spec) +
                       "': expected FUNC[:PARENT], a kernel function name, e.g. anon_vma_fork:dup_mmap");
+  if (is_libc_fork_phase(phase_by_name(u.parent)))
+    throw usage_error("--phase '" + safe_text(spec) + "': " + safe_text(u.parent) +
+                      " is user space (the C library's fork); give a kernel phase as the parent");
   if (phase_by_name(u.parent) == FS_PH_NONE)
     throw usage_error("--phase '" + safe_text(spec) + "': unknown parent phase '" + safe_text(u.parent) +
                       "'; use a phase `forkscope doctor` lists");

@@ -62,7 +62,10 @@ fs_config decode_config(Bytes& in) {
   }
   const int slots = in.u8() % (FS_USER_PHASES + 1);
   for (int i = 0; i < slots; i++) {
-    c.parent[FS_PH_USER0 + i] = in.u8() % FS_PH_USER0;
+    // Under a kernel phase: libc_fork and its parts (user space, just before the
+    // slots) are refused as parents by parse_user_phase.
+    static_assert(FS_PH_FORK_PARENT + 1 == FS_PH_USER0, "the libc_fork phases sit just before the slots");
+    c.parent[FS_PH_USER0 + i] = in.u8() % FS_PH_LIBC_FORK;
     c.measured |= FS_BIT(FS_PH_USER0 + i);
   }
   return c;
