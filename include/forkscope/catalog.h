@@ -26,7 +26,9 @@ struct CatalogEntry {
 const std::vector<CatalogEntry>& catalog();
 const char* source_name(int source);  // "tracepoint", "derived", "fentry", "kprobe", "uprobe", ""
 bool is_user_slot(int id);            // USER0..USER3
-bool is_libc_fork_phase(int id);      // libc_fork and its two children: uprobes, trace only
+// libc_fork and its two children: uprobes on the C library, trace only.
+inline constexpr int kLibcForkPhases[] = {FS_PH_LIBC_FORK, FS_PH_FORK_PREPARE, FS_PH_FORK_PARENT};
+bool is_libc_fork_phase(int id);
 
 // --depth: how far into a launch the programs look.  syscall: the launch syscall,
 // the wakeup, the child's first run, its teardown and reaping, execve (a handful

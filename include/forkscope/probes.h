@@ -123,6 +123,8 @@ struct PlanOptions {
 // Throws privilege_error when a forced backend cannot work at all or kernel
 // addresses are hidden, usage_error for --phase options that cannot work.
 RunPlan plan_run(const PlanOptions& options);
+// libc_fork's phases not measured, for the reason given (no uprobes, the attach refused).
+void libc_fork_unmeasured(RunPlan& plan, const std::string& why);
 // "fentry", "kprobe" or "tracepoint": the function-probe kind used, if any.
 std::string backend_name(const RunPlan& plan);
 

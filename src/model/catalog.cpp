@@ -1,6 +1,7 @@
 #include "forkscope/catalog.h"
 
 #include <algorithm>
+#include <iterator>
 #include <sstream>
 
 #include "forkscope/error.h"
@@ -41,7 +42,9 @@ const char* source_name(int source) {
 
 bool is_user_slot(int id) { return id >= FS_PH_USER0 && id < FS_PH_USER0 + FS_USER_PHASES; }
 
-bool is_libc_fork_phase(int id) { return id == FS_PH_LIBC_FORK || id == FS_PH_FORK_PREPARE || id == FS_PH_FORK_PARENT; }
+bool is_libc_fork_phase(int id) {
+  return std::find(std::begin(kLibcForkPhases), std::end(kLibcForkPhases), id) != std::end(kLibcForkPhases);
+}
 
 RunPlan tracepoint_plan() {
   RunPlan plan;

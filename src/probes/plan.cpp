@@ -227,6 +227,15 @@ UserPhase parse_user_phase(const std::string& spec) {
   return u;
 }
 
+void libc_fork_unmeasured(RunPlan& plan, const std::string& why) {
+  for (int id : kLibcForkPhases) {
+    plan.cfg.measured &= ~FS_BIT(id);
+    plan.source[id] = FS_SRC_NONE;
+    plan.function[id].clear();
+    plan.reason[id] = why;
+  }
+}
+
 // The C library forkscope itself runs on (/proc/self/maps): the one the machine's
 // dynamically linked programs share, outside containers with their own.
 std::string own_libc() {
@@ -250,11 +259,8 @@ void plan_libc_fork(RunPlan& plan) {
     why = "no uprobes on this kernel (no uprobe PMU; CONFIG_UPROBE_EVENTS not set)";
   else if ((plan.libc_path = own_libc()).empty())
     why = "forkscope runs on no shared C library (statically linked): no libc to probe";
-  for (int id : {FS_PH_LIBC_FORK, FS_PH_FORK_PREPARE, FS_PH_FORK_PARENT}) {
-    if (!why.empty()) {
-      plan.reason[id] = why;
-      continue;
-    }
+  if (!why.empty()) return libc_fork_unmeasured(plan, why);
+  for (int id : kLibcForkPhases) {
     plan.cfg.measured |= FS_BIT(id);
     plan.source[id] = FS_SRC_UPROBE;
     plan.function[id] = "fork";

@@ -250,12 +250,7 @@ std::unique_ptr<Tracer> Tracer::open(RunPlan plan, bool verbose, uint32_t cells,
   if (libc_fork) {
     // Tried for real: where the kernel or the library refuses, the phases say why.
     if (const std::string why = t->impl_->attach_libc_fork(p.libc_path); !why.empty()) {
-      for (int id : {FS_PH_LIBC_FORK, FS_PH_FORK_PREPARE, FS_PH_FORK_PARENT}) {
-        t->plan_.cfg.measured &= ~FS_BIT(id);
-        t->plan_.source[id] = FS_SRC_NONE;
-        t->plan_.function[id].clear();
-        t->plan_.reason[id] = why;
-      }
+      libc_fork_unmeasured(t->plan_, why);
       skel->bss->libc_fork_on = 0;
     }
   }

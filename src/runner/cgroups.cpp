@@ -15,8 +15,6 @@
 #include <sstream>
 #include <vector>
 
-#include "forkscope/command.h"
-
 namespace forkscope {
 
 std::optional<CgroupMount> cgroup_mount(const std::string& mountinfo, const std::string& controller) {
