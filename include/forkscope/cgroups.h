@@ -22,6 +22,17 @@ std::optional<CgroupMount> cgroup_mount(const std::string& mountinfo, const std:
 // /proc/PID/cgroup file.
 std::optional<std::string> own_cgroup(const std::string& cgroup_file, const std::string& controller);
 
+// This process's cgroup in the hierarchy of `controller` as its mount shows it:
+// the mount point and the path under it ("/": the mount's root).  nullopt when the
+// hierarchy is not mounted, the process is in none, or its cgroup is outside what
+// the mount shows.
+struct OwnCgroup {
+  std::string point, rel;
+  std::string dir() const { return point + (rel == "/" ? "" : rel); }
+};
+std::optional<OwnCgroup> own_cgroup_dir(const std::string& mountinfo, const std::string& cgroup_file,
+                                        const std::string& controller);
+
 // This process's cgroup as a directory of the v2 mount ("" when there is none).
 std::string own_cgroup2_dir();
 

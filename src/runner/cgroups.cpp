@@ -56,14 +56,20 @@ std::string cgroup2_mount_point() {
   return mount ? mount->point : "";
 }
 
-std::string own_cgroup2_dir() {
-  const auto mount = cgroup_mount("/proc/self/mountinfo", "");
-  const auto path = own_cgroup("/proc/self/cgroup", "");
-  if (!mount || !path) return "";
+std::optional<OwnCgroup> own_cgroup_dir(const std::string& mountinfo, const std::string& cgroup_file,
+                                        const std::string& controller) {
+  const auto mount = cgroup_mount(mountinfo, controller);
+  const auto path = own_cgroup(cgroup_file, controller);
+  if (!mount || !path) return std::nullopt;
   std::string rel = *path;
   if (mount->root != "/" && rel.starts_with(mount->root)) rel = rel.substr(mount->root.size());
-  if (rel.find("/..") != std::string::npos) return "";  // outside what the mount shows
-  return mount->point + (rel == "/" ? "" : rel);
+  if (rel.find("/..") != std::string::npos) return std::nullopt;  // outside what the mount shows
+  return OwnCgroup{mount->point, rel};
+}
+
+std::string own_cgroup2_dir() {
+  const auto own = own_cgroup_dir("/proc/self/mountinfo", "/proc/self/cgroup", "");
+  return own ? own->dir() : "";
 }
 
 namespace {

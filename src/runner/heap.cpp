@@ -13,6 +13,7 @@
 
 #include "forkscope/cgroups.h"
 #include "forkscope/error.h"
+#include "forkscope/huge_pages.h"
 #include "forkscope/runner.h"
 #include "forkscope/size.h"
 #include "forkscope/untrusted.h"
@@ -183,7 +184,7 @@ Backing read_backing(const Heap& heap) {
   b.large_folio_bytes = heap.large_folio_bytes();
   b.vm_pte_bytes = status_kb("/proc/self/status", "VmPTE:");
   b.vm_rss_bytes = status_kb("/proc/self/status", "VmRSS:");
-  b.anon_huge_bytes = status_kb("/proc/self/smaps_rollup", "AnonHugePages:");
+  b.anon_huge_bytes = read_anon_huge_bytes(getpid()).value_or(0);
   std::ifstream maps("/proc/self/maps");
   std::string line;
   while (std::getline(maps, line)) b.vmas++;
@@ -213,15 +214,11 @@ MemoryRoom cgroup_memory_room(const std::string& mountinfo, const std::string& c
   // v2, then v1 (memory): from the process's own cgroup up to the mount's root;
   // each level's limit bounds everything under it.
   for (const std::string controller : {"", "memory"}) {
-    const auto mount = cgroup_mount(mountinfo, controller);
-    const auto path = own_cgroup(cgroup_file, controller);
-    if (!mount || !path) continue;
-    const auto& [point, root] = *mount;  // CgroupMount
-    std::string rel = *path;
-    if (root != "/" && rel.starts_with(root)) rel = rel.substr(root.size());
-    if (rel.find("/..") != std::string::npos) continue;
+    std::optional<OwnCgroup> own = own_cgroup_dir(mountinfo, cgroup_file, controller);
+    if (!own) continue;
+    std::string& rel = own->rel;
     for (;;) {
-      const std::string dir = point + (rel == "/" ? "" : rel);
+      const std::string dir = own->dir();
       if (controller.empty()) {
         const std::optional<uint64_t> current = read_limit(dir + "/memory.current");
         for (const char* file : {"memory.max", "memory.high"}) {
